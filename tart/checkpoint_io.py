@@ -1,0 +1,31 @@
+"""Loading a shipped head by folder or short name, from safetensors only."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from tart.reasoning import TartReasoningModel
+
+CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
+DEFAULT_HEAD = "tart-compact"
+
+
+def resolve_checkpoint(name_or_path: str | Path | None = None) -> Path:
+    name_or_path = name_or_path or DEFAULT_HEAD
+    path = Path(name_or_path)
+    if not path.exists() and (CHECKPOINTS / str(name_or_path)).exists():
+        path = CHECKPOINTS / str(name_or_path)
+    if not path.is_dir():
+        shipped = sorted(p.name for p in CHECKPOINTS.glob("*/config.json")) if CHECKPOINTS.is_dir() else []
+        raise FileNotFoundError(f"no head checkpoint at {name_or_path!r} (shipped: {shipped or 'none'})")
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"{path} has no config.json: not a saved head")
+    if not any(path.glob("*.safetensors")):
+        pickled = [p.name for p in path.glob("*.bin")] + [p.name for p in path.glob("*.pt")]
+        hint = f" (found {', '.join(pickled)}: pickle files are never loaded)" if pickled else ""
+        raise FileNotFoundError(f"{path} has no .safetensors weights{hint}")
+    return path
+
+
+def load_head(name_or_path: str | Path | None = None) -> TartReasoningModel:
+    head = TartReasoningModel.from_pretrained(resolve_checkpoint(name_or_path))
+    return head.eval()

@@ -1,0 +1,185 @@
+"""The reasoning head: a small causal Transformer that reads labelled points and predicts query labels.
+
+Token layout (one token per point, no position embedding):
+  context point i: [x_i, +1 or -1 (its label), 0]   under a causal mask among context tokens
+  query point j:   [x_j, 0,                     1]   sees the first c_j context tokens and itself
+So label 0 is not the zero vector, the sequence is not doubled by separate label tokens, and queries
+never see each other: all queries of a request go through one forward pass. In training query j sees
+j + 1 context points, so one sequence trains every k from 1 to k_max at once.
+
+Written like Hugging Face's modeling_gpt2 (config + PreTrainedModel, save/load through safetensors),
+without GPT-2's 50257-row token table, which the head never uses.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
+from transformers.utils import ModelOutput
+
+
+class TartConfig(PretrainedConfig):
+    model_type = "tart"
+
+    def __init__(
+        self,
+        n_dims: int = 16,
+        n_embd: int = 128,
+        n_layer: int = 4,
+        n_head: int = 4,
+        mlp_ratio: int = 4,
+        max_examples: int = 64,
+        alpha: float = 10.0,
+        **kwargs,
+    ):
+        self.n_dims = n_dims  # input size: features are padded with zeros or projected to it
+        self.n_embd = n_embd
+        self.n_layer = n_layer
+        self.n_head = n_head
+        self.mlp_ratio = mlp_ratio
+        self.max_examples = max_examples  # the largest k seen in training
+        self.alpha = alpha  # prior scale of the training tasks' weights: inputs are N(0, I)
+        super().__init__(**kwargs)
+        self.validate()
+
+    def validate(self):
+        for name in ("n_dims", "n_embd", "n_layer", "n_head", "mlp_ratio", "max_examples"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"TartConfig.{name} must be a positive integer, got {value!r}")
+        if self.n_embd % self.n_head:
+            raise ValueError(f"TartConfig.n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, config: TartConfig):
+        super().__init__()
+        self.n_head = config.n_head
+        self.qkv = nn.Linear(config.n_embd, 3 * config.n_embd)
+        self.proj = nn.Linear(config.n_embd, config.n_embd)
+
+    def forward(self, h: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+        B, T, C = h.shape
+        q, k, v = self.qkv(h).split(C, dim=2)
+        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
+        return self.proj(out.transpose(1, 2).reshape(B, T, C))
+
+
+class Block(nn.Module):
+    def __init__(self, config: TartConfig):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(config.n_embd)
+        self.attn = SelfAttention(config)
+        self.ln_2 = nn.LayerNorm(config.n_embd)
+        self.mlp = nn.Sequential(
+            nn.Linear(config.n_embd, config.mlp_ratio * config.n_embd),
+            nn.GELU(),
+            nn.Linear(config.mlp_ratio * config.n_embd, config.n_embd),
+        )
+
+    def forward(self, h, allowed):
+        h = h + self.attn(self.ln_1(h), allowed)
+        return h + self.mlp(self.ln_2(h))
+
+
+@dataclass
+class TartOutput(ModelOutput):
+    loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None  # (B, q): log-odds that each query's label is 1
+
+
+def attention_mask(k: int, context_lengths: torch.Tensor) -> torch.Tensor:
+    """Boolean (k+q, k+q) mask, True where attention is allowed: causal over the context, and
+    query j sees context tokens [0, context_lengths[j]) and itself."""
+    q = context_lengths.numel()
+    device = context_lengths.device
+    allowed = torch.zeros(k + q, k + q, dtype=torch.bool, device=device)
+    allowed[:k, :k] = torch.ones(k, k, dtype=torch.bool, device=device).tril()
+    allowed[k:, :k] = torch.arange(k, device=device)[None, :] < context_lengths[:, None]
+    allowed[k:, k:] = torch.eye(q, dtype=torch.bool, device=device)
+    return allowed
+
+
+class TartReasoningModel(PreTrainedModel):
+    config_class = TartConfig
+    base_model_prefix = "tart"
+    main_input_name = "x_context"
+
+    def __init__(self, config: TartConfig):
+        super().__init__(config)
+        self.read_in = nn.Linear(config.n_dims + 2, config.n_embd)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        self.ln_f = nn.LayerNorm(config.n_embd)
+        self.read_out = nn.Linear(config.n_embd, 1)
+        self.post_init()
+
+    def _init_weights(self, module):
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, std=0.02)
+            nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.LayerNorm):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+
+    def forward(
+        self,
+        x_context: torch.Tensor,
+        y_context: torch.Tensor,
+        x_query: torch.Tensor,
+        context_lengths: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+    ) -> TartOutput:
+        """x_context (B, k, n_dims), y_context (B, k) in {0, 1}, x_query (B, q, n_dims).
+        context_lengths (q,): how many context points each query sees (default: all k).
+        labels (B, q): targets in [0, 1] (hard labels or probabilities) for a cross-entropy loss."""
+        self._check_shapes(x_context, y_context, x_query)
+        B, k, _ = x_context.shape
+        q = x_query.shape[1]
+        if context_lengths is None:
+            context_lengths = torch.full((q,), k, device=x_query.device)
+        elif context_lengths.shape != (q,):
+            raise ValueError(f"context_lengths must have shape ({q},), got {tuple(context_lengths.shape)}")
+        dtype = self.read_in.weight.dtype
+        ctx = torch.cat([x_context, (2 * y_context - 1)[..., None], torch.zeros_like(y_context)[..., None]], -1)
+        qry = torch.cat([x_query, x_query.new_zeros(B, q, 1), x_query.new_ones(B, q, 1)], -1)
+        h = self.read_in(torch.cat([ctx, qry], 1).to(dtype))
+        allowed = attention_mask(k, context_lengths.to(x_query.device))
+        for block in self.blocks:
+            h = block(h, allowed)
+        logits = self.read_out(self.ln_f(h[:, k:])).squeeze(-1)
+        loss = None
+        if labels is not None:
+            loss = F.binary_cross_entropy_with_logits(logits.float(), labels.float())
+        return TartOutput(loss=loss, logits=logits)
+
+    def _check_shapes(self, x_context, y_context, x_query):
+        n = self.config.n_dims
+        if x_context.dim() != 3 or x_context.shape[-1] != n:
+            raise ValueError(f"x_context must have shape (batch, k, {n}), got {tuple(x_context.shape)}")
+        if y_context.shape != x_context.shape[:2]:
+            raise ValueError(f"y_context must have shape {tuple(x_context.shape[:2])}, got {tuple(y_context.shape)}")
+        if x_query.dim() != 3 or x_query.shape[0] != x_context.shape[0] or x_query.shape[-1] != n:
+            raise ValueError(
+                f"x_query must have shape ({x_context.shape[0]}, q, {n}), got {tuple(x_query.shape)}"
+            )
+
+    @torch.inference_mode()
+    def predict_proba(self, x_context, y_context, x_query) -> torch.Tensor:
+        """P(y = 1) for every query given all context points: (B, q)."""
+        return torch.sigmoid(self(x_context, y_context, x_query).logits.float())
+
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        # Checkpoints load from safetensors only: a pickle-only folder is an error, never unpickled.
+        kwargs.setdefault("use_safetensors", True)
+        if kwargs["use_safetensors"] is not True:
+            raise ValueError("TART checkpoints load from safetensors only (use_safetensors=True)")
+        return super().from_pretrained(*args, **kwargs)
+
+
+AutoConfig.register("tart", TartConfig)
+AutoModel.register(TartConfig, TartReasoningModel)

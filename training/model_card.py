@@ -1,0 +1,62 @@
+"""The model card (README.md) written next to a trained head."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def _results_table(report: dict) -> str:
+    if not report:
+        return "(no synthetic evaluation was run)"
+    lines = ["| k | head | logreg (best C) | oracle |", "|---|---|---|---|"]
+    for r in report["results"]:
+        lines.append(f"| {r['k']} | {r['head']:.3f} | {r['logreg']:.3f} | {r['oracle']:.3f} |")
+    return "\n".join(lines)
+
+
+def write_model_card(output: Path, config, summary: dict, report: dict) -> None:
+    m = config.model_config()
+    n_params = summary.get("parameters", "")
+    hours = summary.get("wall_time_s", 0) / 3600
+    text = f"""---
+library_name: tart
+tags: [few-shot-classification, in-context-learning, tart]
+---
+# {config.name}
+
+A TART reasoning head: a {m.n_layer}-layer, {m.n_embd}-wide, {m.n_head}-head causal Transformer
+{f"({n_params:,} parameters) " if n_params else ""}trained only on synthetic logistic-regression tasks.
+It reads up to {m.max_examples} labelled {m.n_dims}-dimensional points and predicts the labels of
+query points, with no gradient step on the user's task.
+
+## Training
+
+- Command: `tart train --config training/configs/{config.name.removeprefix("tart-")}.toml`
+- Tasks: w ~ {config.tasks.alpha:g}·N(0, I_d), x ~ N(0, I_d), y ~ Bernoulli(sigmoid(w·x));
+  d curriculum {config.tasks.d.start} → {config.tasks.d.end} (+{config.tasks.d.increment} every {config.tasks.d.interval} steps),
+  k curriculum {config.tasks.k.start} → {config.tasks.k.end}; soft targets: {config.tasks.soft_targets}.
+- Optimizer: AdamW, lr {config.optim.lr:g} (warm-up {config.optim.warmup_steps}, cosine to {config.optim.min_lr:g}),
+  batch {config.optim.batch_size}, {summary.get("steps")} steps, gradient clip {config.optim.grad_clip:g}.
+- Wall time: {summary.get("wall_time_s", 0):.0f} s ({hours:.2f} h) on {summary.get("machine", {}).get("processor", "?")}
+  ({summary.get("machine", {}).get("device", "?")}, {summary.get("machine", {}).get("torch_threads", "?")} torch threads).
+- Final training loss: {summary.get("final_loss", float("nan")):.4f}. Full settings: `train_config.json`; loss curve: `train_log.csv`.
+
+## Synthetic evaluation (`eval.json`, `eval.png`)
+
+Accuracy on {report.get("tasks", "?")} fresh tasks (d={report.get("d", "?")}, alpha={report.get("alpha", "?")}),
+{report.get("queries_per_task", "?")} query points each; rerun with
+`tart eval-synthetic --checkpoint {output.name and "checkpoints/" + output.name} --k 8,16,32,64 --tasks {report.get("tasks", 2000)} --seed {report.get("seed", 1234)} --json eval.json`.
+
+{_results_table(report)}
+
+## Use
+
+```python
+from transformers import AutoModel
+import tart  # registers the "tart" model type
+
+head = AutoModel.from_pretrained("{output}")
+probs = head.predict_proba(x_context, y_context, x_query)  # (B, k, {m.n_dims}), (B, k), (B, q, {m.n_dims})
+```
+"""
+    (output / "README.md").write_text(text)
