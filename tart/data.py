@@ -1,0 +1,211 @@
+"""Labelled text datasets: the small bundled ones and CSV / JSONL / JSON loaders.
+
+    data = load_dataset("wordnet-animal-food")          # bundled, see list_datasets()
+    data = load_dataset("reviews.jsonl", text_column="review", label_column="stars")
+    support, test = balanced_split(data, k=16, seed=0)
+
+Bundled files live in tart/datasets/ (rebuilt by scripts/build_datasets.py; sources
+and licences in tart/datasets/LICENSES.md).
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+DATASETS_DIR = Path(__file__).parent / "datasets"
+_LABEL_TYPES = (str, int, bool)  # JSON label values that make sensible classes
+
+
+@dataclass
+class LabelledTexts:
+    """Texts and their labels, aligned by position."""
+
+    name: str
+    texts: list[str]
+    labels: list
+
+    def __post_init__(self):
+        if len(self.texts) != len(self.labels):
+            raise ValueError(f"{self.name}: {len(self.texts)} texts but {len(self.labels)} labels")
+
+    @property
+    def classes(self) -> list:
+        """The distinct labels, sorted (by type name first, so mixed types still sort)."""
+        return sorted(set(self.labels), key=lambda v: (type(v).__name__, v))
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def subset(self, indices) -> "LabelledTexts":
+        return LabelledTexts(self.name, [self.texts[i] for i in indices],
+                             [self.labels[i] for i in indices])
+
+
+def list_datasets() -> list[str]:
+    """Names of the bundled datasets."""
+    return sorted(p.stem for p in DATASETS_DIR.glob("*.csv"))
+
+
+def load_dataset(name_or_path: str | os.PathLike, text_column: str = "text",
+                 label_column: str = "label") -> LabelledTexts:
+    """Load a bundled dataset by name, or a .csv / .jsonl / .json file.
+
+    CSV labels stay strings; JSON labels keep their JSON type (string, integer or boolean).
+    A .json file holds either a list of objects or one object per line.
+    """
+    path = Path(name_or_path)
+    name = path.stem
+    if not path.exists():
+        if str(name_or_path) in list_datasets():
+            path = DATASETS_DIR / f"{name_or_path}.csv"
+        elif path.suffix or os.sep in str(name_or_path) or "/" in str(name_or_path):
+            raise FileNotFoundError(f"no such file: {str(name_or_path)!r}")
+        else:
+            raise ValueError(f"unknown dataset {str(name_or_path)!r}; bundled datasets are: "
+                             f"{', '.join(list_datasets())} (or give a path to a "
+                             ".csv / .jsonl / .json file)")
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory, expected a .csv / .jsonl / .json file")
+
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        rows = _read_csv(path)
+    elif suffix == ".jsonl":
+        rows = _read_jsonl(path)
+    elif suffix == ".json":
+        rows = _read_json(path)
+    else:
+        raise ValueError(f"{path}: unknown extension {path.suffix!r}; "
+                         "expected .csv, .jsonl or .json")
+
+    texts, labels = [], []
+    for line, row in rows:
+        where = f"{path} line {line}"
+        for column in (text_column, label_column):
+            if column not in row:
+                raise ValueError(f"{where}: column {column!r} not found; "
+                                 f"columns found: {', '.join(map(str, row)) or '(none)'}")
+        text, label = row[text_column], row[label_column]
+        if not isinstance(text, str):
+            raise ValueError(f"{where}: text must be a string, got {text!r}")
+        if not text.strip():
+            raise ValueError(f"{where}: empty text in column {text_column!r}")
+        if label is None or label == "" or not isinstance(label, _LABEL_TYPES):
+            raise ValueError(f"{where}: label in column {label_column!r} must be a non-empty "
+                             f"string, an integer or a boolean, got {label!r}")
+        texts.append(text)
+        labels.append(label)
+
+    if not texts:
+        raise ValueError(f"{path} is empty: no rows")
+    data = LabelledTexts(name, texts, labels)
+    if len(data.classes) < 2:
+        raise ValueError(f"{path}: needs at least 2 distinct labels in column "
+                         f"{label_column!r}, found only {data.classes!r}")
+    return data
+
+
+def _read_csv(path: Path) -> list[tuple[int, dict]]:
+    """(line where the record starts, row) pairs; the first row is the header."""
+    with path.open(encoding="utf-8-sig", newline="") as f:
+        reader = csv.reader(f)
+        header, rows = None, []
+        while True:
+            start = reader.line_num + 1
+            try:
+                fields = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as err:
+                raise ValueError(f"{path} line {start}: malformed CSV ({err})") from None
+            if not fields:  # blank line
+                continue
+            if header is None:
+                header = fields
+                continue
+            if len(fields) > len(header):
+                raise ValueError(f"{path} line {start}: {len(fields)} fields, "
+                                 f"but the header has {len(header)}")
+            fields += [""] * (len(header) - len(fields))  # short row: missing values
+            rows.append((start, dict(zip(header, fields))))
+    if header is None:
+        raise ValueError(f"{path} is empty: no header row")
+    return rows
+
+
+def _parse_json_lines(path: Path, text: str) -> list[tuple[int, dict]]:
+    rows = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path} line {number}: malformed JSON ({err.msg})") from None
+        if not isinstance(row, dict):
+            raise ValueError(f"{path} line {number}: expected a JSON object, "
+                             f"got {type(row).__name__}")
+        rows.append((number, row))
+    return rows
+
+
+def _read_jsonl(path: Path) -> list[tuple[int, dict]]:
+    return _parse_json_lines(path, path.read_text(encoding="utf-8-sig"))
+
+
+def _read_json(path: Path) -> list[tuple[int, dict]]:
+    text = path.read_text(encoding="utf-8-sig")
+    if not text.strip():
+        return []
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        if err.msg == "Extra data":  # several values: JSON lines under a .json name
+            return _parse_json_lines(path, text)
+        raise ValueError(f"{path} line {err.lineno}: malformed JSON ({err.msg})") from None
+    if isinstance(value, dict):  # a single object
+        return [(1, value)]
+    if not isinstance(value, list) or not all(isinstance(r, dict) for r in value):
+        raise ValueError(f"{path}: expected a JSON list of objects (or one object per line)")
+    return [(i, row) for i, row in enumerate(value, start=1)]  # "line" = item number here
+
+
+def balanced_split(data: LabelledTexts, k: int, seed: int,
+                   test_size: int | None = None) -> tuple[LabelledTexts, LabelledTexts]:
+    """A class-balanced support set of k examples, and a test set from the rest.
+
+    Each class gets k // n_classes examples; the k % n_classes left over go one each to
+    classes picked at random (seeded). The support set is shuffled so the classes are
+    interleaved. The test set is every other example (in the original order), or a seeded
+    random sample of test_size of them.
+    """
+    classes = data.classes
+    if k < len(classes):
+        raise ValueError(f"k={k} is smaller than the number of classes ({len(classes)}): "
+                         "every class needs at least one support example")
+    rng = random.Random(seed)
+    per_class = dict.fromkeys(classes, k // len(classes))
+    for c in rng.sample(classes, k % len(classes)):
+        per_class[c] += 1
+
+    support = []
+    for c in classes:
+        members = [i for i, label in enumerate(data.labels) if label == c]
+        if len(members) < per_class[c]:
+            raise ValueError(f"class {c!r} has {len(members)} examples, "
+                             f"fewer than the {per_class[c]} needed for k={k}")
+        support += rng.sample(members, per_class[c])
+    rng.shuffle(support)
+
+    chosen = set(support)
+    rest = [i for i in range(len(data)) if i not in chosen]
+    if test_size is not None:
+        if not 0 < test_size <= len(rest):
+            raise ValueError(f"test_size={test_size} must be between 1 and the "
+                             f"{len(rest)} examples left after the support set")
+        rest = sorted(rng.sample(rest, test_size))
+    return data.subset(support), data.subset(rest)
