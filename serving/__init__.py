@@ -1,0 +1,1 @@
+"""HTTP serving of TART few-shot classification (BentoML): see docs/serving.md."""

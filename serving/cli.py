@@ -1,0 +1,56 @@
+"""`tart serve`: start the HTTP API (`bentoml serve serving.service:Tart`) on this machine.
+
+Command-line options become the TART_* environment variables that `serving.settings` reads, so the
+server's configuration has one source. The settings and the head checkpoint are checked here first,
+so a mistake is reported in one line instead of a server traceback. The process then becomes
+`bentoml serve` (exec), so Ctrl+C and SIGTERM reach the server directly.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+SERVICE = "serving.service:Tart"
+
+
+def add_serve_parser(subparsers) -> None:
+    p = subparsers.add_parser("serve", help="serve few-shot classification over HTTP (BentoML)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=3000, help="port to listen on (default 3000)")
+    p.add_argument("--config", help="TOML settings file (see docs/serving.md); also $TART_CONFIG")
+    p.add_argument("--checkpoint", help="head checkpoint: shipped name or folder (default tart-compact)")
+    p.add_argument("--embedder", help="embedder short name or local model folder (default smollm2-135m)")
+    p.add_argument("--store", help="SQLite file for registered tasks")
+    p.set_defaults(func=serve_command)
+
+
+def server_environment(args, base: dict | None = None) -> dict:
+    """The environment `bentoml serve` runs with: options as TART_* variables, usage tracking off."""
+    env = dict(os.environ if base is None else base)
+    for option, variable in (("config", "TART_CONFIG"), ("checkpoint", "TART_CHECKPOINT"),
+                             ("embedder", "TART_EMBEDDER"), ("store", "TART_STORE_PATH")):
+        value = getattr(args, option, None)
+        if value:
+            env[variable] = str(Path(value).expanduser().resolve()) if option in ("config", "store") or \
+                Path(value).exists() else value
+    env.setdefault("BENTOML_DO_NOT_TRACK", "true")
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    return env
+
+
+def serve_command(args) -> None:
+    from serving.settings import load_settings
+    from tart.checkpoint_io import resolve_checkpoint
+
+    if not 0 < args.port < 65536:
+        raise ValueError(f"--port must be between 1 and 65535, got {args.port}")
+    env = server_environment(args)
+    settings = load_settings(env=env)  # raises ValueError / FileNotFoundError with a clear message
+    resolve_checkpoint(settings.checkpoint)
+    root = Path(__file__).resolve().parent.parent  # the folder that holds serving/ and tart/
+    argv = [sys.executable, "-m", "bentoml", "serve", SERVICE, "--host", args.host, "--port", str(args.port),
+            "--working-dir", str(root)]
+    print(f"tart serve: http://{args.host}:{args.port} (head {settings.checkpoint}, embedder "
+          f"{settings.embedder}, tasks in {settings.store_path})", file=sys.stderr, flush=True)
+    os.execve(sys.executable, argv, env)

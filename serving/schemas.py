@@ -1,0 +1,136 @@
+"""Request and response models of the HTTP API (pydantic), with every size limit in the schema.
+
+Limits come from the server settings (`serving.settings`), so they also appear in the OpenAPI document
+at /docs.json. A request that breaks one gets HTTP 400 from BentoML with pydantic's message, whose
+`loc` names the field, e.g. `["texts"]: List should have at most 128 items after validation, not 200`.
+Unknown fields are rejected too, so a typo in an option name is an error, not silently ignored.
+"""
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from serving.settings import get_settings
+
+S = get_settings()
+
+
+def _clean_text(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must contain a non-whitespace character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode text (no lone surrogate code points)") from None
+    return value
+
+
+Text = Annotated[str, StringConstraints(min_length=1, max_length=S.max_text_chars), AfterValidator(_clean_text)]
+Label = Annotated[str, StringConstraints(min_length=1, max_length=S.max_label_chars), AfterValidator(_clean_text)]
+TaskName = Annotated[str, StringConstraints(min_length=1, max_length=S.max_name_chars), AfterValidator(_clean_text)]
+TaskId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
+Texts = Annotated[list[Text], Field(min_length=1, max_length=S.max_texts,
+                                    description=f"texts to classify (1 to {S.max_texts})")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Example(_Strict):
+    text: Text
+    label: Label
+
+
+Examples = Annotated[list[Example], Field(min_length=2, max_length=S.max_examples,
+                                          description=f"labelled examples (2 to {S.max_examples}), "
+                                                      f"with 2 to {S.max_labels} distinct labels")]
+
+
+def check_labels(examples: list[Example]) -> list[Example]:
+    labels = sorted({e.label for e in examples})
+    if len(labels) < 2:
+        raise ValueError(f"need at least 2 distinct labels, got {len(labels)}: {labels}")
+    if len(labels) > S.max_labels:
+        raise ValueError(f"at most {S.max_labels} distinct labels are allowed, got {len(labels)}")
+    return examples
+
+
+class Options(_Strict):
+    n_permutations: int | None = Field(
+        None, ge=1, le=S.max_permutations,
+        description=f"support-set orderings averaged per prediction (default {S.n_permutations})")
+
+
+# ---- requests (the fields are the API method's parameters) ----
+
+class ClassifyRequest(_Strict):
+    examples: Examples
+    texts: Texts
+    options: Options = Field(default_factory=Options)
+
+    _labels = field_validator("examples")(check_labels)
+
+
+class TaskCreateRequest(_Strict):
+    name: TaskName = Field(description="unique task name")
+    examples: Examples
+
+    _labels = field_validator("examples")(check_labels)
+
+
+class TaskRef(_Strict):
+    task_id: TaskId
+
+
+class TaskClassifyRequest(_Strict):
+    task_id: TaskId
+    texts: Texts
+    options: Options = Field(default_factory=Options)
+
+
+class TaskListRequest(_Strict):
+    limit: int = Field(100, ge=1, le=1000)
+    offset: int = Field(0, ge=0, le=10**9)
+
+
+# ---- responses ----
+
+class Prediction(BaseModel):
+    label: str
+    scores: dict[str, float] = Field(description="probability of each label; they sum to 1")
+
+
+class ModelInfo(BaseModel):
+    head: str
+    embedder: str
+
+
+class ClassifyResponse(BaseModel):
+    predictions: list[Prediction]
+    model: ModelInfo
+    task_id: str | None = None
+
+
+class TaskInfo(BaseModel):
+    id: str
+    name: str
+    labels: list[str]
+    n_examples: int
+    embedder: str
+    created_at: str
+
+
+class TaskDetail(TaskInfo):
+    examples: list[Example]
+
+
+class TaskList(BaseModel):
+    tasks: list[TaskInfo]
+    total: int
+
+
+class Deleted(BaseModel):
+    id: str
+    deleted: bool

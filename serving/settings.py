@@ -1,0 +1,112 @@
+"""Server configuration: defaults, then a TOML file, then environment variables (highest priority).
+
+The file is named by `TART_CONFIG` (or `tart serve --config FILE`); its keys are the field names
+below, at the top level or under a `[serving]` table. Each field can also be set by the environment
+variable `TART_<FIELD NAME IN CAPITALS>`, e.g. `TART_CHECKPOINT`, `TART_EMBEDDER`, `TART_STORE_PATH`,
+`TART_MAX_EXAMPLES`, `TART_MAX_TEXTS`, `TART_MAX_TEXT_CHARS`.
+
+Only the operator sets these: nothing in a request can change them, in particular not the store path.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+
+def _default_store_path() -> str:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return str(Path(base) / "tart" / "tasks.sqlite3")
+
+
+@dataclass(frozen=True)
+class Settings:
+    # models
+    checkpoint: str = "tart-compact"  # shipped head name or a checkpoint folder
+    embedder: str = "smollm2-135m"  # embedder short name or a local model folder
+    n_permutations: int = 4  # default support-set orderings averaged per prediction
+    max_permutations: int = 16  # the most a request may ask for
+    # task store
+    store_path: str = dataclasses.field(default_factory=_default_store_path)
+    max_tasks: int = 10_000
+    # request limits
+    max_examples: int = 256  # labelled examples per request or task
+    max_texts: int = 128  # texts to classify per request
+    max_text_chars: int = 2_000  # characters per text (examples and queries)
+    max_labels: int = 32  # distinct labels per task
+    max_label_chars: int = 100
+    max_name_chars: int = 100  # task names
+    max_body_bytes: int = 2 * 1024 * 1024  # whole HTTP request body
+    # traffic and batching
+    max_concurrency: int = 64  # requests in flight on the API service; more get 429
+    timeout_s: float = 120.0  # a request running longer gets 504
+    embed_max_batch_size: int = 64  # texts per embedder forward, across requests
+    embed_max_latency_ms: int = 20_000  # queueing budget of one embed call; past it, 503
+    embed_threads: int = 0  # torch threads of the embedding worker (0: torch's default)
+    head_threads: int = 1  # torch threads of the API worker that runs the head
+
+    def __post_init__(self):
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.type in ("int", "float") and value < 0:
+                raise ValueError(f"setting {f.name} must be >= 0, got {value!r}")
+        for name in ("max_examples", "max_texts", "max_text_chars", "max_labels", "max_label_chars",
+                     "max_name_chars", "max_body_bytes", "max_concurrency", "embed_max_batch_size",
+                     "embed_max_latency_ms", "n_permutations", "max_permutations", "max_tasks"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"setting {name} must be >= 1, got {getattr(self, name)!r}")
+        if self.max_labels < 2:
+            raise ValueError("setting max_labels must be >= 2")
+        if self.n_permutations > self.max_permutations:
+            raise ValueError(f"setting n_permutations ({self.n_permutations}) exceeds max_permutations "
+                             f"({self.max_permutations})")
+
+
+ENV_PREFIX = "TART_"
+
+
+def _coerce(name: str, kind: str, value):
+    try:
+        if kind == "int":
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            return int(value)
+        if kind == "float":
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"setting {name} must be {'an integer' if kind == 'int' else 'a number'}, "
+                         f"got {value!r}") from None
+
+
+def load_settings(path: str | os.PathLike | None = None, env: dict | None = None) -> Settings:
+    """Settings from defaults < TOML file (`path` or $TART_CONFIG) < TART_* environment variables."""
+    env = os.environ if env is None else env
+    kinds = {f.name: f.type for f in fields(Settings)}
+    values: dict = {}
+    path = path or env.get(ENV_PREFIX + "CONFIG")
+    if path:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+        data = data.get("serving", data)
+        unknown = sorted(set(data) - set(kinds))
+        if unknown:
+            raise ValueError(f"{path}: unknown setting(s) {unknown}; known: {sorted(kinds)}")
+        values.update(data)
+    for name in kinds:
+        key = ENV_PREFIX + name.upper()
+        if env.get(key):
+            values[name] = env[key]
+    values = {name: _coerce(name, kinds[name], v) for name, v in values.items()}
+    if "store_path" in values:
+        values["store_path"] = str(Path(values["store_path"]).expanduser())
+    return Settings(**values)
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The process's settings, read once (the services and schemas share them)."""
+    return load_settings()

@@ -1,0 +1,184 @@
+"""Registered tasks in SQLite: their labelled examples and the examples' cached embeddings.
+
+One file, WAL journal, `synchronous=FULL`: a task whose create call returned survives a crash of the
+server (SIGKILL included). Each write is one transaction, so a failed request stores nothing.
+Embeddings are float32 bytes, one row per example, tagged with the embedder that made them: when the
+server runs another embedder the cache is stale and the service re-embeds the examples once.
+
+A new connection per call keeps the store safe to use from the service's worker threads.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS tasks (
+    id          TEXT PRIMARY KEY,
+    name        TEXT NOT NULL UNIQUE,
+    labels      TEXT NOT NULL,          -- JSON list, sorted
+    n_examples  INTEGER NOT NULL,
+    embedder    TEXT NOT NULL,          -- who made the cached embeddings
+    dim         INTEGER NOT NULL,
+    created_at  TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS examples (
+    task_id     TEXT NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,
+    position    INTEGER NOT NULL,
+    text        TEXT NOT NULL,
+    label       TEXT NOT NULL,
+    embedding   BLOB NOT NULL,          -- float32, little-endian, `dim` values
+    PRIMARY KEY (task_id, position)
+);
+"""
+
+
+class TaskNotFound(KeyError):
+    pass
+
+
+class TaskNameTaken(ValueError):
+    @staticmethod
+    def message(name: str) -> str:
+        return f"a task named {name!r} already exists; delete it or pick another name"
+
+
+class StoreFull(ValueError):
+    pass
+
+
+@dataclass
+class Task:
+    id: str
+    name: str
+    labels: list[str]
+    n_examples: int
+    embedder: str
+    dim: int
+    created_at: str
+    texts: list[str] | None = None
+    example_labels: list[str] | None = None
+    embeddings: np.ndarray | None = None  # (n_examples, dim) float32
+
+
+class TaskStore:
+    def __init__(self, path: str | Path, max_tasks: int = 10_000):
+        self.path = Path(path)
+        self.max_tasks = max_tasks
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as conn:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.executescript(SCHEMA)
+
+    def _connect(self) -> "_Closing":
+        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA synchronous=FULL")
+        return _Closing(conn)
+
+    # ---- writes: one transaction each ----
+
+    def create(self, name: str, texts: list[str], labels: list[str], embeddings: np.ndarray,
+               embedder: str) -> Task:
+        embeddings = np.ascontiguousarray(embeddings, dtype="<f4")
+        if embeddings.ndim != 2 or len(embeddings) != len(texts) or len(texts) != len(labels):
+            raise ValueError("texts, labels and embeddings must have the same length")
+        task = Task(id=uuid.uuid4().hex, name=name, labels=sorted(set(labels)), n_examples=len(texts),
+                    embedder=embedder, dim=embeddings.shape[1],
+                    created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        with self._connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                (count,) = conn.execute("SELECT COUNT(*) FROM tasks").fetchone()
+                if count >= self.max_tasks:
+                    raise StoreFull(f"the task store is full (max_tasks={self.max_tasks}); delete a task first")
+                if conn.execute("SELECT 1 FROM tasks WHERE name = ?", (name,)).fetchone():
+                    raise TaskNameTaken(TaskNameTaken.message(name))
+                conn.execute("INSERT INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?)",
+                             (task.id, name, json.dumps(task.labels), task.n_examples, embedder, task.dim,
+                              task.created_at))
+                conn.executemany("INSERT INTO examples VALUES (?, ?, ?, ?, ?)",
+                                 [(task.id, i, t, lab, embeddings[i].tobytes())
+                                  for i, (t, lab) in enumerate(zip(texts, labels))])
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return task
+
+    def replace_embeddings(self, task_id: str, embeddings: np.ndarray, embedder: str) -> None:
+        """Re-cache a task's example embeddings (after the server changed embedder)."""
+        embeddings = np.ascontiguousarray(embeddings, dtype="<f4")
+        with self._connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute("UPDATE tasks SET embedder = ?, dim = ? WHERE id = ?",
+                             (embedder, embeddings.shape[1], task_id))
+                conn.executemany("UPDATE examples SET embedding = ? WHERE task_id = ? AND position = ?",
+                                 [(row.tobytes(), task_id, i) for i, row in enumerate(embeddings)])
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    def delete(self, task_id: str) -> None:
+        with self._connect() as conn:
+            cur = conn.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
+            if cur.rowcount == 0:
+                raise TaskNotFound(task_id)
+
+    # ---- reads ----
+
+    def get(self, task_id: str, with_examples: bool = True) -> Task:
+        with self._connect() as conn:
+            row = conn.execute("SELECT * FROM tasks WHERE id = ?", (task_id,)).fetchone()
+            if row is None:
+                raise TaskNotFound(task_id)
+            task = _task(row)
+            if with_examples:
+                rows = conn.execute("SELECT text, label, embedding FROM examples WHERE task_id = ? "
+                                    "ORDER BY position", (task_id,)).fetchall()
+                task.texts = [r[0] for r in rows]
+                task.example_labels = [r[1] for r in rows]
+                task.embeddings = np.frombuffer(b"".join(r[2] for r in rows), dtype="<f4").reshape(
+                    len(rows), task.dim).astype(np.float32)
+        return task
+
+    def name_taken(self, name: str) -> bool:
+        with self._connect() as conn:
+            return conn.execute("SELECT 1 FROM tasks WHERE name = ?", (name,)).fetchone() is not None
+
+    def list(self, limit: int = 100, offset: int = 0) -> tuple[list[Task], int]:
+        with self._connect() as conn:
+            rows = conn.execute("SELECT * FROM tasks ORDER BY created_at, name LIMIT ? OFFSET ?",
+                                (limit, offset)).fetchall()
+            (total,) = conn.execute("SELECT COUNT(*) FROM tasks").fetchone()
+        return [_task(r) for r in rows], total
+
+
+def _task(row) -> Task:
+    id_, name, labels, n, embedder, dim, created = row
+    return Task(id=id_, name=name, labels=json.loads(labels), n_examples=n, embedder=embedder, dim=dim,
+                created_at=created)
+
+
+class _Closing:
+    """sqlite3's own context manager commits but never closes; this one closes."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+
+    def __getattr__(self, name):
+        return getattr(self.conn, name)
+
+    def __enter__(self):
+        return self.conn
+
+    def __exit__(self, *exc):
+        self.conn.close()

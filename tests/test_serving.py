@@ -1,0 +1,279 @@
+"""The HTTP API over a real server on 127.0.0.1: classify, tasks, validation errors, batching,
+persistence across SIGKILL and SIGTERM, and overload.
+
+One server per module (the fast minilm-l6 embedder, a temporary SQLite store, small limits so that
+breaking them is cheap). It uses the shipped head when there is one, else a randomly initialised head:
+these tests check the service, not the head's accuracy.
+"""
+from __future__ import annotations
+
+import signal
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+pytest.importorskip("bentoml")
+
+from serving.launch import LocalServer  # noqa: E402
+
+LIMITS = {"TART_MAX_EXAMPLES": "16", "TART_MAX_TEXTS": "8", "TART_MAX_TEXT_CHARS": "300", "TART_MAX_LABELS": "5",
+          "TART_MAX_BODY_BYTES": "60000", "TART_MAX_NAME_CHARS": "40", "TART_N_PERMUTATIONS": "2"}
+
+ANIMALS = ["a cat sleeping on the sofa", "a dog barking at the mailman", "a horse in the field", "a small bird"]
+FOODS = ["fresh bread from the oven", "a bowl of tomato soup", "cheese and crackers", "an apple pie"]
+TOOLS = ["a hammer and nails", "a screwdriver set", "an electric drill", "a wrench"]
+
+
+def examples(*groups):
+    names = ["animal", "food", "tool"]
+    return [{"text": t, "label": names[i]} for i, g in enumerate(groups) for t in g]
+
+
+@pytest.fixture(scope="module")
+def head_dir(tmp_path_factory):
+    from tart.checkpoint_io import CHECKPOINTS
+
+    shipped = CHECKPOINTS / "tart-compact"
+    if (shipped / "config.json").is_file() and any(shipped.glob("*.safetensors")):
+        return str(shipped)
+    import torch
+
+    from tart.reasoning import TartConfig, TartReasoningModel
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("head")
+    TartReasoningModel(TartConfig()).save_pretrained(path)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def server(head_dir, tmp_path_factory):
+    store = tmp_path_factory.mktemp("store") / "tasks.sqlite3"
+    env = {"TART_CHECKPOINT": head_dir, "TART_EMBEDDER": "minilm-l6", "TART_STORE_PATH": str(store),
+           "TART_CONFIG": "", **LIMITS}
+    srv = LocalServer(env, log_path=tmp_path_factory.mktemp("log") / "server.log").start()
+    yield srv
+    srv.stop()
+
+
+def post(server, path, payload=None, **kw):
+    return httpx.post(server.url + path, json=payload if payload is not None else {}, timeout=60, **kw)
+
+
+def ok(response):
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def counters(server):
+    return ok(post(server, "/stats"))
+
+
+def check_predictions(body, n, labels):
+    assert len(body["predictions"]) == n
+    for p in body["predictions"]:
+        assert set(p["scores"]) == set(labels)
+        assert abs(sum(p["scores"].values()) - 1) < 1e-4
+        assert p["label"] == max(p["scores"], key=p["scores"].get)
+    assert body["model"]["embedder"] == "minilm-l6" and body["model"]["head"]
+
+
+# ---- BentoML's own endpoints ----
+
+def test_health_readiness_openapi_metrics(server):
+    assert httpx.get(server.url + "/healthz").status_code == 200
+    assert httpx.get(server.url + "/readyz").status_code == 200
+    spec = httpx.get(server.url + "/docs.json").json()
+    for path in ("/classify", "/tasks/create", "/tasks/list", "/tasks/get", "/tasks/delete", "/tasks/classify"):
+        assert path in spec["paths"], path
+    ok(post(server, "/tasks/list"))
+    metrics = httpx.get(server.url + "/metrics").text
+    assert "bentoml_service_request_total" in metrics and "bentoml_service_request_duration_seconds" in metrics
+
+
+# ---- classify ----
+
+def test_classify_binary(server):
+    body = ok(post(server, "/classify", {"examples": examples(ANIMALS, FOODS), "texts": ["a goat", "pasta", "a cow"]}))
+    check_predictions(body, 3, {"animal", "food"})
+    assert body["task_id"] is None
+
+
+def test_classify_multiclass_with_options(server):
+    payload = {"examples": examples(ANIMALS, FOODS, TOOLS), "texts": ["a saw", "rice"], "options": {"n_permutations": 3}}
+    check_predictions(ok(post(server, "/classify", payload)), 2, {"animal", "food", "tool"})
+
+
+def test_classify_is_deterministic(server):
+    payload = {"examples": examples(ANIMALS, FOODS), "texts": ["a lamb"]}
+    assert ok(post(server, "/classify", payload))["predictions"] == ok(post(server, "/classify", payload))["predictions"]
+
+
+# ---- task registry ----
+
+def test_task_lifecycle(server):
+    info = ok(post(server, "/tasks/create", {"name": "animals-vs-food", "examples": examples(ANIMALS, FOODS)}))
+    task_id = info["id"]
+    assert info["labels"] == ["animal", "food"] and info["n_examples"] == 8 and info["embedder"] == "minilm-l6"
+    listed = ok(post(server, "/tasks/list"))
+    assert task_id in [t["id"] for t in listed["tasks"]] and listed["total"] >= 1
+    detail = ok(post(server, "/tasks/get", {"task_id": task_id}))
+    assert detail["examples"] == examples(ANIMALS, FOODS) and detail["name"] == "animals-vs-food"
+
+    texts = ["a goat grazing", "a plate of pasta"]
+    before = counters(server)
+    by_id = ok(post(server, "/tasks/classify", {"task_id": task_id, "texts": texts}))
+    after = counters(server)
+    assert by_id["task_id"] == task_id
+    check_predictions(by_id, 2, {"animal", "food"})
+    # only the new texts went to the embedder: the examples came from the store
+    assert after["embedder"]["texts"] - before["embedder"]["texts"] == len(texts)
+    assert after["service"]["examples_from_cache"] - before["service"]["examples_from_cache"] == 8
+    # the same answer as sending the examples along
+    inline = ok(post(server, "/classify", {"examples": examples(ANIMALS, FOODS), "texts": texts}))
+    for a, b in zip(by_id["predictions"], inline["predictions"]):
+        assert a["label"] == b["label"]
+        assert all(abs(a["scores"][k] - b["scores"][k]) < 1e-3 for k in a["scores"])
+
+    assert ok(post(server, "/tasks/delete", {"task_id": task_id})) == {"id": task_id, "deleted": True}
+    for path, payload in (("/tasks/get", {"task_id": task_id}), ("/tasks/delete", {"task_id": task_id}),
+                          ("/tasks/classify", {"task_id": task_id, "texts": ["x"]})):
+        r = post(server, path, payload)
+        assert r.status_code == 404 and "task_id" in r.json()["error"], r.text
+    assert task_id not in [t["id"] for t in ok(post(server, "/tasks/list"))["tasks"]]
+
+
+def test_failed_requests_store_nothing(server):
+    total = ok(post(server, "/tasks/list"))["total"]
+    ok(post(server, "/tasks/create", {"name": "unique", "examples": examples(ANIMALS, FOODS)}))
+    bad = [{"name": "unique", "examples": examples(ANIMALS, TOOLS)},  # name taken
+           {"name": "one-label", "examples": examples(ANIMALS)},
+           {"name": "too-long-text", "examples": examples(ANIMALS, FOODS) + [{"text": "x" * 301, "label": "food"}]}]
+    codes = [post(server, "/tasks/create", p).status_code for p in bad]
+    assert codes == [409, 400, 400]
+    assert ok(post(server, "/tasks/list"))["total"] == total + 1
+    assert "one-label" not in [t["name"] for t in ok(post(server, "/tasks/list", {"limit": 1000}))["tasks"]]
+
+
+# ---- validation: every violation is a 4xx whose message names the field (and the limit) ----
+
+TWO = examples(ANIMALS[:1], FOODS[:1])
+INVALID = [
+    ("/classify", {"examples": examples(ANIMALS * 3, FOODS * 3), "texts": ["x"]}, 400, ["examples", "at most 16"]),
+    ("/classify", {"examples": TWO, "texts": ["x"] * 9}, 400, ["texts", "at most 8"]),
+    ("/classify", {"examples": TWO, "texts": ["x" * 301]}, 400, ["texts[0]", "at most 300 characters"]),
+    ("/classify", {"examples": [{"text": "x" * 301, "label": "a"}, TWO[1]], "texts": ["x"]}, 400,
+     ["examples[0].text", "300"]),
+    ("/classify", {"examples": examples(ANIMALS), "texts": ["x"]}, 400, ["examples", "at least 2 distinct labels"]),
+    ("/classify", {"examples": [{"text": str(i), "label": f"l{i}"} for i in range(6)], "texts": ["x"]}, 400,
+     ["examples", "at most 5 distinct labels"]),
+    ("/classify", {"examples": TWO, "texts": []}, 400, ["texts", "at least 1"]),
+    ("/classify", {"examples": TWO, "texts": ["   "]}, 400, ["texts[0]", "non-whitespace"]),
+    ("/classify", {"examples": TWO, "texts": "a single string"}, 400, ["texts", "valid array"]),
+    ("/classify", {"examples": [{"text": "a", "label": 1}, TWO[1]], "texts": ["x"]}, 400, ["examples[0].label", "string"]),
+    ("/classify", {"examples": TWO}, 400, ["texts", "required"]),
+    ("/classify", {"examples": TWO, "texts": ["x"], "store_path": "/tmp/x"}, 400, ["store_path", "not permitted"]),
+    ("/classify", {"examples": TWO, "texts": ["x"], "options": {"n_permutations": 99}}, 400,
+     ["options.n_permutations", "16"]),
+    ("/classify", {"examples": TWO, "texts": ["x" * 290] * 300}, 413, ["max_body_bytes=60000"]),
+    ("/tasks/create", {"name": "n" * 41, "examples": TWO}, 400, ["name", "at most 40"]),
+    ("/tasks/get", {"task_id": "../../etc/passwd"}, 400, ["task_id", "pattern"]),
+    ("/tasks/classify", {"task_id": "0" * 32, "texts": ["x"]}, 404, ["task_id", "no task"]),
+    ("/tasks/list", {"limit": 0}, 400, ["limit", "greater than or equal to 1"]),
+]
+
+
+@pytest.mark.parametrize("path,payload,status,needles", INVALID, ids=[f"{p}-{n[0]}-{s}" for p, _, s, n in INVALID])
+def test_invalid_requests_get_4xx_naming_the_field(server, path, payload, status, needles):
+    r = post(server, path, payload)
+    assert r.status_code == status, r.text
+    message = r.json()["error"]
+    for needle in needles:
+        assert needle in message, (needle, message)
+
+
+@pytest.mark.parametrize("body,content_type", [(b"not json", "application/json"), (b"[1, 2]", "application/json"),
+                                               (b"", "application/json"), (b"\xff\xfe", "application/json"),
+                                               (b"x", "text/plain"), (b"x", "application/vnd.bentoml+pickle")])
+def test_malformed_bodies_get_4xx(server, body, content_type):
+    r = httpx.post(server.url + "/classify", content=body, headers={"content-type": content_type}, timeout=30)
+    assert 400 <= r.status_code < 500, r.text
+    assert r.json()["error"]
+
+
+# ---- batching across concurrent requests ----
+
+def test_concurrent_requests_share_embedder_batches(server):
+    n = 16
+    payloads = [{"examples": examples(ANIMALS, FOODS), "texts": [f"request {i} text {j}" for j in range(4)]}
+                for i in range(n)]
+    before = counters(server)["embedder"]
+    barrier = threading.Barrier(n)
+
+    def send(payload):
+        barrier.wait()
+        return post(server, "/classify", payload).status_code
+
+    with ThreadPoolExecutor(n) as pool:
+        codes = list(pool.map(send, payloads))
+    after = counters(server)["embedder"]
+    assert codes == [200] * n
+    batches = after["batches"] - before["batches"]
+    assert after["texts"] - before["texts"] == n * 12
+    assert batches < n, f"{n} concurrent requests ran as {batches} embedder batches"
+
+
+# ---- persistence across restarts, then overload (the server restarts with a low concurrency limit) ----
+
+def snapshot(server, ids):
+    state = {"tasks": ok(post(server, "/tasks/list", {"limit": 1000}))["tasks"]}
+    for task_id in ids:
+        state[task_id] = {
+            "detail": ok(post(server, "/tasks/get", {"task_id": task_id})),
+            "answer": ok(post(server, "/tasks/classify", {"task_id": task_id, "texts": ["a goat", "a saw", "soup"]})),
+        }
+    return state
+
+
+def same_state(a, b):
+    """Tasks identical; answers identical up to float noise (the texts are embedded anew, maybe
+    batched with others, so the last bits of their vectors may differ)."""
+    assert a["tasks"] == b["tasks"]
+    for key in a.keys() - {"tasks"}:
+        assert a[key]["detail"] == b[key]["detail"]
+        pa, pb = a[key]["answer"]["predictions"], b[key]["answer"]["predictions"]
+        assert [p["label"] for p in pa] == [p["label"] for p in pb]
+        for x, y in zip(pa, pb):
+            assert x["scores"].keys() == y["scores"].keys()
+            assert all(abs(x["scores"][k] - y["scores"][k]) < 1e-3 for k in x["scores"]), (x, y)
+    return True
+
+
+def test_tasks_survive_sigkill_and_sigterm(server):
+    ids = [ok(post(server, "/tasks/create", {"name": f"persist-{i}", "examples": examples(ANIMALS, FOODS, TOOLS[:i + 1])}))["id"]
+           for i in range(2)]
+    before = snapshot(server, ids)
+    server.restart(signal.SIGKILL)  # a crash: no shutdown hooks run
+    assert same_state(snapshot(server, ids), before)
+    server.restart(signal.SIGTERM, env={"TART_MAX_CONCURRENCY": "2"})  # a clean stop
+    assert same_state(snapshot(server, ids), before)
+
+
+def test_overload_gets_429_not_a_hang(server):
+    if server.env.get("TART_MAX_CONCURRENCY") != "2":
+        server.restart(signal.SIGTERM, env={"TART_MAX_CONCURRENCY": "2"})
+    n = 24
+    barrier = threading.Barrier(n)
+
+    def send(i):  # new texts each time: the embedder's own cache must not make requests instant
+        payload = {"examples": examples(ANIMALS, FOODS, TOOLS), "texts": [f"overload {i} text {j}" for j in range(8)]}
+        barrier.wait()
+        return post(server, "/classify", payload).status_code
+
+    with ThreadPoolExecutor(n) as pool:
+        codes = list(pool.map(send, range(n)))
+    assert set(codes) <= {200, 429}, codes
+    assert 429 in codes and 200 in codes, codes
+    assert httpx.get(server.url + "/readyz").status_code == 200
