@@ -1,0 +1,96 @@
+import json
+
+import pytest
+import torch
+from transformers import AutoConfig, AutoModel
+
+from tart.checkpoint_io import load_head
+from tart.reasoning import TartConfig, TartReasoningModel, attention_mask
+from tart.tasks import make_generator, sample_tasks
+
+
+@pytest.fixture
+def model():
+    torch.manual_seed(0)
+    return TartReasoningModel(TartConfig(n_dims=8, n_embd=32, n_layer=2, n_head=2, max_examples=16)).eval()
+
+
+def batch(n_dims=8, k=12, q=12, seed=0):
+    return sample_tasks(3, k, q, d=n_dims, n_dims=n_dims, generator=make_generator(seed))
+
+
+def test_one_logit_per_query(model):
+    b = batch()
+    out = model(b.x_context, b.y_context, b.x_query, labels=b.y_query)
+    assert out.logits.shape == (3, 12) and out.loss.ndim == 0
+
+
+def test_query_ignores_later_context(model):
+    """Query j with context length c must not change when context points >= c change."""
+    b = batch()
+    lengths = torch.arange(1, 13)
+    before = model(b.x_context, b.y_context, b.x_query, context_lengths=lengths).logits
+    x2, y2 = b.x_context.clone(), b.y_context.clone()
+    x2[:, 6:] = torch.randn_like(x2[:, 6:])
+    y2[:, 6:] = 1 - y2[:, 6:]
+    after = model(x2, y2, b.x_query, context_lengths=lengths).logits
+    assert torch.allclose(before[:, :6], after[:, :6], atol=1e-6)  # lengths 1..6 see only points 0..5
+    assert not torch.allclose(before[:, 6:], after[:, 6:], atol=1e-4)
+
+
+def test_queries_do_not_see_each_other(model):
+    b = batch()
+    full = model(b.x_context, b.y_context, b.x_query).logits
+    alone = model(b.x_context, b.y_context, b.x_query[:, :1]).logits
+    assert torch.allclose(full[:, :1], alone, atol=1e-6)
+
+
+def test_attention_mask_layout():
+    m = attention_mask(3, torch.tensor([1, 3]))
+    expected = torch.tensor([
+        [1, 0, 0, 0, 0], [1, 1, 0, 0, 0], [1, 1, 1, 0, 0],  # causal context
+        [1, 0, 0, 1, 0], [1, 1, 1, 0, 1],  # queries: a prefix of the context and themselves
+    ], dtype=torch.bool)
+    assert torch.equal(m, expected)
+
+
+def test_no_token_table_and_auto_round_trip(model, tmp_path):
+    model.save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").exists()
+    assert json.loads((tmp_path / "config.json").read_text())["model_type"] == "tart"
+    assert isinstance(AutoConfig.from_pretrained(tmp_path), TartConfig)
+    loaded = AutoModel.from_pretrained(tmp_path)
+    assert isinstance(loaded, TartReasoningModel)
+    assert not any(p.shape[0] > 10_000 for p in loaded.parameters())  # no vocabulary-sized table
+    b = batch()
+    assert torch.allclose(model(b.x_context, b.y_context, b.x_query).logits,
+                          loaded.eval()(b.x_context, b.y_context, b.x_query).logits, atol=1e-6)
+
+
+def test_pickle_checkpoints_are_refused(model, tmp_path):
+    model.config.save_pretrained(tmp_path)
+    torch.save(model.state_dict(), tmp_path / "pytorch_model.bin")  # a pickle-only checkpoint
+    with pytest.raises(FileNotFoundError, match="pickle files are never loaded"):
+        load_head(tmp_path)
+    with pytest.raises(OSError):
+        AutoModel.from_pretrained(tmp_path)  # use_safetensors=True: no .bin fallback
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(n_embd=30, n_head=4), "divisible"), (dict(n_layer=0), "n_layer"), (dict(n_dims="16"), "n_dims"),
+])
+def test_bad_config(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        TartConfig(**kwargs)
+
+
+def test_wrong_input_shapes(model):
+    b = batch()
+    with pytest.raises(ValueError, match="x_context must have shape"):
+        model(b.x_context[..., :4], b.y_context, b.x_query)
+    with pytest.raises(ValueError, match="y_context must have shape"):
+        model(b.x_context, b.y_context[:, :3], b.x_query)
+    with pytest.raises(ValueError, match="x_query must have shape"):
+        model(b.x_context, b.y_context, b.x_query[:1])
+    with pytest.raises(ValueError, match="context_lengths"):
+        model(b.x_context, b.y_context, b.x_query, context_lengths=torch.arange(3))

@@ -1,0 +1,127 @@
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from training.checkpoint import list_checkpoints
+from training.config import load_config
+from training.train import train
+
+TINY = """
+name = "tiny"
+seed = 3
+[model]
+n_dims = 8
+n_embd = 32
+n_layer = 2
+n_head = 2
+max_examples = 32
+[tasks]
+d = {{ start = 2, end = 2 }}
+k = {{ start = 16, end = 32, increment = 16, interval = 40 }}
+[optim]
+batch_size = 16
+lr = 1e-3
+max_steps = {steps}
+warmup_steps = 10
+[run]
+log_every = 10
+eval_every = 1000
+save_every = 20
+eval_tasks = 16
+final_eval_tasks = 0
+"""
+
+
+def write_config(tmp_path, steps=120, name="tiny.toml"):
+    path = tmp_path / name
+    path.write_text(TINY.format(steps=steps))
+    return path
+
+
+def losses(output: Path) -> dict[int, float]:
+    with (output / "train_log.csv").open() as f:
+        return {int(r["step"]): float(r["loss"]) for r in csv.DictReader(f)}
+
+
+def test_tiny_run_lowers_the_loss_and_writes_a_loadable_head(tmp_path):
+    out = tmp_path / "run"
+    summary = train(load_config(write_config(tmp_path)), out, progress=False)
+    curve = losses(out)
+    early = sum(curve[s] for s in (10, 20, 30)) / 3
+    late = sum(curve[s] for s in (100, 110, 120)) / 3
+    assert late < early - 0.05, curve
+    assert summary["final_loss"] == pytest.approx(curve[120], abs=1e-6)
+    for name in ("config.json", "model.safetensors", "README.md", "train_config.json"):
+        assert (out / name).exists(), name
+    assert [p.name for p in list_checkpoints(out / "checkpoints")] == ["step-0000100", "step-0000120"]
+
+
+def run_cli(config, output, *extra):
+    cmd = [sys.executable, "-m", "tart.cli", "train", "--config", str(config), "--output", str(output), "--quiet", *extra]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def test_killed_and_resumed_run_matches_an_uninterrupted_one(tmp_path):
+    config = write_config(tmp_path, steps=200)
+    whole = run_cli(config, tmp_path / "whole")
+
+    part = run_cli(config, tmp_path / "part")
+    deadline = time.time() + 120
+    while not any(p.name >= "step-0000060" for p in list_checkpoints(tmp_path / "part" / "checkpoints")):
+        assert time.time() < deadline and part.poll() is None, "no checkpoint appeared"
+        time.sleep(0.05)
+    part.send_signal(signal.SIGKILL)  # mid-run, possibly mid-write
+    part.wait()
+    assert part.returncode == -signal.SIGKILL
+    killed_at = list_checkpoints(tmp_path / "part" / "checkpoints")[-1].name
+    assert killed_at < "step-0000200"
+
+    resumed = run_cli(config, tmp_path / "part", "--resume")
+    assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
+    assert whole.wait(timeout=300) == 0, whole.stderr.read()
+    final_whole = json.loads(whole.stdout.read().strip().splitlines()[-1])["final_loss"]
+    final_resumed = json.loads(resumed.stdout.read().strip().splitlines()[-1])["final_loss"]
+    assert final_resumed == pytest.approx(final_whole, abs=1e-5)
+    whole_curve, resumed_curve = losses(tmp_path / "whole"), losses(tmp_path / "part")
+    assert sorted(resumed_curve) == sorted(whole_curve)  # no duplicated or missing rows
+    assert all(resumed_curve[s] == pytest.approx(whole_curve[s], abs=1e-5) for s in whole_curve)
+
+
+def test_fresh_run_refuses_to_overwrite_checkpoints(tmp_path):
+    config = load_config(write_config(tmp_path, steps=20))
+    train(config, tmp_path / "run", progress=False)
+    with pytest.raises(FileExistsError, match="--resume"):
+        train(config, tmp_path / "run", progress=False)
+
+
+def test_resume_without_checkpoints_is_an_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        train(load_config(write_config(tmp_path, steps=20)), tmp_path / "empty", resume=True, progress=False)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[optim]\nlr = 'fast'\n", "optim.lr must be like"),
+    ("[optim]\nbatchsize = 3\n", "unknown key"),
+    ("[model]\nn_embd = 30\nn_head = 4\n", "divisible"),
+    ("[tasks]\nk = { start = 8, end = 128 }\n", "exceeds model.max_examples"),
+    ("[tasks]\nd = { start = 8 }\n", "tasks.d"),
+    ("not toml [", "not valid TOML"),
+])
+def test_bad_configs(tmp_path, text, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=message):
+        load_config(path)
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not found"):
+        load_config(tmp_path / "nope.toml")
