@@ -93,15 +93,18 @@ class TartOutput(ModelOutput):
 
 
 def attention_mask(k: int, context_lengths: torch.Tensor) -> torch.Tensor:
-    """Boolean (k+q, k+q) mask, True where attention is allowed: causal over the context, and
-    query j sees context tokens [0, context_lengths[j]) and itself."""
-    q = context_lengths.numel()
+    """Boolean mask, True where attention is allowed: causal over the context, and query j sees
+    context tokens [0, context_lengths[..., j]) and itself. context_lengths is (q,) shared by the
+    batch, giving a (k+q, k+q) mask, or (B, q) per sequence, giving (B, 1, k+q, k+q) so that
+    sequences padded at the end of their context can share one forward pass."""
+    q = context_lengths.shape[-1]
     device = context_lengths.device
-    allowed = torch.zeros(k + q, k + q, dtype=torch.bool, device=device)
-    allowed[:k, :k] = torch.ones(k, k, dtype=torch.bool, device=device).tril()
-    allowed[k:, :k] = torch.arange(k, device=device)[None, :] < context_lengths[:, None]
-    allowed[k:, k:] = torch.eye(q, dtype=torch.bool, device=device)
-    return allowed
+    lead = context_lengths.shape[:-1]
+    allowed = torch.zeros(*lead, k + q, k + q, dtype=torch.bool, device=device)
+    allowed[..., :k, :k] = torch.ones(k, k, dtype=torch.bool, device=device).tril()
+    allowed[..., k:, :k] = torch.arange(k, device=device) < context_lengths[..., None]
+    allowed[..., k:, k:] = torch.eye(q, dtype=torch.bool, device=device)
+    return allowed if not lead else allowed[:, None]
 
 
 class TartReasoningModel(PreTrainedModel):
@@ -134,15 +137,15 @@ class TartReasoningModel(PreTrainedModel):
         labels: torch.Tensor | None = None,
     ) -> TartOutput:
         """x_context (B, k, n_dims), y_context (B, k) in {0, 1}, x_query (B, q, n_dims).
-        context_lengths (q,): how many context points each query sees (default: all k).
+        context_lengths (q,) or (B, q): how many context points each query sees (default: all k).
         labels (B, q): targets in [0, 1] (hard labels or probabilities) for a cross-entropy loss."""
         self._check_shapes(x_context, y_context, x_query)
         B, k, _ = x_context.shape
         q = x_query.shape[1]
         if context_lengths is None:
             context_lengths = torch.full((q,), k, device=x_query.device)
-        elif context_lengths.shape != (q,):
-            raise ValueError(f"context_lengths must have shape ({q},), got {tuple(context_lengths.shape)}")
+        elif context_lengths.shape not in ((q,), (B, q)):
+            raise ValueError(f"context_lengths must have shape ({q},) or ({B}, {q}), got {tuple(context_lengths.shape)}")
         dtype = self.read_in.weight.dtype
         ctx = torch.cat([x_context, (2 * y_context - 1)[..., None], torch.zeros_like(y_context)[..., None]], -1)
         qry = torch.cat([x_query, x_query.new_zeros(B, q, 1), x_query.new_ones(B, q, 1)], -1)

@@ -1,0 +1,229 @@
+"""TartClassifier: few-shot classification with a frozen embedder and the reasoning head.
+
+A scikit-learn estimator. `fit` only stores the support set (no gradient step); `predict_proba`
+embeds the queries, projects support and queries into the head's input space, and runs the head on
+every (binary problem × support order × chunk) sequence with all queries in one batched forward.
+- More than two classes: one-vs-rest (default) or one-vs-one binary problems over the binary head,
+  probabilities normalised.
+- Order robustness: `n_permutations` random orders of the support set, averaged.
+- Support sets longer than the head's context: split into near-equal chunks, averaged.
+"""
+from __future__ import annotations
+
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin
+
+from tart.checkpoint_io import load_head
+from tart.projection import Projection
+from tart.reasoning import TartReasoningModel
+
+_HEADS: dict[str, TartReasoningModel] = {}
+
+
+def _resolve_head(head) -> TartReasoningModel:
+    if isinstance(head, TartReasoningModel):
+        return head.eval()
+    key = str(head)
+    if key not in _HEADS:  # loaded once per process: clone() and cross-validation reuse it
+        _HEADS[key] = load_head(head)
+    return _HEADS[key]
+
+
+def _resolve_embedder(embedder):
+    if embedder is None or not isinstance(embedder, (str, Path)):
+        return embedder
+    from tart.embeddings import load_embedder
+
+    return load_embedder(str(embedder))
+
+
+def _is_texts(X) -> bool:
+    return isinstance(X, (list, tuple)) and len(X) > 0 and all(isinstance(x, str) for x in X) or (
+        isinstance(X, np.ndarray) and X.ndim == 1 and X.dtype.kind in "UO"
+    )
+
+
+def _unique_labels(y) -> np.ndarray:
+    seen = list(dict.fromkeys(y))
+    try:
+        seen = sorted(seen)
+    except TypeError:  # mixed, unorderable labels keep their order of first appearance
+        pass
+    out = np.empty(len(seen), dtype=object)
+    out[:] = seen
+    return out if not all(isinstance(v, (int, np.integer, str)) for v in seen) else np.array(seen)
+
+
+class TartClassifier(ClassifierMixin, BaseEstimator):
+    def __init__(
+        self,
+        head="tart-compact",
+        embedder="smollm2-135m",
+        embedding_mode: str = "stream",
+        shrinkage: float = 0.5,
+        fit_projection_on: str = "support",
+        multiclass: str = "ovr",
+        n_permutations: int = 4,
+        random_state: int | None = 0,
+        query_batch_size: int = 128,
+    ):
+        self.head = head
+        self.embedder = embedder
+        self.embedding_mode = embedding_mode
+        self.shrinkage = shrinkage
+        self.fit_projection_on = fit_projection_on
+        self.multiclass = multiclass
+        self.n_permutations = n_permutations
+        self.random_state = random_state
+        self.query_batch_size = query_batch_size
+
+    # -- fit ------------------------------------------------------------------------------------
+    def fit(self, X, y):
+        if self.fit_projection_on not in ("support", "support+queries"):
+            raise ValueError(f"fit_projection_on must be 'support' or 'support+queries', got {self.fit_projection_on!r}")
+        if self.multiclass not in ("ovr", "ovo"):
+            raise ValueError(f"multiclass must be 'ovr' or 'ovo', got {self.multiclass!r}")
+        if not isinstance(self.n_permutations, int) or self.n_permutations < 1:
+            raise ValueError(f"n_permutations must be a positive integer, got {self.n_permutations!r}")
+        y = list(y) if not isinstance(y, np.ndarray) else y.tolist()
+        n = self._check_length(X, "X")
+        if len(y) != n:
+            raise ValueError(f"X has {n} examples but y has {len(y)} labels")
+        try:
+            self.classes_ = _unique_labels(y)
+        except TypeError as err:
+            raise ValueError(f"labels must be hashable values: {err}") from err
+        if len(self.classes_) < 2:
+            raise ValueError(f"need at least 2 distinct labels to classify, got only {list(self.classes_)}")
+        self.head_ = _resolve_head(self.head)
+        self.embedder_ = _resolve_embedder(self.embedder)
+        index = {c: i for i, c in enumerate(self.classes_.tolist())}
+        self.y_index_ = np.array([index[v] for v in y])
+        self.support_ = list(X) if _is_texts(X) else self._as_vectors(X, "X")
+        if _is_texts(X) and self.embedding_mode == "stream":
+            self.support_vectors_ = self._embed(self.support_)
+        else:
+            self.support_vectors_ = None if _is_texts(X) else self.support_
+        self.n_features_in_ = None if self.support_vectors_ is None else self.support_vectors_.shape[1]
+        return self
+
+    def _check_length(self, X, name) -> int:
+        try:
+            n = len(X)
+        except TypeError:
+            raise ValueError(f"{name} must be a list of texts or a 2-D array, got {type(X).__name__}") from None
+        if n == 0:
+            raise ValueError(f"{name} is empty")
+        return n
+
+    def _as_vectors(self, X, name) -> np.ndarray:
+        try:
+            arr = np.asarray(X, dtype=np.float32)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must be a list of texts or a 2-D numeric array") from None
+        if arr.ndim != 2:
+            raise ValueError(f"{name} must be a list of texts or a 2-D numeric array, got shape {arr.shape}")
+        if not np.isfinite(arr).all():
+            raise ValueError(f"{name} contains NaN or infinite values")
+        return arr
+
+    def _embed(self, texts) -> np.ndarray:
+        if self.embedder_ is None:
+            raise ValueError("got texts but embedder=None: pass an embedder name or object, or 2-D vectors")
+        return np.asarray(self.embedder_.embed(list(texts)), dtype=np.float32)
+
+    # -- predict --------------------------------------------------------------------------------
+    def _vectors(self, X) -> tuple[np.ndarray, np.ndarray]:
+        """Support and query vectors in embedding space."""
+        self._check_length(X, "X")
+        if _is_texts(X):
+            if not isinstance(self.support_, list):
+                raise ValueError("fitted on vectors: predict needs vectors too, not texts")
+            if self.support_vectors_ is None:  # vanilla / leave-one-out embed support and queries together
+                labels = [str(self.classes_[i]) for i in self.y_index_]
+                return tuple(np.asarray(v, dtype=np.float32) for v in self.embedder_.embed_task(
+                    self.support_, labels, list(X), mode=self.embedding_mode))
+            return self.support_vectors_, self._embed(X)
+        if self.support_vectors_ is None or isinstance(self.support_, list):
+            raise ValueError("fitted on texts: predict needs texts too, not vectors")
+        Q = self._as_vectors(X, "X")
+        if Q.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {Q.shape[1]} features, but the classifier was fitted with {self.n_features_in_}")
+        return self.support_vectors_, Q
+
+    def _binary_problems(self) -> list[tuple[np.ndarray, np.ndarray, int, int]]:
+        """(support indices, binary labels, positive class, negative class or -1 for 'rest')."""
+        C = len(self.classes_)
+        if C == 2:
+            return [(np.arange(len(self.y_index_)), (self.y_index_ == 1).astype(np.float32), 1, 0)]
+        if self.multiclass == "ovr":
+            return [(np.arange(len(self.y_index_)), (self.y_index_ == c).astype(np.float32), c, -1) for c in range(C)]
+        problems = []
+        for a, b in combinations(range(C), 2):
+            idx = np.flatnonzero((self.y_index_ == a) | (self.y_index_ == b))
+            problems.append((idx, (self.y_index_[idx] == a).astype(np.float32), a, b))
+        return problems
+
+    def _sequences(self, problems):
+        """Every (problem, permutation, chunk) as support indices and labels, padded to one length."""
+        rng = np.random.default_rng(self.random_state)
+        max_k = self.head_.config.max_examples
+        seqs = []
+        for p, (idx, labels, _, _) in enumerate(problems):
+            n_chunks = -(-len(idx) // max_k)
+            for _ in range(self.n_permutations):
+                order = rng.permutation(len(idx))
+                for chunk in np.array_split(order, n_chunks):
+                    seqs.append((p, idx[chunk], labels[chunk]))
+        return seqs
+
+    @torch.inference_mode()
+    def _problem_probabilities(self, S, Q, problems) -> np.ndarray:
+        """P(positive) per binary problem and query: (n_problems, n_queries)."""
+        proj = Projection(self.head_.config.n_dims, self.shrinkage)
+        proj.fit(S if self.fit_projection_on == "support" else np.concatenate([S, Q]))
+        S_p, Q_p = torch.from_numpy(proj.transform(S)), torch.from_numpy(proj.transform(Q))
+        seqs = self._sequences(problems)
+        L = max(len(s[1]) for s in seqs)
+        x_ctx = torch.zeros(len(seqs), L, S_p.shape[1])
+        y_ctx = torch.zeros(len(seqs), L)
+        lengths = torch.zeros(len(seqs), dtype=torch.long)
+        for i, (_, idx, labels) in enumerate(seqs):
+            x_ctx[i, : len(idx)] = S_p[idx]
+            y_ctx[i, : len(idx)] = torch.from_numpy(labels)
+            lengths[i] = len(idx)
+        device = next(self.head_.parameters()).device
+        probs = []
+        for start in range(0, len(Q_p), self.query_batch_size):
+            q = Q_p[start : start + self.query_batch_size]
+            x_q = q.expand(len(seqs), *q.shape)
+            logits = self.head_(x_ctx.to(device), y_ctx.to(device), x_q.to(device),
+                                context_lengths=lengths[:, None].expand(-1, len(q)).to(device)).logits
+            probs.append(torch.sigmoid(logits.float()).cpu())
+        probs = torch.cat(probs, dim=1)  # (n_seqs, n_queries)
+        owner = torch.tensor([s[0] for s in seqs])
+        return torch.stack([probs[owner == p].mean(0) for p in range(len(problems))]).numpy()
+
+    def predict_proba(self, X) -> np.ndarray:
+        if not hasattr(self, "classes_"):
+            raise ValueError("this TartClassifier is not fitted yet: call fit(X, y) first")
+        S, Q = self._vectors(X)
+        problems = self._binary_problems()
+        p = self._problem_probabilities(S, Q, problems)
+        C = len(self.classes_)
+        if C == 2:
+            return np.stack([1 - p[0], p[0]], axis=1)
+        scores = np.zeros((len(Q), C))
+        for (_, _, pos, neg), pp in zip(problems, p):
+            scores[:, pos] += pp
+            if neg >= 0:  # one-vs-one: the pair's other class gets the complement
+                scores[:, neg] += 1 - pp
+        scores = np.maximum(scores, 1e-9)
+        return scores / scores.sum(axis=1, keepdims=True)
+
+    def predict(self, X) -> np.ndarray:
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
