@@ -41,6 +41,27 @@ def cmd_eval_synthetic(args):
     print(text)
 
 
+def _read_lines(path: str) -> list[str]:
+    lines = [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines()]
+    return [line for line in lines if line]
+
+
+def cmd_classify(args):
+    from tart.classifier import TartClassifier
+    from tart.data import load_dataset
+
+    examples = load_dataset(args.examples, text_column=args.text_column, label_column=args.label_column)
+    texts = _read_lines(args.texts) if args.texts != "-" else [l.strip() for l in sys.stdin if l.strip()]
+    if not texts:
+        raise ValueError(f"{args.texts}: no texts to classify (one text per line)")
+    clf = TartClassifier(head=args.checkpoint, embedder=args.embedder, n_permutations=args.permutations)
+    probs = clf.fit(examples.texts, examples.labels).predict_proba(texts)
+    classes = clf.classes_.tolist()
+    for text, row in zip(texts, probs):
+        scores = {str(c): round(float(p), 4) for c, p in zip(classes, row)}
+        print(json.dumps({"text": text, "label": classes[int(row.argmax())], "scores": scores}))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tart", description="TART: few-shot classification with a reasoning head")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -62,6 +83,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="write the report here")
     p.add_argument("--plot", help="write accuracy vs k here (PNG)")
     p.set_defaults(func=cmd_eval_synthetic)
+
+    p = sub.add_parser("classify", help="classify texts few-shot from a file of labelled examples")
+    p.add_argument("--checkpoint", default="tart-compact", help="head: shipped name or folder")
+    p.add_argument("--embedder", default="smollm2-135m", help="short name or local model folder")
+    p.add_argument("--examples", required=True, help="labelled examples: CSV/JSONL file or bundled dataset name")
+    p.add_argument("--texts", required=True, help="file with one text per line, or - for standard input")
+    p.add_argument("--text-column", default="text")
+    p.add_argument("--label-column", default="label")
+    p.add_argument("--permutations", type=int, default=4, help="support orders averaged")
+    p.set_defaults(func=cmd_classify)
+
+    from serving.cli import add_serve_parser
+
+    add_serve_parser(sub)
     return parser
 
 
