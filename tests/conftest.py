@@ -1,4 +1,10 @@
 import os
+from pathlib import Path
 
+# Tests never reach the hub, and write caches inside the repository (git-ignored), nowhere else.
+_REPO = Path(__file__).resolve().parent.parent
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("TART_CACHE_DIR", str(_REPO / ".cache" / "tart"))
+os.environ.setdefault("BENTOML_HOME", str(_REPO / ".cache" / "bentoml"))
+os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
