@@ -7,7 +7,7 @@ Unknown fields are rejected too, so a typo in an option name is an error, not si
 """
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
@@ -61,6 +61,10 @@ class Options(_Strict):
     n_permutations: int | None = Field(
         None, ge=1, le=S.max_permutations,
         description=f"support-set orderings averaged per prediction (default {S.n_permutations})")
+    multiclass: Literal["ovr", "ovo"] = Field(
+        "ovr", description="more than two labels: one-vs-rest or one-vs-one binary problems")
+    projection: Literal["support", "support+queries"] = Field(
+        "support", description="what the projection to the head's input size is fitted on")
 
 
 # ---- requests (the fields are the API method's parameters) ----

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import aiohttp
 import bentoml
 import numpy as np
 from starlette.responses import JSONResponse
@@ -27,23 +28,10 @@ from serving.store import StoreFull, Task, TaskNameTaken, TaskNotFound, TaskStor
 S = get_settings()
 
 
-def _load_embedder(name: str):
-    try:
-        from tart.embeddings import load_embedder
-    except ImportError:  # TEMPORARY until tart.embeddings.load_embedder lands
-        from tart.embeddings import Embedder as load_embedder
-    return load_embedder(name, progress=False)
-
-
-def _classifier_class():
-    try:
-        from tart.classifier import TartClassifier
-    except ImportError:  # TEMPORARY until tart.classifier lands
-        from serving._dev_classifier import TartClassifier
-    return TartClassifier
-
-
-@bentoml.service(name="tart-embedding", workers=1, traffic={"timeout": S.timeout_s})
+# BentoML's client to a dependency closes its connection pool every `max_requests` calls (default 100)
+# even while other calls are in flight on it, which fails those calls: keep the pool for the process.
+@bentoml.service(name="tart-embedding", workers=1, traffic={"timeout": S.timeout_s},
+                 runner_connection={"max_requests": 2**62, "max_age": 1e12})
 class Embedding:
     """The frozen language model. Called only by `Tart`, never from outside."""
 
@@ -52,7 +40,9 @@ class Embedding:
 
         if S.embed_threads:
             torch.set_num_threads(S.embed_threads)
-        self.embedder = _load_embedder(S.embedder)
+        from tart.embeddings import load_embedder
+
+        self.embedder = load_embedder(S.embedder, progress=False)
         self.embedder.embed(["warm-up"])  # load now: a bad model fails the start, not a request
         self.n_calls = 0  # adaptive batches this service ran (each one `embed` call below)
         self.n_texts = 0
@@ -91,26 +81,32 @@ class Tart:
         import torch
 
         from tart.checkpoint_io import load_head
+        from tart.classifier import TartClassifier
 
         torch.set_num_threads(S.head_threads)
         self.head = load_head(S.checkpoint)
-        self.classifier_class = _classifier_class()
+        self.classifier_class = TartClassifier
         self.store = TaskStore(S.store_path, max_tasks=S.max_tasks)
         self.model_info = ModelInfo(head=Path(S.checkpoint).name, embedder=S.embedder)
         self.counts = {"classify_requests": 0, "task_classify_requests": 0, "texts_sent_to_embedder": 0,
-                       "examples_from_cache": 0, "examples_reembedded": 0}
+                       "examples_from_cache": 0, "examples_reembedded": 0, "embed_retries": 0}
 
     # ---- helpers ----
 
     async def _embed(self, texts: list[str]) -> np.ndarray:
         self.counts["texts_sent_to_embedder"] += len(texts)
-        vectors = await self.embedding.to_async.embed(texts)
+        try:
+            vectors = await self.embedding.to_async.embed(texts)
+        except aiohttp.ClientConnectionError:  # a pooled connection closed under us: embedding is idempotent
+            self.counts["embed_retries"] += 1
+            vectors = await self.embedding.to_async.embed(texts)
         return np.asarray(vectors, dtype=np.float32)
 
-    def _predict(self, support: np.ndarray, labels: list[str], queries: np.ndarray,
-                 n_permutations: int | None) -> list[Prediction]:
-        clf = self.classifier_class(head=self.head, n_permutations=n_permutations or S.n_permutations,
-                                    random_state=0)
+    def _predict(self, support: np.ndarray, labels: list[str], queries: np.ndarray, options) -> list[Prediction]:
+        # embedder=None: the classifier works on the vectors this service already has
+        clf = self.classifier_class(head=self.head, embedder=None, random_state=0,
+                                    n_permutations=options.n_permutations or S.n_permutations,
+                                    multiclass=options.multiclass, fit_projection_on=options.projection)
         proba = np.nan_to_num(clf.fit(support, labels).predict_proba(queries), nan=0.0)
         classes = [str(c) for c in clf.classes_]
         return [Prediction(label=classes[int(np.argmax(row))],
@@ -118,7 +114,7 @@ class Tart:
 
     async def _answer(self, support, labels, queries, options, task_id=None):
         try:
-            predictions = await asyncio.to_thread(self._predict, support, labels, queries, options.n_permutations)
+            predictions = await asyncio.to_thread(self._predict, support, labels, queries, options)
         except ValueError as err:  # the classifier refused this support set
             return _error(422, f"examples: {err}")
         return ClassifyResponse(predictions=predictions, model=self.model_info, task_id=task_id)

@@ -102,8 +102,9 @@ def test_classify_binary(server):
 
 
 def test_classify_multiclass_with_options(server):
-    payload = {"examples": examples(ANIMALS, FOODS, TOOLS), "texts": ["a saw", "rice"], "options": {"n_permutations": 3}}
-    check_predictions(ok(post(server, "/classify", payload)), 2, {"animal", "food", "tool"})
+    for options in ({"n_permutations": 3}, {"multiclass": "ovo", "projection": "support+queries"}):
+        payload = {"examples": examples(ANIMALS, FOODS, TOOLS), "texts": ["a saw", "rice"], "options": options}
+        check_predictions(ok(post(server, "/classify", payload)), 2, {"animal", "food", "tool"})
 
 
 def test_classify_is_deterministic(server):
@@ -177,6 +178,8 @@ INVALID = [
     ("/classify", {"examples": TWO, "texts": ["x"], "store_path": "/tmp/x"}, 400, ["store_path", "not permitted"]),
     ("/classify", {"examples": TWO, "texts": ["x"], "options": {"n_permutations": 99}}, 400,
      ["options.n_permutations", "16"]),
+    ("/classify", {"examples": TWO, "texts": ["x"], "options": {"multiclass": "all"}}, 400,
+     ["options.multiclass", "'ovr' or 'ovo'"]),
     ("/classify", {"examples": TWO, "texts": ["x" * 290] * 300}, 413, ["max_body_bytes=60000"]),
     ("/tasks/create", {"name": "n" * 41, "examples": TWO}, 400, ["name", "at most 40"]),
     ("/tasks/get", {"task_id": "../../etc/passwd"}, 400, ["task_id", "pattern"]),
