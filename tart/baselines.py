@@ -99,10 +99,10 @@ class ICLClassifier:
     """
 
     def __init__(self, lm, tokenizer, max_prompt_tokens: int | None = None, max_query_tokens: int = 256,
-                 batch_size: int = 16):
+                 batch_size: int = 16, batch_tokens: int = 32768):
         self.lm, self.tokenizer = lm, tokenizer
         self.max_prompt_tokens, self.max_query_tokens = max_prompt_tokens, max_query_tokens
-        self.batch_size = batch_size
+        self.batch_size, self.batch_tokens = batch_size, batch_tokens  # rows; cached tokens per batch
 
     def _ids(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
@@ -148,8 +148,9 @@ class ICLClassifier:
         pad = self.tokenizer.pad_token_id or 0
         pairs = [(i, c) for i in range(len(qs)) for c in range(len(self.classes_))]
         scores = np.zeros((len(qs), len(self.classes_)))
-        for start in range(0, len(pairs), self.batch_size):
-            batch = pairs[start : start + self.batch_size]
+        rows = max(1, min(self.batch_size, self.batch_tokens // (len(prompt) + room)))  # long prompts: fewer
+        for start in range(0, len(pairs), rows):
+            batch = pairs[start : start + rows]
             seqs = [qs[i] + self.label_ids_[c] for i, c in batch]
             width = max(map(len, seqs))
             ids = torch.full((len(batch), width), pad, dtype=torch.long)

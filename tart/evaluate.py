@@ -299,12 +299,18 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--icl-max-tokens", type=int, default=None, help="prompt budget for icl (default: model context)")
     p.add_argument("--json", help="write the report here (else it is printed)")
     p.add_argument("--plot", help="write accuracy vs k here (PNG)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (1 is much faster when other jobs keep the cores busy)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_evaluate)
     return p
 
 
 def cmd_evaluate(args) -> None:
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     data = load_eval_data(args.data, args.text_column, args.label_column)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     embedder = None

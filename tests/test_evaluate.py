@@ -1,0 +1,164 @@
+"""The evaluation harness and its baselines: report shape, splits, errors, vectors, ICL, CLI."""
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+import argparse
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from tart.baselines import CentroidClassifier, ICLClassifier, LogRegProbe, load_causal_lm
+from tart.embeddings import load_embedder
+from tart.evaluate import _draw, add_evaluate_parser, evaluate, format_table, load_eval_data
+from tart.reasoning import TartConfig, TartReasoningModel
+
+torch.set_num_threads(1)  # much faster than 2 when another job keeps the cores busy
+
+ANIMALS = ["the dog barked at the mailman", "a cat chased the mouse", "the horse galloped across the field",
+           "a cow grazed in the meadow", "the parrot repeated every word", "a fox crept into the henhouse",
+           "the rabbit hid in its burrow", "an owl hooted at night", "the sheep huddled in the rain",
+           "a goat climbed the rocky hill", "the duck swam across the pond", "a wolf howled at the moon"]
+FINANCE = ["stocks fell sharply on wall street", "the central bank raised interest rates",
+           "bond yields climbed after the report", "the company posted quarterly earnings",
+           "investors sold shares in the bank", "the dollar weakened against the euro",
+           "inflation rose faster than expected", "the fund lost money on its bets",
+           "markets rallied after the merger news", "the firm filed for bankruptcy",
+           "credit card debt hit a record", "the budget deficit widened this year"]
+
+
+@pytest.fixture(scope="module")
+def head_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("head")
+    torch.manual_seed(0)
+    TartReasoningModel(TartConfig(n_embd=32, n_layer=1, n_head=2)).save_pretrained(path)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def csv_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "animals-finance.csv"
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["sentence", "topic"])
+        for a, b in zip(ANIMALS, FINANCE):
+            w.writerows([[a, "animal"], [b, "finance"]])
+    return path
+
+
+@pytest.fixture(scope="module")
+def mini():
+    return load_embedder("minilm-l6", progress=False)
+
+
+def test_text_report_keys_and_shapes(csv_path, head_dir, mini):
+    data = load_eval_data(str(csv_path), "sentence", "topic")
+    report = evaluate(data, ks=[2, 4], seeds=2, methods=["tart", "logreg", "centroid", "icl", "setfit"],
+                      embedder=mini, checkpoint=head_dir, test_size=8, progress=False)
+    assert {"dataset", "embedder", "checkpoint", "test_size", "results"} <= set(report)
+    assert report["dataset"] == "animals-finance" and report["embedder"] == "minilm-l6"
+    assert report["test_size"] == 8 and report["ks"] == [2, 4] and report["classes"] == ["animal", "finance"]
+    assert any("icl skipped" in n for n in report["notes"]) and any("setfit skipped" in n for n in report["notes"])
+    assert [(r["method"], r["k"]) for r in report["results"]] == [
+        (m, k) for m in ("tart", "logreg", "centroid") for k in (2, 4)]
+    for r in report["results"]:
+        assert {"method", "k", "mean", "std", "accs", "seconds"} <= set(r)
+        assert len(r["accs"]) == 2 and all(0 <= a <= 1 for a in r["accs"])
+        assert r["mean"] == pytest.approx(np.mean(r["accs"])) and r["seconds"] >= 0
+    centroid = {r["k"]: r["mean"] for r in report["results"] if r["method"] == "centroid"}
+    assert centroid[4] >= 0.75  # two well-separated topics
+    json.dumps(report)  # serialisable as is
+    assert "| tart |" in format_table(report)
+
+
+def test_supports_balanced_and_test_set_shared_across_k():
+    data = load_eval_data("wordnet-6way")
+    notes = []
+    for seed in (0, 1):
+        supports, test = _draw(data, [6, 12, 30], seed, test_size=50, notes=notes)
+        assert len(test) == 50 and len(set(test)) == 50
+        for k, sup in supports.items():
+            assert len(sup) == k and not set(sup) & set(test)
+            counts = np.unique([data.labels[i] for i in sup], return_counts=True)[1]
+            assert len(counts) == 6 and counts.max() - counts.min() <= 1
+    assert _draw(data, [6, 30], 0, 50, [])[1] == _draw(data, [12, 30], 0, 50, [])[1]  # test set depends on seed only
+    assert _draw(data, [6], 0, 50, [])[1] != _draw(data, [6], 1, 50, [])[1]
+    assert not notes
+
+
+def test_errors_name_the_problem(head_dir, mini):
+    with pytest.raises(ValueError, match="unknown dataset"):
+        load_eval_data("no-such-dataset")
+    with pytest.raises(ValueError, match="unknown dataset 'sklearn:iris'"):
+        load_eval_data("sklearn:iris")
+    with pytest.raises(ValueError, match="digits-3-8"):
+        load_eval_data("sklearn:digits-3-3")
+    data = load_eval_data("sklearn:wine")
+    with pytest.raises(ValueError, match="unknown method.*bogus"):
+        evaluate(data, ks=[4], seeds=1, methods=["tart", "bogus"], checkpoint=head_dir, progress=False)
+    with pytest.raises(ValueError, match="fewer than"):  # wine's smallest class has 48 examples
+        evaluate(data, ks=[160], seeds=1, methods=["logreg"], progress=False)
+    with pytest.raises(ValueError, match="no method left"):
+        evaluate(load_eval_data("wordnet-animal-food"), ks=[4], seeds=1, methods=["icl"], embedder=mini,
+                 progress=False)
+    with pytest.raises(FileNotFoundError, match="no head checkpoint"):
+        evaluate(data, ks=[4], seeds=1, methods=["tart"], checkpoint="no-such-head", progress=False)
+
+
+def test_sklearn_vectors(head_dir):
+    cancer = load_eval_data("sklearn:breast_cancer")
+    assert cancer.vectors.shape == (569, 30) and cancer.texts is None
+    report = evaluate(cancer, ks=[4, 16], seeds=2, methods=["tart", "logreg", "centroid", "icl"],
+                      checkpoint=head_dir, test_size=60, progress=False)
+    assert report["embedder"] is None and any("icl skipped" in n for n in report["notes"])
+    assert {r["method"] for r in report["results"]} == {"tart", "logreg", "centroid"}
+    logreg16 = next(r for r in report["results"] if r["method"] == "logreg" and r["k"] == 16)
+    assert logreg16["mean"] > 0.8
+    pair = load_eval_data("sklearn:digits-3-8")
+    assert sorted(set(pair.labels)) == ["3", "8"]
+    pairs = evaluate(load_eval_data("sklearn:digits-pairs"), ks=[4], seeds=2, methods=["centroid"],
+                     test_size=20, progress=False)
+    assert sum(n.startswith("seed") for n in pairs["notes"]) == 2
+    wine = evaluate(load_eval_data("sklearn:wine"), ks=[64], seeds=1, methods=["centroid"], test_size=500,
+                    progress=False)
+    assert wine["test_size"] == 178 - 64 and any("capped" in n for n in wine["notes"])
+
+
+def test_cli_writes_json_and_plot(tmp_path, head_dir, capsys):
+    parser = argparse.ArgumentParser()
+    add_evaluate_parser(parser.add_subparsers(dest="command"))
+    out, png = tmp_path / "r" / "wine.json", tmp_path / "wine.png"
+    args = parser.parse_args(["evaluate", "--data", "sklearn:wine", "--k", "3,6", "--seeds", "2",
+                              "--checkpoint", head_dir, "--methods", "tart,logreg,centroid", "--test-size", "30",
+                              "--json", str(out), "--plot", str(png), "--quiet"])
+    args.func(args)
+    report = json.loads(out.read_text())
+    assert report["checkpoint"] and len(report["results"]) == 6
+    assert png.stat().st_size > 1000 and "| logreg |" in capsys.readouterr().out
+
+
+def test_baselines_on_separated_vectors():
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(0, 1, (20, 5)) + 3, rng.normal(0, 1, (20, 5)) - 3])
+    y = np.array(["a"] * 20 + ["b"] * 20)
+    assert (CentroidClassifier().fit(X, y).predict(X) == y).mean() == 1.0
+    probe = LogRegProbe().fit(X, y)
+    assert (probe.predict(X) == y).mean() == 1.0 and probe.C_ in (0.001, 0.01, 0.1, 1.0, 10.0, 100.0)
+    assert LogRegProbe().fit(X[[0, 1, 20, 21]], y[[0, 1, 20, 21]]).C_ == 1.0  # too few for CV
+
+
+def test_icl_on_smollm2_returns_valid_labels():
+    emb = load_embedder("smollm2-135m", progress=False)
+    assert emb.is_causal_lm
+    icl = ICLClassifier(load_causal_lm(emb), emb.tokenizer)
+    icl.fit(["a dog barked", "stocks fell on wall street"], ["animal", "finance"])
+    scores = icl.score(["a cat meowed", "the bank raised rates"])
+    assert scores.shape == (2, 2) and np.isfinite(scores).all() and (scores < 0).all()
+    assert set(icl.predict(["a cat meowed", "the bank raised rates"])) <= {"animal", "finance"}
+    assert icl.n_dropped_ == 0
+    icl.max_prompt_tokens = len(icl.bos_) + len(icl.examples_[-1])  # room for one example: the oldest goes
+    icl.predict(["a cat meowed"])
+    assert icl.n_dropped_ == 1
