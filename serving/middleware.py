@@ -1,38 +1,52 @@
-"""ASGI middleware: a request body size cap (BentoML has no setting for it), and readable 4xx errors.
+"""ASGI middleware: a gate on request bodies (JSON only, size cap), and readable 4xx errors.
 
-The body is read up to the limit before the app sees it: a Content-Length over the limit is refused at
-once, and a chunked body is refused as soon as it passes the limit. Either way: 413 with a JSON
-message naming the limit. A body within the limit is replayed to the app unchanged.
+BentoML has no body size setting, and it parses form and multipart bodies with a parser that fails
+with a 500 on malformed input; this API takes JSON only. So, before the app sees a request:
+- a Content-Type other than JSON gets 415 (none at all is read as JSON, as BentoML does);
+- the body is read up to the limit: a Content-Length over it is refused at once, a chunked body as
+  soon as it passes it, with 413 and a message naming the limit. A body within it is replayed as is.
 """
 from __future__ import annotations
 
 import json
 
 
-class BodySizeLimit:
+async def _send_error(send, status: int, message: str):
+    body = json.dumps({"error": message}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _is_json(content_type: str) -> bool:
+    media = content_type.split(";")[0].strip().lower()
+    return media in ("", "application/json") or (media.startswith("application/") and media.endswith("+json"))
+
+
+class RequestGate:
     def __init__(self, app, max_body_bytes: int):
         self.app = app
         self.max_body_bytes = max_body_bytes
 
     async def _refuse(self, send, size_text: str):
-        body = json.dumps({"error": f"request body is {size_text}; the limit is "
-                                    f"max_body_bytes={self.max_body_bytes} bytes"}).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
+        await _send_error(send, 413, f"request body is {size_text}; the limit is "
+                                     f"max_body_bytes={self.max_body_bytes} bytes")
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope.get("method") in ("GET", "HEAD", "OPTIONS"):
             return await self.app(scope, receive, send)
-        for key, value in scope.get("headers", ()):
-            if key == b"content-length":
-                try:
-                    declared = int(value)
-                except ValueError:
-                    declared = -1
-                if declared > self.max_body_bytes:
-                    return await self._refuse(send, f"{declared} bytes")
+        headers = {k.lower(): v for k, v in scope.get("headers", ())}
+        content_type = headers.get(b"content-type", b"").decode("latin-1")
+        if not _is_json(content_type):
+            return await _send_error(send, 415, f"Content-Type {content_type!r} is not supported: send JSON "
+                                                "with 'Content-Type: application/json'")
+        if b"content-length" in headers:
+            try:
+                declared = int(headers[b"content-length"])
+            except ValueError:
+                declared = -1
+            if declared > self.max_body_bytes:
+                return await self._refuse(send, f"{declared} bytes")
         chunks, size = [], 0
         while True:
             message = await receive()

@@ -18,7 +18,7 @@ import bentoml
 import numpy as np
 from starlette.responses import JSONResponse
 
-from serving.middleware import BodySizeLimit, ReadableErrors
+from serving.middleware import RequestGate, ReadableErrors
 from serving.schemas import (ClassifyRequest, ClassifyResponse, Deleted, Example, ModelInfo, Prediction,
                              TaskClassifyRequest, TaskCreateRequest, TaskDetail, TaskInfo, TaskList,
                              TaskListRequest, TaskRef)
@@ -103,14 +103,17 @@ class Tart:
         return np.asarray(vectors, dtype=np.float32)
 
     def _predict(self, support: np.ndarray, labels: list[str], queries: np.ndarray, options) -> list[Prediction]:
+        classes = sorted(set(labels))  # the head sees class indices; any label text is only mapped back
+        index = {c: i for i, c in enumerate(classes)}
         # embedder=None: the classifier works on the vectors this service already has
         clf = self.classifier_class(head=self.head, embedder=None, random_state=0,
                                     n_permutations=options.n_permutations or S.n_permutations,
                                     multiclass=options.multiclass, fit_projection_on=options.projection)
-        proba = np.nan_to_num(clf.fit(support, labels).predict_proba(queries), nan=0.0)
-        classes = [str(c) for c in clf.classes_]
-        return [Prediction(label=classes[int(np.argmax(row))],
-                           scores={c: float(p) for c, p in zip(classes, row)}) for row in proba]
+        clf.fit(support, [index[y] for y in labels])
+        proba = np.nan_to_num(clf.predict_proba(queries), nan=0.0)
+        names = [classes[int(c)] for c in clf.classes_]
+        return [Prediction(label=names[int(np.argmax(row))], scores={c: float(p) for c, p in zip(names, row)})
+                for row in proba]
 
     async def _answer(self, support, labels, queries, options, task_id=None):
         try:
@@ -197,5 +200,5 @@ class Tart:
                 "model": self.model_info.model_dump()}
 
 
-Tart.add_asgi_middleware(BodySizeLimit, max_body_bytes=S.max_body_bytes)  # outermost of the two
+Tart.add_asgi_middleware(RequestGate, max_body_bytes=S.max_body_bytes)  # outermost of the two
 Tart.add_asgi_middleware(ReadableErrors)

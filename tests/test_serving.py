@@ -107,6 +107,12 @@ def test_classify_multiclass_with_options(server):
         check_predictions(ok(post(server, "/classify", payload)), 2, {"animal", "food", "tool"})
 
 
+def test_labels_are_returned_verbatim(server):
+    odd = ["trailing nul\x00", "  spaced  ", "ünïcødé 🐱", "1"]
+    payload = {"examples": [{"text": t, "label": odd[i % 4]} for i, t in enumerate(ANIMALS + FOODS)], "texts": ["x"]}
+    check_predictions(ok(post(server, "/classify", payload)), 1, set(odd))
+
+
 def test_classify_is_deterministic(server):
     payload = {"examples": examples(ANIMALS, FOODS), "texts": ["a lamb"]}
     assert ok(post(server, "/classify", payload))["predictions"] == ok(post(server, "/classify", payload))["predictions"]
@@ -199,7 +205,9 @@ def test_invalid_requests_get_4xx_naming_the_field(server, path, payload, status
 
 @pytest.mark.parametrize("body,content_type", [(b"not json", "application/json"), (b"[1, 2]", "application/json"),
                                                (b"", "application/json"), (b"\xff\xfe", "application/json"),
-                                               (b"x", "text/plain"), (b"x", "application/vnd.bentoml+pickle")])
+                                               (b"x", "text/plain"), (b"x", "application/vnd.bentoml+pickle"),
+                                               (b"a=1", "application/x-www-form-urlencoded"),
+                                               (b"{}", "multipart/form-data; boundary=x")])
 def test_malformed_bodies_get_4xx(server, body, content_type):
     r = httpx.post(server.url + "/classify", content=body, headers={"content-type": content_type}, timeout=30)
     assert 400 <= r.status_code < 500, r.text

@@ -113,23 +113,26 @@ def test_readable_errors():
     assert readable([{"error": "nope"}]) == {"error": "nope"}
 
 
-def test_body_size_limit():
+def test_request_gate_size_and_content_type():
     from starlette.applications import Starlette
     from starlette.responses import JSONResponse
     from starlette.routing import Route
     from starlette.testclient import TestClient
 
-    from serving.middleware import BodySizeLimit
+    from serving.middleware import RequestGate
 
     async def echo(request):
         return JSONResponse({"n": len(await request.body())})
 
-    client = TestClient(BodySizeLimit(Starlette(routes=[Route("/", echo, methods=["POST"])]), max_body_bytes=100))
+    client = TestClient(RequestGate(Starlette(routes=[Route("/", echo, methods=["POST"])]), max_body_bytes=100))
     assert client.post("/", content=b"x" * 100).json() == {"n": 100}
     r = client.post("/", content=b"x" * 101)
     assert r.status_code == 413 and "max_body_bytes=100" in r.json()["error"]
     r = client.post("/", content=iter([b"x" * 60, b"x" * 60]))  # chunked: no content-length
     assert r.status_code == 413
+    r = client.post("/", content=b"a=1", headers={"content-type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 415 and "application/json" in r.json()["error"]
+    assert client.post("/", content=b"{}", headers={"content-type": "application/json; charset=utf-8"}).json() == {"n": 2}
 
 
 # ---- tart serve ----
