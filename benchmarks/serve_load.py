@@ -1,0 +1,165 @@
+"""Load benchmark of the HTTP service against the raw embedder, in one run.
+
+1. Starts the server on 127.0.0.1 (a free port, a temporary task store), registers one task
+   (k labelled examples from a bundled dataset).
+2. For --duration seconds, --clients concurrent clients loop on `POST /tasks/classify` with
+   --texts-per-request new texts each (never repeated, so no cache helps), then stop.
+3. Stops the server, and embeds the very texts the server saw with the embedder alone (no HTTP),
+   in batches of the server's `embed_max_batch_size`. The raw embedder is also timed once before the
+   server starts (on the first texts of the same stream); the ratio uses the faster of the two, so
+   noise on a shared machine cannot flatter the server.
+4. Prints requests/s, texts/s, p50/p99 latency, errors, the raw embedder's texts/s, their ratio,
+   and the embedder counters showing the task's examples were not embedded again.
+
+    python benchmarks/serve_load.py --duration 30 --clients 24 --json serve_load.json
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from serving.launch import LocalServer  # noqa: E402
+from serving.settings import Settings  # noqa: E402
+from tart.data import load_dataset  # noqa: E402
+
+
+def text_stream(texts: list[str]):
+    """The dataset's texts, then the same texts marked with a round number: every text is new."""
+    round_ = 0
+    while True:
+        for t in texts:
+            yield t if round_ == 0 else f"{t} ({round_})"
+        round_ += 1
+
+
+async def run_load(url: str, task_id: str, texts, labels: dict, args) -> dict:
+    latencies, errors, sent, correct, scored = [], {}, [], 0, 0
+    deadline = time.perf_counter() + args.duration
+
+    async def client(http: httpx.AsyncClient):
+        nonlocal correct, scored
+        while time.perf_counter() < deadline:
+            batch = [next(texts) for _ in range(args.texts_per_request)]
+            start = time.perf_counter()
+            try:
+                r = await http.post(url + "/tasks/classify", json={"task_id": task_id, "texts": batch})
+                status = r.status_code
+            except httpx.HTTPError as err:
+                status = type(err).__name__
+            if status == 200:
+                latencies.append(time.perf_counter() - start)
+                sent.extend(batch)
+                for text, p in zip(batch, r.json()["predictions"]):
+                    if text in labels:
+                        scored += 1
+                        correct += p["label"] == labels[text]
+            else:
+                errors[str(status)] = errors.get(str(status), 0) + 1
+
+    limits = httpx.Limits(max_connections=args.clients, max_keepalive_connections=args.clients)
+    async with httpx.AsyncClient(timeout=120, limits=limits) as http:
+        t0 = time.perf_counter()
+        await asyncio.gather(*(client(http) for _ in range(args.clients)))
+        elapsed = time.perf_counter() - t0
+    lat = np.array(latencies) * 1000 if latencies else np.array([np.nan])
+    return {"elapsed_s": elapsed, "requests": len(latencies), "errors": sum(errors.values()),
+            "errors_by_status": errors, "requests_per_s": len(latencies) / elapsed,
+            "texts_per_s": len(sent) / elapsed, "latency_ms_p50": float(np.percentile(lat, 50)),
+            "latency_ms_p99": float(np.percentile(lat, 99)), "latency_ms_max": float(lat.max()),
+            "accuracy_first_pass": correct / scored if scored else None, "texts_sent": sent}
+
+
+def raw_embedder(name: str, texts: list[str], batch_size: int) -> dict:
+    from tart.embeddings import Embedder
+
+    embedder = Embedder(name, progress=False)  # a fresh in-memory cache: every text is embedded
+    embedder.embed(["warm-up"])
+    start = time.perf_counter()
+    for i in range(0, len(texts), batch_size):
+        embedder.embed(texts[i:i + batch_size])
+    elapsed = time.perf_counter() - start
+    return {"texts": len(texts), "elapsed_s": elapsed, "texts_per_s": len(texts) / elapsed,
+            "forward_calls": embedder.n_forward_calls - 1}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--duration", type=float, default=30.0, help="seconds of load (default 30)")
+    p.add_argument("--clients", type=int, default=24, help="concurrent clients (default 24)")
+    p.add_argument("--texts-per-request", type=int, default=4)
+    p.add_argument("--k", type=int, default=16, help="labelled examples in the registered task")
+    p.add_argument("--dataset", default="wordnet-animal-food")
+    p.add_argument("--embedder", default=Settings().embedder)
+    p.add_argument("--checkpoint", default=Settings().checkpoint)
+    p.add_argument("--max-batch-size", type=int, default=Settings().embed_max_batch_size)
+    p.add_argument("--json", help="write the result here")
+    args = p.parse_args(argv)
+
+    data = load_dataset(args.dataset)
+    order = np.random.default_rng(0).permutation(len(data))
+    per_class = {c: [i for i in order if data.labels[i] == c][: args.k // len(data.classes)] for c in data.classes}
+    support = [i for idx in per_class.values() for i in idx]
+    queries = [i for i in order if i not in set(support)]
+    labels = {data.texts[i]: str(data.labels[i]) for i in queries}
+
+    stream_start = [data.texts[i] for i in queries][:512]
+    raw_before = raw_embedder(args.embedder, stream_start, args.max_batch_size)
+    store = Path(tempfile.mkdtemp(prefix="tart-bench-")) / "tasks.sqlite3"
+    env = {"TART_CHECKPOINT": args.checkpoint, "TART_EMBEDDER": args.embedder, "TART_STORE_PATH": str(store),
+           "TART_CONFIG": "", "TART_EMBED_MAX_BATCH_SIZE": str(args.max_batch_size),
+           "TART_MAX_CONCURRENCY": str(max(64, 2 * args.clients))}
+    with LocalServer(env) as server:
+        examples = [{"text": data.texts[i], "label": str(data.labels[i])} for i in support]
+        task = httpx.post(server.url + "/tasks/create", json={"name": "bench", "examples": examples}, timeout=300)
+        task.raise_for_status()
+        task_id = task.json()["id"]
+        before = httpx.post(server.url + "/stats", timeout=30).json()
+        load = asyncio.run(run_load(server.url, task_id, text_stream([data.texts[i] for i in queries]), labels, args))
+        after = httpx.post(server.url + "/stats", timeout=30).json()
+    sent = load.pop("texts_sent")
+    raw_after = raw_embedder(args.embedder, sent, args.max_batch_size)
+    raw = max(raw_before, raw_after, key=lambda r: r["texts_per_s"])
+    batches = after["embedder"]["batches"] - before["embedder"]["batches"]
+    result = {
+        "config": {k: v for k, v in vars(args).items() if k != "json"},
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "serving": load,
+        "raw_embedder": {"before_load": raw_before, "after_load_same_texts": raw_after,
+                         "texts_per_s": raw["texts_per_s"]},
+        "ratio_serving_to_raw": load["texts_per_s"] / raw["texts_per_s"],
+        "embedder_counters": {
+            "texts_embedded_during_load": after["embedder"]["texts"] - before["embedder"]["texts"],
+            "query_texts_sent": len(sent), "adaptive_batches": batches,
+            "mean_texts_per_batch": (after["embedder"]["texts"] - before["embedder"]["texts"]) / max(batches, 1),
+            "task_examples_from_cache": after["service"]["examples_from_cache"] - before["service"]["examples_from_cache"],
+            "task_examples_reembedded": after["service"]["examples_reembedded"] - before["service"]["examples_reembedded"],
+        },
+    }
+    s, c = result["serving"], result["embedder_counters"]
+    print(f"serving:  {s['requests_per_s']:.1f} req/s, {s['texts_per_s']:.1f} texts/s, p50 {s['latency_ms_p50']:.0f} ms, "
+          f"p99 {s['latency_ms_p99']:.0f} ms, {s['errors']} errors, {s['requests']} requests in {s['elapsed_s']:.1f} s")
+    print(f"raw:      {raw_after['texts_per_s']:.1f} texts/s embedding the same {raw_after['texts']} texts without "
+          f"HTTP ({raw_before['texts_per_s']:.1f} texts/s on {raw_before['texts']} texts before the load)")
+    print(f"ratio:    {result['ratio_serving_to_raw']:.2f} (serving / the faster raw run)")
+    print(f"embedder: {c['texts_embedded_during_load']} texts embedded for {c['query_texts_sent']} query texts sent, "
+          f"in {c['adaptive_batches']} batches ({c['mean_texts_per_batch']:.1f} texts each); task examples "
+          f"re-embedded: {c['task_examples_reembedded']}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+    return 0 if s["errors"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
