@@ -332,3 +332,22 @@ def cmd_evaluate(args) -> None:
               + format_table(report) + "".join(f"\nnote: {n}" for n in report["notes"]))
     else:
         print(json.dumps(report, indent=2))
+
+
+def main(argv=None) -> int:
+    """`python -m tart.evaluate evaluate ...`: the same command without the `tart` entry point."""
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m tart.evaluate")
+    add_evaluate_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"tart evaluate: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Rebuild the result JSONs (and plots) the README quotes, under results/:
+#   results/text/<embedder>/<dataset>.json      every bundled dataset, k = 16,32,64, 5 seeds,
+#                                                tart / logreg / centroid / icl (icl: causal LMs only)
+#   results/modes/<embedder>/<dataset>-<mode>.json   stream / vanilla / loo at k = 32 (SmolLM2)
+#   $RESULTS/vectors/<dataset>.json              scikit-learn's digits, digit pairs, breast cancer, wine
+# then prints the Markdown tables (scripts/summarize_results.py) into results/SUMMARY.md.
+#
+# Usage: scripts/run_evaluations.sh [text|modes|vectors|summary|all]   (default: all)
+# Environment: CHECKPOINT (default tart-compact), SEEDS (5), KS (16,32,64), TEST_SIZE (200),
+#   EMBEDDERS ("smollm2-135m minilm-l6"), THREADS (torch threads; 1 is faster while another job
+#   keeps the CPU busy), SKIP_EXISTING=1 to keep JSONs that are already there, RESULTS (output
+#   folder, default results), TART (the command, default `tart`; `python -m tart.evaluate` also works).
+# Rough cost on a free 2-core CPU: vectors minutes; text with minilm-l6 well under an hour; text with
+# smollm2-135m is dominated by icl (each run scores test_size x classes prompts of k examples), hours;
+# modes: leave-one-out embeds k prompts of k-1 examples per task.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+
+WHAT=${1:-all}
+RESULTS=${RESULTS:-results}
+TART=${TART:-tart}
+CHECKPOINT=${CHECKPOINT:-tart-compact}
+SEEDS=${SEEDS:-5}
+KS=${KS:-16,32,64}
+TEST_SIZE=${TEST_SIZE:-200}
+EMBEDDERS=${EMBEDDERS:-"smollm2-135m minilm-l6"}
+# vanilla / loo put k examples in one sequence: MiniLM's 512 positions do not hold 32 glosses
+MODE_EMBEDDERS=${MODE_EMBEDDERS:-"smollm2-135m"}
+TEXT_DATASETS=${TEXT_DATASETS:-"wordnet-animal-food wordnet-act-state wordnet-artifact-person
+  wordnet-plant-communication fortunes-computers-politics opinion-sentiment wordnet-6way fortunes-4way"}
+MODE_DATASETS=${MODE_DATASETS:-"wordnet-animal-food wordnet-act-state fortunes-computers-politics opinion-sentiment"}
+VECTOR_DATASETS=${VECTOR_DATASETS:-"sklearn:breast_cancer sklearn:digits-pairs sklearn:digits-3-8 sklearn:digits sklearn:wine"}
+COMMON=(--checkpoint "$CHECKPOINT" --seeds "$SEEDS" --test-size "$TEST_SIZE" --quiet)
+if [ -n "${THREADS:-}" ]; then COMMON+=(--threads "$THREADS"); fi
+
+run() {  # run OUT.json ARGS...: one `tart evaluate`, skipped if OUT exists and SKIP_EXISTING=1
+  local out=$1; shift
+  if [ "${SKIP_EXISTING:-0}" = 1 ] && [ -s "$out" ]; then echo "keep $out"; return; fi
+  mkdir -p "$(dirname "$out")"
+  echo "== tart evaluate $* -> $out"
+  $TART evaluate "$@" "${COMMON[@]}" --json "$out" --plot "${out%.json}.png" || FAILED+=("$out")
+}
+FAILED=()
+
+text() {
+  for emb in $EMBEDDERS; do
+    for ds in $TEXT_DATASETS; do
+      run "$RESULTS/text/$emb/$ds.json" --data "$ds" --embedder "$emb" --k "$KS" \
+        --methods tart,logreg,centroid,icl
+    done
+  done
+}
+
+modes() {
+  for emb in $MODE_EMBEDDERS; do
+    for ds in $MODE_DATASETS; do
+      for mode in stream vanilla loo; do
+        run "$RESULTS/modes/$emb/$ds-$mode.json" --data "$ds" --embedder "$emb" --k 32 \
+          --embedding-mode "$mode" --methods tart,logreg,centroid
+      done
+    done
+  done
+}
+
+vectors() {
+  for ds in $VECTOR_DATASETS; do
+    run "$RESULTS/vectors/${ds#sklearn:}.json" --data "$ds" --k "$KS" --methods tart,logreg,centroid
+  done
+}
+
+summary() {
+  python scripts/summarize_results.py "$RESULTS" | tee "$RESULTS/SUMMARY.md"
+}
+
+case "$WHAT" in
+  text) text ;;
+  modes) modes ;;
+  vectors) vectors ;;
+  summary) summary ;;
+  all) vectors; text; modes; summary ;;
+  *) echo "usage: $0 [text|modes|vectors|summary|all]" >&2; exit 2 ;;
+esac
+if [ ${#FAILED[@]} -gt 0 ]; then
+  printf 'FAILED: %s\n' "${FAILED[@]}" >&2
+  exit 1
+fi

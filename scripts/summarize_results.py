@@ -1,0 +1,103 @@
+"""Print Markdown tables from `tart evaluate` JSON reports (as written by scripts/run_evaluations.sh).
+
+    python scripts/summarize_results.py [RESULTS_DIR or JSON files ...]
+
+Reports are grouped by what they hold: vector datasets (no embedder), embedding-mode comparisons
+(files under a `modes/` folder) and text results (the rest), one section per embedder. Files named
+`sanity-*.json` are included only when passed explicitly.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+
+def load_reports(args: list[str]) -> list[tuple[Path, dict]]:
+    paths = []
+    for arg in args or ["results"]:
+        p = Path(arg)
+        paths += sorted(q for q in p.rglob("*.json") if not q.name.startswith("sanity-")) if p.is_dir() else [p]
+    return [(p, json.loads(p.read_text())) for p in paths]
+
+
+def _cell(r: dict) -> str:
+    return f"{r['mean']:.3f} ± {r['std']:.3f}"
+
+
+def per_dataset_table(reports: list[dict]) -> list[str]:
+    ks = sorted({k for rep in reports for k in rep["ks"]})
+    lines = ["| dataset | method | " + " | ".join(f"k={k}" for k in ks) + " | s/run |",
+             "|---|---|" + "---|" * (len(ks) + 1)]
+    for rep in sorted(reports, key=lambda r: r["dataset"]):
+        methods = list(dict.fromkeys(r["method"] for r in rep["results"]))
+        for m in methods:
+            rows = {r["k"]: r for r in rep["results"] if r["method"] == m}
+            best = {k: max(round(r["mean"], 3) for r in rep["results"] if r["k"] == k) for k in ks if k in rows}
+            cells = [("**" + _cell(rows[k]) + "**" if round(rows[k]["mean"], 3) == best[k] else _cell(rows[k]))
+                     if k in rows else "" for k in ks]
+            secs = np.mean([r["seconds"] for r in rows.values()])
+            lines.append(f"| {rep['dataset']} | {m} | " + " | ".join(cells) + f" | {secs:.2f} |")
+    return lines
+
+
+def average_table(reports: list[dict]) -> list[str]:
+    """Mean accuracy over datasets, per method and k (only datasets that ran that method)."""
+    ks = sorted({k for rep in reports for k in rep["ks"]})
+    acc = defaultdict(list)
+    for rep in reports:
+        for r in rep["results"]:
+            acc[(r["method"], r["k"])].append(r["mean"])
+    methods = list(dict.fromkeys(m for m, _ in acc))
+    lines = ["| method | " + " | ".join(f"k={k}" for k in ks) + " | datasets |",
+             "|---|" + "---|" * (len(ks) + 1)]
+    for m in methods:
+        cells = [f"{np.mean(acc[(m, k)]):.3f}" if acc[(m, k)] else "" for k in ks]
+        lines.append(f"| {m} | " + " | ".join(cells) + f" | {max(len(acc[(m, k)]) for k in ks)} |")
+    return lines
+
+
+def modes_table(reports: list[dict]) -> list[str]:
+    lines = ["| dataset | embedder | mode | k | tart | logreg | centroid | embedding s/task |",
+             "|---|---|---|---|---|---|---|---|"]
+    order = {"stream": 0, "vanilla": 1, "loo": 2}
+    for rep in sorted(reports, key=lambda r: (r["dataset"], r["embedder"], order.get(r["embedding_mode"], 3))):
+        for k in rep["ks"]:
+            rows = {r["method"]: r for r in rep["results"] if r["k"] == k}
+            accs = [_cell(rows[m]) if m in rows else "" for m in ("tart", "logreg", "centroid")]
+            embed = np.mean([r.get("embed_seconds", 0.0) for r in rows.values()])
+            lines.append(f"| {rep['dataset']} | {rep['embedder']} | {rep['embedding_mode']} | {k} | "
+                         + " | ".join(accs) + f" | {embed:.2f} |")
+    return lines
+
+
+def summarize(pairs: list[tuple[Path, dict]]) -> str:
+    vectors = [rep for _, rep in pairs if rep.get("embedder") is None]
+    modes = [rep for p, rep in pairs if rep.get("embedder") and "modes" in p.parts]
+    text = defaultdict(list)
+    for p, rep in pairs:
+        if rep.get("embedder") and "modes" not in p.parts:
+            text[rep["embedder"]].append(rep)
+    out = []
+    for emb, reps in text.items():
+        ckpt = sorted({str(r.get("checkpoint")) for r in reps})
+        out += [f"## Text, embedder {emb} (head: {', '.join(ckpt)})", "",
+                f"Mean accuracy over {len(reps)} datasets:", ""] + average_table(reps) + [""]
+        out += ["Per dataset (mean ± std over seeds; best per k in bold):", ""] + per_dataset_table(reps) + [""]
+    if modes:
+        out += ["## Embedding modes", ""] + modes_table(modes) + [""]
+    if vectors:
+        out += ["## Vectors (scikit-learn datasets, features standardised on the support set)", ""]
+        out += per_dataset_table(vectors) + [""]
+    notes = sorted({f"{rep['dataset']}: {n}" for _, rep in pairs for n in rep.get("notes", [])
+                    if not n.startswith("seed ")})
+    if notes:
+        out += ["Notes:", ""] + [f"- {n}" for n in notes] + [""]
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    print(summarize(load_reports(sys.argv[1:])))
