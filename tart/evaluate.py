@@ -114,16 +114,70 @@ def _check_methods(methods, embedder, vectors: bool, notes: list) -> list[str]:
     return keep
 
 
+def _stream_matrix(data: EvalData, embedder, draws, ks):
+    """Stream mode: every text the runs need, embedded once; and the measured seconds per text."""
+    needed = sorted({i for supports, test in draws for i in test + supports[ks[-1]]})
+    t0 = time.perf_counter()
+    matrix = np.zeros((len(data.labels), embedder.dim), dtype=np.float32)
+    matrix[needed] = embedder.embed([data.texts[i] for i in needed])
+    return matrix, (time.perf_counter() - t0) / len(needed)
+
+
+def _task_vectors(data: EvalData, sup, test, embedder, mode, stream):
+    """Support and test vectors for one run, and the embedding seconds charged to it."""
+    t0 = time.perf_counter()
+    if data.vectors is not None:  # standardised on the support set, for every method
+        from sklearn.preprocessing import StandardScaler
+
+        scaler = StandardScaler().fit(data.vectors[sup])
+        return scaler.transform(data.vectors[sup]), scaler.transform(data.vectors[test]), 0.0
+    if stream is not None:
+        matrix, per_text = stream
+        return matrix[sup], matrix[test], per_text * (len(sup) + len(test))
+    S, Q = embedder.embed_task([data.texts[i] for i in sup], [str(data.labels[i]) for i in sup],
+                               [data.texts[i] for i in test], mode=mode)
+    return S, Q, time.perf_counter() - t0
+
+
+def _predict(method, S, Q, data: EvalData, sup, test, seed, ctx) -> tuple[np.ndarray, dict]:
+    """One method's predictions on the test set, and extra facts to report (icl's prompt)."""
+    from tart import baselines
+    from tart.classifier import TartClassifier
+
+    y_sup = [data.labels[i] for i in sup]
+    if method == "icl":
+        icl = baselines.ICLClassifier(ctx["lm"], ctx["tokenizer"], max_prompt_tokens=ctx["icl_max_tokens"])
+        pred = icl.fit([data.texts[i] for i in sup], y_sup).predict([data.texts[i] for i in test])
+        return pred, {"dropped": icl.n_dropped_, "prompt": icl.prompt_tokens_}
+    model = {"tart": lambda: TartClassifier(head=ctx["head"], embedder=None, random_state=seed,
+                                            n_permutations=ctx["n_permutations"]),
+             "logreg": lambda: baselines.LogRegProbe(random_state=seed),
+             "centroid": baselines.CentroidClassifier}[method]()
+    return model.fit(S, y_sup).predict(Q), {}
+
+
+def _result(method, k, run, notes) -> dict:
+    accs = run["accs"]
+    entry = {"method": method, "k": k, "mean": float(np.mean(accs)),
+             "std": float(np.std(accs, ddof=1)) if len(accs) > 1 else 0.0,  # sample std over seeds
+             "accs": accs, "seconds": float(np.mean(run["seconds"])),
+             "embed_seconds": float(np.mean(run["embed_seconds"]))}
+    if method == "icl":
+        dropped = [x["dropped"] for x in run["extra"]]
+        entry["prompt_tokens"] = float(np.mean([x["prompt"] for x in run["extra"]]))
+        if any(dropped):
+            entry["note"] = (f"prompt truncated from the left in {sum(d > 0 for d in dropped)}/{len(accs)} "
+                             f"runs (up to {max(dropped)} of {k} examples dropped)")
+            notes.append(f"icl k={k}: {entry['note']}")
+    return entry
+
+
 def evaluate(data: EvalData, ks=(16, 32, 64), seeds: int = 5, methods=("tart", "logreg", "centroid", "icl"),
              embedder=None, checkpoint="tart-compact", test_size: int | None = 200,
              embedding_mode: str = "stream", n_permutations: int = 4, icl_max_tokens: int | None = None,
              progress: bool = True) -> dict:
     """The `tart evaluate` report (see the module docstring and README for its keys)."""
-    from sklearn.preprocessing import StandardScaler
     from tqdm.auto import tqdm
-
-    from tart.baselines import CentroidClassifier, ICLClassifier, LogRegProbe, load_causal_lm
-    from tart.classifier import TartClassifier
 
     ks = sorted(set(int(k) for k in ks))
     if not ks or ks[0] < 1 or seeds < 1:
@@ -133,93 +187,48 @@ def evaluate(data: EvalData, ks=(16, 32, 64), seeds: int = 5, methods=("tart", "
         raise ValueError(f"{data.name} is text: give an embedder")
     notes: list[str] = []
     methods = _check_methods(list(methods), embedder, is_vectors, notes)
-    head = checkpoint_path = None
+    ctx = {"head": None, "lm": None, "n_permutations": n_permutations, "icl_max_tokens": icl_max_tokens,
+           "tokenizer": None if is_vectors else embedder.tokenizer}
+    checkpoint_path = None
     if "tart" in methods:
         from tart.checkpoint_io import load_head, resolve_checkpoint
 
         checkpoint_path = resolve_checkpoint(checkpoint)
-        head = load_head(checkpoint_path)
+        ctx["head"] = load_head(checkpoint_path)
+    if "icl" in methods:
+        from tart.baselines import load_causal_lm
+
+        ctx["lm"] = load_causal_lm(embedder)
     draws = [_draw(data, ks, s, test_size, notes) for s in range(seeds)]
+    stream = _stream_matrix(data, embedder, draws, ks) if not is_vectors and embedding_mode == "stream" else None
 
-    per_text = 0.0
-    if not is_vectors and embedding_mode == "stream":  # every text the runs need, embedded once
-        needed = sorted({i for sup, test in draws for i in test + sup[ks[-1]]})
-        t0 = time.perf_counter()
-        matrix = np.zeros((len(data.labels), embedder.dim), dtype=np.float32)
-        matrix[needed] = embedder.embed([data.texts[i] for i in needed])
-        per_text = (time.perf_counter() - t0) / len(needed)
-    lm = load_causal_lm(embedder) if "icl" in methods else None
-
-    runs = {(m, k): {"accs": [], "seconds": [], "embed_seconds": [], "dropped": [], "prompt": []}
-            for m in methods for k in ks}
-    labels = np.array(data.labels, dtype=object)
+    runs = {(m, k): {"accs": [], "seconds": [], "embed_seconds": [], "extra": []} for m in methods for k in ks}
     was_progress = getattr(embedder, "progress", False)
     if embedder is not None:
         embedder.progress = False  # one bar: the runs
     bar = tqdm(total=seeds * len(ks) * len(methods), desc=f"evaluate {data.name}", unit="run", disable=not progress)
     try:
         for seed, (supports, test) in enumerate(draws):
-            y_test = labels[test]
+            y_test = np.array([data.labels[i] for i in test], dtype=object)
             for k in ks:
-                sup = supports[k]
-                y_sup = labels[sup]
-                t0 = time.perf_counter()
-                if is_vectors:
-                    scaler = StandardScaler().fit(data.vectors[sup])
-                    S, Q = scaler.transform(data.vectors[sup]), scaler.transform(data.vectors[test])
-                elif embedding_mode == "stream":
-                    S, Q = matrix[sup], matrix[test]
-                else:
-                    S, Q = embedder.embed_task([data.texts[i] for i in sup], [str(v) for v in y_sup],
-                                               [data.texts[i] for i in test], mode=embedding_mode)
-                embed_seconds = per_text * (len(sup) + len(test)) if per_text else time.perf_counter() - t0
+                S, Q, embed_seconds = _task_vectors(data, supports[k], test, embedder, embedding_mode, stream)
                 for m in methods:
                     t0 = time.perf_counter()
+                    pred, extra = _predict(m, S, Q, data, supports[k], test, seed, ctx)
                     run = runs[(m, k)]
-                    if m == "tart":
-                        model = TartClassifier(head=head, embedder=None, n_permutations=n_permutations,
-                                               random_state=seed)
-                    elif m == "logreg":
-                        model = LogRegProbe(random_state=seed)
-                    elif m == "centroid":
-                        model = CentroidClassifier()
-                    if m == "icl":
-                        icl = ICLClassifier(lm, embedder.tokenizer, max_prompt_tokens=icl_max_tokens)
-                        icl.fit([data.texts[i] for i in sup], y_sup.tolist())
-                        pred = icl.predict([data.texts[i] for i in test])
-                        run["dropped"].append(icl.n_dropped_)
-                        run["prompt"].append(icl.prompt_tokens_)
-                        run["embed_seconds"].append(0.0)
-                    else:
-                        pred = model.fit(S, y_sup.tolist()).predict(Q)
-                        run["embed_seconds"].append(embed_seconds)
-                    run["accs"].append(float(np.mean(np.asarray(pred, dtype=object) == y_test)))
                     run["seconds"].append(time.perf_counter() - t0)
+                    run["accs"].append(float(np.mean(np.asarray(pred, dtype=object) == y_test)))
+                    run["embed_seconds"].append(0.0 if m == "icl" else embed_seconds)
+                    run["extra"].append(extra)
                     bar.update()
     finally:
         bar.close()
         if embedder is not None:
             embedder.progress = was_progress
 
-    results = []
-    for (m, k), run in runs.items():
-        accs = run["accs"]
-        entry = {"method": m, "k": k, "mean": float(np.mean(accs)),
-                 "std": float(np.std(accs, ddof=1)) if len(accs) > 1 else 0.0,
-                 "accs": accs, "seconds": float(np.mean(run["seconds"])),
-                 "embed_seconds": float(np.mean(run["embed_seconds"]))}
-        if m == "icl":
-            entry["prompt_tokens"] = float(np.mean(run["prompt"]))
-            if any(run["dropped"]):
-                entry["note"] = (f"prompt truncated from the left in {sum(d > 0 for d in run['dropped'])}/"
-                                 f"{len(accs)} runs (up to {max(run['dropped'])} of {k} examples dropped)")
-                notes.append(f"icl k={k}: {entry['note']}")
-        results.append(entry)
-    if checkpoint_path is not None:
-        try:
-            checkpoint_path = checkpoint_path.resolve().relative_to(Path.cwd().resolve())
-        except ValueError:
-            pass
+    results = [_result(m, k, run, notes) for (m, k), run in runs.items()]
+    if checkpoint_path is not None and checkpoint_path.resolve().is_relative_to(Path.cwd().resolve()):
+        checkpoint_path = checkpoint_path.resolve().relative_to(Path.cwd().resolve())
     return {
         "dataset": data.name,
         "embedder": None if is_vectors else embedder.name,
