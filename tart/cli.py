@@ -95,7 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_classify)
 
     from serving.cli import add_serve_parser
+    from tart.evaluate import add_evaluate_parser
 
+    add_evaluate_parser(sub)
     add_serve_parser(sub)
     return parser
 
