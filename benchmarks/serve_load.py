@@ -81,17 +81,20 @@ async def run_load(url: str, task_id: str, texts, labels: dict, args) -> dict:
             "accuracy_first_pass": correct / scored if scored else None, "texts_sent": sent}
 
 
-def raw_embedder(name: str, texts: list[str], batch_size: int) -> dict:
+def raw_embedder(name: str, texts: list[str], batch_size: int, max_seconds: float) -> dict:
+    """Embed `texts` in order, in batches, without HTTP; stop after the batch that passes max_seconds."""
     from tart.embeddings import Embedder
 
     embedder = Embedder(name, progress=False)  # a fresh in-memory cache: every text is embedded
     embedder.embed(["warm-up"])
+    forwards, done = embedder.n_forward_calls, 0
     start = time.perf_counter()
-    for i in range(0, len(texts), batch_size):
-        embedder.embed(texts[i:i + batch_size])
+    while done < len(texts) and (done == 0 or time.perf_counter() - start < max_seconds):
+        embedder.embed(texts[done:done + batch_size])
+        done += len(texts[done:done + batch_size])
     elapsed = time.perf_counter() - start
-    return {"texts": len(texts), "elapsed_s": elapsed, "texts_per_s": len(texts) / elapsed,
-            "forward_calls": embedder.n_forward_calls - 1}
+    return {"texts": done, "elapsed_s": elapsed, "texts_per_s": done / elapsed,
+            "forward_calls": embedder.n_forward_calls - forwards}
 
 
 def main(argv=None) -> int:
@@ -104,6 +107,7 @@ def main(argv=None) -> int:
     p.add_argument("--embedder", default=Settings().embedder)
     p.add_argument("--checkpoint", default=Settings().checkpoint)
     p.add_argument("--max-batch-size", type=int, default=Settings().embed_max_batch_size)
+    p.add_argument("--raw-seconds", type=float, default=30.0, help="time budget of each raw embedder run")
     p.add_argument("--json", help="write the result here")
     args = p.parse_args(argv)
 
@@ -115,7 +119,7 @@ def main(argv=None) -> int:
     labels = {data.texts[i]: str(data.labels[i]) for i in queries}
 
     stream_start = [data.texts[i] for i in queries][:512]
-    raw_before = raw_embedder(args.embedder, stream_start, args.max_batch_size)
+    raw_before = raw_embedder(args.embedder, stream_start, args.max_batch_size, args.raw_seconds)
     store = Path(tempfile.mkdtemp(prefix="tart-bench-")) / "tasks.sqlite3"
     env = {"TART_CHECKPOINT": args.checkpoint, "TART_EMBEDDER": args.embedder, "TART_STORE_PATH": str(store),
            "TART_CONFIG": "", "TART_EMBED_MAX_BATCH_SIZE": str(args.max_batch_size),
@@ -129,7 +133,7 @@ def main(argv=None) -> int:
         load = asyncio.run(run_load(server.url, task_id, text_stream([data.texts[i] for i in queries]), labels, args))
         after = httpx.post(server.url + "/stats", timeout=30).json()
     sent = load.pop("texts_sent")
-    raw_after = raw_embedder(args.embedder, sent, args.max_batch_size)
+    raw_after = raw_embedder(args.embedder, sent, args.max_batch_size, args.raw_seconds)
     raw = max(raw_before, raw_after, key=lambda r: r["texts_per_s"])
     batches = after["embedder"]["batches"] - before["embedder"]["batches"]
     result = {

@@ -28,16 +28,21 @@ def free_port() -> int:
 
 
 class LocalServer:
-    def __init__(self, env: dict[str, str], port: int | None = None, log_path: str | Path | None = None):
+    def __init__(self, env: dict[str, str], port: int | None = None, log_path: str | Path | None = None,
+                 via_cli: bool = False):
         self.env = {**os.environ, "BENTOML_DO_NOT_TRACK": "true", "HF_HUB_OFFLINE": "1", **env}
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = Path(log_path or tempfile.mkstemp(prefix="tart-serve-", suffix=".log")[1])
+        self.via_cli = via_cli  # start through `tart serve` instead of `bentoml serve`
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 180.0) -> "LocalServer":
-        argv = [sys.executable, "-m", "bentoml", "serve", "serving.service:Tart", "--host", "127.0.0.1",
-                "--port", str(self.port), "--working-dir", str(ROOT)]
+        if self.via_cli:
+            argv = [sys.executable, "-m", "tart.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
+        else:
+            argv = [sys.executable, "-m", "bentoml", "serve", "serving.service:Tart", "--host", "127.0.0.1",
+                    "--port", str(self.port), "--working-dir", str(ROOT)]
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(argv, env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         self.wait_ready(timeout)

@@ -53,7 +53,8 @@ def server(head_dir, tmp_path_factory):
     store = tmp_path_factory.mktemp("store") / "tasks.sqlite3"
     env = {"TART_CHECKPOINT": head_dir, "TART_EMBEDDER": "minilm-l6", "TART_STORE_PATH": str(store),
            "TART_CONFIG": "", **LIMITS}
-    srv = LocalServer(env, log_path=tmp_path_factory.mktemp("log") / "server.log").start()
+    # started the way users start it: `tart serve` (which becomes `bentoml serve`)
+    srv = LocalServer(env, log_path=tmp_path_factory.mktemp("log") / "server.log", via_cli=True).start()
     yield srv
     srv.stop()
 
@@ -81,6 +82,10 @@ def check_predictions(body, n, labels):
 
 
 # ---- BentoML's own endpoints ----
+
+def test_started_by_tart_serve(server):
+    assert "tart serve: http://127.0.0.1:" in server.log_tail(100_000)
+
 
 def test_health_readiness_openapi_metrics(server):
     assert httpx.get(server.url + "/healthz").status_code == 200
