@@ -11,6 +11,7 @@ new texts. /healthz, /readyz, /metrics and /docs.json are BentoML's own.
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import aiohttp
@@ -87,6 +88,9 @@ class Tart:
         self.head = load_head(S.checkpoint)
         self.classifier_class = TartClassifier
         self.store = TaskStore(S.store_path, max_tasks=S.max_tasks)
+        # the head runs in a small pool of its own: a few large requests cannot take every core and
+        # all the memory at once; the others wait their turn (up to timeout_s)
+        self.head_pool = ThreadPoolExecutor(max_workers=S.head_concurrency, thread_name_prefix="tart-head")
         self.model_info = ModelInfo(head=Path(S.checkpoint).name, embedder=S.embedder)
         self.counts = {"classify_requests": 0, "task_classify_requests": 0, "texts_sent_to_embedder": 0,
                        "examples_from_cache": 0, "examples_reembedded": 0, "embed_retries": 0}
@@ -117,7 +121,8 @@ class Tart:
 
     async def _answer(self, support, labels, queries, options, task_id=None):
         try:
-            predictions = await asyncio.to_thread(self._predict, support, labels, queries, options)
+            predictions = await asyncio.get_running_loop().run_in_executor(
+                self.head_pool, self._predict, support, labels, queries, options)
         except ValueError as err:  # the classifier refused this support set
             return _error(422, f"examples: {err}")
         return ClassifyResponse(predictions=predictions, model=self.model_info, task_id=task_id)

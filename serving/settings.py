@@ -28,7 +28,7 @@ class Settings:
     checkpoint: str = "tart-compact"  # shipped head name or a checkpoint folder
     embedder: str = "smollm2-135m"  # embedder short name or a local model folder
     n_permutations: int = 4  # default support-set orderings averaged per prediction
-    max_permutations: int = 16  # the most a request may ask for
+    max_permutations: int = 8  # the most a request may ask for
     # task store
     store_path: str = dataclasses.field(default_factory=_default_store_path)
     max_tasks: int = 10_000
@@ -46,7 +46,8 @@ class Settings:
     embed_max_batch_size: int = 64  # texts per embedder forward, across requests
     embed_max_latency_ms: int = 20_000  # queueing budget of one embed call; past it, 503
     embed_threads: int = 0  # torch threads of the embedding worker (0: torch's default)
-    head_threads: int = 1  # torch threads of the API worker that runs the head
+    head_threads: int = 1  # torch threads of each head computation in the API worker
+    head_concurrency: int = 2  # head computations at once in the API worker (the rest wait)
 
     def __post_init__(self):
         for f in fields(self):
@@ -55,7 +56,8 @@ class Settings:
                 raise ValueError(f"setting {f.name} must be >= 0, got {value!r}")
         for name in ("max_examples", "max_texts", "max_text_chars", "max_labels", "max_label_chars",
                      "max_name_chars", "max_body_bytes", "max_concurrency", "embed_max_batch_size",
-                     "embed_max_latency_ms", "n_permutations", "max_permutations", "max_tasks"):
+                     "embed_max_latency_ms", "n_permutations", "max_permutations", "max_tasks", "head_concurrency",
+                     "head_threads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"setting {name} must be >= 1, got {getattr(self, name)!r}")
         if self.max_labels < 2:

@@ -185,8 +185,10 @@ def app_client(tmp_path_factory):
 
     importlib.reload(serving.schemas)  # the limits are read when the modules load
     service = importlib.reload(serving.service)
+    threads = torch.get_num_threads()  # the services set torch's thread count for their process
     with TestClient(service.Tart.to_asgi()) as client:
         yield client, service
+    torch.set_num_threads(threads)
     mp.undo()
     get_settings.cache_clear()
     importlib.reload(serving.schemas)
