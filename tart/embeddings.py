@@ -43,8 +43,13 @@ def _known() -> str:
     return "known short names: " + ", ".join(KNOWN_MODELS)
 
 
+# Converted models are cached inside the project checkout (git-ignored) unless the user names a
+# folder: nothing is written outside the repository except under a path the user gives.
+PROJECT_CACHE = Path(__file__).resolve().parent.parent / ".cache" / "tart"
+
+
 def default_cache_dir(cache_dir=None) -> Path:
-    return Path(cache_dir or os.environ.get("TART_CACHE_DIR") or Path.home() / ".cache" / "tart")
+    return Path(cache_dir or os.environ.get("TART_CACHE_DIR") or PROJECT_CACHE)
 
 
 def _package_source(name: str) -> Path:
