@@ -1,9 +1,9 @@
 """`tart serve`: start the HTTP API (`bentoml serve serving.service:Tart`) on this machine.
 
 Command-line options become the TART_* environment variables that `serving.settings` reads, so the
-server's configuration has one source. The settings and the head checkpoint are checked here first,
-so a mistake is reported in one line instead of a server traceback. The process then becomes
-`bentoml serve` (exec), so Ctrl+C and SIGTERM reach the server directly.
+server's configuration has one source. The settings, the head checkpoint and the embedder are checked
+here first, so a mistake is reported in one line instead of a server that keeps restarting a failing
+worker. The process then becomes `bentoml serve` (exec), so Ctrl+C and SIGTERM reach it directly.
 """
 from __future__ import annotations
 
@@ -42,12 +42,16 @@ def server_environment(args, base: dict | None = None) -> dict:
 def serve_command(args) -> None:
     from serving.settings import load_settings
     from tart.checkpoint_io import resolve_checkpoint
+    from tart.embeddings import resolve_model_dir
 
     if not 0 < args.port < 65536:
         raise ValueError(f"--port must be between 1 and 65535, got {args.port}")
     env = server_environment(args)
     settings = load_settings(env=env)  # raises ValueError / FileNotFoundError with a clear message
     resolve_checkpoint(settings.checkpoint)
+    # BentoML restarts a worker that fails to start, forever: catch a bad model name here instead.
+    # (For a GGUF model this also makes its one-time safetensors conversion, before the server starts.)
+    resolve_model_dir(settings.embedder)
     root = Path(__file__).resolve().parent.parent  # the folder that holds serving/ and tart/
     argv = [sys.executable, "-m", "bentoml", "serve", SERVICE, "--host", args.host, "--port", str(args.port),
             "--working-dir", str(root)]

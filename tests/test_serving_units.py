@@ -157,6 +157,11 @@ def test_serve_command_reports_bad_input_before_starting(tmp_path):
     base = dict(host="127.0.0.1", port=3000, config=None, checkpoint=None, embedder=None, store=None)
     with pytest.raises(FileNotFoundError, match="no head checkpoint"):
         serve_command(argparse.Namespace(**{**base, "checkpoint": str(tmp_path / "missing")}))
+    from tart.reasoning import TartConfig, TartReasoningModel
+
+    TartReasoningModel(TartConfig()).save_pretrained(tmp_path / "head")
+    with pytest.raises(ValueError, match="unknown model 'no-such-model'"):
+        serve_command(argparse.Namespace(**{**base, "checkpoint": str(tmp_path / "head"), "embedder": "no-such-model"}))
     with pytest.raises(ValueError, match="--port"):
         serve_command(argparse.Namespace(**{**base, "port": 70000}))
 
