@@ -24,15 +24,18 @@ TART=${TART:-tart}
 CHECKPOINT=${CHECKPOINT:-tart-compact}
 SEEDS=${SEEDS:-5}
 KS=${KS:-16,32,64}
-TEST_SIZE=${TEST_SIZE:-200}
+TEST_SIZE=${TEST_SIZE:-100}
 EMBEDDERS=${EMBEDDERS:-"smollm2-135m minilm-l6"}
 # vanilla / loo put k examples in one sequence: MiniLM's 512 positions do not hold 32 glosses
 MODE_EMBEDDERS=${MODE_EMBEDDERS:-"smollm2-135m"}
 TEXT_DATASETS=${TEXT_DATASETS:-"wordnet-animal-food wordnet-act-state wordnet-artifact-person
   wordnet-plant-communication fortunes-computers-politics opinion-sentiment wordnet-6way fortunes-4way"}
-MODE_DATASETS=${MODE_DATASETS:-"wordnet-animal-food wordnet-act-state fortunes-computers-politics opinion-sentiment"}
+MODE_DATASETS=${MODE_DATASETS:-"wordnet-animal-food wordnet-act-state"}
+MODE_SEEDS=${MODE_SEEDS:-2}  # leave-one-out embeds k prompts of k-1 examples per run
 VECTOR_DATASETS=${VECTOR_DATASETS:-"sklearn:breast_cancer sklearn:digits-pairs sklearn:digits-3-8 sklearn:digits sklearn:wine"}
-COMMON=(--checkpoint "$CHECKPOINT" --seeds "$SEEDS" --test-size "$TEST_SIZE" --quiet)
+ICL_EMBEDDER=${ICL_EMBEDDER:-smollm2-135m}
+ICL_SEEDS=${ICL_SEEDS:-3}
+COMMON=(--checkpoint "$CHECKPOINT" --test-size "$TEST_SIZE" --quiet)
 if [ -n "${THREADS:-}" ]; then COMMON+=(--threads "$THREADS"); fi
 
 run() {  # run OUT.json ARGS...: one `tart evaluate`, skipped if OUT exists and SKIP_EXISTING=1
@@ -40,7 +43,7 @@ run() {  # run OUT.json ARGS...: one `tart evaluate`, skipped if OUT exists and 
   if [ "${SKIP_EXISTING:-0}" = 1 ] && [ -s "$out" ]; then echo "keep $out"; return; fi
   mkdir -p "$(dirname "$out")"
   echo "== tart evaluate $* -> $out"
-  $TART evaluate "$@" "${COMMON[@]}" --json "$out" --plot "${out%.json}.png" || FAILED+=("$out")
+  $TART evaluate "$@" "${COMMON[@]}" --seeds "$SEEDS" --json "$out" --plot "${out%.json}.png" || FAILED+=("$out")
 }
 FAILED=()
 
@@ -48,12 +51,23 @@ text() {
   for emb in $EMBEDDERS; do
     for ds in $TEXT_DATASETS; do
       run "$RESULTS/text/$emb/$ds.json" --data "$ds" --embedder "$emb" --k "$KS" \
-        --methods tart,logreg,centroid,icl
+        --methods tart,logreg,centroid
     done
   done
 }
 
+# In-context prompting costs minutes per run on this CPU, so it has its own, smaller run: the first
+# ICL_SEEDS seeds, whose splits are the same as those of the text runs above (same seed, same test size).
+icl() {
+  local SEEDS=$ICL_SEEDS
+  for ds in $TEXT_DATASETS; do
+    run "$RESULTS/text/$ICL_EMBEDDER/$ds-icl.json" --data "$ds" --embedder "$ICL_EMBEDDER" --k "$KS" \
+      --methods icl
+  done
+}
+
 modes() {
+  local SEEDS=$MODE_SEEDS
   for emb in $MODE_EMBEDDERS; do
     for ds in $MODE_DATASETS; do
       for mode in stream vanilla loo; do
@@ -76,11 +90,12 @@ summary() {
 
 case "$WHAT" in
   text) text ;;
+  icl) icl ;;
   modes) modes ;;
   vectors) vectors ;;
   summary) summary ;;
-  all) vectors; text; modes; summary ;;
-  *) echo "usage: $0 [text|modes|vectors|summary|all]" >&2; exit 2 ;;
+  all) vectors; text; icl; modes; summary ;;
+  *) echo "usage: $0 [text|icl|modes|vectors|summary|all]" >&2; exit 2 ;;
 esac
 if [ ${#FAILED[@]} -gt 0 ]; then
   printf 'FAILED: %s\n' "${FAILED[@]}" >&2
