@@ -32,7 +32,8 @@ def cmd_eval_synthetic(args):
     from tart.synthetic_eval import evaluate_synthetic, plot_synthetic
 
     head = load_head(args.checkpoint)
-    report = evaluate_synthetic(head, args.k, n_tasks=args.tasks, seed=args.seed, d=args.d, alpha=args.alpha)
+    report = evaluate_synthetic(head, args.k, n_tasks=args.tasks, seed=args.seed, d=args.d, alpha=args.alpha,
+                                permutations=args.permutations)
     text = json.dumps(report, indent=2)
     if args.json:
         Path(args.json).write_text(text)
@@ -80,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--d", type=int, default=None, help="active dimension (default: the head's n_dims)")
     p.add_argument("--alpha", type=float, default=None, help="weight scale (default: the head's training alpha)")
+    p.add_argument("--permutations", type=int, default=1, help="average the head over this many support orders")
     p.add_argument("--json", help="write the report here")
     p.add_argument("--plot", help="write accuracy vs k here (PNG)")
     p.set_defaults(func=cmd_eval_synthetic)

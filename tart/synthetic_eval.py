@@ -27,16 +27,23 @@ def sample_eval_tasks(n_tasks, k_max, n_queries, d, n_dims, alpha, seed, device=
 
 
 @torch.inference_mode()
-def head_accuracy(model: TartReasoningModel, tasks, ks, batch_size: int = 250) -> dict[int, float]:
+def head_accuracy(model: TartReasoningModel, tasks, ks, batch_size: int = 250, permutations: int = 1,
+                  seed: int = 0) -> dict[int, float]:
+    """Accuracy of the head given the first k context points. With permutations > 1 the
+    probabilities are averaged over that many random orders of those k points (the first order is
+    the given one), as TartClassifier does."""
     model.eval()
     device = next(model.parameters()).device
+    gen = torch.Generator().manual_seed(seed)
     accs = {}
     for k in ks:
+        orders = [torch.arange(k)] + [torch.randperm(k, generator=gen) for _ in range(permutations - 1)]
         correct = 0.0
         for i in range(0, len(tasks.w), batch_size):
             sl = slice(i, i + batch_size)
-            prob = model.predict_proba(tasks.x_context[sl, :k].to(device), tasks.y_context[sl, :k].to(device),
-                                       tasks.x_query[sl].to(device)).cpu()
+            prob = sum(model.predict_proba(tasks.x_context[sl, order].to(device),
+                                           tasks.y_context[sl, order].to(device),
+                                           tasks.x_query[sl].to(device)).cpu() for order in orders) / len(orders)
             correct += ((prob > 0.5).float() == tasks.y_query[sl]).float().sum().item()
         accs[k] = correct / tasks.y_query.numel()
     return accs
@@ -72,21 +79,26 @@ def oracle_accuracy(tasks) -> float:
 
 
 def evaluate_synthetic(model: TartReasoningModel, ks=(8, 16, 32, 64), n_tasks=2000, seed=1234, d=None,
-                       alpha=None, n_queries=100, progress=True) -> dict:
-    """The eval-synthetic report: {"d", "alpha", "tasks", "seed", "queries_per_task", "results": [...]}."""
+                       alpha=None, n_queries=100, permutations=1, progress=True) -> dict:
+    """The eval-synthetic report: {"d", "alpha", "tasks", "seed", "queries_per_task", "permutations",
+    "results": [{"k", "head", "logreg", "oracle"}, ...]}; with permutations > 1, each result also has
+    "head_single_order" (the head on the given order alone)."""
     cfg = model.config
     d = cfg.n_dims if d is None else d
     alpha = cfg.alpha if alpha is None else alpha
     if max(ks) > cfg.max_examples:
         raise ValueError(f"k={max(ks)} exceeds the head's max_examples={cfg.max_examples}")
     tasks = sample_eval_tasks(n_tasks, max(ks), n_queries, d, cfg.n_dims, alpha, seed)
-    head = head_accuracy(model, tasks, ks)
+    head = head_accuracy(model, tasks, ks, permutations=permutations, seed=seed)
+    single = head_accuracy(model, tasks, ks) if permutations > 1 else head
     logreg = logreg_accuracy(tasks, ks, progress=progress)
     oracle = oracle_accuracy(tasks)
-    return {
-        "d": d, "alpha": alpha, "tasks": n_tasks, "seed": seed, "queries_per_task": n_queries,
-        "results": [{"k": k, "head": head[k], "logreg": logreg[k], "oracle": oracle} for k in ks],
-    }
+    results = [{"k": k, "head": head[k], "logreg": logreg[k], "oracle": oracle} for k in ks]
+    if permutations > 1:
+        for r in results:
+            r["head_single_order"] = single[r["k"]]
+    return {"d": d, "alpha": alpha, "tasks": n_tasks, "seed": seed, "queries_per_task": n_queries,
+            "permutations": permutations, "results": results}
 
 
 def plot_synthetic(report: dict, path: str) -> None:
