@@ -42,10 +42,13 @@ def test_binary_vectors_beat_chance_by_far(head, cancer):
 def test_labels_of_any_hashable_type_and_column_order(head, cancer):
     Xs, ys, Xt, _ = support_and_test(*cancer, k=16)
     ints = TartClassifier(head=head, embedder=None).fit(Xs, ys).predict_proba(Xt)
-    names = np.where(ys == 1, "benign", "malignant")
+    names = np.where(ys == 1, "yes", "no")
     clf = TartClassifier(head=head, embedder=None).fit(Xs, names)
-    assert clf.classes_.tolist() == ["benign", "malignant"]  # sorted: 1 -> benign comes first
-    assert np.allclose(clf.predict_proba(Xt)[:, 0], ints[:, 1], atol=1e-6)
+    assert clf.classes_.tolist() == ["no", "yes"]  # sorted, like 0 and 1
+    assert np.allclose(clf.predict_proba(Xt), ints, atol=1e-6)
+    flipped = TartClassifier(head=head, embedder=None).fit(Xs, np.where(ys == 1, "benign", "malignant"))
+    assert flipped.classes_.tolist() == ["benign", "malignant"]  # now class 1 comes first
+    assert np.allclose(flipped.predict_proba(Xt), ints[:, ::-1], atol=1e-6)  # label names cannot matter
     mixed = TartClassifier(head=head, embedder=None).fit(Xs, [("t", 1) if v else 0 for v in ys])
     assert set(map(repr, mixed.predict(Xt[:5]))) <= {repr(("t", 1)), "0"}
 
@@ -73,7 +76,7 @@ def test_queries_are_independent_and_results_reproducible(head, cancer):
 def test_support_longer_than_the_context_is_chunked(head, cancer):
     Xs, ys, Xt, yt = support_and_test(*cancer, k=200)
     clf = TartClassifier(head=head, embedder=None, n_permutations=1).fit(Xs, ys)
-    assert len(clf._sequences(clf._binary_problems())) == 4  # 200 examples / 64 per sequence
+    assert len(clf._sequences(clf._binary_problems())) == 2 * 4  # 200 examples / 64 per sequence, x2 label swap
     assert clf.score(Xt, yt) > 0.85
 
 
