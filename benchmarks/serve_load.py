@@ -120,6 +120,7 @@ def main(argv=None) -> int:
 
     stream_start = [data.texts[i] for i in queries][:512]
     raw_before = raw_embedder(args.embedder, stream_start, args.max_batch_size, args.raw_seconds)
+    print(f"raw embedder before the load: {raw_before['texts_per_s']:.1f} texts/s", file=sys.stderr, flush=True)
     store = Path(tempfile.mkdtemp(prefix="tart-bench-")) / "tasks.sqlite3"
     env = {"TART_CHECKPOINT": args.checkpoint, "TART_EMBEDDER": args.embedder, "TART_STORE_PATH": str(store),
            "TART_CONFIG": "", "TART_EMBED_MAX_BATCH_SIZE": str(args.max_batch_size),
@@ -133,12 +134,15 @@ def main(argv=None) -> int:
         load = asyncio.run(run_load(server.url, task_id, text_stream([data.texts[i] for i in queries]), labels, args))
         after = httpx.post(server.url + "/stats", timeout=30).json()
     sent = load.pop("texts_sent")
+    print(f"load done: {load['requests']} requests, {load['errors']} errors; timing the raw embedder again",
+          file=sys.stderr, flush=True)
     raw_after = raw_embedder(args.embedder, sent, args.max_batch_size, args.raw_seconds)
     raw = max(raw_before, raw_after, key=lambda r: r["texts_per_s"])
     batches = after["embedder"]["batches"] - before["embedder"]["batches"]
     result = {
         "config": {k: v for k, v in vars(args).items() if k != "json"},
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+                    "load_average_1_5_15": os.getloadavg()},
         "serving": load,
         "raw_embedder": {"before_load": raw_before, "after_load_same_texts": raw_after,
                          "texts_per_s": raw["texts_per_s"]},
