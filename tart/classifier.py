@@ -51,14 +51,24 @@ def _is_texts(X) -> bool:
 
 
 def _unique_labels(y) -> np.ndarray:
+    """Distinct labels, sorted where they can be. A plain numpy array when it holds every value
+    exactly (scikit-learn's metrics want one); else an object array (mixed types, or strings that
+    numpy would change, e.g. by dropping trailing NUL characters)."""
     seen = list(dict.fromkeys(y))
     try:
         seen = sorted(seen)
     except TypeError:  # mixed, unorderable labels keep their order of first appearance
         pass
+    try:
+        plain = np.array(seen)
+    except ValueError:  # e.g. tuples beside scalars
+        plain = None
+    if plain is not None and plain.ndim == 1 and plain.dtype.kind in "biuU" and plain.tolist() == seen and \
+            all(type(a) is type(b) for a, b in zip(plain.tolist(), seen)):
+        return plain
     out = np.empty(len(seen), dtype=object)
     out[:] = seen
-    return out if not all(isinstance(v, (int, np.integer, str)) for v in seen) else np.array(seen)
+    return out
 
 
 class TartClassifier(ClassifierMixin, BaseEstimator):
@@ -105,7 +115,8 @@ class TartClassifier(ClassifierMixin, BaseEstimator):
         if len(self.classes_) < 2:
             raise ValueError(f"need at least 2 distinct labels to classify, got only {list(self.classes_)}")
         self.head_ = _resolve_head(self.head)
-        self.embedder_ = _resolve_embedder(self.embedder)
+        # the embedder is loaded only for texts: vectors never pull in a language model
+        self.embedder_ = _resolve_embedder(self.embedder) if _is_texts(X) else None
         index = {c: i for i, c in enumerate(self.classes_.tolist())}
         self.y_index_ = np.array([index[v] for v in y])
         self.support_ = list(X) if _is_texts(X) else self._as_vectors(X, "X")

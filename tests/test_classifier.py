@@ -49,6 +49,9 @@ def test_labels_of_any_hashable_type_and_column_order(head, cancer):
     flipped = TartClassifier(head=head, embedder=None).fit(Xs, np.where(ys == 1, "benign", "malignant"))
     assert flipped.classes_.tolist() == ["benign", "malignant"]  # now class 1 comes first
     assert np.allclose(flipped.predict_proba(Xt), ints[:, ::-1], atol=1e-6)  # label names cannot matter
+    nul = TartClassifier(head=head, embedder=None).fit(Xs, ["a\x00" if v else "a" for v in ys])
+    assert set(nul.predict(Xt[:20])) <= {"a", "a\x00"}  # labels kept exactly, NUL included
+    assert TartClassifier(head=head).fit(Xs, ys).embedder_ is None  # vectors: no embedder is loaded
     mixed = TartClassifier(head=head, embedder=None).fit(Xs, [("t", 1) if v else 0 for v in ys])
     assert set(map(repr, mixed.predict(Xt[:5]))) <= {repr(("t", 1)), "0"}
 
