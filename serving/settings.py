@@ -18,8 +18,8 @@ from pathlib import Path
 
 
 def _default_store_path() -> str:
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return str(Path(base) / "tart" / "tasks.sqlite3")
+    # inside the checkout (git-ignored): nothing is written outside it unless the user names a path
+    return str(Path(__file__).resolve().parent.parent / "var" / "tasks.sqlite3")
 
 
 @dataclass(frozen=True)
