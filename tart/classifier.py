@@ -115,15 +115,18 @@ class TartClassifier(ClassifierMixin, BaseEstimator):
         if len(self.classes_) < 2:
             raise ValueError(f"need at least 2 distinct labels to classify, got only {list(self.classes_)}")
         self.head_ = _resolve_head(self.head)
-        # the embedder is loaded only for texts: vectors never pull in a language model
-        self.embedder_ = _resolve_embedder(self.embedder) if _is_texts(X) else None
         index = {c: i for i, c in enumerate(self.classes_.tolist())}
         self.y_index_ = np.array([index[v] for v in y])
-        self.support_ = list(X) if _is_texts(X) else self._as_vectors(X, "X")
-        if _is_texts(X) and self.embedding_mode == "stream":
+        texts = _is_texts(X)
+        # the embedder is loaded only for texts: vectors never pull in a language model
+        self.embedder_ = _resolve_embedder(self.embedder) if texts else None
+        self.support_ = list(X) if texts else self._as_vectors(X, "X")
+        if not texts:
+            self.support_vectors_ = self.support_
+        elif self.embedding_mode == "stream":
             self.support_vectors_ = self._embed(self.support_)
-        else:
-            self.support_vectors_ = None if _is_texts(X) else self.support_
+        else:  # vanilla / leave-one-out: support and queries are embedded together at predict time
+            self.support_vectors_ = None
         self.n_features_in_ = None if self.support_vectors_ is None else self.support_vectors_.shape[1]
         return self
 

@@ -28,25 +28,27 @@ def sample_eval_tasks(n_tasks, k_max, n_queries, d, n_dims, alpha, seed, device=
 
 @torch.inference_mode()
 def head_accuracy(model: TartReasoningModel, tasks, ks, batch_size: int = 250, permutations: int = 1,
-                  seed: int = 0) -> dict[int, float]:
-    """Accuracy of the head given the first k context points. With permutations > 1 the
-    probabilities are averaged over that many random orders of those k points (the first order is
-    the given one), as TartClassifier does."""
+                  seed: int = 0) -> tuple[dict[int, float], dict[int, float]]:
+    """Accuracy of the head given the first k context points, (given order, averaged): the second
+    averages the probabilities over `permutations` orders of those k points (the first order is the
+    given one), as TartClassifier does. One pass computes both."""
     model.eval()
     device = next(model.parameters()).device
     gen = torch.Generator().manual_seed(seed)
-    accs = {}
+    single, averaged = {}, {}
     for k in ks:
         orders = [torch.arange(k)] + [torch.randperm(k, generator=gen) for _ in range(permutations - 1)]
-        correct = 0.0
+        correct_single = correct_averaged = 0.0
         for i in range(0, len(tasks.w), batch_size):
             sl = slice(i, i + batch_size)
-            prob = sum(model.predict_proba(tasks.x_context[sl, order].to(device),
-                                           tasks.y_context[sl, order].to(device),
-                                           tasks.x_query[sl].to(device)).cpu() for order in orders) / len(orders)
-            correct += ((prob > 0.5).float() == tasks.y_query[sl]).float().sum().item()
-        accs[k] = correct / tasks.y_query.numel()
-    return accs
+            probs = [model.predict_proba(tasks.x_context[sl, order].to(device), tasks.y_context[sl, order].to(device),
+                                         tasks.x_query[sl].to(device)).cpu() for order in orders]
+            target = tasks.y_query[sl]
+            correct_single += ((probs[0] > 0.5).float() == target).sum().item()
+            correct_averaged += ((sum(probs) / len(probs) > 0.5).float() == target).sum().item()
+        single[k] = correct_single / tasks.y_query.numel()
+        averaged[k] = correct_averaged / tasks.y_query.numel()
+    return single, averaged
 
 
 def logreg_accuracy(tasks, ks, cs=LOGREG_C, progress=True) -> dict[int, float]:
@@ -89,8 +91,7 @@ def evaluate_synthetic(model: TartReasoningModel, ks=(8, 16, 32, 64), n_tasks=20
     if max(ks) > cfg.max_examples:
         raise ValueError(f"k={max(ks)} exceeds the head's max_examples={cfg.max_examples}")
     tasks = sample_eval_tasks(n_tasks, max(ks), n_queries, d, cfg.n_dims, alpha, seed)
-    head = head_accuracy(model, tasks, ks, permutations=permutations, seed=seed)
-    single = head_accuracy(model, tasks, ks) if permutations > 1 else head
+    single, head = head_accuracy(model, tasks, ks, permutations=permutations, seed=seed)
     logreg = logreg_accuracy(tasks, ks, progress=progress)
     oracle = oracle_accuracy(tasks)
     results = [{"k": k, "head": head[k], "logreg": logreg[k], "oracle": oracle} for k in ks]

@@ -135,7 +135,7 @@ def train(config: TrainConfig, output: Path, resume: bool = False, progress: boo
                 tb.add_scalar("train/loss", loss_value, done)
                 tb.add_scalar("train/lr", lr, done)
         if done % config.run.eval_every == 0:
-            accs = head_accuracy(accelerator.unwrap_model(model), eval_tasks, EVAL_KS)
+            accs, _ = head_accuracy(accelerator.unwrap_model(model), eval_tasks, EVAL_KS)
             bar.write(f"step {done}: " + " ".join(f"k={k_}:{a:.3f}" for k_, a in accs.items()))
             if tb:
                 for k_, a in accs.items():
