@@ -97,10 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_classify)
 
     from serving.cli import add_serve_parser
+    from tart.analysis.cli import add_analyze_parser
     from tart.evaluate import add_evaluate_parser
 
     add_evaluate_parser(sub)
     add_serve_parser(sub)
+    add_analyze_parser(sub)
     return parser
 
 
@@ -109,7 +111,8 @@ def main(argv=None) -> int:
     try:
         args.func(args)
     except (ValueError, FileNotFoundError, FileExistsError) as err:
-        print(f"tart {args.command}: error: {err}", file=sys.stderr)
+        command = " ".join(filter(None, [args.command, getattr(args, "analysis", None)]))
+        print(f"tart {command}: error: {err}", file=sys.stderr)
         return 2
     return 0
 

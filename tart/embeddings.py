@@ -181,7 +181,12 @@ class Embedder:
             dev = self.device
             if dev == "auto":
                 dev = "cuda" if torch.cuda.is_available() else "cpu"
-            self._loaded = _load(self.model_name, self.cache_dir, dev)
+            loaded = _load(self.model_name, self.cache_dir, dev)
+            n = loaded[0].config.num_hidden_layers
+            if not -(n + 1) <= self.layer <= n:  # hidden_states has n + 1 entries: embeddings, then each block
+                raise ValueError(f"layer {self.layer} is out of range for {self.model_name}: "
+                                 f"it has {n} layers (use 0..{n}, or -1 for the last)")
+            self._loaded = loaded
         return self._loaded
 
     name = property(lambda self: self.model_name)

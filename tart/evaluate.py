@@ -175,8 +175,12 @@ def _result(method, k, run, notes) -> dict:
 def evaluate(data: EvalData, ks=(16, 32, 64), seeds: int = 5, methods=("tart", "logreg", "centroid", "icl"),
              embedder=None, checkpoint="tart-compact", test_size: int | None = 200,
              embedding_mode: str = "stream", n_permutations: int = 4, icl_max_tokens: int | None = None,
-             progress: bool = True) -> dict:
-    """The `tart evaluate` report (see the module docstring and README for its keys)."""
+             progress: bool = True, predictions: list | None = None) -> dict:
+    """The `tart evaluate` report (see the module docstring and README for its keys).
+
+    If `predictions` is a list, one record per (seed, k, method, test example) is appended to it:
+    {"dataset", "seed", "k", "method", "index" (row in the dataset), "label", "prediction", "correct"}.
+    """
     from tqdm.auto import tqdm
 
     ks = sorted(set(int(k) for k in ks))
@@ -217,7 +221,13 @@ def evaluate(data: EvalData, ks=(16, 32, 64), seeds: int = 5, methods=("tart", "
                     pred, extra = _predict(m, S, Q, data, supports[k], test, seed, ctx)
                     run = runs[(m, k)]
                     run["seconds"].append(time.perf_counter() - t0)
-                    run["accs"].append(float(np.mean(np.asarray(pred, dtype=object) == y_test)))
+                    correct = np.asarray(pred, dtype=object) == y_test
+                    run["accs"].append(float(np.mean(correct)))
+                    if predictions is not None:
+                        predictions.extend(
+                            {"dataset": data.name, "seed": seed, "k": k, "method": m, "index": i,
+                             "label": _jsonable(y), "prediction": _jsonable(p), "correct": bool(c)}
+                            for i, y, p, c in zip(test, y_test, pred, correct))
                     run["embed_seconds"].append(0.0 if m == "icl" else embed_seconds)
                     run["extra"].append(extra)
                     bar.update()
@@ -241,6 +251,18 @@ def evaluate(data: EvalData, ks=(16, 32, 64), seeds: int = 5, methods=("tart", "
         "results": results,
         "notes": notes,
     }
+
+
+def _jsonable(value):
+    """numpy scalars (labels from sklearn data or predict) as plain Python values."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def write_predictions(records: list[dict], path) -> None:
+    """One JSON object per line (the input of `tart analyze slices`)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
 
 
 def plot_report(report: dict, path) -> None:
@@ -306,8 +328,11 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--embedding-mode", default="stream", choices=["stream", "vanilla", "loo", "leave-one-out"])
     p.add_argument("--permutations", type=int, default=4, help="support orders TART averages over")
     p.add_argument("--icl-max-tokens", type=int, default=None, help="prompt budget for icl (default: model context)")
+    p.add_argument("--layer", type=int, default=-1,
+                   help="hidden layer the embedder pools (default -1: the last; 0 = the token embeddings)")
     p.add_argument("--json", help="write the report here (else it is printed)")
     p.add_argument("--plot", help="write accuracy vs k here (PNG)")
+    p.add_argument("--predictions", help="write every test prediction here (JSONL, one line per example and run)")
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (1 is much faster when other jobs keep the cores busy)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -326,12 +351,15 @@ def cmd_evaluate(args) -> None:
     if data.vectors is None:
         from tart.embeddings import load_embedder
 
-        embedder = load_embedder(args.embedder, progress=not args.quiet)
+        embedder = load_embedder(args.embedder, layer=args.layer, progress=not args.quiet)
+    predictions = [] if args.predictions else None
     report = evaluate(data, ks=args.k, seeds=args.seeds, methods=methods, embedder=embedder,
                       checkpoint=args.checkpoint, test_size=args.test_size or None,
                       embedding_mode="loo" if args.embedding_mode == "leave-one-out" else args.embedding_mode,
                       n_permutations=args.permutations, icl_max_tokens=args.icl_max_tokens,
-                      progress=not args.quiet)
+                      progress=not args.quiet, predictions=predictions)
+    if args.predictions:
+        write_predictions(predictions, args.predictions)
     if args.plot:
         plot_report(report, args.plot)
     if args.json:

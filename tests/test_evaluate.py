@@ -133,10 +133,18 @@ def test_cli_writes_json_and_plot(tmp_path, head_dir, capsys):
     out, png = tmp_path / "r" / "wine.json", tmp_path / "wine.png"
     args = parser.parse_args(["evaluate", "--data", "sklearn:wine", "--k", "3,6", "--seeds", "2",
                               "--checkpoint", head_dir, "--methods", "tart,logreg,centroid", "--test-size", "30",
-                              "--json", str(out), "--plot", str(png), "--quiet"])
+                              "--json", str(out), "--plot", str(png), "--predictions", str(tmp_path / "p.jsonl"),
+                              "--quiet"])
     args.func(args)
     report = json.loads(out.read_text())
     assert report["checkpoint"] and len(report["results"]) == 6
+    rows = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 * 3 * 2 * 30  # k values x methods x seeds x test examples
+    for r in report["results"]:  # the per-example records reproduce every reported accuracy
+        runs = [[x["correct"] for x in rows if (x["method"], x["k"], x["seed"]) == (r["method"], r["k"], s)]
+                for s in range(2)]
+        assert [float(np.mean(c)) for c in runs] == r["accs"]
+    assert {r["prediction"] for r in rows} <= {"class_0", "class_1", "class_2"}
     assert png.stat().st_size > 1000 and "| logreg |" in capsys.readouterr().out
 
 
@@ -162,3 +170,10 @@ def test_icl_on_smollm2_returns_valid_labels():
     icl.max_prompt_tokens = len(icl.bos_) + len(icl.examples_[-1])  # room for one example: the oldest goes
     icl.predict(["a cat meowed"])
     assert icl.n_dropped_ == 1
+
+
+def test_embedder_layer_is_checked(mini):
+    with pytest.raises(ValueError, match="layer 7 is out of range.*6 layers"):
+        load_embedder("minilm-l6", layer=7, progress=False)
+    middle = load_embedder("minilm-l6", layer=3, progress=False).embed(["a cat"])
+    assert not np.allclose(middle, mini.embed(["a cat"]))
