@@ -57,31 +57,8 @@ def load_dataset(name_or_path: str | os.PathLike, text_column: str = "text",
     CSV labels stay strings; JSON labels keep their JSON type (string, integer or boolean).
     A .json file holds either a list of objects or one object per line.
     """
-    path = Path(name_or_path)
+    path, rows = read_rows(name_or_path)
     name = path.stem
-    if not path.exists():
-        if str(name_or_path) in list_datasets():
-            path = DATASETS_DIR / f"{name_or_path}.csv"
-        elif path.suffix or os.sep in str(name_or_path) or "/" in str(name_or_path):
-            raise FileNotFoundError(f"no such file: {str(name_or_path)!r}")
-        else:
-            raise ValueError(f"unknown dataset {str(name_or_path)!r}; bundled datasets are: "
-                             f"{', '.join(list_datasets())} (or give a path to a "
-                             ".csv / .jsonl / .json file)")
-    if path.is_dir():
-        raise ValueError(f"{path} is a directory, expected a .csv / .jsonl / .json file")
-
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        rows = _read_csv(path)
-    elif suffix == ".jsonl":
-        rows = _read_jsonl(path)
-    elif suffix == ".json":
-        rows = _read_json(path)
-    else:
-        raise ValueError(f"{path}: unknown extension {path.suffix!r}; "
-                         "expected .csv, .jsonl or .json")
-
     texts, labels = [], []
     for line, row in rows:
         where = f"{path} line {line}"
@@ -107,6 +84,38 @@ def load_dataset(name_or_path: str | os.PathLike, text_column: str = "text",
         raise ValueError(f"{path}: needs at least 2 distinct labels in column "
                          f"{label_column!r}, found only {data.classes!r}")
     return data
+
+
+def read_rows(name_or_path: str | os.PathLike) -> tuple[Path, list[tuple[int, dict]]]:
+    """The file behind a bundled name or path, and its rows as (line, {column: value}) pairs.
+
+    Every column is kept (load_dataset keeps only text and label); rows are in file order, so
+    row i here is example i of load_dataset on the same file.
+    """
+    path = Path(name_or_path)
+    if not path.exists():
+        if str(name_or_path) in list_datasets():
+            path = DATASETS_DIR / f"{name_or_path}.csv"
+        elif path.suffix or os.sep in str(name_or_path) or "/" in str(name_or_path):
+            raise FileNotFoundError(f"no such file: {str(name_or_path)!r}")
+        else:
+            raise ValueError(f"unknown dataset {str(name_or_path)!r}; bundled datasets are: "
+                             f"{', '.join(list_datasets())} (or give a path to a "
+                             ".csv / .jsonl / .json file)")
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory, expected a .csv / .jsonl / .json file")
+
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        rows = _read_csv(path)
+    elif suffix == ".jsonl":
+        rows = _read_jsonl(path)
+    elif suffix == ".json":
+        rows = _read_json(path)
+    else:
+        raise ValueError(f"{path}: unknown extension {path.suffix!r}; "
+                         "expected .csv, .jsonl or .json")
+    return path, rows
 
 
 def _read_csv(path: Path) -> list[tuple[int, dict]]:
