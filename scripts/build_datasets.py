@@ -4,7 +4,8 @@
 Every source is a Debian package, fetched with `apt-get download` and unpacked
 with `dpkg -x` into a temporary folder (no root, nothing installed):
 
-- wordnet-base     usr/share/wordnet/data.noun: noun glosses by supersense
+- wordnet-base     usr/share/wordnet/data.noun: noun glosses by supersense; also the
+                   synonym table wordnet-synonyms.tsv.gz (see scripts/build_synonyms.py)
 - fortunes         usr/share/games/fortunes/<topic>: fortune cookies by topic
 - r-cran-tidytext  the `sentiments` object (Hu & Liu opinion lexicon) in the
                    package's R lazy-load database; reading it needs the `rdata`
@@ -189,7 +190,10 @@ def main() -> None:
             build(name, glosses, classes, per_class, "wordnet-base", version, data_noun,
                   "WordNet 3.0 noun glosses ('lemma: definition', first sense definition), "
                   "labelled by supersense (lexicographer file)")
-        licence("wordnet-base", version, root, "WordNet 3.0 (wordnet-* datasets)")
+        from build_synonyms import TABLE_NAME, synonym_table, write_table  # this folder
+
+        write_table(synonym_table(root / "usr/share/wordnet"), args.out / TABLE_NAME, version)
+        licence("wordnet-base", version, root, f"WordNet 3.0 (wordnet-* datasets and {TABLE_NAME})")
 
         root, version = fetch("fortunes", work)
         topics = sorted({t for classes, _ in FORTUNE_SETS.values() for t in classes})
@@ -229,6 +233,9 @@ def main() -> None:
         f"- `{d['name']}`: {d['rows']} rows, from Debian package `{d['source']['package']}` "
         f"{d['source']['version']}, `{d['source']['file']}`"
         for d in sorted(index, key=lambda d: d["name"]))
+    sources += ("\n- `wordnet-synonyms.tsv.gz`: single-word synonyms for `tart analyze invariance`, from "
+                "`usr/share/wordnet/{data,index}.{noun,verb,adj,adv}` of the same `wordnet-base` "
+                "(scripts/build_synonyms.py)")
     (args.out / "LICENSES.md").write_text(
         "# Bundled datasets: sources and licences\n\n"
         "Small seeded subsets, rebuilt by `scripts/build_datasets.py` from Debian packages.\n\n"
