@@ -135,34 +135,45 @@ class ICLClassifier:
             raise ValueError(f"not even one example fits the prompt budget of {budget} tokens")
         return self.bos_ + [t for ex in reversed(kept) for t in ex]
 
+    def prompt_cache(self, room: int):
+        """The prompt's token ids and its keys/values, computed once and shared by every batch."""
+        prompt = self._prompt(room)
+        device = next(self.lm.parameters()).device
+        out = self.lm(input_ids=torch.tensor([prompt], device=device), use_cache=True)
+        return prompt, getattr(out, _cache_arg(self.lm))
+
+    def batch_rows(self, prompt, room: int) -> int:
+        """Sequences per batch: long prompts get fewer, so the copied caches stay under batch_tokens."""
+        return max(1, min(self.batch_size, self.batch_tokens // (len(prompt) + room)))
+
+    def forward(self, prompt, past, seqs):
+        """The LM's output for token lists `seqs`, each continuing the cached prompt (right-padded)."""
+        device = next(self.lm.parameters()).device
+        pad = self.tokenizer.pad_token_id or 0
+        width = max(map(len, seqs))
+        ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(seqs), len(prompt) + width), dtype=torch.long)
+        mask[:, : len(prompt)] = 1
+        for r, s in enumerate(seqs):  # right padding: real tokens never attend to the pads
+            ids[r, : len(s)] = torch.tensor(s)
+            mask[r, len(prompt) : len(prompt) + len(s)] = 1
+        cache = copy.deepcopy(past)  # the forward extends the cache in place
+        cache.batch_repeat_interleave(len(seqs))
+        return self.lm(input_ids=ids.to(device), attention_mask=mask.to(device),
+                       **{_cache_arg(self.lm): cache, "use_cache": True})
+
     @torch.inference_mode()
     def score(self, queries) -> np.ndarray:
         """Total log-likelihood of each label after the prompt and each query: (n_queries, n_classes)."""
         qs = [self._query_ids(q) for q in queries]
         room = max(map(len, qs)) + max(map(len, self.label_ids_))
-        prompt = self._prompt(room)
-        device = next(self.lm.parameters()).device
-        params = inspect.signature(self.lm.forward).parameters
-        arg = "cache" if "cache" in params else "past_key_values"  # renamed in transformers 5
-        past = getattr(self.lm(input_ids=torch.tensor([prompt], device=device), use_cache=True), arg)
-        pad = self.tokenizer.pad_token_id or 0
+        prompt, past = self.prompt_cache(room)
         pairs = [(i, c) for i in range(len(qs)) for c in range(len(self.classes_))]
         scores = np.zeros((len(qs), len(self.classes_)))
-        rows = max(1, min(self.batch_size, self.batch_tokens // (len(prompt) + room)))  # long prompts: fewer
+        rows = self.batch_rows(prompt, room)
         for start in range(0, len(pairs), rows):
             batch = pairs[start : start + rows]
-            seqs = [qs[i] + self.label_ids_[c] for i, c in batch]
-            width = max(map(len, seqs))
-            ids = torch.full((len(batch), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(batch), len(prompt) + width), dtype=torch.long)
-            mask[:, : len(prompt)] = 1
-            for r, s in enumerate(seqs):  # right padding: real tokens never attend to the pads
-                ids[r, : len(s)] = torch.tensor(s)
-                mask[r, len(prompt) : len(prompt) + len(s)] = 1
-            cache = copy.deepcopy(past)  # the forward extends the cache in place
-            cache.batch_repeat_interleave(len(batch))
-            logits = self.lm(input_ids=ids.to(device), attention_mask=mask.to(device),
-                             **{arg: cache, "use_cache": True}).logits
+            logits = self.forward(prompt, past, [qs[i] + self.label_ids_[c] for i, c in batch]).logits
             logp = torch.log_softmax(logits.float(), dim=-1).cpu()
             for r, (i, c) in enumerate(batch):
                 lab, n = self.label_ids_[c], len(qs[i])
@@ -172,6 +183,11 @@ class ICLClassifier:
 
     def predict(self, queries) -> np.ndarray:
         return self.classes_[np.argmax(self.score(queries), axis=1)]
+
+
+def _cache_arg(lm) -> str:
+    """The forward's keyword for the key/value cache (renamed in transformers 5)."""
+    return "cache" if "cache" in inspect.signature(lm.forward).parameters else "past_key_values"
 
 
 def load_causal_lm(embedder):
