@@ -4,14 +4,17 @@ For each seed: a class-balanced pool of max(k) support examples and a held-out t
 sample of at most `test_size` of the rest) are drawn once; for each k the support set is a balanced
 k-subset of that pool, so every k of a seed is scored on the same test set. Methods (see
 tart/baselines.py): `tart` (the head, on the embeddings), `logreg` (probe on the same embeddings),
-`centroid`, `icl` (prompting the same LM, causal LMs only) and `setfit` (only if installed).
+`centroid`, `icl` (prompting the same LM, causal LMs only), `icl-cal` (icl with contextual
+calibration) and `comprw` (component reweighting: 4 of the k examples in the prompt, the others
+train one weight per head/MLP; see tart/analysis/component_reweighting.py), both causal LMs only,
+and `setfit` (only if installed).
 
 Text is embedded once (stream mode: every text alone) and shared by all runs and methods; with
 `embedding_mode` vanilla or loo the embeddings depend on the support set, so they are computed per
 run (once, shared by tart/logreg/centroid). `embed_seconds` is that cost per run (stream: the
 run's share, (k + test) texts at the measured time per text); `seconds` is each method's own time
-per run (for `icl`, all of its LM work). Vector data ("sklearn:NAME") needs no embedder; features
-are standardised on the support set for every method.
+per run (for `icl`, `icl-cal` and `comprw`, all of their LM work). Vector data ("sklearn:NAME")
+needs no embedder; features are standardised on the support set for every method.
 """
 from __future__ import annotations
 
@@ -25,7 +28,8 @@ import numpy as np
 
 from tart.data import LabelledTexts, balanced_split, load_dataset
 
-METHODS = ("tart", "logreg", "centroid", "icl", "setfit")
+METHODS = ("tart", "logreg", "centroid", "icl", "icl-cal", "comprw", "setfit")
+LM_METHODS = ("icl", "icl-cal", "comprw")  # prompt the causal LM itself: text and causal LMs only
 SKLEARN_DATASETS = ("digits", "digits-pairs", "digits-A-B (e.g. digits-3-8)", "breast_cancer", "wine")
 
 
@@ -97,10 +101,10 @@ def _check_methods(methods, embedder, vectors: bool, notes: list) -> list[str]:
         raise ValueError(f"unknown method(s) {', '.join(unknown) or '(none given)'}; known: {', '.join(METHODS)}")
     keep = []
     for m in dict.fromkeys(methods):
-        if m in ("icl", "setfit") and vectors:
+        if m in LM_METHODS + ("setfit",) and vectors:
             notes.append(f"{m} skipped: it needs text, and this dataset is vectors")
-        elif m == "icl" and not embedder.is_causal_lm:
-            notes.append(f"icl skipped: {embedder.name} is not a causal LM")
+        elif m in LM_METHODS and not embedder.is_causal_lm:
+            notes.append(f"{m} skipped: {embedder.name} is not a causal LM")
         elif m == "setfit":
             import importlib.util
 
@@ -145,10 +149,18 @@ def _predict(method, S, Q, data: EvalData, sup, test, seed, ctx) -> tuple[np.nda
     from tart.classifier import TartClassifier
 
     y_sup = [data.labels[i] for i in sup]
-    if method == "icl":
-        icl = baselines.ICLClassifier(ctx["lm"], ctx["tokenizer"], max_prompt_tokens=ctx["icl_max_tokens"])
+    if method in ("icl", "icl-cal"):
+        from tart.analysis.component_reweighting import CalibratedICLClassifier
+
+        kind = baselines.ICLClassifier if method == "icl" else CalibratedICLClassifier
+        icl = kind(ctx["lm"], ctx["tokenizer"], max_prompt_tokens=ctx["icl_max_tokens"])
         pred = icl.fit([data.texts[i] for i in sup], y_sup).predict([data.texts[i] for i in test])
         return pred, {"dropped": icl.n_dropped_, "prompt": icl.prompt_tokens_}
+    if method == "comprw":
+        from tart.analysis.component_reweighting import ComponentReweightingClassifier
+
+        rw = ComponentReweightingClassifier(ctx["lm"], ctx["tokenizer"], random_state=seed)
+        return rw.fit([data.texts[i] for i in sup], y_sup).predict([data.texts[i] for i in test]), {}
     model = {"tart": lambda: TartClassifier(head=ctx["head"], embedder=None, random_state=seed,
                                             n_permutations=ctx["n_permutations"]),
              "logreg": lambda: baselines.LogRegProbe(random_state=seed),
@@ -162,13 +174,13 @@ def _result(method, k, run, notes) -> dict:
              "std": float(np.std(accs, ddof=1)) if len(accs) > 1 else 0.0,  # sample std over seeds
              "accs": accs, "seconds": float(np.mean(run["seconds"])),
              "embed_seconds": float(np.mean(run["embed_seconds"]))}
-    if method == "icl":
+    if method in ("icl", "icl-cal"):
         dropped = [x["dropped"] for x in run["extra"]]
         entry["prompt_tokens"] = float(np.mean([x["prompt"] for x in run["extra"]]))
         if any(dropped):
             entry["note"] = (f"prompt truncated from the left in {sum(d > 0 for d in dropped)}/{len(accs)} "
                              f"runs (up to {max(dropped)} of {k} examples dropped)")
-            notes.append(f"icl k={k}: {entry['note']}")
+            notes.append(f"{method} k={k}: {entry['note']}")
     return entry
 
 
@@ -199,7 +211,7 @@ def evaluate(data: EvalData, ks=(16, 32, 64), seeds: int = 5, methods=("tart", "
 
         checkpoint_path = resolve_checkpoint(checkpoint)
         ctx["head"] = load_head(checkpoint_path)
-    if "icl" in methods:
+    if set(LM_METHODS) & set(methods):
         from tart.baselines import load_causal_lm
 
         ctx["lm"] = load_causal_lm(embedder)
@@ -228,7 +240,7 @@ def evaluate(data: EvalData, ks=(16, 32, 64), seeds: int = 5, methods=("tart", "
                             {"dataset": data.name, "seed": seed, "k": k, "method": m, "index": i,
                              "label": _jsonable(y), "prediction": _jsonable(p), "correct": bool(c)}
                             for i, y, p, c in zip(test, y_test, pred, correct))
-                    run["embed_seconds"].append(0.0 if m == "icl" else embed_seconds)
+                    run["embed_seconds"].append(0.0 if m in LM_METHODS else embed_seconds)
                     run["extra"].append(extra)
                     bar.update()
     finally:
@@ -323,7 +335,7 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--embedder", default="smollm2-135m", help="model short name or path (ignored for sklearn:)")
     p.add_argument("--checkpoint", default="tart-compact", help="head folder or shipped name")
     p.add_argument("--methods", default="tart,logreg,centroid,icl",
-                   help=f"comma-separated, from {','.join(METHODS)}")
+                   help=f"comma-separated, from {','.join(METHODS)} ({', '.join(LM_METHODS)}: causal LMs only)")
     p.add_argument("--test-size", type=int, default=200, help="test examples per seed (default 200; 0 = all)")
     p.add_argument("--embedding-mode", default="stream", choices=["stream", "vanilla", "loo", "leave-one-out"])
     p.add_argument("--permutations", type=int, default=4, help="support orders TART averages over")

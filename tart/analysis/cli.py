@@ -5,7 +5,7 @@ import importlib
 
 # Modules under tart.analysis that define add_parser(subparsers); imports inside them stay lazy
 # (no torch at import time) so `tart --help` stays fast.
-ANALYSES: list[str] = ["invariance", "slices", "emergence"]
+ANALYSES: list[str] = ["invariance", "slices", "emergence", "components"]
 
 
 def add_analyze_parser(subparsers):
