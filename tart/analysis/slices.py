@@ -267,7 +267,7 @@ def route(correct: np.ndarray, membership: np.ndarray, rows: np.ndarray) -> np.n
     row_hits = np.stack([np.bincount(inverse, weights=c)[inverse] for c in C])  # (M, N): hits of the item's row
     row_n = np.bincount(inverse)[inverse]                    # (N,) items of the item's row
     rest = size[None, :] - row_n[:, None]                    # (N, S) items left in s without row r
-    weight = np.where(membership & (rest > 0), 1.0 / size, 0.0)
+    weight = np.where(membership & (rest > 0), 1.0 / np.maximum(size, 1), 0.0)
     loo = (hits[:, None, :] - row_hits[:, :, None]) / np.maximum(rest, 1)[None]
     total = weight.sum(1)
     score = (loo * weight[None]).sum(2) / np.where(total > 0, total, 1.0)
