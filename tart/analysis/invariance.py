@@ -214,6 +214,8 @@ def run_invariance(data, reference: str, targets: list[str], k: int = 16, n: int
     t0 = time.perf_counter()
     if n < 1 or n_candidates < 1 or n_boot < 1:
         raise ValueError(f"n, n_candidates and n_boot must be positive, got {n}, {n_candidates}, {n_boot}")
+    if not 0 <= tol < cutoff:
+        raise ValueError(f"need 0 <= soft tol < soft cutoff, got tol={tol}, cutoff={cutoff}")
     unknown = [p for p in perturbations if p not in PERTURBATIONS]
     if unknown or not perturbations:
         raise ValueError(f"unknown perturbation(s) {unknown or '(none given)'}; known: {', '.join(PERTURBATIONS)}")

@@ -1,0 +1,65 @@
+"""tart.analysis.models: specs -> few-shot text classifiers with one interface."""
+import numpy as np
+import pytest
+
+from tart.analysis import models
+from tart.data import balanced_split, load_dataset
+
+
+@pytest.fixture(scope="module")
+def task():
+    support, test = balanced_split(load_dataset("wordnet-animal-food"), 8, seed=0, test_size=6)
+    return support, test
+
+
+def test_parse_spec():
+    assert models.parse_spec("tart") == ("tart", "smollm2-135m")
+    assert models.parse_spec("logreg:minilm-l6") == ("logreg", "minilm-l6")
+    assert models.parse_spec("centroid:/some/folder") == ("centroid", "/some/folder")
+    for bad, message in [("svm", "known methods: tart, logreg, centroid, icl"), ("", "empty model spec"),
+                         (":minilm-l6", "unknown method ''")]:
+        with pytest.raises(ValueError, match=message):
+            models.parse_spec(bad)
+
+
+def test_unknown_embedder_and_encoder_icl_are_clear_errors():
+    with pytest.raises(ValueError, match="known short names: smollm2-135m, minilm-l6"):
+        models.load_model("logreg:no-such-model")
+    with pytest.raises(ValueError, match="icl needs a causal LM"):
+        models.load_model("icl:minilm-l6")
+
+
+@pytest.mark.parametrize("spec", ["logreg:minilm-l6", "centroid:minilm-l6", "tart:minilm-l6"])
+def test_every_method_has_the_same_interface(spec, task):
+    support, test = task
+    model = models.load_model(spec, seed=0).fit(support.texts, support.labels)
+    assert list(model.classes_) == ["animal", "food"]
+    proba = model.predict_proba(test.texts)
+    assert proba.shape == (6, 2) and np.allclose(proba.sum(1), 1) and (proba >= 0).all()
+    assert list(model.predict(test.texts)) == list(model.classes_[proba.argmax(1)])
+    assert np.mean(model.predict(test.texts) == np.array(test.labels)) >= 0.5  # better than a coin on average
+
+
+def test_centroid_probabilities_are_a_softmax_of_cosines(task):
+    support, test = task
+    model = models.load_model("centroid:minilm-l6").fit(support.texts, support.labels)
+    cos = model.estimator.decision_function(model.embedder_.embed(test.texts))
+    assert np.allclose(model.predict_proba(test.texts), np.exp(cos) / np.exp(cos).sum(1, keepdims=True))
+
+
+def test_icl_probabilities_are_a_softmax_of_label_log_likelihoods(task):
+    support, test = task
+    model = models.load_model("icl").fit(support.texts[:4], support.labels[:4])  # short prompt: fast
+    assert list(model.classes_) == ["animal", "food"]
+    proba = model.predict_proba(test.texts[:2])
+    assert np.allclose(proba, models.softmax(model.icl_.score(test.texts[:2])))
+    assert list(model.predict(test.texts[:2])) == list(model.classes_[proba.argmax(1)])
+    assert np.allclose(models.softmax([[1000.0, 0.0]]), [[1.0, 0.0]])  # no overflow
+
+
+def test_one_class_or_mismatched_labels_are_errors():
+    model = models.load_model("logreg:minilm-l6")
+    with pytest.raises(ValueError, match="at least 2 distinct labels"):
+        model.fit(["a cat", "a dog"], ["animal", "animal"])
+    with pytest.raises(ValueError, match="as many labels as texts"):
+        model.fit(["a cat", "a dog"], ["animal"])
