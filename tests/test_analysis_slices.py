@@ -68,6 +68,20 @@ def test_synthetic_slice_found_flagged_and_routed(synthetic):
     assert report["routing"]["best_single"] == "b@k8" and report["routing"]["gain_over_best"] > 0.1
 
 
+def test_routing_does_not_use_the_gold_label(tmp_path):
+    data = tmp_path / "tagged.csv"
+    _write_data(data)
+    preds = tmp_path / "preds.jsonl"
+    _write_predictions(preds, data, lambda m, seed, i: (i % 2 == 1) == (m == "a") or i % 5 == 0)
+    report = run([preds], rules=["label"])
+    slices = {s["name"]: s for s in report["slices"]}
+    assert slices["label:yes"]["accuracy"]["a@k8"] == 1.0 and slices["label:no"]["accuracy"]["b@k8"] == 1.0
+    r = report["routing"]
+    # no slice to route on: every item goes to the best single model (a tie: the first)
+    assert r["slices_used"] == [] and r["choices"] == {"a@k8": 400, "b@k8": 0}
+    assert r["accuracy"] == r["best_single_accuracy"] == pytest.approx(0.6) and r["oracle"] == 1.0
+
+
 def test_wilcoxon_across_slices_flags_a_consistent_winner():
     rng = np.random.default_rng(0)
     n, n_slices = 500, 10
@@ -92,8 +106,8 @@ def test_route_leaves_out_every_item_of_the_same_row():
     correct = np.array([[1, 1, 1, 1, 0, 0], [0, 0, 0, 0, 1, 1]], dtype=bool)
     rows = np.array([0, 0, 0, 0, 1, 2])
     assert route(correct, np.ones((6, 1), dtype=bool), rows).tolist() == [1, 1, 1, 1, 0, 0]
-    # items in no slice go to the model with the best leave-one-out overall accuracy: the same here
-    assert route(correct, np.zeros((6, 1), dtype=bool), rows).tolist() == [1, 1, 1, 1, 0, 0]
+    # items in no slice go to the best model over all items (model 0: 4/6)
+    assert route(correct, np.zeros((6, 1), dtype=bool), rows).tolist() == [0] * 6
 
 
 def test_rule_slices_on_known_texts():

@@ -38,9 +38,12 @@ Routing. For item i in row r and model m, the leave-one-out accuracy of m on sli
 item of row r (the same text under other seeds too):
   loo_m(s, i) = (hits_m(s) - hits_m(r)) / (|s| - n(r))
   score_m(i) = sum_{s ∋ i} loo_m(s, i) / |s|  /  sum_{s ∋ i} 1 / |s|
-i goes to argmax_m score_m(i); ties, and items in no slice, go to the model with the best
-leave-one-out overall accuracy. Reported: routed accuracy, each single model's accuracy, and the
-oracle router (right when any model is right).
+over the slices s that contain i, except the label:Y slices (they need the gold label, which a
+router does not have; user tags that encode the label would leak it the same way). i goes to
+argmax_m score_m(i); ties, and items in no slice, go to the best single model (the model with the
+best accuracy over all items). Reported: routed accuracy, each single model's accuracy, and the
+oracle router (right when any model is right). Leaving out is pessimistic where models are tied on
+a slice: the one right on the item loses 1 / (|s| - n(r)) of accuracy.
 """
 from __future__ import annotations
 
@@ -271,9 +274,10 @@ def route(correct: np.ndarray, membership: np.ndarray, rows: np.ndarray) -> np.n
     loo = (hits[:, None, :] - row_hits[:, :, None]) / np.maximum(rest, 1)[None]
     total = weight.sum(1)
     score = (loo * weight[None]).sum(2) / np.where(total > 0, total, 1.0)
-    overall = (C.sum(1)[:, None] - row_hits) / np.maximum(len(rows) - row_n, 1)[None]
+    # Ties go to the best model overall, in-sample like the "best single" baseline: a leave-one-out
+    # overall accuracy would send every tie to the model that is wrong on the item.
     tied = np.isclose(score, score.max(0), rtol=0, atol=1e-12) | (total == 0)[None]
-    return np.argmax(np.where(tied, overall, -np.inf), axis=0)
+    return np.argmax(np.where(tied, C.mean(1)[:, None], -np.inf), axis=0)
 
 
 def analyze(outcomes: Outcomes, slices: dict[str, np.ndarray], alpha: float = 0.01) -> dict:
@@ -300,7 +304,9 @@ def analyze(outcomes: Outcomes, slices: dict[str, np.ndarray], alpha: float = 0.
     flagged = p_holm < alpha
 
     rows = np.array([row for _, row in outcomes.items])
-    choice = route(C, B, rows)
+    # label slices need the gold label, which a router cannot know: they are not used for routing
+    routable = [not n.startswith("label:") for n in names]
+    choice = route(C, B[:, routable], rows)
     routed = C[choice, np.arange(C.shape[1])]
     single = C.mean(1)
     best = int(np.argmax(single))
@@ -340,7 +346,8 @@ def analyze(outcomes: Outcomes, slices: dict[str, np.ndarray], alpha: float = 0.
                     "best_single": models[best], "best_single_accuracy": float(single[best]),
                     "gain_over_best": float(routed.mean() - single[best]),
                     "single": {mod: float(single[m]) for m, mod in enumerate(models)},
-                    "choices": {mod: int((choice == m).sum()) for m, mod in enumerate(models)}},
+                    "choices": {mod: int((choice == m).sum()) for m, mod in enumerate(models)},
+                    "slices_used": [n for n, use in zip(names, routable) if use]},
     }
 
 
@@ -356,16 +363,17 @@ def plot_report(report: dict, path) -> None:
                     + [[s["router_accuracy"] for s in slices]])
     fig, (ax, bars) = plt.subplots(1, 2, figsize=(max(8.0, 0.6 * len(slices) + 5), 1.0 + 0.45 * len(grid) + 1.6),
                                    gridspec_kw={"width_ratios": [max(3, len(slices) * 0.6), 2.2]})
-    image = ax.imshow(grid, vmin=0, vmax=1, cmap="viridis", aspect="auto")
+    low = np.floor(grid.min() * 10) / 10  # the colour range spans the data, so small gaps show
+    image = ax.imshow(grid, vmin=low, vmax=1, cmap="viridis", aspect="auto")
     for r in range(grid.shape[0]):
         for c in range(grid.shape[1]):
             star = "*" if r < len(models) and slices[c]["flagged"][models[r]] else ""
             ax.text(c, r, f"{grid[r, c]:.2f}{star}", ha="center", va="center", fontsize=7,
-                    color="black" if grid[r, c] > 0.6 else "white")
+                    color="black" if grid[r, c] > low + 0.6 * (1 - low) else "white")
     ax.set_xticks(range(len(slices)), [f"{s['name']} ({s['size']})" for s in slices], rotation=60, ha="right",
                   fontsize=7)
     ax.set_yticks(range(grid.shape[0]), models + ["router"], fontsize=8)
-    ax.set_title(f"{report['dataset']}: accuracy per slice (items); * = significant vs the others", fontsize=9)
+    ax.set_title(f"{report['dataset']}: accuracy per slice (items); * = significant vs the others", fontsize=8)
     fig.colorbar(image, ax=ax, fraction=0.03)
     routing = report["routing"]
     names = models + ["router", "oracle"]
