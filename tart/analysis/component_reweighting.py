@@ -91,7 +91,7 @@ class ComponentReweightingClassifier(ClassifierMixin, BaseEstimator):
         classes = self.classes_.tolist()
         n_demos = max(n_classes, min(self.n_demos, len(texts) - n_classes))  # small k: keep some to train on
         self.demo_indices_ = _interleaved_demos(labels, classes, n_demos, np.random.default_rng(self.random_state))
-        train = [i for i in range(len(texts)) if i not in set(self.demo_indices_)]
+        train = sorted(set(range(len(texts))) - set(self.demo_indices_))
         if set(labels[i] for i in self.demo_indices_) != set(classes) or {labels[i] for i in train} != set(classes):
             raise ValueError(f"{len(texts)} examples are too few: each class needs one of the {n_demos} "
                              "prompt examples and at least one more to train the weights")

@@ -121,8 +121,13 @@ def decompose(icl, queries, progress: bool = False) -> Decomposition:
         hooks.append(p["projs"][layer].register_forward_pre_hook(keep(("z", layer)), with_kwargs=True))
         hooks.append(p["mlps"][layer].register_forward_hook(keep(("mlp", layer), output=True)))
 
-    U = p["unembed"][tokens]                                       # (K, D)
+    U = p["unembed"][tokens].detach().float()                                                        # (K, D)
     attn_bias = sum(b for b in p["biases"] if b is not None) if has_bias else 0.0
+    constant = torch.zeros(len(tokens))  # added after the norm: the norm's β and the LM head's bias
+    if getattr(p["norm"], "bias", None) is not None:
+        constant = constant + U @ p["norm"].bias.detach().float()
+    if p["unembed_bias"] is not None:
+        constant = constant + p["unembed_bias"][tokens].detach().float()
     qs = [icl._query_ids(q) for q in queries]
     logits, full = [], []
     try:
@@ -148,12 +153,7 @@ def decompose(icl, queries, progress: bool = False) -> Decomposition:
                     resid = resid - resid.mean(-1, keepdim=True)
                 scale = torch.rsqrt(resid.pow(2).mean(-1) + p["eps"])                        # fixed from r
                 normed = parts * scale[:, None, None] * p["norm"].weight.float()
-                term = normed @ U.float().T                                                   # (B, C, K)
-                constant = 0.0
-                if getattr(p["norm"], "bias", None) is not None:
-                    constant = constant + U.float() @ p["norm"].bias.float()
-                if p["unembed_bias"] is not None:
-                    constant = constant + p["unembed_bias"][tokens].float()
+                term = normed @ U.T                                                           # (B, C, K)
                 if has_bias:
                     term[:, -1] += constant
                 logits.append(term)
