@@ -373,7 +373,8 @@ def plot_report(report: dict, path) -> None:
     ax.set_xticks(range(len(slices)), [f"{s['name']} ({s['size']})" for s in slices], rotation=60, ha="right",
                   fontsize=7)
     ax.set_yticks(range(grid.shape[0]), models + ["router"], fontsize=8)
-    ax.set_title(f"{report['dataset']}: accuracy per slice (items); * = significant vs the others", fontsize=8)
+    ax.set_title(f"{report['dataset']}: accuracy per slice (items); "
+                 "* = differs from the others' mean, either way (Holm p < alpha)", fontsize=8)
     fig.colorbar(image, ax=ax, fraction=0.03)
     routing = report["routing"]
     names = models + ["router", "oracle"]
