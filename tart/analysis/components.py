@@ -43,7 +43,7 @@ class Decomposition:
 
     logits: np.ndarray       # (n_queries, n_components, n_classes): the components' terms
     full: np.ndarray         # (n_queries, n_classes): the model's own logits
-    components: list[tuple]  # (kind, layer, head): ("embed", None, None), ("head", l, h), ("mlp", l, None), ("bias", ...)
+    components: list[tuple]  # (kind, layer, head): ("embed",), ("head", l, h), ("mlp", l), ("bias",), None-padded
 
     @property
     def max_error(self) -> float:
@@ -121,7 +121,7 @@ def decompose(icl, queries, progress: bool = False) -> Decomposition:
         hooks.append(p["projs"][layer].register_forward_pre_hook(keep(("z", layer)), with_kwargs=True))
         hooks.append(p["mlps"][layer].register_forward_hook(keep(("mlp", layer), output=True)))
 
-    U = p["unembed"][tokens].detach().float()                                                        # (K, D)
+    U = p["unembed"][tokens].detach().float()                                              # (K, D)
     attn_bias = sum(b for b in p["biases"] if b is not None) if has_bias else 0.0
     constant = torch.zeros(len(tokens))  # added after the norm: the norm's β and the LM head's bias
     if getattr(p["norm"], "bias", None) is not None:
@@ -203,6 +203,14 @@ def plot_heatmap(grid: np.ndarray, full_accuracy: float, chance: float, title: s
     plt.close(fig)
 
 
+def _chunked(predict, texts, desc: str, progress: bool, size: int = 20) -> np.ndarray:
+    """predict() over chunks of texts, for a progress bar (each chunk recomputes the prompt's cache)."""
+    from tqdm.auto import tqdm
+
+    starts = tqdm(range(0, len(texts), size), desc=desc, unit="chunk", disable=not progress)
+    return np.concatenate([np.asarray(predict(texts[i : i + size]), dtype=object) for i in starts])
+
+
 def analyze(lm, tokenizer, support: "LabelledTexts", evaluated: "LabelledTexts", n_demos: int = 4,
             seed: int = 0, progress: bool = True, **reweighting) -> dict:
     """Decompose the evaluated set under the reweighting method's prompt (n_demos of the support
@@ -221,8 +229,10 @@ def analyze(lm, tokenizer, support: "LabelledTexts", evaluated: "LabelledTexts",
             for c, a in zip(dec.components, acc)]
     pred = rw.classes_[(dec.logits * rw.weights_[:, None]).sum(1).argmax(-1)]  # same logits, no second pass
     truth = np.asarray(evaluated.labels, dtype=object)
-    icl = ICLClassifier(lm, tokenizer).fit(support.texts, support.labels).predict(evaluated.texts)
-    cal = CalibratedICLClassifier(lm, tokenizer).fit(support.texts, support.labels).predict(evaluated.texts)
+    icl = _chunked(ICLClassifier(lm, tokenizer).fit(support.texts, support.labels).predict,
+                   evaluated.texts, "icl", progress)
+    cal = _chunked(CalibratedICLClassifier(lm, tokenizer).fit(support.texts, support.labels).predict,
+                   evaluated.texts, "icl-cal", progress)
     return {
         "dataset": support.name, "k": len(support), "n": len(evaluated), "seed": seed, "classes": classes,
         "label_tokens": [tokenizer.decode([t]) for t in label_tokens(rw.icl_)],
