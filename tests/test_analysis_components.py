@@ -160,5 +160,8 @@ def test_cli_writes_json_and_heatmap(tmp_path, capsys):
     assert report["decomposition_max_abs_error"] <= 1e-4
     assert set(report["accuracy"]) == {"comprw", "icl", "icl_cal", "full_model_prompt_examples"}
     assert all(r["accuracy"] > report["full_model_accuracy"] for r in report["better_than_full_model"])
+    biased = [r for r in report["components"] if r["label_biased"]]
+    assert all(r["accuracy"] in (report["majority_class_accuracy"], 1 - report["majority_class_accuracy"])
+               for r in biased)  # one label for every example: the accuracy is that class's share
     assert png.stat().st_size > 10_000 and "components beat the full model" in capsys.readouterr().out
     assert main(["analyze", "components", "--model", "minilm-l6", "--data", "wordnet-animal-food"]) == 2

@@ -179,8 +179,10 @@ def accuracy_grid(acc: np.ndarray, components) -> np.ndarray:
     return grid
 
 
-def plot_heatmap(grid: np.ndarray, full_accuracy: float, chance: float, title: str, path) -> None:
-    """Heatmap of per-component accuracy by layer × head (+ MLP); dots mark those above the full model."""
+def plot_heatmap(grid: np.ndarray, biased: np.ndarray, full_accuracy: float, chance: float, title: str,
+                 path) -> None:
+    """Heatmap of per-component accuracy by layer × head (+ MLP): dots mark the components more accurate
+    than the full model, crosses the label-biased ones (one label for every example; `biased` grid)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -190,13 +192,16 @@ def plot_heatmap(grid: np.ndarray, full_accuracy: float, chance: float, title: s
     n_layers, width = grid.shape
     fig, ax = plt.subplots(figsize=(1.6 + 0.45 * width, 1.2 + 0.22 * n_layers))
     image = ax.imshow(grid, cmap="RdBu", norm=TwoSlopeNorm(vmin=0.0, vcenter=chance, vmax=1.0), aspect="auto")
-    above = np.argwhere(grid > full_accuracy)
+    above = np.argwhere((grid > full_accuracy) & (biased != 1))
     ax.scatter(above[:, 1], above[:, 0], s=8, c="k", marker="o")
+    one_label = np.argwhere(biased == 1)
+    ax.scatter(one_label[:, 1], one_label[:, 0], s=10, c="0.35", marker="x", linewidths=0.7)
     ax.set_xticks(range(width), [str(h) for h in range(width - 1)] + ["MLP"], fontsize=7)
     ax.set_yticks(range(n_layers), [str(l) for l in range(n_layers)], fontsize=6)
     ax.set_xlabel("head")
     ax.set_ylabel("layer")
-    ax.set_title(f"{title}\n• = more accurate alone than the full model ({full_accuracy:.2f})", fontsize=8)
+    ax.set_title(f"{title}\n• more accurate alone than the full model ({full_accuracy:.2f}), "
+                 "× label-biased (one label for all)", fontsize=8)
     fig.colorbar(image, ax=ax, label="accuracy alone")
     fig.tight_layout()
     fig.savefig(path, dpi=130)
@@ -225,8 +230,9 @@ def analyze(lm, tokenizer, support: "LabelledTexts", evaluated: "LabelledTexts",
     y = np.array([classes.index(label) for label in evaluated.labels])
     acc = component_accuracy(dec.logits, y)
     full = float((dec.full.argmax(-1) == y).mean())
-    rows = [{"component": component_name(*c), "kind": c[0], "layer": c[1], "head": c[2], "accuracy": float(a)}
-            for c, a in zip(dec.components, acc)]
+    one_label = (dec.logits.argmax(-1) == dec.logits.argmax(-1)[:1]).all(0)  # label-biased components
+    rows = [{"component": component_name(*c), "kind": c[0], "layer": c[1], "head": c[2], "accuracy": float(a),
+             "label_biased": bool(b)} for c, a, b in zip(dec.components, acc, one_label)]
     pred = rw.classes_[(dec.logits * rw.weights_[:, None]).sum(1).argmax(-1)]  # same logits, no second pass
     truth = np.asarray(evaluated.labels, dtype=object)
     icl = _chunked(ICLClassifier(lm, tokenizer).fit(support.texts, support.labels).predict,
@@ -241,13 +247,16 @@ def analyze(lm, tokenizer, support: "LabelledTexts", evaluated: "LabelledTexts",
         "decomposition_max_abs_error": dec.max_error,
         "n_components": len(dec.components),
         "components": rows,
+        "majority_class_accuracy": float(np.bincount(y).max() / len(y)),
         "better_than_full_model": sorted((r for r in rows if r["accuracy"] > full), key=lambda r: -r["accuracy"]),
+        "better_than_full_model_not_label_biased": sum(r["accuracy"] > full and not r["label_biased"] for r in rows),
         "accuracy": {"comprw": float(np.mean(pred.astype(object) == truth)),
                      "icl": float(np.mean(np.asarray(icl, dtype=object) == truth)),
                      "icl_cal": float(np.mean(np.asarray(cal, dtype=object) == truth)),
                      "full_model_prompt_examples": full},
         "reweighting": {"epochs": rw.n_epochs_, "train_accuracy": rw.train_accuracy_,
                         "nonzero_weights": int((rw.weights_ > 0).sum()),
+                        "weights_below_half": int((rw.weights_ < 0.5).sum()),
                         "top_weights": [{"component": component_name(*dec.components[i]),
                                          "weight": float(rw.weights_[i])}
                                         for i in np.argsort(-rw.weights_)[:10]]},
@@ -305,9 +314,10 @@ def cmd_components(args) -> None:
                      progress=not args.quiet, epochs=args.epochs, lr=args.lr, l1=args.l1)
     report["model"] = args.model
     if args.plot:
-        grid = accuracy_grid(np.array([r["accuracy"] for r in report["components"]]),
-                             [(r["kind"], r["layer"], r["head"]) for r in report["components"]])
-        plot_heatmap(grid, report["full_model_accuracy"], 1.0 / len(report["classes"]),
+        where = [(r["kind"], r["layer"], r["head"]) for r in report["components"]]
+        grid = accuracy_grid(np.array([r["accuracy"] for r in report["components"]]), where)
+        biased = accuracy_grid(np.array([r["label_biased"] for r in report["components"]], dtype=float), where)
+        plot_heatmap(grid, biased, report["full_model_accuracy"], 1.0 / len(report["classes"]),
                      f"{data.name} · {args.model} · {report['prompt_examples']}-shot prompt · n={len(evaluated)}",
                      args.plot)
     text = json.dumps(report, indent=2)
@@ -317,7 +327,8 @@ def cmd_components(args) -> None:
         a = report["accuracy"]
         print(f"{data.name}: full model ({report['prompt_examples']}-shot) {a['full_model_prompt_examples']:.3f}, "
               f"comprw {a['comprw']:.3f}, icl ({args.k}-shot) {a['icl']:.3f}, icl-cal {a['icl_cal']:.3f}; "
-              f"{len(report['better_than_full_model'])} components beat the full model; "
+              f"{len(report['better_than_full_model'])} components beat the full model "
+              f"({report['better_than_full_model_not_label_biased']} not label-biased); "
               f"decomposition error {report['decomposition_max_abs_error']:.2e}")
     else:
         print(text)
