@@ -278,7 +278,8 @@ def plot_emergence(report: dict, path) -> None:
 
     L = [r["layer"] for r in report["layers"]]
     fig, (a, b) = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
-    a.plot(L, [r["emergence"] for r in report["layers"]], "o-", color="C3")
+    a.errorbar(L, [r["emergence"] for r in report["layers"]], yerr=[r["emergence_sd"] for r in report["layers"]],
+               fmt="o-", color="C3", capsize=2)  # bars: sd over the MINE repeats
     a.axhline(0, color="grey", lw=0.5)
     a.set_ylabel("emergence E_l (nats)")
     a.set_title(f"{report['model']}: {report['n_texts']} texts, MINE on {report['dim']}-dim projections")
@@ -308,7 +309,9 @@ def read_texts(spec: str, text_column: str = "text") -> list[str]:
     if path.suffix.lower() in (".csv", ".jsonl", ".json"):
         # labels are not needed: reuse the loader's checks with the text column as the label
         return load_dataset(path, text_column=text_column, label_column=text_column).texts
-    texts = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    from tart.cli import _read_lines
+
+    texts = _read_lines(path)
     if not texts:
         raise ValueError(f"{spec}: no texts (one text per line)")
     return texts
