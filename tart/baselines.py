@@ -27,6 +27,13 @@ from sklearn.preprocessing import StandardScaler
 LOGREG_CS = (0.001, 0.01, 0.1, 1.0, 10.0, 100.0)
 
 
+def softmax(scores) -> np.ndarray:
+    """Row-wise softmax, shifted by the row maximum so large scores cannot overflow."""
+    z = np.asarray(scores, dtype=np.float64)
+    z = np.exp(z - z.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
+
+
 def _classes(y) -> np.ndarray:
     return np.array(sorted(set(y), key=lambda v: (type(v).__name__, v)))
 
@@ -180,6 +187,10 @@ class ICLClassifier:
                 # the token at position p is predicted by the logits at p - 1
                 scores[i, c] = sum(logp[r, n - 1 + j, t].item() for j, t in enumerate(lab))
         return scores
+
+    def predict_proba(self, queries) -> np.ndarray:
+        """Softmax over the labels' log-likelihoods; columns follow `classes_`."""
+        return softmax(self.score(queries))
 
     def predict(self, queries) -> np.ndarray:
         return self.classes_[np.argmax(self.score(queries), axis=1)]

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from tart.analysis import models
+from tart.baselines import softmax
 from tart.data import balanced_split, load_dataset
 
 
@@ -16,7 +17,7 @@ def test_parse_spec():
     assert models.parse_spec("tart") == ("tart", "smollm2-135m")
     assert models.parse_spec("logreg:minilm-l6") == ("logreg", "minilm-l6")
     assert models.parse_spec("centroid:/some/folder") == ("centroid", "/some/folder")
-    for bad, message in [("svm", "known methods: tart, logreg, centroid, icl"), ("", "empty model spec"),
+    for bad, message in [("svm", "known methods: tart, logreg, centroid, icl, icl-cal, comprw"), ("", "empty model spec"),
                          (":minilm-l6", "unknown method ''")]:
         with pytest.raises(ValueError, match=message):
             models.parse_spec(bad)
@@ -25,8 +26,9 @@ def test_parse_spec():
 def test_unknown_embedder_and_encoder_icl_are_clear_errors():
     with pytest.raises(ValueError, match="known short names: smollm2-135m, minilm-l6"):
         models.load_model("logreg:no-such-model")
-    with pytest.raises(ValueError, match="icl needs a causal LM"):
-        models.load_model("icl:minilm-l6")
+    for method in ("icl", "icl-cal", "comprw"):
+        with pytest.raises(ValueError, match=f"{method} needs a causal LM"):
+            models.load_model(f"{method}:minilm-l6")
 
 
 @pytest.mark.parametrize("spec", ["logreg:minilm-l6", "centroid:minilm-l6", "tart:minilm-l6"])
@@ -52,9 +54,18 @@ def test_icl_probabilities_are_a_softmax_of_label_log_likelihoods(task):
     model = models.load_model("icl").fit(support.texts[:4], support.labels[:4])  # short prompt: fast
     assert list(model.classes_) == ["animal", "food"]
     proba = model.predict_proba(test.texts[:2])
-    assert np.allclose(proba, models.softmax(model.icl_.score(test.texts[:2])))
+    assert np.allclose(proba, softmax(model.lm_classifier_.score(test.texts[:2])))
     assert list(model.predict(test.texts[:2])) == list(model.classes_[proba.argmax(1)])
-    assert np.allclose(models.softmax([[1000.0, 0.0]]), [[1.0, 0.0]])  # no overflow
+    assert np.allclose(softmax([[1000.0, 0.0]]), [[1.0, 0.0]])  # no overflow
+
+
+def test_component_reweighting_spec(task):
+    support, test = task
+    model = models.load_model("comprw", seed=0).fit(support.texts, support.labels)  # 4 in the prompt, 4 train
+    proba = model.predict_proba(test.texts[:2])
+    assert proba.shape == (2, 2) and np.allclose(proba.sum(1), 1)
+    weights = model.lm_classifier_.weights_
+    assert weights.shape == (301,) and ((weights >= 0) & (weights <= 1)).all()  # embed + 30x9 heads + 30 MLPs
 
 
 def test_one_class_or_mismatched_labels_are_errors():

@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from tart.baselines import ICLClassifier, _classes
+from tart.baselines import ICLClassifier, _classes, softmax
 
 
 def fit_component_weights(X, y, l1: float = 0.01, lr: float = 0.05, epochs: int = 2000, patience: int = 3,
@@ -112,9 +112,7 @@ class ComponentReweightingClassifier(ClassifierMixin, BaseEstimator):
         return (decompose(self.icl_, list(texts), progress=self.progress).logits * self.weights_[:, None]).sum(1)
 
     def predict_proba(self, texts) -> np.ndarray:
-        z = self.decision_function(texts)
-        z = np.exp(z - z.max(1, keepdims=True))
-        return z / z.sum(1, keepdims=True)
+        return softmax(self.decision_function(texts))
 
     def predict(self, texts) -> np.ndarray:
         return self.classes_[np.argmax(self.decision_function(texts), axis=1)]
@@ -132,9 +130,7 @@ class CalibratedICLClassifier(ICLClassifier):
         if not queries:
             raise ValueError("no queries to classify")
         # content-free inputs scored in the same call, so they see exactly the queries' prompt
-        scores = self.score(list(self.content_free) + queries)
-        p = np.exp(scores - scores.max(1, keepdims=True))
-        p /= p.sum(1, keepdims=True)
+        p = softmax(self.score(list(self.content_free) + queries))
         self.p_cf_ = p[: len(self.content_free)].mean(0)
         q = p[len(self.content_free):] / self.p_cf_
         return q / q.sum(1, keepdims=True)

@@ -18,19 +18,17 @@ one entry to add a method):
             they stay close to uniform, but their ranking is the centroid's prediction).
 - icl:      `ICLClassifier` prompting the embedder's causal LM; probabilities = softmax over the
             labels' total log-likelihoods, p_c = exp(ll_c) / sum_j exp(ll_j). Causal LMs only.
+- icl-cal:  icl with contextual calibration (`CalibratedICLClassifier`). Causal LMs only.
+- comprw:   component reweighting (`ComponentReweightingClassifier`); probabilities = softmax of the
+            reweighted label-word logits. Causal LMs only.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from tart.baselines import softmax
+
 DEFAULT_EMBEDDER = "smollm2-135m"
-
-
-def softmax(scores) -> np.ndarray:
-    """Row-wise softmax, shifted by the row maximum so large scores cannot overflow."""
-    z = np.asarray(scores, dtype=np.float64)
-    z = np.exp(z - z.max(axis=1, keepdims=True))
-    return z / z.sum(axis=1, keepdims=True)
 
 
 class _TextModel:
@@ -74,21 +72,21 @@ class EmbeddingModel(_TextModel):
 
 
 class PromptModel(_TextModel):
-    """In-context prompting of the embedder's causal LM; softmax over the labels' log-likelihoods."""
+    """A classifier that prompts the embedder's causal LM; `make(lm, tokenizer, seed)` builds it."""
 
-    def __init__(self, embedder: str):
-        self.embedder = embedder
+    def __init__(self, embedder: str, make, seed: int = 0):
+        self.embedder, self.make, self.seed = embedder, make, seed
 
     def _fit(self, texts, labels):
-        from tart.baselines import ICLClassifier, load_causal_lm
+        from tart.baselines import load_causal_lm
         from tart.embeddings import load_embedder
 
         emb = load_embedder(self.embedder)
-        self.icl_ = ICLClassifier(load_causal_lm(emb), emb.tokenizer).fit(texts, labels)
-        self.classes_ = np.asarray(self.icl_.classes_)
+        self.lm_classifier_ = self.make(load_causal_lm(emb), emb.tokenizer, self.seed).fit(texts, labels)
+        self.classes_ = np.asarray(self.lm_classifier_.classes_)
 
     def predict_proba(self, texts) -> np.ndarray:
-        return softmax(self.icl_.score(list(texts)))
+        return self.lm_classifier_.predict_proba(list(texts))
 
 
 def _tart(embedder: str, seed: int):
@@ -109,16 +107,39 @@ def _centroid(embedder: str, seed: int):
     return EmbeddingModel(CentroidClassifier(), embedder, scores="softmax")
 
 
-def _icl(embedder: str, seed: int):
-    from tart.embeddings import load_embedder
+def _prompting(method: str, make):
+    """A builder for a method that prompts a causal LM (an encoder gets a clear error)."""
+    def build(embedder: str, seed: int):
+        from tart.embeddings import load_embedder
 
-    if not load_embedder(embedder).is_causal_lm:
-        raise ValueError(f"icl needs a causal LM, but {embedder!r} is not one (use tart, logreg or centroid with it)")
-    return PromptModel(embedder)
+        if not load_embedder(embedder).is_causal_lm:
+            raise ValueError(f"{method} needs a causal LM, but {embedder!r} is not "
+                             "one (use tart, logreg or centroid with it)")
+        return PromptModel(embedder, make, seed)
+    return build
+
+
+def _make_icl(lm, tokenizer, seed):
+    from tart.baselines import ICLClassifier
+
+    return ICLClassifier(lm, tokenizer)
+
+
+def _make_icl_cal(lm, tokenizer, seed):
+    from tart.analysis.component_reweighting import CalibratedICLClassifier
+
+    return CalibratedICLClassifier(lm, tokenizer)
+
+
+def _make_comprw(lm, tokenizer, seed):
+    from tart.analysis.component_reweighting import ComponentReweightingClassifier
+
+    return ComponentReweightingClassifier(lm, tokenizer, random_state=seed)
 
 
 # method name -> builder(embedder name or path, seed) -> unfitted model with the interface above
-MODELS = {"tart": _tart, "logreg": _logreg, "centroid": _centroid, "icl": _icl}
+MODELS = {"tart": _tart, "logreg": _logreg, "centroid": _centroid, "icl": _prompting("icl", _make_icl),
+          "icl-cal": _prompting("icl-cal", _make_icl_cal), "comprw": _prompting("comprw", _make_comprw)}
 
 
 def parse_spec(spec: str) -> tuple[str, str]:
