@@ -6,7 +6,8 @@
 #   $RESULTS/vectors/<dataset>.json              scikit-learn's digits, digit pairs, breast cancer, wine
 # then prints the Markdown tables (scripts/summarize_results.py) into results/SUMMARY.md.
 #
-# Usage: scripts/run_evaluations.sh [text|modes|vectors|summary|all]   (default: all)
+#   results/layers/<embedder>/<dataset>-layer<L>.json   the text runs, pooling hidden layer L (LAYERS)
+# Usage: scripts/run_evaluations.sh [text|icl|modes|vectors|layers|summary|all]   (default: all)
 # Environment: CHECKPOINT (default tart-compact), SEEDS (5), KS (16,32,64), TEST_SIZE (200),
 #   EMBEDDERS ("smollm2-135m minilm-l6"), THREADS (torch threads; 1 is faster while another job
 #   keeps the CPU busy), SKIP_EXISTING=1 to keep JSONs that are already there, RESULTS (output
@@ -34,6 +35,8 @@ MODE_DATASETS=${MODE_DATASETS:-"wordnet-animal-food wordnet-act-state"}
 MODE_SEEDS=${MODE_SEEDS:-2}  # leave-one-out embeds k prompts of k-1 examples per run
 VECTOR_DATASETS=${VECTOR_DATASETS:-"sklearn:breast_cancer sklearn:digits-pairs sklearn:digits-3-8 sklearn:digits sklearn:wine"}
 ICL_EMBEDDER=${ICL_EMBEDDER:-smollm2-135m}
+LAYER_EMBEDDERS=${LAYER_EMBEDDERS:-smollm2-135m}
+LAYERS=${LAYERS:-16}
 ICL_SEEDS=${ICL_SEEDS:-3}
 COMMON=(--checkpoint "$CHECKPOINT" --test-size "$TEST_SIZE" --quiet)
 if [ -n "${THREADS:-}" ]; then COMMON+=(--threads "$THREADS"); fi
@@ -84,6 +87,18 @@ vectors() {
   done
 }
 
+# Which hidden layer to pool: the same runs as `text`, at each of LAYERS (same seeds, same splits).
+layers() {
+  for emb in $LAYER_EMBEDDERS; do
+    for layer in $LAYERS; do
+      for ds in $TEXT_DATASETS; do
+        run "$RESULTS/layers/$emb/$ds-layer$layer.json" --data "$ds" --embedder "$emb" --k "$KS" \
+          --methods tart,logreg,centroid --layer "$layer"
+      done
+    done
+  done
+}
+
 summary() {
   python scripts/summarize_results.py "$RESULTS" | tee "$RESULTS/SUMMARY.md"
 }
@@ -93,9 +108,10 @@ case "$WHAT" in
   icl) icl ;;
   modes) modes ;;
   vectors) vectors ;;
+  layers) layers ;;
   summary) summary ;;
   all) vectors; text; icl; modes; summary ;;
-  *) echo "usage: $0 [text|icl|modes|vectors|summary|all]" >&2; exit 2 ;;
+  *) echo "usage: $0 [text|icl|modes|vectors|layers|summary|all]" >&2; exit 2 ;;
 esac
 if [ ${#FAILED[@]} -gt 0 ]; then
   printf 'FAILED: %s\n' "${FAILED[@]}" >&2

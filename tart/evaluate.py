@@ -191,7 +191,8 @@ def evaluate(data: EvalData, ks=(16, 32, 64), seeds: int = 5, methods=("tart", "
     """The `tart evaluate` report (see the module docstring and README for its keys).
 
     If `predictions` is a list, one record per (seed, k, method, test example) is appended to it:
-    {"dataset", "seed", "k", "method", "index" (row in the dataset), "label", "prediction", "correct"}.
+    {"dataset", "embedder", "seed", "k", "method", "index" (row in the dataset), "label", "prediction",
+    "correct"}.
     """
     from tqdm.auto import tqdm
 
@@ -216,6 +217,7 @@ def evaluate(data: EvalData, ks=(16, 32, 64), seeds: int = 5, methods=("tart", "
 
         ctx["lm"] = load_causal_lm(embedder)
     draws = [_draw(data, ks, s, test_size, notes) for s in range(seeds)]
+    report_embedder = None if is_vectors else embedder.name
     stream = _stream_matrix(data, embedder, draws, ks) if not is_vectors and embedding_mode == "stream" else None
 
     runs = {(m, k): {"accs": [], "seconds": [], "embed_seconds": [], "extra": []} for m in methods for k in ks}
@@ -237,7 +239,8 @@ def evaluate(data: EvalData, ks=(16, 32, 64), seeds: int = 5, methods=("tart", "
                     run["accs"].append(float(np.mean(correct)))
                     if predictions is not None:
                         predictions.extend(
-                            {"dataset": data.name, "seed": seed, "k": k, "method": m, "index": i,
+                            {"dataset": data.name, "embedder": report_embedder, "seed": seed, "k": k,
+                             "method": m, "index": i,
                              "label": _jsonable(y), "prediction": _jsonable(p), "correct": bool(c)}
                             for i, y, p, c in zip(test, y_test, pred, correct))
                     run["embed_seconds"].append(0.0 if m in LM_METHODS else embed_seconds)
@@ -256,6 +259,7 @@ def evaluate(data: EvalData, ks=(16, 32, 64), seeds: int = 5, methods=("tart", "
         "embedder": None if is_vectors else embedder.name,
         "checkpoint": None if checkpoint_path is None else str(checkpoint_path),
         "embedding_mode": None if is_vectors else embedding_mode,
+        "layer": None if is_vectors else embedder.layer,
         "test_size": len(draws[0][1]),
         "classes": sorted(set(map(str, data.labels))),
         "ks": ks,
