@@ -3,7 +3,8 @@
     python scripts/summarize_results.py [RESULTS_DIR or JSON files ...]
 
 Reports are grouped by what they hold: vector datasets (no embedder), embedding-mode comparisons
-(files under a `modes/` folder) and text results (the rest), one section per embedder. Files named
+(files under a `modes/` folder) and text results (the rest), one section per embedder and pooled
+layer, plus each other layer against the last one on the same datasets. Files named
 `sanity-*.json` are included only when passed explicitly.
 """
 from __future__ import annotations
@@ -21,7 +22,8 @@ def load_reports(args: list[str]) -> list[tuple[Path, dict]]:
     for arg in args or ["results"]:
         p = Path(arg)
         paths += sorted(q for q in p.rglob("*.json") if not q.name.startswith("sanity-")) if p.is_dir() else [p]
-    return [(p, json.loads(p.read_text())) for p in paths]
+    reports = [(p, json.loads(p.read_text())) for p in paths]
+    return [(p, r) for p, r in reports if "ks" in r and "results" in r]  # `tart evaluate` reports only
 
 
 def _cell(r: dict) -> str:
@@ -60,6 +62,25 @@ def average_table(reports: list[dict]) -> list[str]:
     return lines
 
 
+def layer_table(reports: list[dict], last: dict) -> list[str]:
+    """Per method and k: mean over the datasets run at both layers, and how many datasets improved."""
+    acc = defaultdict(list)
+    for rep in reports:
+        if rep["dataset"] not in last:
+            continue
+        base = {(r["method"], r["k"]): r["mean"] for r in last[rep["dataset"]]["results"]}
+        for r in rep["results"]:
+            if (r["method"], r["k"]) in base:
+                acc[(r["method"], r["k"])].append((base[(r["method"], r["k"])], r["mean"]))
+    lines = ["| method | k | last layer | this layer | difference | datasets better / all |",
+             "|---|---|---|---|---|---|"]
+    for (m, k), pairs in acc.items():
+        before, after = np.array(pairs).T
+        lines.append(f"| {m} | {k} | {before.mean():.3f} | {after.mean():.3f} | {after.mean() - before.mean():+.3f} "
+                     f"| {(after > before).sum()} / {len(pairs)} |")
+    return lines
+
+
 def modes_table(reports: list[dict]) -> list[str]:
     lines = ["| dataset | embedder | mode | k | tart | logreg | centroid | embedding s/task |",
              "|---|---|---|---|---|---|---|---|"]
@@ -77,16 +98,22 @@ def modes_table(reports: list[dict]) -> list[str]:
 def summarize(pairs: list[tuple[Path, dict]]) -> str:
     vectors = [rep for _, rep in pairs if rep.get("embedder") is None]
     modes = [rep for p, rep in pairs if rep.get("embedder") and "modes" in p.parts]
-    text = defaultdict(list)
+    text = defaultdict(list)  # (embedder, pooled layer) -> reports; reports before "layer" existed used -1
     for p, rep in pairs:
         if rep.get("embedder") and "modes" not in p.parts:
-            text[rep["embedder"]].append(rep)
+            text[(rep["embedder"], rep.get("layer", -1))].append(rep)
     out = []
-    for emb, reps in text.items():
+    for (emb, layer), reps in sorted(text.items(), key=lambda kv: (kv[0][0], kv[0][1] != -1, kv[0][1])):
         ckpt = sorted({str(r.get("checkpoint")) for r in reps})
-        out += [f"## Text, embedder {emb} (head: {', '.join(ckpt)})", "",
+        where = "" if layer == -1 else f", hidden layer {layer}"
+        out += [f"## Text, embedder {emb}{where} (head: {', '.join(ckpt)})", "",
                 f"Mean accuracy over {len(reps)} datasets:", ""] + average_table(reps) + [""]
         out += ["Per dataset (mean ± std over seeds; best per k in bold):", ""] + per_dataset_table(reps) + [""]
+    for (emb, layer), reps in text.items():
+        last = {r["dataset"]: r for r in text.get((emb, -1), [])}
+        if layer != -1 and any(r["dataset"] in last for r in reps):
+            out += [f"## {emb}: hidden layer {layer} vs the last layer (same seeds and splits)", ""]
+            out += layer_table(reps, last) + [""]
     if modes:
         out += ["## Embedding modes", ""] + modes_table(modes) + [""]
     if vectors:
