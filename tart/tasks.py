@@ -2,7 +2,9 @@
 
 TART's distribution is the default: per task a fresh w ~ alpha * N(0, I_d), points x ~ N(0, I_d),
 labels y ~ Bernoulli(sigmoid(w . x)). Knobs a researcher wants on top: an intercept, label noise,
-and the active dimension d, padded with zeros to the head's input size.
+a per-task weight scale (alpha drawn log-uniformly from [alpha_min, alpha], so tasks range from
+nearly noiseless to nearly random, as real embedded tasks do), and the active dimension d, padded
+with zeros to the head's input size.
 """
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ def sample_tasks(
     d: int = 16,
     n_dims: int = 16,
     alpha: float = 10.0,
+    alpha_min: float | None = None,
     intercept_std: float = 0.0,
     label_noise: float = 0.0,
     generator: torch.Generator | None = None,
@@ -41,7 +44,8 @@ def sample_tasks(
     """Sample `batch_size` independent tasks with k context points and n_queries query points each.
 
     Only the first d coordinates are active; the rest are zero so that one head serves d <= n_dims.
-    label_noise flips each label with that probability (p_query includes it).
+    label_noise flips each label with that probability (p_query includes it). With alpha_min, each
+    task's scale is drawn log-uniformly from [alpha_min, alpha] instead of being alpha.
     """
     if not 1 <= d <= n_dims:
         raise ValueError(f"d must be in [1, n_dims={n_dims}], got {d}")
@@ -49,12 +53,18 @@ def sample_tasks(
         raise ValueError(f"batch_size >= 1, k >= 0, n_queries >= 0 required, got {batch_size}, {k}, {n_queries}")
     if not 0.0 <= label_noise <= 0.5:
         raise ValueError(f"label_noise must be in [0, 0.5], got {label_noise}")
+    if alpha_min is not None and not 0 < alpha_min <= alpha:
+        raise ValueError(f"alpha_min must be in (0, alpha={alpha}], got {alpha_min}")
     if generator is not None:
         device = generator.device
     opts = dict(generator=generator, device=device)
 
     w = torch.zeros(batch_size, n_dims, device=device)
-    w[:, :d] = alpha * torch.randn(batch_size, d, **opts)
+    scale = torch.full((batch_size, 1), float(alpha), device=device)
+    if alpha_min is not None:
+        u = torch.rand(batch_size, 1, **opts)
+        scale = alpha_min * (alpha / alpha_min) ** u  # log-uniform in [alpha_min, alpha]
+    w[:, :d] = scale * torch.randn(batch_size, d, **opts)
     b = intercept_std * torch.randn(batch_size, **opts)
     x = torch.zeros(batch_size, k + n_queries, n_dims, device=device)
     x[:, :, :d] = torch.randn(batch_size, k + n_queries, d, **opts)

@@ -33,6 +33,14 @@ def test_label_noise_and_intercept():
     assert shifted.b.std() > 4.0
 
 
+def test_alpha_range_is_log_uniform_per_task():
+    t = sample_tasks(4000, k=1, n_queries=0, d=16, alpha=10.0, alpha_min=0.5, generator=make_generator(5))
+    scale = t.w.norm(dim=1) / 4.0  # |w| ~ alpha * sqrt(d) for d = 16
+    log_scale = scale.log()
+    assert abs(log_scale.median().item() - torch.tensor(0.5 * 10.0).sqrt().log().item()) < 0.15  # geometric middle
+    assert scale.min() < 0.7 and scale.max() > 8.0  # both ends are reached
+
+
 def test_seeding_is_reproducible():
     a = sample_tasks(4, 8, 8, generator=make_generator(7))
     b = sample_tasks(4, 8, 8, generator=make_generator(7))
@@ -43,6 +51,7 @@ def test_seeding_is_reproducible():
 
 @pytest.mark.parametrize("kwargs, message", [
     (dict(d=0), "d must be"), (dict(d=17), "d must be"), (dict(label_noise=0.7), "label_noise"),
+    (dict(alpha_min=20.0), "alpha_min"), (dict(alpha_min=0.0), "alpha_min"),
 ])
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from training.checkpoint import list_checkpoints
 from training.config import load_config
@@ -61,6 +62,21 @@ def test_tiny_run_lowers_the_loss_and_writes_a_loadable_head(tmp_path):
     for name in ("config.json", "model.safetensors", "README.md", "train_config.json"):
         assert (out / name).exists(), name
     assert [p.name for p in list_checkpoints(out / "checkpoints")] == ["step-0000100", "step-0000120"]
+
+
+def test_init_from_starts_at_a_trained_head(tmp_path):
+    base = tmp_path / "base"
+    train(load_config(write_config(tmp_path, steps=20)), base, progress=False)
+    text = TINY.format(steps=1).replace('seed = 3', f'seed = 3\ninit_from = "{base}"')
+    (tmp_path / "ft.toml").write_text(text.replace("lr = 1e-3", "lr = 1e-12"))  # one step that moves nothing
+    train(load_config(tmp_path / "ft.toml"), tmp_path / "ft", progress=False)
+    from tart.checkpoint_io import load_head
+
+    a, b = load_head(base).state_dict(), load_head(tmp_path / "ft").state_dict()
+    assert all(torch.allclose(a[n], b[n], atol=1e-6) for n in a)
+    (tmp_path / "bad.toml").write_text(text.replace("n_embd = 32", "n_embd = 64"))
+    with pytest.raises(ValueError, match="does not match"):
+        train(load_config(tmp_path / "bad.toml"), tmp_path / "bad", progress=False)
 
 
 def run_cli(config, output, *extra):

@@ -13,6 +13,7 @@ from tart.tasks import Curriculum
 @dataclass
 class TaskSettings:
     alpha: float = 10.0
+    alpha_min: float = 0.0  # > 0: each task's alpha is log-uniform in [alpha_min, alpha]
     intercept_std: float = 0.0
     label_noise: float = 0.0
     soft_targets: bool = True  # train on P(y=1|x) instead of a sampled label: same optimum, less noise
@@ -46,6 +47,7 @@ class RunSettings:
 class TrainConfig:
     name: str = "tart"
     seed: int = 0
+    init_from: str = ""  # a head (shipped name or folder) to start from instead of random weights
     model: dict = field(default_factory=dict)  # TartConfig keyword arguments
     tasks: TaskSettings = field(default_factory=TaskSettings)
     optim: OptimSettings = field(default_factory=OptimSettings)

@@ -73,6 +73,13 @@ def train(config: TrainConfig, output: Path, resume: bool = False, progress: boo
 
     torch.manual_seed(config.seed)
     model = TartReasoningModel(config.model_config())
+    if config.init_from:  # fine-tuning: start from a trained head of the same shape
+        from tart.checkpoint_io import load_head
+
+        try:
+            model.load_state_dict(load_head(config.init_from).state_dict())
+        except RuntimeError as err:
+            raise ValueError(f"init_from {config.init_from!r} does not match [model]: {err}") from err
     model.config.alpha = task_cfg.alpha
     optimizer = torch.optim.AdamW(model.parameters(), lr=opt_cfg.lr, weight_decay=opt_cfg.weight_decay)
 
@@ -109,6 +116,7 @@ def train(config: TrainConfig, output: Path, resume: bool = False, progress: boo
         d, k = task_cfg.d.at(step), task_cfg.k.at(step)
         gen = make_generator(step_seed(config.seed, step, accelerator.process_index), device)
         batch = sample_tasks(local_batch, k, k, d=d, n_dims=n_dims, alpha=task_cfg.alpha,
+                             alpha_min=task_cfg.alpha_min or None,
                              intercept_std=task_cfg.intercept_std, label_noise=task_cfg.label_noise,
                              generator=gen)
         target = batch.p_query if task_cfg.soft_targets else batch.y_query
