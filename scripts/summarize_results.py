@@ -3,8 +3,11 @@
     python scripts/summarize_results.py [RESULTS_DIR or JSON files ...]
 
 Reports are grouped by what they hold: vector datasets (no embedder), embedding-mode comparisons
-(files under a `modes/` folder) and text results (the rest), one section per embedder and pooled
-layer, plus each other layer against the last one on the same datasets. Files named
+(files under a `modes/` folder) and text results (the rest), one section per embedder, pooled
+layer and head, plus each other layer or head against the default (last layer, tart-compact) on
+the same datasets:
+
+    python scripts/summarize_results.py results checkpoints/tart-compact-mixed/evaluations Files named
 `sanity-*.json` are included only when passed explicitly.
 """
 from __future__ import annotations
@@ -15,6 +18,8 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+
+DEFAULT_HEAD = "checkpoints/tart-compact"  # what other heads and layers are compared with
 
 
 def load_reports(args: list[str]) -> list[tuple[Path, dict]]:
@@ -62,17 +67,17 @@ def average_table(reports: list[dict]) -> list[str]:
     return lines
 
 
-def layer_table(reports: list[dict], last: dict) -> list[str]:
-    """Per method and k: mean over the datasets run at both layers, and how many datasets improved."""
+def comparison_table(reports: list[dict], base: dict) -> list[str]:
+    """Per method and k: mean over the datasets run both ways, and on how many this way is better."""
     acc = defaultdict(list)
     for rep in reports:
-        if rep["dataset"] not in last:
+        if rep["dataset"] not in base:
             continue
-        base = {(r["method"], r["k"]): r["mean"] for r in last[rep["dataset"]]["results"]}
+        before = {(r["method"], r["k"]): r["mean"] for r in base[rep["dataset"]]["results"]}
         for r in rep["results"]:
-            if (r["method"], r["k"]) in base:
-                acc[(r["method"], r["k"])].append((base[(r["method"], r["k"])], r["mean"]))
-    lines = ["| method | k | last layer | this layer | difference | datasets better / all |",
+            if (r["method"], r["k"]) in before:
+                acc[(r["method"], r["k"])].append((before[(r["method"], r["k"])], r["mean"]))
+    lines = ["| method | k | default | this way | difference | datasets better / all |",
              "|---|---|---|---|---|---|"]
     for (m, k), pairs in acc.items():
         before, after = np.array(pairs).T
@@ -98,22 +103,24 @@ def modes_table(reports: list[dict]) -> list[str]:
 def summarize(pairs: list[tuple[Path, dict]]) -> str:
     vectors = [rep for _, rep in pairs if rep.get("embedder") is None]
     modes = [rep for p, rep in pairs if rep.get("embedder") and "modes" in p.parts]
-    text = defaultdict(list)  # (embedder, pooled layer) -> reports; reports before "layer" existed used -1
+    # (embedder, pooled layer, head) -> reports; reports from before "layer" was recorded pooled the last (-1)
+    text = defaultdict(list)
     for p, rep in pairs:
         if rep.get("embedder") and "modes" not in p.parts:
-            text[(rep["embedder"], rep.get("layer", -1))].append(rep)
+            text[(rep["embedder"], rep.get("layer", -1), rep.get("checkpoint") or DEFAULT_HEAD)].append(rep)  # icl: no head
     out = []
-    for (emb, layer), reps in sorted(text.items(), key=lambda kv: (kv[0][0], kv[0][1] != -1, kv[0][1])):
-        ckpt = sorted({str(r.get("checkpoint")) for r in reps})
+    for (emb, layer, head), reps in sorted(text.items(), key=lambda kv: (kv[0][0], kv[0][1] != -1, kv[0][1], kv[0][2])):
         where = "" if layer == -1 else f", hidden layer {layer}"
-        out += [f"## Text, embedder {emb}{where} (head: {', '.join(ckpt)})", "",
+        out += [f"## Text, embedder {emb}{where} (head: {head})", "",
                 f"Mean accuracy over {len(reps)} datasets:", ""] + average_table(reps) + [""]
         out += ["Per dataset (mean ± std over seeds; best per k in bold):", ""] + per_dataset_table(reps) + [""]
-    for (emb, layer), reps in text.items():
-        last = {r["dataset"]: r for r in text.get((emb, -1), [])}
-        if layer != -1 and any(r["dataset"] in last for r in reps):
-            out += [f"## {emb}: hidden layer {layer} vs the last layer (same seeds and splits)", ""]
-            out += layer_table(reps, last) + [""]
+    for (emb, layer, head), reps in text.items():
+        base = {r["dataset"]: r for r in text.get((emb, -1, DEFAULT_HEAD), [])}
+        if (layer, head) != (-1, DEFAULT_HEAD) and any(r["dataset"] in base for r in reps):
+            what = " and ".join(filter(None, [f"hidden layer {layer}" if layer != -1 else "",
+                                              f"head {head}" if head != DEFAULT_HEAD else ""]))
+            out += [f"## {emb}: {what} vs the default (last layer, {DEFAULT_HEAD}; same seeds and splits)", ""]
+            out += comparison_table(reps, base) + [""]
     if modes:
         out += ["## Embedding modes", ""] + modes_table(modes) + [""]
     if vectors:

@@ -14,6 +14,13 @@ def _results_table(report: dict) -> str:
     return "\n".join(lines)
 
 
+def _alpha(tasks) -> str:
+    """The weight scale: fixed, or log-uniform per task."""
+    if tasks.alpha_min:
+        return f"alpha (log-uniform in [{tasks.alpha_min:g}, {tasks.alpha:g}] per task)"
+    return f"{tasks.alpha:g}"
+
+
 def write_model_card(output: Path, config, summary: dict, report: dict) -> None:
     m = config.model_config()
     n_params = summary.get("parameters", "")
@@ -32,10 +39,10 @@ query points, with no gradient step on the user's task.
 ## Training
 
 - Command: `tart train --config training/configs/{config.name.removeprefix("tart-")}.toml`
-- Tasks: w ~ {config.tasks.alpha:g}·N(0, I_d), x ~ N(0, I_d), y ~ Bernoulli(sigmoid(w·x));
+- Tasks: w ~ {_alpha(config.tasks)}·N(0, I_d), x ~ N(0, I_d), y ~ Bernoulli(sigmoid(w·x));
   d curriculum {config.tasks.d.start} → {config.tasks.d.end} (+{config.tasks.d.increment} every {config.tasks.d.interval} steps),
   k curriculum {config.tasks.k.start} → {config.tasks.k.end}; soft targets: {config.tasks.soft_targets}.
-- Optimizer: AdamW, lr {config.optim.lr:g} (warm-up {config.optim.warmup_steps}, cosine to {config.optim.min_lr:g}),
+{f"- Started from the weights of `{config.init_from}` (fine-tuned).{chr(10)}" if config.init_from else ""}- Optimizer: AdamW, lr {config.optim.lr:g} (warm-up {config.optim.warmup_steps}, cosine to {config.optim.min_lr:g}),
   batch {config.optim.batch_size}, {summary.get("steps")} steps, gradient clip {config.optim.grad_clip:g}.
 - Wall time: {summary.get("wall_time_s", 0):.0f} s ({hours:.2f} h) on {summary.get("machine", {}).get("processor", "?")}
   ({summary.get("machine", {}).get("device", "?")}, {summary.get("machine", {}).get("torch_threads", "?")} torch threads).
