@@ -7,7 +7,7 @@ Reports are grouped by what they hold: vector datasets (no embedder), embedding-
 layer and head, plus each other layer or head against the default (last layer, tart-compact) on
 the same datasets:
 
-    python scripts/summarize_results.py results checkpoints/tart-compact-mixed/evaluations Files named
+    python scripts/summarize_results.py results   (results/mixed-alpha: the head fine-tuned on mixed alpha) Files named
 `sanity-*.json` are included only when passed explicitly.
 """
 from __future__ import annotations
