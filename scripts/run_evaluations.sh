@@ -7,7 +7,8 @@
 # then prints the Markdown tables (scripts/summarize_results.py) into results/SUMMARY.md.
 #
 #   results/layers/<embedder>/<dataset>-layer<L>.json   the text runs, pooling hidden layer L (LAYERS)
-# Usage: scripts/run_evaluations.sh [text|icl|modes|vectors|layers|summary|all]   (default: all)
+#   results/vanilla/<embedder>/<dataset>.json   the text runs with vanilla embeddings (MODE_EMBEDDERS)
+# Usage: scripts/run_evaluations.sh [text|icl|modes|vectors|layers|vanilla|summary|all]   (default: all)
 # Environment: CHECKPOINT (default tart-compact), SEEDS (5), KS (16,32,64), TEST_SIZE (200),
 #   EMBEDDERS ("smollm2-135m minilm-l6"), THREADS (torch threads; 1 is faster while another job
 #   keeps the CPU busy), SKIP_EXISTING=1 to keep JSONs that are already there, RESULTS (output
@@ -99,6 +100,17 @@ layers() {
   done
 }
 
+# Vanilla embeddings (each support set embedded as one prompt, queries read after it) for every
+# dataset, the same seeds and splits as `text`: does the mode that helped TART most in `modes` hold up?
+vanilla() {
+  for emb in $MODE_EMBEDDERS; do
+    for ds in $TEXT_DATASETS; do
+      run "$RESULTS/vanilla/$emb/$ds.json" --data "$ds" --embedder "$emb" --k "$KS" \
+        --embedding-mode vanilla --methods tart,logreg,centroid
+    done
+  done
+}
+
 summary() {
   python scripts/summarize_results.py "$RESULTS" | tee "$RESULTS/SUMMARY.md"
 }
@@ -109,9 +121,10 @@ case "$WHAT" in
   modes) modes ;;
   vectors) vectors ;;
   layers) layers ;;
+  vanilla) vanilla ;;
   summary) summary ;;
   all) vectors; text; icl; modes; summary ;;
-  *) echo "usage: $0 [text|icl|modes|vectors|layers|summary|all]" >&2; exit 2 ;;
+  *) echo "usage: $0 [text|icl|modes|vectors|layers|vanilla|summary|all]" >&2; exit 2 ;;
 esac
 if [ ${#FAILED[@]} -gt 0 ]; then
   printf 'FAILED: %s\n' "${FAILED[@]}" >&2

@@ -4,8 +4,8 @@
 
 Reports are grouped by what they hold: vector datasets (no embedder), embedding-mode comparisons
 (files under a `modes/` folder) and text results (the rest), one section per embedder, pooled
-layer and head, plus each other layer or head against the default (last layer, tart-compact) on
-the same datasets:
+layer, head and embedding mode, plus each other layer, head or mode against the default (last
+layer, tart-compact, stream) on the same datasets:
 
     python scripts/summarize_results.py results   (results/mixed-alpha: the head fine-tuned on mixed alpha) Files named
 `sanity-*.json` are included only when passed explicitly.
@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-DEFAULT_HEAD = "checkpoints/tart-compact"  # what other heads and layers are compared with
+DEFAULT_HEAD = "checkpoints/tart-compact"
+DEFAULT = (None, -1, DEFAULT_HEAD, "stream")  # what other layers, heads and modes are compared with
 
 
 def load_reports(args: list[str]) -> list[tuple[Path, dict]]:
@@ -67,6 +68,12 @@ def average_table(reports: list[dict]) -> list[str]:
     return lines
 
 
+def _describe(key) -> str:
+    embedder, layer, head, mode = key
+    return ", ".join([embedder, "last layer" if layer == -1 else f"hidden layer {layer}", f"head {head}",
+                      f"{mode} embeddings"])
+
+
 def comparison_table(reports: list[dict], base: dict) -> list[str]:
     """Per method and k: mean over the datasets run both ways, and on how many this way is better."""
     acc = defaultdict(list)
@@ -103,23 +110,24 @@ def modes_table(reports: list[dict]) -> list[str]:
 def summarize(pairs: list[tuple[Path, dict]]) -> str:
     vectors = [rep for _, rep in pairs if rep.get("embedder") is None]
     modes = [rep for p, rep in pairs if rep.get("embedder") and "modes" in p.parts]
-    # (embedder, pooled layer, head) -> reports; reports from before "layer" was recorded pooled the last (-1)
+    # (embedder, pooled layer, head, embedding mode) -> reports; reports from before "layer" was
+    # recorded pooled the last (-1); icl reports use no head
     text = defaultdict(list)
     for p, rep in pairs:
         if rep.get("embedder") and "modes" not in p.parts:
-            text[(rep["embedder"], rep.get("layer", -1), rep.get("checkpoint") or DEFAULT_HEAD)].append(rep)  # icl: no head
+            key = (rep["embedder"], rep.get("layer", -1), rep.get("checkpoint") or DEFAULT_HEAD,
+                   rep.get("embedding_mode") or "stream")
+            text[key].append(rep)
     out = []
-    for (emb, layer, head), reps in sorted(text.items(), key=lambda kv: (kv[0][0], kv[0][1] != -1, kv[0][1], kv[0][2])):
-        where = "" if layer == -1 else f", hidden layer {layer}"
-        out += [f"## Text, embedder {emb}{where} (head: {head})", "",
+    for key, reps in sorted(text.items(), key=lambda kv: (kv[0][0], kv[0][1:] != DEFAULT[1:], str(kv[0]))):
+        out += [f"## Text, embedder {_describe(key)}", "",
                 f"Mean accuracy over {len(reps)} datasets:", ""] + average_table(reps) + [""]
         out += ["Per dataset (mean ± std over seeds; best per k in bold):", ""] + per_dataset_table(reps) + [""]
-    for (emb, layer, head), reps in text.items():
-        base = {r["dataset"]: r for r in text.get((emb, -1, DEFAULT_HEAD), [])}
-        if (layer, head) != (-1, DEFAULT_HEAD) and any(r["dataset"] in base for r in reps):
-            what = " and ".join(filter(None, [f"hidden layer {layer}" if layer != -1 else "",
-                                              f"head {head}" if head != DEFAULT_HEAD else ""]))
-            out += [f"## {emb}: {what} vs the default (last layer, {DEFAULT_HEAD}; same seeds and splits)", ""]
+    for key, reps in text.items():
+        base = {r["dataset"]: r for r in text.get((key[0], *DEFAULT[1:]), [])}
+        if key[1:] != DEFAULT[1:] and any(r["dataset"] in base for r in reps):
+            out += [f"## {_describe(key)} vs the default ({_describe((key[0], *DEFAULT[1:]))}; same seeds "
+                    "and splits)", ""]
             out += comparison_table(reps, base) + [""]
     if modes:
         out += ["## Embedding modes", ""] + modes_table(modes) + [""]
