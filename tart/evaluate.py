@@ -256,7 +256,7 @@ def evaluate(data: EvalData, ks=(16, 32, 64), seeds: int = 5, methods=("tart", "
         checkpoint_path = checkpoint_path.resolve().relative_to(Path.cwd().resolve())
     return {
         "dataset": data.name,
-        "embedder": None if is_vectors else embedder.name,
+        "embedder": report_embedder,
         "checkpoint": None if checkpoint_path is None else str(checkpoint_path),
         "embedding_mode": None if is_vectors else embedding_mode,
         "layer": None if is_vectors else embedder.layer,
