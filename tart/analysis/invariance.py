@@ -132,20 +132,25 @@ def bootstrap_ci(values, n_boot: int = 1000, seed: int = 0, level: float = 0.95)
     return [float(v) for v in np.quantile(means, [(1 - level) / 2, (1 + level) / 2])]
 
 
-def _proba(model, texts: list[str]) -> dict[str, np.ndarray]:
-    """Class probabilities of each distinct text, one call to the model."""
-    unique = list(dict.fromkeys(texts))
-    return dict(zip(unique, np.asarray(model.predict_proba(unique), dtype=np.float64))) if unique else {}
+def _proba(model, texts: list[str], cache: dict) -> dict[str, np.ndarray]:
+    """`cache` (text -> class probabilities) after scoring the texts it lacks in one call: each text
+    is scored once per model however many perturbation types and measures need it (ICL is slow)."""
+    missing = [t for t in dict.fromkeys(texts) if t not in cache]
+    if missing:
+        cache.update(zip(missing, np.asarray(model.predict_proba(missing), dtype=np.float64)))
+    return cache
 
 
-def select_perturbations(reference, texts: list[str], kind: str, n_candidates: int = 3, seed: int = 0):
-    """Per text: (original, chosen perturbation, invariance score) for the M1-invariant ones, and
-    how many texts had at least one candidate."""
+def select_perturbations(reference, texts: list[str], kind: str, n_candidates: int = 3, seed: int = 0,
+                         cache: dict | None = None):
+    """Per text: (original, chosen perturbation, invariance score) for the M1-invariant ones, how
+    many texts had at least one candidate, and the reference's probabilities (`cache`, filled)."""
     if kind not in _PERTURB:
         raise ValueError(f"unknown perturbation {kind!r}; known: {', '.join(PERTURBATIONS)}")
     kind_id = PERTURBATIONS.index(kind)
     cands = [candidates(t, kind, n_candidates, np.random.default_rng([seed, kind_id, i])) for i, t in enumerate(texts)]
-    p1 = _proba(reference, [t for t, c in zip(texts, cands) if c] + [x for c in cands for x in c])
+    p1 = _proba(reference, [t for t, c in zip(texts, cands) if c] + [x for c in cands for x in c],
+                {} if cache is None else cache)
     kept = []
     for t, c in zip(texts, cands):
         if not c:
@@ -169,9 +174,11 @@ def shared_invariance(p1: dict, p2: dict, kept, tol: float = SOFT_TOL, cutoff: f
 
 
 def scope(reference, targets: dict, texts: list[str], perturbations=PERTURBATIONS, n_candidates: int = 3,
-          seed: int = 0, tol: float = SOFT_TOL, cutoff: float = SOFT_CUTOFF, n_boot: int = 1000) -> dict:
+          seed: int = 0, tol: float = SOFT_TOL, cutoff: float = SOFT_CUTOFF, n_boot: int = 1000,
+          caches: dict | None = None) -> dict:
     """Hard/Soft-SCoPE of each fitted target against the fitted reference on `texts`:
-    {"counts": {kind: {...}}, "results": [...], "samples": {kind: [...]}} (see run_invariance)."""
+    {"counts": {kind: {...}}, "results": [...], "samples": {kind: [...]}} (see run_invariance).
+    `caches` maps id(model) to its text -> probabilities cache, if some are already scored."""
     from tqdm.auto import tqdm
 
     if not texts:
@@ -182,13 +189,15 @@ def scope(reference, targets: dict, texts: list[str], perturbations=PERTURBATION
     for name, model in targets.items():
         if list(np.asarray(model.classes_).tolist()) != ref_classes:
             raise ValueError(f"target {name!r} has classes {list(model.classes_)}, the reference {ref_classes}")
+    caches = {} if caches is None else caches
     counts, results, samples = {}, [], {}
     for kind in perturbations:
-        kept, perturbed, p1 = select_perturbations(reference, texts, kind, n_candidates, seed)
+        kept, perturbed, p1 = select_perturbations(reference, texts, kind, n_candidates, seed,
+                                                   caches.setdefault(id(reference), {}))
         counts[kind] = {"examples": len(texts), "perturbed": perturbed, "kept": len(kept)}
         samples[kind] = [{"original": x, "perturbed": xp, "invariance": round(sc, 4)} for x, xp, sc in kept[:3]]
         for name, model in tqdm(targets.items(), desc=f"targets ({kind})", leave=False):
-            p2 = p1 if model is reference else _proba(model, [t for x, xp, _ in kept for t in (x, xp)])
+            p2 = _proba(model, [t for x, xp, _ in kept for t in (x, xp)], caches.setdefault(id(model), {}))
             h, s, d = shared_invariance(p1, p2, kept, tol, cutoff)
             results.append({
                 "perturbation": kind, "target": name, "n": len(kept),
@@ -230,10 +239,13 @@ def run_invariance(data, reference: str, targets: list[str], k: int = 16, n: int
     models = {}
     for spec in dict.fromkeys([reference, *targets]):
         models[spec] = load_model(spec, seed).fit(support.texts, support.labels)
-    accuracy = {spec: float(np.mean([a == b for a, b in zip(np.asarray(m.predict(test.texts)).tolist(), test.labels)]))
-                for spec, m in models.items()}
+    caches = {id(m): {} for m in models.values()}  # the originals' scores serve accuracy and every kind
+    accuracy = {}
+    for spec, m in models.items():
+        p = _proba(m, test.texts, caches[id(m)])
+        accuracy[spec] = float(np.mean([m.classes_[np.argmax(p[t])] == y for t, y in zip(test.texts, test.labels)]))
     out = scope(models[reference], {t: models[t] for t in targets}, test.texts, perturbations, n_candidates,
-                seed, tol, cutoff, n_boot)
+                seed, tol, cutoff, n_boot, caches)
     for kind, c in out["counts"].items():
         if not c["kept"]:
             notes.append(f"{kind}: no M1-invariant perturbation ({c['perturbed']} of {c['examples']} texts "
