@@ -30,8 +30,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from serving.launch import LocalServer  # noqa: E402
-from serving.settings import Settings  # noqa: E402
+from tart.serving.launch import LocalServer  # noqa: E402
+from tart.serving.settings import Settings  # noqa: E402
 from tart.data import load_dataset  # noqa: E402
 
 

@@ -17,7 +17,7 @@ import torch
 
 from tart.reasoning import TartReasoningModel
 from tart.tasks import make_generator, sample_tasks
-from training.config import load_config
+from tart.training.config import load_config
 
 
 def time_steps(config, steps: int, warmup: int, bf16: bool) -> dict:

@@ -1,6 +1,6 @@
-"""`tart serve`: start the HTTP API (`bentoml serve serving.service:Tart`) on this machine.
+"""`tart serve`: start the HTTP API (`bentoml serve tart.serving.service:Tart`) on this machine.
 
-Command-line options become the TART_* environment variables that `serving.settings` reads, so the
+Command-line options become the TART_* environment variables that `tart.serving.settings` reads, so the
 server's configuration has one source. The settings, the head checkpoint and the embedder are checked
 here first, so a mistake is reported in one line instead of a server that keeps restarting a failing
 worker. The process then becomes `bentoml serve` (exec), so Ctrl+C and SIGTERM reach it directly.
@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-SERVICE = "serving.service:Tart"
+SERVICE = "tart.serving.service:Tart"
 
 
 def add_serve_parser(subparsers) -> None:
@@ -40,7 +40,7 @@ def server_environment(args, base: dict | None = None) -> dict:
 
 
 def serve_command(args) -> None:
-    from serving.settings import load_settings
+    from tart.serving.settings import load_settings
     from tart.checkpoint_io import resolve_checkpoint
     from tart.embeddings import resolve_model_dir
 

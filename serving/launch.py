@@ -1,6 +1,6 @@
 """Start and stop a local server as a child process, for tests and benchmarks.
 
-`LocalServer` runs `bentoml serve serving.service:Tart` on 127.0.0.1 and a free port, waits for
+`LocalServer` runs `bentoml serve tart.serving.service:Tart` on 127.0.0.1 and a free port, waits for
 /readyz, and stops it with the signal asked for: SIGTERM for a clean stop, SIGKILL to simulate a
 crash. BentoML runs one process per service worker; stopping the server reaches them all.
 """
@@ -41,7 +41,7 @@ class LocalServer:
         if self.via_cli:
             argv = [sys.executable, "-m", "tart.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
         else:
-            argv = [sys.executable, "-m", "bentoml", "serve", "serving.service:Tart", "--host", "127.0.0.1",
+            argv = [sys.executable, "-m", "bentoml", "serve", "tart.serving.service:Tart", "--host", "127.0.0.1",
                     "--port", str(self.port), "--working-dir", str(ROOT)]
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(argv, env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)

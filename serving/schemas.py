@@ -1,6 +1,6 @@
 """Request and response models of the HTTP API (pydantic), with every size limit in the schema.
 
-Limits come from the server settings (`serving.settings`), so they also appear in the OpenAPI document
+Limits come from the server settings (`tart.serving.settings`), so they also appear in the OpenAPI document
 at /docs.json. A request that breaks one gets HTTP 400 from BentoML with pydantic's message, whose
 `loc` names the field, e.g. `["texts"]: List should have at most 128 items after validation, not 200`.
 Unknown fields are rejected too, so a typo in an option name is an error, not silently ignored.
@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from serving.settings import get_settings
+from tart.serving.settings import get_settings
 
 S = get_settings()
 

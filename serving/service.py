@@ -1,6 +1,6 @@
 """BentoML services: `Embedding` (the frozen LM, adaptively batched) and `Tart` (the HTTP API).
 
-    bentoml serve serving.service:Tart        (or: tart serve)
+    bentoml serve tart.serving.service:Tart        (or: tart serve)
 
 `Tart` holds the reasoning head and the task store and calls `Embedding` through `bentoml.depends`, so
 the embedder runs in its own worker and can be scaled apart. Texts from concurrent requests share one
@@ -19,12 +19,12 @@ import bentoml
 import numpy as np
 from starlette.responses import JSONResponse
 
-from serving.middleware import RequestGate, ReadableErrors
-from serving.schemas import (ClassifyRequest, ClassifyResponse, Deleted, Example, ModelInfo, Prediction,
+from tart.serving.middleware import RequestGate, ReadableErrors
+from tart.serving.schemas import (ClassifyRequest, ClassifyResponse, Deleted, Example, ModelInfo, Prediction,
                              TaskClassifyRequest, TaskCreateRequest, TaskDetail, TaskInfo, TaskList,
                              TaskListRequest, TaskRef)
-from serving.settings import get_settings
-from serving.store import StoreFull, Task, TaskNameTaken, TaskNotFound, TaskStore
+from tart.serving.settings import get_settings
+from tart.serving.store import StoreFull, Task, TaskNameTaken, TaskNotFound, TaskStore
 
 S = get_settings()
 

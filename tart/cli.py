@@ -18,8 +18,8 @@ def _int_list(text: str) -> list[int]:
 
 
 def cmd_train(args):
-    from training.config import load_config
-    from training.train import train
+    from tart.training.config import load_config
+    from tart.training.train import train
 
     config = load_config(args.config)
     output = Path(args.output or Path("checkpoints") / config.name)
@@ -96,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--permutations", type=int, default=4, help="support orders averaged")
     p.set_defaults(func=cmd_classify)
 
-    from serving.cli import add_serve_parser
+    from tart.serving.cli import add_serve_parser
     from tart.analysis.cli import add_analyze_parser
     from tart.evaluate import add_evaluate_parser
 

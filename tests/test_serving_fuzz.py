@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("bentoml")
 
-from serving.launch import LocalServer  # noqa: E402
+from tart.serving.launch import LocalServer  # noqa: E402
 from tests.test_serving import LIMITS, head_dir  # noqa: E402,F401  (the head fixture)
 
 pytestmark = pytest.mark.slow

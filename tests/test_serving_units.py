@@ -9,8 +9,8 @@ import sqlite3
 import numpy as np
 import pytest
 
-from serving.settings import Settings, get_settings, load_settings
-from serving.store import StoreFull, TaskNameTaken, TaskNotFound, TaskStore
+from tart.serving.settings import Settings, get_settings, load_settings
+from tart.serving.store import StoreFull, TaskNameTaken, TaskNotFound, TaskStore
 
 # ---- settings ----
 
@@ -104,7 +104,7 @@ def test_store_replace_embeddings(tmp_path):
 
 
 def test_readable_errors():
-    from serving.middleware import readable
+    from tart.serving.middleware import readable
 
     body = {"error": "2 validation error for X", "detail": [
         {"loc": ["examples", 3, "text"], "msg": "String should have at most 9 characters"},
@@ -119,7 +119,7 @@ def test_request_gate_size_and_content_type():
     from starlette.routing import Route
     from starlette.testclient import TestClient
 
-    from serving.middleware import RequestGate
+    from tart.serving.middleware import RequestGate
 
     async def echo(request):
         return JSONResponse({"n": len(await request.body())})
@@ -139,7 +139,7 @@ def test_request_gate_size_and_content_type():
 
 
 def test_serve_parser_and_environment(tmp_path):
-    from serving.cli import add_serve_parser, server_environment
+    from tart.serving.cli import add_serve_parser, server_environment
 
     parser = argparse.ArgumentParser()
     add_serve_parser(parser.add_subparsers(dest="command"))
@@ -152,7 +152,7 @@ def test_serve_parser_and_environment(tmp_path):
 
 
 def test_serve_command_reports_bad_input_before_starting(tmp_path):
-    from serving.cli import serve_command
+    from tart.serving.cli import serve_command
 
     base = dict(host="127.0.0.1", port=3000, config=None, checkpoint=None, embedder=None, store=None)
     with pytest.raises(FileNotFoundError, match="no head checkpoint"):
@@ -185,19 +185,19 @@ def app_client(tmp_path_factory):
                        "TART_MAX_TEXTS": "4", "BENTOML_DO_NOT_TRACK": "true"}.items():
         mp.setenv(key, value)
     get_settings.cache_clear()
-    import serving.schemas
-    import serving.service
+    import tart.serving.schemas
+    import tart.serving.service
 
-    importlib.reload(serving.schemas)  # the limits are read when the modules load
-    service = importlib.reload(serving.service)
+    importlib.reload(tart.serving.schemas)  # the limits are read when the modules load
+    service = importlib.reload(tart.serving.service)
     threads = torch.get_num_threads()  # the services set torch's thread count for their process
     with TestClient(service.Tart.to_asgi()) as client:
         yield client, service
     torch.set_num_threads(threads)
     mp.undo()
     get_settings.cache_clear()
-    importlib.reload(serving.schemas)
-    importlib.reload(serving.service)
+    importlib.reload(tart.serving.schemas)
+    importlib.reload(tart.serving.service)
 
 
 EXAMPLES = [{"text": t, "label": y} for t, y in [("a cat", "animal"), ("a dog", "animal"), ("bread", "food"),

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from training.checkpoint import list_checkpoints
-from training.config import load_config
-from training.train import train
+from tart.training.checkpoint import list_checkpoints
+from tart.training.config import load_config
+from tart.training.train import train
 
 TINY = """
 name = "tiny"

@@ -20,9 +20,9 @@ from tqdm.auto import tqdm
 from tart.reasoning import TartReasoningModel
 from tart.synthetic_eval import evaluate_synthetic, head_accuracy, plot_synthetic, sample_eval_tasks
 from tart.tasks import make_generator, sample_tasks
-from training.checkpoint import clean_temporary, list_checkpoints, load_checkpoint, save_checkpoint
-from training.config import TrainConfig
-from training.model_card import write_model_card
+from tart.training.checkpoint import clean_temporary, list_checkpoints, load_checkpoint, save_checkpoint
+from tart.training.config import TrainConfig
+from tart.training.model_card import write_model_card
 
 EVAL_KS = (8, 16, 32, 64)
 LOG_FIELDS = ["step", "loss", "lr", "d", "k", "elapsed_s"]
