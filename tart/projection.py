@@ -9,14 +9,57 @@ what the data supports (k - 1 at most) are zero, which the head saw in training 
 Features are standardised first (on the same data), as for the logistic-regression probe: causal-LM
 embeddings have a few huge-variance dimensions that otherwise take over the top components
 (SmolLM2 on 4 bundled datasets, dev seeds: +1.6 / +1.2 points at k = 16 / 64; MiniLM: -0.2 / -0.4).
+
+One code path for training and inference: `fit_projection` / `apply_projection` work on batches of
+tasks in torch, so the training loop projects every synthetic task exactly as `TartClassifier`
+projects a user's task (`Projection` is the one-task wrapper).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
-from sklearn.decomposition import PCA
+import torch
+
+
+@dataclass
+class FittedProjection:
+    mean: torch.Tensor  # (B, 1, D)
+    std: torch.Tensor  # (B, 1, D)
+    components: torch.Tensor  # (B, D, m): principal directions, m <= n_dims
+    scale: torch.Tensor  # (B, 1, m)
+    n_dims: int
+
+
+def fit_projection(X: torch.Tensor, n_dims: int, shrinkage: float = 0.5, standardize: bool = True) -> FittedProjection:
+    """Fit on X (B, n, D), one projection per task: standardise, PCA, shrunk whitening."""
+    if shrinkage < 0:
+        raise ValueError(f"shrinkage must be >= 0, got {shrinkage}")
+    if X.dim() != 3 or X.shape[1] < 2:
+        raise ValueError(f"projection needs at least 2 points per task, got shape {tuple(X.shape)}")
+    n, D = X.shape[1], X.shape[2]
+    mean = X.mean(1, keepdim=True)
+    std = X.std(1, keepdim=True, unbiased=False) + 1e-6 if standardize else torch.ones_like(mean)
+    m = min(n_dims, n - 1, D)
+    _, s, Vh = torch.linalg.svd((X - mean) / std, full_matrices=False)
+    variances = s[:, :m] ** 2 / (n - 1)
+    scale = 1.0 / torch.sqrt(variances + shrinkage * variances.mean(1, keepdim=True) + 1e-12)
+    components = Vh[:, :m].transpose(1, 2)
+    # Deterministic signs (as scikit-learn's svd_flip): the largest loading of each component is positive.
+    signs = torch.sign(components.gather(1, components.abs().argmax(1, keepdim=True)))
+    signs[signs == 0] = 1
+    return FittedProjection(mean, std, components * signs, scale[:, None], n_dims)
+
+
+def apply_projection(p: FittedProjection, X: torch.Tensor) -> torch.Tensor:
+    """(B, n, D) → (B, n, n_dims); components the fit could not support are zero."""
+    Z = ((X - p.mean) / p.std) @ p.components * p.scale
+    return torch.nn.functional.pad(Z, (0, p.n_dims - Z.shape[-1]))
 
 
 class Projection:
+    """One task's projection on numpy arrays (fit on support, or on support + queries)."""
+
     def __init__(self, n_dims: int = 16, shrinkage: float = 0.5, standardize: bool = True):
         if shrinkage < 0:
             raise ValueError(f"shrinkage must be >= 0, got {shrinkage}")
@@ -28,16 +71,9 @@ class Projection:
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2 or len(X) < 2:
             raise ValueError(f"projection needs a 2-D array of at least 2 rows, got shape {X.shape}")
-        self.mean_ = X.mean(axis=0)
-        self.std_ = X.std(axis=0) + 1e-6 if self.standardize else np.ones(X.shape[1])
-        n_components = min(self.n_dims, len(X) - 1, X.shape[1])
-        self.pca_ = PCA(n_components=n_components, svd_solver="full").fit((X - self.mean_) / self.std_)
-        variances = self.pca_.explained_variance_
-        self.scale_ = 1.0 / np.sqrt(variances + self.shrinkage * variances.mean() + 1e-12)
+        self.fitted_ = fit_projection(torch.from_numpy(X)[None], self.n_dims, self.shrinkage, self.standardize)
         return self
 
     def transform(self, X: np.ndarray) -> np.ndarray:
-        Z = self.pca_.transform((np.asarray(X, dtype=np.float64) - self.mean_) / self.std_) * self.scale_
-        out = np.zeros((len(Z), self.n_dims), dtype=np.float32)
-        out[:, : Z.shape[1]] = Z
-        return out
+        X = torch.from_numpy(np.asarray(X, dtype=np.float64))[None]
+        return apply_projection(self.fitted_, X)[0].numpy().astype(np.float32)

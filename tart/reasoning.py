@@ -1,11 +1,13 @@
 """The reasoning head: a small causal Transformer that reads labelled points and predicts query labels.
 
 Token layout (one token per point, no position embedding):
-  context point i: [x_i, +1 or -1 (its label), 0]   under a causal mask among context tokens
-  query point j:   [x_j, 0,                     1]   sees the first c_j context tokens and itself
-So label 0 is not the zero vector, the sequence is not doubled by separate label tokens, and queries
-never see each other: all queries of a request go through one forward pass. In training query j sees
-j + 1 context points, so one sequence trains every k from 1 to k_max at once.
+  context point i: [x_i, label code, 0]   under a causal mask among context tokens
+  query point j:   [x_j, 0 …,        1]   sees the first c_j context tokens and itself
+The label code is +1 / -1 for a binary head (n_classes = 2, one logit per query: TART's setting)
+and a one-hot over n_classes slots for a native multi-class head (n_classes logits per query; the
+classes absent from a task are masked out). So label 0 is not the zero vector, the sequence is not
+doubled by separate label tokens, and queries never see each other: all queries of a request go
+through one forward pass.
 
 Written like Hugging Face's modeling_gpt2 (config + PreTrainedModel, save/load through safetensors),
 without GPT-2's 50257-row token table, which the head never uses.
@@ -33,6 +35,7 @@ class TartConfig(PretrainedConfig):
         mlp_ratio: int = 4,
         max_examples: int = 64,
         alpha: float = 10.0,
+        n_classes: int = 2,
         **kwargs,
     ):
         self.n_dims = n_dims  # input size: features are padded with zeros or projected to it
@@ -42,16 +45,27 @@ class TartConfig(PretrainedConfig):
         self.mlp_ratio = mlp_ratio
         self.max_examples = max_examples  # the largest k seen in training
         self.alpha = alpha  # prior scale of the training tasks' weights: inputs are N(0, I)
+        self.n_classes = n_classes  # 2: binary head (one logit); more: one-hot label slots, C logits
         super().__init__(**kwargs)
         self.validate()
 
     def validate(self):
-        for name in ("n_dims", "n_embd", "n_layer", "n_head", "mlp_ratio", "max_examples"):
+        for name in ("n_dims", "n_embd", "n_layer", "n_head", "mlp_ratio", "max_examples", "n_classes"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"TartConfig.{name} must be a positive integer, got {value!r}")
         if self.n_embd % self.n_head:
             raise ValueError(f"TartConfig.n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
+        if self.n_classes < 2:
+            raise ValueError(f"TartConfig.n_classes must be >= 2, got {self.n_classes}")
+
+    @property
+    def multiclass(self) -> bool:
+        return self.n_classes > 2
+
+    @property
+    def label_width(self) -> int:
+        return self.n_classes if self.multiclass else 1
 
 
 class SelfAttention(nn.Module):
@@ -89,7 +103,7 @@ class Block(nn.Module):
 @dataclass
 class TartOutput(ModelOutput):
     loss: torch.Tensor | None = None
-    logits: torch.Tensor | None = None  # (B, q): log-odds that each query's label is 1
+    logits: torch.Tensor | None = None  # (B, q): log-odds of label 1 (binary), or (B, q, n_classes)
 
 
 def attention_mask(k: int, context_lengths: torch.Tensor) -> torch.Tensor:
@@ -114,10 +128,10 @@ class TartReasoningModel(PreTrainedModel):
 
     def __init__(self, config: TartConfig):
         super().__init__(config)
-        self.read_in = nn.Linear(config.n_dims + 2, config.n_embd)
+        self.read_in = nn.Linear(config.n_dims + config.label_width + 1, config.n_embd)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
         self.ln_f = nn.LayerNorm(config.n_embd)
-        self.read_out = nn.Linear(config.n_embd, 1)
+        self.read_out = nn.Linear(config.n_embd, config.label_width)
         self.post_init()
 
     def _init_weights(self, module):
@@ -135,10 +149,15 @@ class TartReasoningModel(PreTrainedModel):
         x_query: torch.Tensor,
         context_lengths: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
+        class_mask: torch.Tensor | None = None,
     ) -> TartOutput:
-        """x_context (B, k, n_dims), y_context (B, k) in {0, 1}, x_query (B, q, n_dims).
+        """x_context (B, k, n_dims), y_context (B, k): labels in {0, 1} (binary head) or class slots
+        in [0, n_classes) (multi-class head); x_query (B, q, n_dims).
         context_lengths (q,) or (B, q): how many context points each query sees (default: all k).
-        labels (B, q): targets in [0, 1] (hard labels or probabilities) for a cross-entropy loss."""
+        class_mask (B, n_classes), multi-class only: the slots a task uses (default: those in y_context);
+        the others get -inf logits.
+        labels: targets for a cross-entropy loss: (B, q) in [0, 1] for a binary head; for a multi-class
+        head (B, q) slot indices or (B, q, n_classes) probabilities."""
         self._check_shapes(x_context, y_context, x_query)
         B, k, _ = x_context.shape
         q = x_query.shape[1]
@@ -147,17 +166,37 @@ class TartReasoningModel(PreTrainedModel):
         elif context_lengths.shape not in ((q,), (B, q)):
             raise ValueError(f"context_lengths must have shape ({q},) or ({B}, {q}), got {tuple(context_lengths.shape)}")
         dtype = self.read_in.weight.dtype
-        ctx = torch.cat([x_context, (2 * y_context - 1)[..., None], torch.zeros_like(y_context)[..., None]], -1)
-        qry = torch.cat([x_query, x_query.new_zeros(B, q, 1), x_query.new_ones(B, q, 1)], -1)
+        ctx = torch.cat([x_context, self._label_code(y_context).to(x_context.dtype),
+                         x_context.new_zeros(B, k, 1)], -1)
+        qry = torch.cat([x_query, x_query.new_zeros(B, q, self.config.label_width), x_query.new_ones(B, q, 1)], -1)
         h = self.read_in(torch.cat([ctx, qry], 1).to(dtype))
         allowed = attention_mask(k, context_lengths.to(x_query.device))
         for block in self.blocks:
             h = block(h, allowed)
-        logits = self.read_out(self.ln_f(h[:, k:])).squeeze(-1)
+        logits = self.read_out(self.ln_f(h[:, k:]))
+        if not self.config.multiclass:
+            logits = logits.squeeze(-1)
+            loss = None if labels is None else F.binary_cross_entropy_with_logits(logits.float(), labels.float())
+            return TartOutput(loss=loss, logits=logits)
+        if class_mask is None:
+            class_mask = F.one_hot(y_context.long(), self.config.n_classes).amax(1).bool()
+        logits = logits.float().masked_fill(~class_mask[:, None, :], float("-inf"))
         loss = None
         if labels is not None:
-            loss = F.binary_cross_entropy_with_logits(logits.float(), labels.float())
+            log_p = torch.log_softmax(logits, -1).clamp_min(-1e4)  # masked slots: finite, weight 0
+            if labels.dim() == 2:
+                labels = F.one_hot(labels.long(), self.config.n_classes).float()
+            loss = -(labels.float() * log_p).sum(-1).mean()
         return TartOutput(loss=loss, logits=logits)
+
+    def _label_code(self, y_context: torch.Tensor) -> torch.Tensor:
+        if not self.config.multiclass:
+            return (2 * y_context.float() - 1)[..., None]
+        y = y_context.long()
+        if y.numel() and (y.min() < 0 or y.max() >= self.config.n_classes):
+            raise ValueError(f"y_context must hold class slots in [0, {self.config.n_classes}), "
+                             f"got values in [{int(y.min())}, {int(y.max())}]")
+        return F.one_hot(y, self.config.n_classes).float()
 
     def _check_shapes(self, x_context, y_context, x_query):
         n = self.config.n_dims
@@ -171,9 +210,11 @@ class TartReasoningModel(PreTrainedModel):
             )
 
     @torch.inference_mode()
-    def predict_proba(self, x_context, y_context, x_query) -> torch.Tensor:
-        """P(y = 1) for every query given all context points: (B, q)."""
-        return torch.sigmoid(self(x_context, y_context, x_query).logits.float())
+    def predict_proba(self, x_context, y_context, x_query, class_mask=None) -> torch.Tensor:
+        """Given all context points: P(y = 1) (B, q) for a binary head; for a multi-class head
+        (B, q, n_classes), zero on the slots the task does not use."""
+        logits = self(x_context, y_context, x_query, class_mask=class_mask).logits.float()
+        return torch.softmax(logits, -1) if self.config.multiclass else torch.sigmoid(logits)
 
     @classmethod
     def from_pretrained(cls, *args, **kwargs):
