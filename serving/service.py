@@ -19,8 +19,9 @@ import bentoml
 import numpy as np
 from starlette.responses import JSONResponse
 
+from tart.serving import predict
 from tart.serving.middleware import RequestGate, ReadableErrors
-from tart.serving.schemas import (ClassifyRequest, ClassifyResponse, Deleted, Example, ModelInfo, Prediction,
+from tart.serving.schemas import (ClassifyRequest, ClassifyResponse, Deleted, Example, ModelInfo,
                              TaskClassifyRequest, TaskCreateRequest, TaskDetail, TaskInfo, TaskList,
                              TaskListRequest, TaskRef)
 from tart.serving.settings import get_settings
@@ -82,11 +83,9 @@ class Tart:
         import torch
 
         from tart.checkpoint_io import load_head
-        from tart.classifier import TartClassifier
 
         torch.set_num_threads(S.head_threads)
         self.head = load_head(S.checkpoint)
-        self.classifier_class = TartClassifier
         self.store = TaskStore(S.store_path, max_tasks=S.max_tasks)
         # the head runs in a small pool of its own: a few large requests cannot take every core and
         # all the memory at once; the others wait their turn (up to timeout_s)
@@ -106,23 +105,16 @@ class Tart:
             vectors = await self.embedding.to_async.embed(texts)
         return np.asarray(vectors, dtype=np.float32)
 
-    def _predict(self, support: np.ndarray, labels: list[str], queries: np.ndarray, options) -> list[Prediction]:
-        classes = sorted(set(labels))  # the head sees class indices; any label text is only mapped back
-        index = {c: i for i, c in enumerate(classes)}
-        # embedder=None: the classifier works on the vectors this service already has
-        clf = self.classifier_class(head=self.head, embedder=None, random_state=0,
-                                    n_permutations=options.n_permutations or S.n_permutations,
-                                    multiclass=options.multiclass, fit_projection_on=options.projection)
-        clf.fit(support, [index[y] for y in labels])
-        proba = np.nan_to_num(clf.predict_proba(queries), nan=0.0)
-        names = [classes[int(c)] for c in clf.classes_]
-        return [Prediction(label=names[int(np.argmax(row))], scores={c: float(p) for c, p in zip(names, row)})
-                for row in proba]
+    def _fit(self, support: np.ndarray, labels: list[str], options):
+        return predict.fit(self.head, support, labels, options.n_permutations or S.n_permutations,
+                           options.multiclass, options.projection)
 
-    async def _answer(self, support, labels, queries, options, task_id=None):
+    async def _answer(self, support, labels, queries, options, task_id=None, fitted=None):
+        def run():
+            return predict.predict(fitted or self._fit(support, labels, options), queries)
+
         try:
-            predictions = await asyncio.get_running_loop().run_in_executor(
-                self.head_pool, self._predict, support, labels, queries, options)
+            predictions = await asyncio.get_running_loop().run_in_executor(self.head_pool, run)
         except ValueError as err:  # the classifier refused this support set
             return _error(422, f"examples: {err}")
         return ClassifyResponse(predictions=predictions, model=self.model_info, task_id=task_id)
