@@ -134,15 +134,39 @@ def resolve_model_dir(model: str = "smollm2-135m", cache_dir=None) -> Path:
     return src
 
 
-def _load(model: str, cache_dir, device: str):
+DTYPES = ("auto", "bfloat16", "float32")
+
+
+def bf16_supported(device: str = "cpu") -> bool:
+    """Whether bfloat16 weights run natively here (CPU: oneDNN's bf16 support, e.g. AVX-512 BF16/AMX)."""
+    if str(device).startswith("cuda"):
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def resolve_dtype(dtype=None, device: str = "cpu") -> torch.dtype:
+    """Weights' dtype: `dtype`, else $TART_EMBED_DTYPE, else auto (bfloat16 where it runs natively).
+    The pooled vectors are float32 either way."""
+    name = str(dtype or os.environ.get("TART_EMBED_DTYPE") or "auto").replace("torch.", "")
+    if name not in DTYPES:
+        raise ValueError(f"embedder dtype must be one of {', '.join(DTYPES)}, not {name!r}")
+    if name == "auto":
+        name = "bfloat16" if bf16_supported(device) else "float32"
+    return getattr(torch, name)
+
+
+def _load(model: str, cache_dir, device: str, dtype: torch.dtype = torch.float32):
     from transformers import AutoModel, AutoTokenizer
     folder = resolve_model_dir(model, cache_dir)
-    key = (str(folder.resolve()), device)
+    key = (str(folder.resolve()), device, dtype)
     with _LOCK:
         if key not in _MODELS:
             try:
                 tok = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-                lm = AutoModel.from_pretrained(folder, local_files_only=True).to(device).eval()
+                lm = AutoModel.from_pretrained(folder, local_files_only=True).to(device, dtype).eval()
             except Exception as err:  # say which input failed, not just a deep transformers error
                 raise ValueError(f"could not load model {model!r} from {folder}: {err}; {_known()}") from err
             if tok.pad_token is None:  # our own padding is masked out; the id just has to exist
@@ -157,8 +181,9 @@ class Embedder:
     MAX_CACHED = 50_000  # in-memory embeddings kept (oldest dropped first)
 
     def __init__(self, model="smollm2-135m", mode="stream", pooling="mean", layer=-1, max_length=256,
-                 batch_tokens=8192, cache_dir=None, device="cpu", progress=True):
+                 batch_tokens=8192, cache_dir=None, device="cpu", progress=True, dtype=None):
         self.model_name, self.mode, self.pooling, self.layer = model, mode, pooling, layer
+        self.dtype = dtype  # weights: None/"auto" (bfloat16 where the CPU has it, see resolve_dtype), or a name
         self.max_length, self.batch_tokens, self.cache_dir = max_length, batch_tokens, cache_dir
         self.device, self.progress = device, progress
         if pooling not in ("mean", "last"):
@@ -181,7 +206,7 @@ class Embedder:
             dev = self.device
             if dev == "auto":
                 dev = "cuda" if torch.cuda.is_available() else "cpu"
-            loaded = _load(self.model_name, self.cache_dir, dev)
+            loaded = _load(self.model_name, self.cache_dir, dev, resolve_dtype(self.dtype, dev))
             n = loaded[0].config.num_hidden_layers
             if not -(n + 1) <= self.layer <= n:  # hidden_states has n + 1 entries: embeddings, then each block
                 raise ValueError(f"layer {self.layer} is out of range for {self.model_name}: "

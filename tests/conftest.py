@@ -8,3 +8,6 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("TART_CACHE_DIR", str(_REPO / ".cache" / "tart"))
 os.environ.setdefault("BENTOML_HOME", str(_REPO / ".cache" / "bentoml"))
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
+# Embedder weights in float32 unless a test asks otherwise: several tests compare embeddings to 1e-5
+# (bfloat16, the default where the CPU has it, is tested in tests/test_serving_dtype.py).
+os.environ.setdefault("TART_EMBED_DTYPE", "float32")
