@@ -27,6 +27,16 @@ def sample_eval_tasks(n_tasks, k_max, n_queries, d, n_dims, alpha, seed, device=
 
 
 @torch.inference_mode()
+def positive_probability(model: TartReasoningModel, x_context, y_context, x_query) -> torch.Tensor:
+    """P(y = 1) for binary tasks (labels 0 / 1), from a binary head or a multi-class one (slots 0, 1)."""
+    if not model.config.multiclass:
+        return model.predict_proba(x_context, y_context, x_query)
+    mask = torch.zeros(len(x_context), model.config.n_classes, dtype=torch.bool, device=x_context.device)
+    mask[:, :2] = True
+    return model.predict_proba(x_context, y_context.long(), x_query, class_mask=mask)[..., 1]
+
+
+@torch.inference_mode()
 def head_accuracy(model: TartReasoningModel, tasks, ks, batch_size: int = 250, permutations: int = 1,
                   seed: int = 0) -> tuple[dict[int, float], dict[int, float]]:
     """Accuracy of the head given the first k context points, (given order, averaged): the second
@@ -41,8 +51,9 @@ def head_accuracy(model: TartReasoningModel, tasks, ks, batch_size: int = 250, p
         correct_single = correct_averaged = 0.0
         for i in range(0, len(tasks.w), batch_size):
             sl = slice(i, i + batch_size)
-            probs = [model.predict_proba(tasks.x_context[sl, order].to(device), tasks.y_context[sl, order].to(device),
-                                         tasks.x_query[sl].to(device)).cpu() for order in orders]
+            probs = [positive_probability(model, tasks.x_context[sl, order].to(device),
+                                          tasks.y_context[sl, order].to(device), tasks.x_query[sl].to(device)).cpu()
+                     for order in orders]
             target = tasks.y_query[sl]
             correct_single += ((probs[0] > 0.5).float() == target).sum().item()
             correct_averaged += ((sum(probs) / len(probs) > 0.5).float() == target).sum().item()

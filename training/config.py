@@ -6,12 +6,16 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tart.prior import PriorSettings
 from tart.reasoning import TartConfig
 from tart.tasks import Curriculum
 
 
 @dataclass
 class TaskSettings:
+    source: str = "tart"  # "tart": TART's isotropic binary tasks; "prior": the task families of [prior]
+    k_min: int = 4  # "prior": each step's k is log-uniform in [k_min, k.end]; its queries see all k points
+    n_queries: int = 32  # "prior": query points per task
     alpha: float = 10.0
     alpha_min: float = 0.0  # > 0: each task's alpha is log-uniform in [alpha_min, alpha]
     intercept_std: float = 0.0
@@ -50,6 +54,7 @@ class TrainConfig:
     init_from: str = ""  # a head (shipped name or folder) to start from instead of random weights
     model: dict = field(default_factory=dict)  # TartConfig keyword arguments
     tasks: TaskSettings = field(default_factory=TaskSettings)
+    prior: PriorSettings = field(default_factory=PriorSettings)
     optim: OptimSettings = field(default_factory=OptimSettings)
     run: RunSettings = field(default_factory=RunSettings)
 
@@ -74,7 +79,9 @@ def _build(cls, values: dict, where: str):
             kwargs[name] = _build(type(default), value, f"{where}.{name}" if where else name)
         elif isinstance(default, bool) != isinstance(value, bool) or (
             isinstance(default, (int, float)) and not isinstance(value, (int, float))
-        ) or (isinstance(default, str) and not isinstance(value, str)):
+        ) or (isinstance(default, str) and not isinstance(value, str)) or (
+            isinstance(default, dict) and not isinstance(value, dict)
+        ):
             raise ValueError(f"{where}.{name} must be like {default!r}, got {value!r}")
         else:
             kwargs[name] = float(value) if isinstance(default, float) else value
@@ -100,4 +107,15 @@ def load_config(path: str | Path) -> TrainConfig:
         raise ValueError(f"[tasks.k] end ({config.tasks.k.end}) exceeds model.max_examples")
     if config.tasks.d.end > config.model_config().n_dims:
         raise ValueError(f"[tasks.d] end ({config.tasks.d.end}) exceeds model.n_dims")
+    if config.tasks.source not in ("tart", "prior"):
+        raise ValueError(f"[tasks] source must be 'tart' or 'prior', got {config.tasks.source!r}")
+    if config.tasks.source == "prior":
+        config.prior.validate()
+        if not 4 <= config.tasks.k_min <= config.tasks.k.end:
+            raise ValueError(f"[tasks] k_min must be in [4, k.end={config.tasks.k.end}], got {config.tasks.k_min}")
+        n_classes = config.model_config().n_classes
+        if n_classes > 2 and config.prior.max_classes > n_classes:
+            raise ValueError(f"[prior] max_classes ({config.prior.max_classes}) exceeds model.n_classes ({n_classes})")
+        if n_classes == 2 and config.prior.max_classes != 2:
+            raise ValueError("[prior] max_classes must be 2 for a binary head (model.n_classes = 2)")
     return config

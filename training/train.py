@@ -17,6 +17,7 @@ import torch
 from accelerate import Accelerator
 from tqdm.auto import tqdm
 
+from tart.prior import sample_prior_batch
 from tart.reasoning import TartReasoningModel
 from tart.synthetic_eval import evaluate_synthetic, head_accuracy, plot_synthetic, sample_eval_tasks
 from tart.tasks import make_generator, sample_tasks
@@ -34,6 +35,42 @@ def learning_rate(step: int, cfg) -> float:
         return cfg.lr * (step + 1) / cfg.warmup_steps
     progress = (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps)
     return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def prior_k(gen: torch.Generator, task_cfg) -> int:
+    """A step's context size for prior tasks: log-uniform in [k_min, k.end], so every k is trained."""
+    lo, hi = math.log(task_cfg.k_min), math.log(task_cfg.k.end + 1)
+    return min(task_cfg.k.end, int(math.exp(lo + (hi - lo) * torch.rand(1, generator=gen).item())))
+
+
+@torch.no_grad()
+def warm_start(model: TartReasoningModel, source: TartReasoningModel, name: str) -> None:
+    """Start from a trained head. Same shape: copy everything. A binary head into a wider or
+    multi-class one: copy the blocks; the old input columns go to the first n_dims inputs; the +-1
+    label column becomes label slots with alternating signs and the one logit becomes alternating
+    +-logit/2, so on slots (2i, 2i+1) the new head starts out computing exactly the old one."""
+    new, old = model.config, source.config
+    target = model.state_dict()
+    if all(target[k].shape == v.shape for k, v in source.state_dict().items()) and len(target) == len(source.state_dict()):
+        model.load_state_dict(source.state_dict())
+        return
+    if old.multiclass or new.n_dims < old.n_dims or (new.n_embd, new.n_layer, new.n_head, new.mlp_ratio) != (
+            old.n_embd, old.n_layer, old.n_head, old.mlp_ratio):
+        raise ValueError(f"init_from {name!r} does not match [model]: only a binary head can be widened "
+                         "(same n_embd, n_layer, n_head, mlp_ratio; n_dims and n_classes may grow)")
+    state = {k: v for k, v in source.state_dict().items() if not k.startswith(("read_in", "read_out"))}
+    model.load_state_dict(state, strict=False)
+    w_in, w_out = source.read_in.weight, source.read_out.weight
+    model.read_in.weight.zero_()
+    model.read_in.weight[:, : old.n_dims] = w_in[:, : old.n_dims]
+    signs = torch.tensor([1.0 if c % 2 == 0 else -1.0 for c in range(new.label_width)])
+    label_cols = slice(new.n_dims, new.n_dims + new.label_width)
+    model.read_in.weight[:, label_cols] = w_in[:, old.n_dims : old.n_dims + 1] * signs
+    model.read_in.weight[:, -1] = w_in[:, -1]
+    model.read_in.bias.copy_(source.read_in.bias)
+    scale = 0.5 if new.multiclass else 1.0
+    model.read_out.weight.copy_(signs[:, None] * w_out * scale)
+    model.read_out.bias.copy_(signs * source.read_out.bias * scale)
 
 
 def step_seed(seed: int, step: int, process: int) -> int:
@@ -73,13 +110,10 @@ def train(config: TrainConfig, output: Path, resume: bool = False, progress: boo
 
     torch.manual_seed(config.seed)
     model = TartReasoningModel(config.model_config())
-    if config.init_from:  # fine-tuning: start from a trained head of the same shape
+    if config.init_from:  # fine-tuning: start from a trained head (a smaller one is widened)
         from tart.checkpoint_io import load_head
 
-        try:
-            model.load_state_dict(load_head(config.init_from).state_dict())
-        except RuntimeError as err:
-            raise ValueError(f"init_from {config.init_from!r} does not match [model]: {err}") from err
+        warm_start(model, load_head(config.init_from), config.init_from)
     model.config.alpha = task_cfg.alpha
     optimizer = torch.optim.AdamW(model.parameters(), lr=opt_cfg.lr, weight_decay=opt_cfg.weight_decay)
 
@@ -102,7 +136,8 @@ def train(config: TrainConfig, output: Path, resume: bool = False, progress: boo
         (output / "train_config.json").write_text(json.dumps(config.to_dict(), indent=2))
         log_file, log = _open_log(output / "train_log.csv", state["step"])
         tb = _tensorboard(output / "tensorboard")
-    n_dims = config.model_config().n_dims
+    model_cfg = config.model_config()
+    n_dims = model_cfg.n_dims
     eval_tasks = sample_eval_tasks(config.run.eval_tasks, max(EVAL_KS), 32, task_cfg.d.end, n_dims,
                                    task_cfg.alpha, seed=config.seed + 999)
 
@@ -114,16 +149,30 @@ def train(config: TrainConfig, output: Path, resume: bool = False, progress: boo
         for group in optimizer.param_groups:
             group["lr"] = lr
         d, k = task_cfg.d.at(step), task_cfg.k.at(step)
-        gen = make_generator(step_seed(config.seed, step, accelerator.process_index), device)
-        batch = sample_tasks(local_batch, k, k, d=d, n_dims=n_dims, alpha=task_cfg.alpha,
-                             alpha_min=task_cfg.alpha_min or None,
-                             intercept_std=task_cfg.intercept_std, label_noise=task_cfg.label_noise,
-                             generator=gen)
-        target = batch.p_query if task_cfg.soft_targets else batch.y_query
+        seed = step_seed(config.seed, step, accelerator.process_index)
         model.train()
-        with accelerator.autocast():
-            out = model(batch.x_context, batch.y_context, batch.x_query,
-                        context_lengths=torch.arange(1, k + 1, device=device), labels=target)
+        if task_cfg.source == "prior":
+            # sampled on the CPU (it fits a projection per task, as inference does), then moved
+            gen = make_generator(seed, "cpu")
+            k = prior_k(gen, task_cfg)
+            batch = sample_prior_batch(local_batch, k, task_cfg.n_queries, n_dims, model_cfg.n_classes,
+                                       config.prior, gen)
+            target = batch.p_query if task_cfg.soft_targets else batch.y_query
+            if not model_cfg.multiclass:
+                target = target[..., 1] if task_cfg.soft_targets else target
+            with accelerator.autocast():
+                out = model(batch.x_context.to(device), batch.y_context.to(device), batch.x_query.to(device),
+                            labels=target.to(device), class_mask=batch.class_mask.to(device))
+        else:
+            gen = make_generator(seed, device)
+            batch = sample_tasks(local_batch, k, k, d=d, n_dims=n_dims, alpha=task_cfg.alpha,
+                                 alpha_min=task_cfg.alpha_min or None,
+                                 intercept_std=task_cfg.intercept_std, label_noise=task_cfg.label_noise,
+                                 generator=gen)
+            target = batch.p_query if task_cfg.soft_targets else batch.y_query
+            with accelerator.autocast():
+                out = model(batch.x_context, batch.y_context, batch.x_query,
+                            context_lengths=torch.arange(1, k + 1, device=device), labels=target)
         accelerator.backward(out.loss)
         if opt_cfg.grad_clip:
             accelerator.clip_grad_norm_(model.parameters(), opt_cfg.grad_clip)
@@ -170,7 +219,8 @@ def _finish(config, model, output: Path, summary: dict, accelerator, progress: b
     model.save_pretrained(output, safe_serialization=True, max_shard_size="15MB")
     report = {}
     if config.run.final_eval_tasks:
-        report = evaluate_synthetic(model, EVAL_KS, n_tasks=config.run.final_eval_tasks, progress=progress)
+        report = evaluate_synthetic(model, EVAL_KS, n_tasks=config.run.final_eval_tasks, progress=progress,
+                                    d=min(16, model.config.n_dims))
         (output / "eval.json").write_text(json.dumps(report, indent=2))
         plot_synthetic(report, str(output / "eval.png"))
     machine = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),

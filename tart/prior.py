@@ -1,0 +1,239 @@
+"""A prior of synthetic task families for training the head on what inference feeds it.
+
+TART's head saw isotropic Gaussian points with noiseless linear labels. Real embedded tasks are
+high-dimensional, anisotropic (a decaying spectrum), clustered, noisy and multi-class, and reach the
+head through `tart.projection` fitted on the k support points. So each training step here:
+
+1. picks a family by the configured weights (one per step, so a batch shares its shapes);
+2. samples `batch_size` tasks of that family in D input dimensions (D drawn per step), each with
+   2..max_classes classes placed on random label slots;
+3. passes every task through the very projection used at inference (fit on its context points),
+   except the `tart` family, which stays TART's raw isotropic tasks (what `tart eval-synthetic` reads).
+
+Families (all with a latent spectrum lambda_i = i^-beta, then one random rotation per step so that
+no feature is special; only a random subset of `relevant` latent directions carries the label, the
+rest are irrelevant features, chosen with preference for high-variance directions):
+- `gaussian`: class-conditional Gaussians with a shared anisotropic covariance, class means
+  separated by a Mahalanobis distance drawn log-uniformly (Bayes accuracy from ~0.6 to ~1); the
+  context is class-balanced as a user's support set is, queries follow class priors drawn from a
+  Dirichlet (imbalance). Nearest centroid / LDA is near-optimal here.
+- `linear`: multinomial logistic labels with a random scale (signal-to-noise), intercepts (imbalance)
+  and label noise (each label replaced by a uniform one with probability epsilon).
+- `mlp`: labels from a random one-hidden-layer tanh network (nonlinear boundaries).
+- `tart`: TART's binary family: w ~ alpha N(0, I_16), y ~ Bernoulli(sigmoid(w.x)), unprojected.
+
+Targets are the true class probabilities given the classes present in the context (soft labels).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from tart import projection
+from tart.tasks import sample_tasks
+
+FAMILIES = ("gaussian", "linear", "mlp", "tart")
+
+
+@dataclass
+class PriorSettings:
+    weights: dict = field(default_factory=lambda: {"gaussian": 0.4, "linear": 0.3, "mlp": 0.15, "tart": 0.15})
+    max_classes: int = 10
+    p_binary: float = 0.5  # share of binary tasks; the rest have 3..max_classes classes
+    dim_min: int = 32  # input dimension D, drawn per step
+    dim_max: int = 384
+    beta_min: float = 0.3  # spectrum decay lambda_i = i^-beta, beta uniform in [beta_min, beta_max]
+    beta_max: float = 1.5
+    relevant_min: int = 1  # latent directions that carry the label, log-uniform
+    relevant_max: int = 64
+    separation_min: float = 0.5  # gaussian: Mahalanobis distance between class means, log-uniform
+    separation_max: float = 6.0
+    scale_min: float = 0.5  # linear / mlp: logit scale, log-uniform
+    scale_max: float = 10.0
+    label_noise_max: float = 0.25  # half of the linear tasks get epsilon uniform in [0, this]
+    tart_alpha: float = 10.0
+    shrinkage: float = 0.5  # the projection's, as at inference
+    standardize: bool = True
+
+    def validate(self) -> None:
+        unknown = sorted(set(self.weights) - set(FAMILIES))
+        if unknown:
+            raise ValueError(f"unknown prior famil{'ies' if len(unknown) > 1 else 'y'} {unknown}; known: {list(FAMILIES)}")
+        if any(not isinstance(w, (int, float)) or w < 0 for w in self.weights.values()) or not sum(self.weights.values()) > 0:
+            raise ValueError(f"prior weights must be >= 0 and not all zero, got {self.weights}")
+        if not 2 <= self.max_classes:
+            raise ValueError(f"max_classes must be >= 2, got {self.max_classes}")
+        if not 0 <= self.p_binary <= 1:
+            raise ValueError(f"p_binary must be in [0, 1], got {self.p_binary}")
+        for lo, hi in (("dim_min", "dim_max"), ("beta_min", "beta_max"), ("relevant_min", "relevant_max"),
+                       ("separation_min", "separation_max"), ("scale_min", "scale_max")):
+            if not 0 < getattr(self, lo) <= getattr(self, hi):
+                raise ValueError(f"need 0 < {lo} <= {hi}, got {getattr(self, lo)} and {getattr(self, hi)}")
+        if not 0 <= self.label_noise_max <= 1:
+            raise ValueError(f"label_noise_max must be in [0, 1], got {self.label_noise_max}")
+
+
+@dataclass
+class PriorBatch:
+    x_context: torch.Tensor  # (B, k, n_dims), projected
+    y_context: torch.Tensor  # (B, k) class slots
+    x_query: torch.Tensor  # (B, q, n_dims)
+    y_query: torch.Tensor  # (B, q) class slots, sampled
+    p_query: torch.Tensor  # (B, q, n_slots) true class probabilities given the context's classes
+    class_mask: torch.Tensor  # (B, n_slots) slots present in the context
+    family: str
+
+
+def _uniform(gen, lo, hi, *shape):
+    return lo + (hi - lo) * torch.rand(*shape, generator=gen)
+
+
+def _log_uniform(gen, lo, hi, *shape):
+    return torch.exp(_uniform(gen, math.log(lo), math.log(hi), *shape))
+
+
+def _randint(gen, lo, hi) -> int:
+    """Uniform integer in [lo, hi]."""
+    return int(torch.randint(lo, hi + 1, (1,), generator=gen))
+
+
+def _n_classes(gen, s: PriorSettings, B: int, k: int) -> torch.Tensor:
+    top = max(2, min(s.max_classes, k // 2))  # at least two context points per class on average
+    many = torch.randint(min(3, top), top + 1, (B,), generator=gen)
+    return torch.where(torch.rand(B, generator=gen) < s.p_binary, torch.full_like(many, 2), many)
+
+
+def _relevant_mask(gen, s: PriorSettings, lam: torch.Tensor, B: int) -> torch.Tensor:
+    """(B, D) 0/1: which latent directions carry the label; high-variance ones are likelier."""
+    D = len(lam)
+    m = _log_uniform(gen, s.relevant_min, min(s.relevant_max, D), B).round().long().clamp(1, D)
+    keys = torch.rand(B, D, generator=gen) ** (1.0 / lam.sqrt())  # weighted sampling without replacement
+    rank = keys.argsort(1, descending=True).argsort(1)
+    return (rank < m[:, None]).float()
+
+
+def _mask_logits(logits: torch.Tensor, C: torch.Tensor) -> torch.Tensor:
+    """Keep the first C[b] classes of each task; the others can never occur."""
+    absent = torch.arange(logits.shape[-1]) >= C[:, None]
+    return logits.masked_fill(absent[:, None, :], float("-inf"))
+
+
+def _gaussian(gen, s, B, k, q, lam, C):
+    Cmax = s.max_classes
+    relevant = _relevant_mask(gen, s, lam, B)
+    m = relevant.sum(1, keepdim=True)
+    sep = _log_uniform(gen, s.separation_min, s.separation_max, B, 1)
+    # mean_c ~ N(0, lambda) on the relevant directions: E|mean_a - mean_b|^2_Sigma^-1 = 2 m s^2 = sep^2
+    means = torch.randn(B, Cmax, len(lam), generator=gen) * lam.sqrt() * relevant[:, None] * (sep / (2 * m).sqrt())[:, None]
+    pi = torch.softmax(_mask_logits(torch.log(_class_priors(gen, B, Cmax))[:, None], C)[:, 0], -1)
+    # context: class-balanced in a random order, as a user's support set; queries: from the priors
+    slots = torch.arange(k)[None] % C[:, None]
+    y_ctx = slots.gather(1, torch.rand(B, k, generator=gen).argsort(1))
+    y_q = torch.multinomial(pi, q, replacement=True, generator=gen)
+    y = torch.cat([y_ctx, y_q], 1)
+    z = means.gather(1, y[..., None].expand(-1, -1, len(lam))) + torch.randn(B, k + q, len(lam), generator=gen) * lam.sqrt()
+    # posterior: log pi_c - 0.5 (x - mean_c)' Sigma^-1 (x - mean_c)
+    d2 = (((z[:, k:, None, :] - means[:, None]) ** 2) / lam).sum(-1)
+    logits = torch.log(pi.clamp_min(1e-12))[:, None] - 0.5 * d2
+    return z, y, _mask_logits(logits, C)
+
+
+def _class_priors(gen, B, Cmax):
+    """Random class priors from even to skewed: Exp(1) draws (a Dirichlet(1) once normalised;
+    torch's Gamma sampler takes no generator) raised to a random power in [1/4, 2]."""
+    sharpness = _log_uniform(gen, 0.25, 2.0, B, 1)
+    g = (-torch.log(torch.rand(B, Cmax, generator=gen).clamp_min(1e-12))) ** sharpness
+    return g / g.sum(1, keepdim=True)
+
+
+def _linear(gen, s, B, k, q, lam, C):
+    relevant = _relevant_mask(gen, s, lam, B)
+    z = torch.randn(B, k + q, len(lam), generator=gen) * lam.sqrt()
+    W = torch.randn(B, len(lam), s.max_classes, generator=gen) * relevant[..., None]
+    used = (torch.arange(s.max_classes) < C[:, None]).float()[:, None]
+    W = W - (W * used).sum(-1, keepdim=True) / C[:, None, None]  # centred: with one direction, two
+    W = W / ((lam[:, None] * W**2).sum(1, keepdim=True).sqrt() + 1e-12)  # classes still differ; logits ~ N(0, 1)
+    scale = _log_uniform(gen, s.scale_min, s.scale_max, B, 1, 1)
+    logits = scale * (z @ W) + 0.5 * torch.randn(B, 1, s.max_classes, generator=gen)
+    return z, logits
+
+
+def _mlp(gen, s, B, k, q, lam, C, hidden: int = 16):
+    relevant = _relevant_mask(gen, s, lam, B)
+    z = torch.randn(B, k + q, len(lam), generator=gen) * lam.sqrt()
+    A = torch.randn(B, len(lam), hidden, generator=gen) * relevant[..., None]
+    A = A / ((lam[:, None] * A**2).sum(1, keepdim=True).sqrt() + 1e-12)
+    gain = _uniform(gen, 0.5, 3.0, B, 1, 1)
+    h = torch.tanh(gain * (z @ A) + torch.randn(B, 1, hidden, generator=gen))
+    u = h @ torch.randn(B, hidden, s.max_classes, generator=gen)
+    u = (u - u.mean(1, keepdim=True)) / (u.std(1, keepdim=True) + 1e-6)
+    return z, _log_uniform(gen, s.scale_min, s.scale_max, B, 1, 1) * u
+
+
+def _restrict(p: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+    """Class probabilities given that the label is one of the classes present in the context."""
+    p = p * present[:, None].float()
+    total = p.sum(-1, keepdim=True)
+    uniform = present[:, None].float() / present.sum(-1, keepdim=True)[:, None]
+    return torch.where(total > 1e-12, p / total.clamp_min(1e-12), uniform)
+
+
+def _to_slots(gen, y, p, C, n_slots):
+    """Place each task's classes 0..C-1 on a random subset of the head's label slots."""
+    B = y.shape[0]
+    perm = torch.rand(B, n_slots, generator=gen).argsort(1)  # class c -> slot perm[b, c]
+    y_slots = perm.gather(1, y)
+    p_slots = torch.zeros(*p.shape[:2], n_slots).scatter(2, perm[:, None, : p.shape[-1]].expand(-1, p.shape[1], -1), p)
+    return y_slots, p_slots
+
+
+def sample_prior_batch(batch_size: int, k: int, n_queries: int, n_dims: int, n_slots: int,
+                       settings: PriorSettings, generator: torch.Generator, family: str | None = None) -> PriorBatch:
+    """One training batch: `batch_size` tasks of one family, projected to n_dims, on n_slots label slots."""
+    s, gen, B, q = settings, generator, batch_size, n_queries
+    if k < 4:
+        raise ValueError(f"prior tasks need k >= 4 context points, got {k}")
+    if n_slots < 2 or (n_slots > 2 and n_slots < s.max_classes):
+        raise ValueError(f"a head with {n_slots} label slots cannot take tasks of up to {s.max_classes} classes")
+    if family is None:
+        names = [f for f in FAMILIES if s.weights.get(f, 0) > 0]
+        w = torch.tensor([float(s.weights[f]) for f in names])
+        family = names[int(torch.multinomial(w, 1, generator=gen))]
+    if family == "tart":
+        t = sample_tasks(B, k, q, d=min(16, n_dims), n_dims=n_dims, alpha=s.tart_alpha, generator=gen)
+        y = torch.cat([t.y_context, t.y_query], 1).long()
+        p = torch.stack([1 - t.p_query, t.p_query], -1)
+        C = torch.full((B,), 2)
+        present = torch.ones(B, 2, dtype=torch.bool)
+        x_ctx, x_q = t.x_context, t.x_query
+    else:
+        C = _n_classes(gen, s, B, k) if n_slots > 2 else torch.full((B,), 2)
+        D = _randint(gen, s.dim_min, s.dim_max)
+        lam = torch.arange(1, D + 1, dtype=torch.float32) ** -float(_uniform(gen, s.beta_min, s.beta_max, 1))
+        if family == "gaussian":
+            z, y, logits = _gaussian(gen, s, B, k, q, lam, C)
+            p = torch.softmax(logits, -1)
+        else:
+            z, logits = (_linear if family == "linear" else _mlp)(gen, s, B, k, q, lam, C)
+            p = torch.softmax(_mask_logits(logits, C), -1)
+            if family == "linear":  # label noise on half of the tasks
+                eps = _uniform(gen, 0, s.label_noise_max, B, 1, 1) * (torch.rand(B, 1, 1, generator=gen) < 0.5)
+                p = (1 - eps) * p + eps * (torch.arange(p.shape[-1]) < C[:, None, None]) / C[:, None, None]
+            y = torch.multinomial(p.reshape(-1, p.shape[-1]), 1, generator=gen).view(B, k + q)
+            p = p[:, k:]
+        p = p[..., : s.max_classes]
+        rotation, _ = torch.linalg.qr(torch.randn(D, D, generator=gen))
+        x = z @ rotation
+        fitted = projection.fit_projection(x[:, :k], n_dims, s.shrinkage, s.standardize)
+        x_ctx, x_q = projection.apply_projection(fitted, x[:, :k]), projection.apply_projection(fitted, x[:, k:])
+        present = F.one_hot(y[:, :k], p.shape[-1]).amax(1).bool()
+    p = _restrict(p, present)
+    y_q = torch.multinomial(p.reshape(-1, p.shape[-1]), 1, generator=gen).view(B, q)
+    y = torch.cat([y[:, :k], y_q], 1)
+    if n_slots > 2:
+        y, p = _to_slots(gen, y, p, C, n_slots)
+    present = F.one_hot(y[:, :k], n_slots).amax(1).bool()
+    return PriorBatch(x_ctx.float(), y[:, :k], x_q.float(), y[:, k:], p, present, family)

@@ -1,0 +1,118 @@
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from tart import projection
+from tart.prior import PriorSettings, sample_prior_batch
+
+
+def batch(family, k=32, q=64, B=256, n_slots=10, seed=0, **settings):
+    s = dataclasses.replace(PriorSettings(), **settings)
+    return sample_prior_batch(B, k, q, 32, n_slots, s, torch.Generator().manual_seed(seed), family=family)
+
+
+def bayes_accuracy(b):
+    """Accuracy of the true posterior's argmax on the sampled query labels: the Bayes accuracy."""
+    return (b.p_query.argmax(-1) == b.y_query).float().mean().item()
+
+
+@pytest.mark.parametrize("family", ["gaussian", "linear", "mlp", "tart"])
+def test_shapes_slots_and_targets(family):
+    b = batch(family, k=20, q=8, B=64)
+    assert b.x_context.shape == (64, 20, 32) and b.x_query.shape == (64, 8, 32)
+    assert b.p_query.shape == (64, 8, 10) and b.class_mask.shape == (64, 10)
+    assert torch.allclose(b.p_query.sum(-1), torch.ones(64, 8), atol=1e-5)
+    # targets and labels only on the slots present in the context
+    assert torch.all(b.p_query[~b.class_mask[:, None].expand_as(b.p_query)] == 0)
+    assert torch.all(b.class_mask.gather(1, b.y_query))
+    n = b.class_mask.sum(1)
+    assert n.min() >= 2 and n.max() <= (2 if family == "tart" else 10)
+
+
+def test_gaussian_context_is_class_balanced_and_classes_vary():
+    b = batch("gaussian", k=30)
+    for y, mask in zip(b.y_context, b.class_mask):
+        counts = torch.bincount(y, minlength=10)[mask]
+        assert counts.max() - counts.min() <= 1  # a user's support set: k // C per class
+    n = b.class_mask.sum(1).float()
+    assert 0.4 < (n == 2).float().mean() < 0.6  # p_binary = 0.5
+    assert n.max() == 10
+
+
+def test_gaussian_bayes_accuracy_follows_the_separation():
+    # binary, separation 2: Phi(1) = 0.841 with even priors; skewed priors only raise it
+    acc = bayes_accuracy(batch("gaussian", p_binary=1.0, separation_min=2.0, separation_max=2.0))
+    assert 0.82 < acc < 0.92
+    easy = bayes_accuracy(batch("gaussian", p_binary=1.0, separation_min=6.0, separation_max=6.0))
+    assert easy > 0.98
+
+
+def test_linear_label_noise_rate():
+    # near-noiseless logits (scale 1000): disagreements with the noiseless labels are the noise.
+    # Half the tasks get epsilon ~ U(0, 0.4); a noisy label is uniform, so binary flips at epsilon / 2:
+    # expected rate 0.5 * 0.2 * 0.5 = 0.05.
+    quiet = batch("linear", p_binary=1.0, scale_min=1000.0, scale_max=1000.0, label_noise_max=0.0)
+    noisy = batch("linear", p_binary=1.0, scale_min=1000.0, scale_max=1000.0, label_noise_max=0.4)
+    assert 1 - bayes_accuracy(quiet) < 0.01
+    assert 0.035 < 1 - bayes_accuracy(noisy) < 0.065
+
+
+def test_mlp_is_not_linearly_separable_but_learnable():
+    from sklearn.linear_model import LogisticRegression
+
+    b = batch("mlp", k=200, q=200, B=16, p_binary=1.0, scale_min=20.0, scale_max=20.0, seed=3)
+    assert bayes_accuracy(b) > 0.95
+    lin = []
+    for t in range(16):
+        y = b.y_context[t].numpy()
+        lr = LogisticRegression(C=100, max_iter=2000).fit(b.x_context[t].numpy(), y)
+        lin.append(lr.score(b.x_query[t].numpy(), b.y_query[t].numpy()))
+    assert np.mean(lin) < 0.93  # a linear probe trails the (nonlinear) Bayes rule
+
+
+def test_tart_family_is_the_reference_distribution():
+    b = batch("tart", k=64, q=64, n_slots=2)
+    assert torch.all(b.x_context[..., 16:] == 0)  # d = 16, padded, not projected
+    assert abs(b.x_context[..., :16].std().item() - 1.0) < 0.02
+    assert 0.975 < bayes_accuracy(b) < 0.995  # alpha = 10: Bayes error ~1.5 %
+
+
+def test_training_projects_through_the_inference_projection(monkeypatch):
+    calls = []
+    real = projection.fit_projection
+
+    def spy(X, *args, **kwargs):
+        calls.append(tuple(X.shape))
+        return real(X, *args, **kwargs)
+
+    monkeypatch.setattr(projection, "fit_projection", spy)
+    b = batch("linear", k=12, q=4, B=8)
+    assert calls == [(8, 12, calls[0][2])]  # fitted on each task's 12 context points only
+    # projected like the inference projection: support whitened with shrinkage 0.5 -> std < 1
+    per_dim = b.x_context.std(1, unbiased=True)[:, :11]
+    assert torch.allclose(per_dim, torch.full_like(per_dim, 1 / math.sqrt(1.5)), atol=0.35)
+    assert torch.all(b.x_context[..., 11:] == 0)  # k - 1 = 11 components at most
+
+
+def test_seeded_and_reproducible():
+    a, b = batch("mlp", B=8, seed=7), batch("mlp", B=8, seed=7)
+    assert torch.equal(a.x_context, b.x_context) and torch.equal(a.y_query, b.y_query)
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"weights": {"gaussian": 1.0, "trees": 1.0}}, "unknown prior family"),
+    ({"weights": {"gaussian": -1.0}}, "must be >= 0"),
+    ({"dim_min": 500, "dim_max": 100}, "dim_min <= dim_max"),
+    ({"p_binary": 1.5}, "p_binary"),
+])
+def test_bad_settings(settings, message):
+    with pytest.raises(ValueError, match=message):
+        dataclasses.replace(PriorSettings(), **settings).validate()
+
+
+def test_too_few_slots_for_the_classes():
+    with pytest.raises(ValueError, match="label slots"):
+        batch("gaussian", n_slots=5)
