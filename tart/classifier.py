@@ -13,12 +13,17 @@ every (binary problem × support order × chunk) sequence with all queries in on
 """
 from __future__ import annotations
 
+import os
 from itertools import combinations
+from numbers import Integral, Real
 from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from tart.checkpoint_io import load_head
 from tart.projection import Projection
@@ -72,6 +77,20 @@ def _unique_labels(y) -> np.ndarray:
 
 
 class TartClassifier(ClassifierMixin, BaseEstimator):
+    # checked by scikit-learn when fit starts (InvalidParameterError is a ValueError)
+    _parameter_constraints: dict = {
+        "head": [str, os.PathLike, TartReasoningModel],
+        "embedder": "no_validation",  # None, a short name or folder, or any object with .embed
+        "embedding_mode": [StrOptions({"stream", "vanilla", "loo", "leave-one-out"})],
+        "shrinkage": [Interval(Real, 0, 1, closed="both")],
+        "standardize": ["boolean"],
+        "fit_projection_on": [StrOptions({"support", "support+queries"})],
+        "multiclass": [StrOptions({"ovr", "ovo"})],
+        "n_permutations": [Interval(Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+        "query_batch_size": [Interval(Integral, 1, None, closed="left")],
+    }
+
     def __init__(
         self,
         head="tart-compact",
@@ -97,15 +116,13 @@ class TartClassifier(ClassifierMixin, BaseEstimator):
         self.query_batch_size = query_batch_size
 
     # -- fit ------------------------------------------------------------------------------------
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y):
-        if self.fit_projection_on not in ("support", "support+queries"):
-            raise ValueError(f"fit_projection_on must be 'support' or 'support+queries', got {self.fit_projection_on!r}")
-        if self.multiclass not in ("ovr", "ovo"):
-            raise ValueError(f"multiclass must be 'ovr' or 'ovo', got {self.multiclass!r}")
-        if not isinstance(self.n_permutations, int) or self.n_permutations < 1:
-            raise ValueError(f"n_permutations must be a positive integer, got {self.n_permutations!r}")
-        y = list(y) if not isinstance(y, np.ndarray) else y.tolist()
+        texts = _is_texts(X)
+        if not texts:
+            X = self._validate_vectors(X, reset=True)  # sets n_features_in_
         n = self._check_length(X, "X")
+        y = self._check_targets(y)
         if len(y) != n:
             raise ValueError(f"X has {n} examples but y has {len(y)} labels")
         try:
@@ -113,22 +130,46 @@ class TartClassifier(ClassifierMixin, BaseEstimator):
         except TypeError as err:
             raise ValueError(f"labels must be hashable values: {err}") from err
         if len(self.classes_) < 2:
-            raise ValueError(f"need at least 2 distinct labels to classify, got only {list(self.classes_)}")
+            raise ValueError(f"need at least 2 distinct labels to classify, got 1 class: {list(self.classes_)}")
         self.head_ = _resolve_head(self.head)
         index = {c: i for i, c in enumerate(self.classes_.tolist())}
         self.y_index_ = np.array([index[v] for v in y])
-        texts = _is_texts(X)
         # the embedder is loaded only for texts: vectors never pull in a language model
         self.embedder_ = _resolve_embedder(self.embedder) if texts else None
-        self.support_ = list(X) if texts else self._as_vectors(X, "X")
+        self.support_ = list(X) if texts else X
         if not texts:
             self.support_vectors_ = self.support_
         elif self.embedding_mode == "stream":
             self.support_vectors_ = self._embed(self.support_)
         else:  # vanilla / leave-one-out: support and queries are embedded together at predict time
             self.support_vectors_ = None
-        self.n_features_in_ = None if self.support_vectors_ is None else self.support_vectors_.shape[1]
+        if texts:
+            self.n_features_in_ = None if self.support_vectors_ is None else self.support_vectors_.shape[1]
         return self
+
+    def _check_targets(self, y) -> list:
+        """The labels as a list. Numbers go through scikit-learn's target checks (continuous, NaN,
+        infinite, 2-D); any other hashable values (strings, tuples, mixed) are kept exactly."""
+        if y is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
+        try:
+            arr = np.asarray(y)
+        except ValueError:  # ragged, e.g. tuples beside scalars: plain hashable labels
+            arr = None
+        if arr is not None and arr.dtype.kind in "biuf":
+            arr = column_or_1d(arr, warn=True)
+            check_classification_targets(arr)
+            return arr.tolist()
+        return list(y) if not isinstance(y, np.ndarray) else y.tolist()
+
+    def _validate_vectors(self, X, reset: bool) -> np.ndarray:
+        """Vectors through scikit-learn's checks: dense, numeric, finite, 2-D, n_features_in_."""
+        if hasattr(X, "__len__") and not hasattr(X, "shape") and len(X) == 0:
+            raise ValueError("X is empty")
+        try:
+            return validate_data(self, X, reset=reset, dtype=np.float32)
+        except ValueError as err:
+            raise ValueError(f"X must be a list of texts or a 2-D array of numbers: {err}") from err
 
     def _check_length(self, X, name) -> int:
         try:
@@ -139,17 +180,6 @@ class TartClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"{name} is empty")
         return n
 
-    def _as_vectors(self, X, name) -> np.ndarray:
-        try:
-            arr = np.asarray(X, dtype=np.float32)
-        except (TypeError, ValueError):
-            raise ValueError(f"{name} must be a list of texts or a 2-D numeric array") from None
-        if arr.ndim != 2:
-            raise ValueError(f"{name} must be a list of texts or a 2-D numeric array, got shape {arr.shape}")
-        if not np.isfinite(arr).all():
-            raise ValueError(f"{name} contains NaN or infinite values")
-        return arr
-
     def _embed(self, texts) -> np.ndarray:
         if self.embedder_ is None:
             raise ValueError("got texts but embedder=None: pass an embedder name or object, or 2-D vectors")
@@ -158,7 +188,6 @@ class TartClassifier(ClassifierMixin, BaseEstimator):
     # -- predict --------------------------------------------------------------------------------
     def _vectors(self, X) -> tuple[np.ndarray, np.ndarray]:
         """Support and query vectors in embedding space."""
-        self._check_length(X, "X")
         if _is_texts(X):
             if not isinstance(self.support_, list):
                 raise ValueError("fitted on vectors: predict needs vectors too, not texts")
@@ -169,10 +198,7 @@ class TartClassifier(ClassifierMixin, BaseEstimator):
             return self.support_vectors_, self._embed(X)
         if self.support_vectors_ is None or isinstance(self.support_, list):
             raise ValueError("fitted on texts: predict needs texts too, not vectors")
-        Q = self._as_vectors(X, "X")
-        if Q.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has {Q.shape[1]} features, but the classifier was fitted with {self.n_features_in_}")
-        return self.support_vectors_, Q
+        return self.support_vectors_, self._validate_vectors(X, reset=False)
 
     def _binary_problems(self) -> list[tuple[np.ndarray, np.ndarray, int, int]]:
         """(support indices, binary labels, positive class, negative class or -1 for 'rest')."""
@@ -231,8 +257,7 @@ class TartClassifier(ClassifierMixin, BaseEstimator):
         return torch.stack([probs[owner == p].mean(0) for p in range(len(problems))]).numpy()
 
     def predict_proba(self, X) -> np.ndarray:
-        if not hasattr(self, "classes_"):
-            raise ValueError("this TartClassifier is not fitted yet: call fit(X, y) first")
+        check_is_fitted(self)  # NotFittedError (a ValueError) before fit
         S, Q = self._vectors(X)
         problems = self._binary_problems()
         p = self._problem_probabilities(S, Q, problems)

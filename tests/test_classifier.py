@@ -131,3 +131,21 @@ def test_bad_use(head, cancer):
         TartClassifier(head=head, embedder=None, multiclass="all").fit(Xs, ys)
     with pytest.raises(FileNotFoundError, match="no head checkpoint"):
         TartClassifier(head="no-such-head", embedder=None).fit(Xs, ys)
+
+
+# Checks of scikit-learn's own suite that cannot apply, each with the reason.
+EXPECTED_FAILED_CHECKS = {
+    "check_methods_sample_order_invariance":
+        "queries run in one batched float32 forward; reordering them changes the summation order, so "
+        "probabilities move by ~1e-8, above the check's 1e-9 tolerance (predictions do not change)",
+}
+
+
+def test_scikit_learn_estimator_checks():
+    from sklearn.utils.estimator_checks import check_estimator
+
+    results = check_estimator(TartClassifier(embedder=None), on_fail=None,  # the shipped head, by name
+                              expected_failed_checks=EXPECTED_FAILED_CHECKS)
+    failed = [(r["check_name"], str(r["exception"])[:200]) for r in results if r["status"] == "failed"]
+    assert failed == []
+    assert sum(r["status"] == "passed" for r in results) >= 50
