@@ -2,13 +2,15 @@
 
 A scikit-learn estimator. `fit` only stores the support set (no gradient step); `predict_proba`
 embeds the queries, projects support and queries into the head's input space, and runs the head on
-every (binary problem × support order × chunk) sequence with all queries in one batched forward.
-- More than two classes: one-vs-rest (default) or one-vs-one binary problems over the binary head,
-  probabilities normalised.
-- Order robustness: `n_permutations` random orders of the support set, averaged.
-- Label symmetry: every sequence is also run with its binary labels swapped and the two answers
-  averaged, so which class counts as "positive" cannot change a prediction (the head alone is not
-  exactly symmetric: on breast cancer at k = 16, 6% of predictions flipped with the label names).
+every sequence with all queries in one batched forward.
+- A multi-class head (n_classes label slots) reads up to that many classes natively
+  (`multiclass="auto"` or `"native"`): see `tart.inference`, whose test-time ensemble of
+  `n_permutations` members varies the support order, the classes' slots and (`sign_flips`) the signs
+  of the projected features. Renaming the classes permutes the output columns, nothing else.
+- Otherwise (a binary head, or more classes than slots): one-vs-rest (`"auto"`, `"ovr"`) or
+  one-vs-one (`"ovo"`) binary problems, probabilities normalised; `n_permutations` random orders of
+  the support set, each also run with its binary labels swapped (the head alone is not exactly
+  symmetric: on breast cancer at k = 16, 6% of predictions flipped with the label names).
 - Support sets longer than the head's context: split into near-equal chunks, averaged.
 """
 from __future__ import annotations
@@ -26,7 +28,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from tart.checkpoint_io import load_head
-from tart.projection import Projection
+from tart.inference import native_proba, positive_probability, project_task
 from tart.reasoning import TartReasoningModel
 
 _HEADS: dict[str, TartReasoningModel] = {}
@@ -85,7 +87,8 @@ class TartClassifier(ClassifierMixin, BaseEstimator):
         "shrinkage": [Interval(Real, 0, 1, closed="both")],
         "standardize": ["boolean"],
         "fit_projection_on": [StrOptions({"support", "support+queries"})],
-        "multiclass": [StrOptions({"ovr", "ovo"})],
+        "multiclass": [StrOptions({"auto", "native", "ovr", "ovo"})],
+        "sign_flips": ["boolean"],
         "n_permutations": [Interval(Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
         "query_batch_size": [Interval(Integral, 1, None, closed="left")],
@@ -99,8 +102,9 @@ class TartClassifier(ClassifierMixin, BaseEstimator):
         shrinkage: float = 0.5,
         standardize: bool = True,
         fit_projection_on: str = "support",
-        multiclass: str = "ovr",
+        multiclass: str = "auto",
         n_permutations: int = 4,
+        sign_flips: bool = True,
         random_state: int | None = 0,
         query_batch_size: int = 128,
     ):
@@ -112,6 +116,7 @@ class TartClassifier(ClassifierMixin, BaseEstimator):
         self.fit_projection_on = fit_projection_on
         self.multiclass = multiclass
         self.n_permutations = n_permutations
+        self.sign_flips = sign_flips
         self.random_state = random_state
         self.query_batch_size = query_batch_size
 
@@ -205,7 +210,7 @@ class TartClassifier(ClassifierMixin, BaseEstimator):
         C = len(self.classes_)
         if C == 2:
             return [(np.arange(len(self.y_index_)), (self.y_index_ == 1).astype(np.float32), 1, 0)]
-        if self.multiclass == "ovr":
+        if self.multiclass in ("auto", "ovr", "native"):
             return [(np.arange(len(self.y_index_)), (self.y_index_ == c).astype(np.float32), c, -1) for c in range(C)]
         problems = []
         for a, b in combinations(range(C), 2):
@@ -228,11 +233,8 @@ class TartClassifier(ClassifierMixin, BaseEstimator):
         return seqs
 
     @torch.inference_mode()
-    def _problem_probabilities(self, S, Q, problems) -> np.ndarray:
+    def _problem_probabilities(self, S_p, Q_p, problems) -> np.ndarray:
         """P(positive) per binary problem and query: (n_problems, n_queries)."""
-        proj = Projection(self.head_.config.n_dims, self.shrinkage, self.standardize)
-        proj.fit(S if self.fit_projection_on == "support" else np.concatenate([S, Q]))
-        S_p, Q_p = torch.from_numpy(proj.transform(S)), torch.from_numpy(proj.transform(Q))
         seqs = self._sequences(problems)
         L = max(len(s[1]) for s in seqs)
         x_ctx = torch.zeros(len(seqs), L, S_p.shape[1])
@@ -247,9 +249,8 @@ class TartClassifier(ClassifierMixin, BaseEstimator):
         for start in range(0, len(Q_p), self.query_batch_size):
             q = Q_p[start : start + self.query_batch_size]
             x_q = q.expand(len(seqs), *q.shape)
-            logits = self.head_(x_ctx.to(device), y_ctx.to(device), x_q.to(device),
-                                context_lengths=lengths[:, None].expand(-1, len(q)).to(device)).logits
-            probs.append(torch.sigmoid(logits.float()).cpu())
+            probs.append(positive_probability(self.head_, x_ctx.to(device), y_ctx.to(device), x_q.to(device),
+                                              lengths[:, None].expand(-1, len(q)).to(device)).cpu())
         probs = torch.cat(probs, dim=1)  # (n_seqs, n_queries)
         swapped = torch.tensor([s[3] for s in seqs])
         probs[swapped] = 1 - probs[swapped]
@@ -259,9 +260,17 @@ class TartClassifier(ClassifierMixin, BaseEstimator):
     def predict_proba(self, X) -> np.ndarray:
         check_is_fitted(self)  # NotFittedError (a ValueError) before fit
         S, Q = self._vectors(X)
-        problems = self._binary_problems()
-        p = self._problem_probabilities(S, Q, problems)
+        config = self.head_.config
+        S_p, Q_p = project_task(S, Q, config.n_dims, self.shrinkage, self.standardize, self.fit_projection_on)
         C = len(self.classes_)
+        if self.multiclass == "native" and not (config.multiclass and C <= config.n_classes):
+            raise ValueError(f"multiclass='native' needs a multi-class head with >= {C} label slots; "
+                             f"this head has {config.n_classes if config.multiclass else 'binary labels'}")
+        if self.multiclass in ("auto", "native") and config.multiclass and C <= config.n_classes:
+            return native_proba(self.head_, S_p, Q_p, self.y_index_, C, self.n_permutations, self.sign_flips,
+                                self.random_state, self.query_batch_size)
+        problems = self._binary_problems()
+        p = self._problem_probabilities(S_p, Q_p, problems)
         if C == 2:
             return np.stack([1 - p[0], p[0]], axis=1)
         scores = np.zeros((len(Q), C))

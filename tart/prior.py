@@ -207,7 +207,6 @@ def sample_prior_batch(batch_size: int, k: int, n_queries: int, n_dims: int, n_s
         y = torch.cat([t.y_context, t.y_query], 1).long()
         p = torch.stack([1 - t.p_query, t.p_query], -1)
         C = torch.full((B,), 2)
-        present = torch.ones(B, 2, dtype=torch.bool)
         x_ctx, x_q = t.x_context, t.x_query
     else:
         C = _n_classes(gen, s, B, k) if n_slots > 2 else torch.full((B,), 2)
@@ -229,8 +228,7 @@ def sample_prior_batch(batch_size: int, k: int, n_queries: int, n_dims: int, n_s
         x = z @ rotation
         fitted = projection.fit_projection(x[:, :k], n_dims, s.shrinkage, s.standardize)
         x_ctx, x_q = projection.apply_projection(fitted, x[:, :k]), projection.apply_projection(fitted, x[:, k:])
-        present = F.one_hot(y[:, :k], p.shape[-1]).amax(1).bool()
-    p = _restrict(p, present)
+    p = _restrict(p, F.one_hot(y[:, :k], p.shape[-1]).amax(1).bool())  # a small context may miss a class
     y_q = torch.multinomial(p.reshape(-1, p.shape[-1]), 1, generator=gen).view(B, q)
     y = torch.cat([y[:, :k], y_q], 1)
     if n_slots > 2:

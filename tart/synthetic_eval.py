@@ -15,6 +15,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from tqdm.auto import tqdm
 
+from tart.inference import positive_probability
 from tart.reasoning import TartReasoningModel
 from tart.tasks import make_generator, sample_tasks
 
@@ -24,16 +25,6 @@ LOGREG_C = (1.0, 100.0, 10000.0)
 def sample_eval_tasks(n_tasks, k_max, n_queries, d, n_dims, alpha, seed, device="cpu"):
     return sample_tasks(n_tasks, k_max, n_queries, d=d, n_dims=n_dims, alpha=alpha,
                         generator=make_generator(seed, device))
-
-
-@torch.inference_mode()
-def positive_probability(model: TartReasoningModel, x_context, y_context, x_query) -> torch.Tensor:
-    """P(y = 1) for binary tasks (labels 0 / 1), from a binary head or a multi-class one (slots 0, 1)."""
-    if not model.config.multiclass:
-        return model.predict_proba(x_context, y_context, x_query)
-    mask = torch.zeros(len(x_context), model.config.n_classes, dtype=torch.bool, device=x_context.device)
-    mask[:, :2] = True
-    return model.predict_proba(x_context, y_context.long(), x_query, class_mask=mask)[..., 1]
 
 
 @torch.inference_mode()

@@ -116,3 +116,11 @@ def test_bad_settings(settings, message):
 def test_too_few_slots_for_the_classes():
     with pytest.raises(ValueError, match="label slots"):
         batch("gaussian", n_slots=5)
+
+
+@pytest.mark.parametrize("family", ["gaussian", "linear", "mlp", "tart"])
+def test_targets_stay_on_the_context_classes_at_tiny_k(family):
+    """With k = 4 a context often misses a class: targets and labels must not use it."""
+    b = batch(family, k=4, q=16, B=512)
+    assert torch.all(b.p_query[~b.class_mask[:, None].expand_as(b.p_query)] == 0)
+    assert torch.all(b.class_mask.gather(1, b.y_query))
