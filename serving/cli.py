@@ -34,8 +34,16 @@ def server_environment(args, base: dict | None = None) -> dict:
         if value:
             env[variable] = str(Path(value).expanduser().resolve()) if option in ("config", "store") or \
                 Path(value).exists() else value
+    env["TART_HOST"] = getattr(args, "host", None) or env.get("TART_HOST") or "127.0.0.1"
     env.setdefault("BENTOML_DO_NOT_TRACK", "true")
     env.setdefault("HF_HUB_OFFLINE", "1")
+    # BentoML's home and every temporary file under the project's cache (or $TART_CACHE_DIR), not ~/bentoml
+    from tart.embeddings import default_cache_dir
+
+    cache = default_cache_dir(env.get("TART_CACHE_DIR"))
+    for variable, folder in (("BENTOML_HOME", cache / "bentoml"), ("TMPDIR", cache / "tmp")):
+        if not env.get(variable):
+            env[variable] = str(folder)
     return env
 
 
@@ -52,9 +60,31 @@ def serve_command(args) -> None:
     # BentoML restarts a worker that fails to start, forever: catch a bad model name here instead.
     # (For a GGUF model this also makes its one-time safetensors conversion, before the server starts.)
     resolve_model_dir(settings.embedder)
+    for variable in ("BENTOML_HOME", "TMPDIR"):
+        Path(env[variable]).mkdir(parents=True, exist_ok=True)
     root = Path(__file__).resolve().parent.parent  # the folder that holds serving/ and tart/
     argv = [sys.executable, "-m", "bentoml", "serve", SERVICE, "--host", args.host, "--port", str(args.port),
             "--working-dir", str(root)]
     print(f"tart serve: http://{args.host}:{args.port} (head {settings.checkpoint}, embedder "
-          f"{settings.embedder}, tasks in {settings.store_path})", file=sys.stderr, flush=True)
+          f"{settings.embedder}, tasks in {settings.store_path}, API keys "
+          f"{'required' if settings.keys else 'off'})", file=sys.stderr, flush=True)
     os.execve(sys.executable, argv, env)
+
+
+def main(argv=None) -> int:
+    """`python -m tart.serving.cli [--host ...]`: the same as `tart serve`, without the other commands."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="tart")
+    add_serve_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["serve", *(sys.argv[1:] if argv is None else argv)])
+    try:
+        args.func(args)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"tart serve: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

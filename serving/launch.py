@@ -39,7 +39,7 @@ class LocalServer:
 
     def start(self, timeout: float = 180.0) -> "LocalServer":
         if self.via_cli:
-            argv = [sys.executable, "-m", "tart.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
+            argv = [sys.executable, "-m", "tart.serving.cli", "--host", "127.0.0.1", "--port", str(self.port)]
         else:
             argv = [sys.executable, "-m", "bentoml", "serve", "tart.serving.service:Tart", "--host", "127.0.0.1",
                     "--port", str(self.port), "--working-dir", str(ROOT)]
@@ -62,20 +62,23 @@ class LocalServer:
         self.stop(signal.SIGKILL)
         raise TimeoutError(f"server not ready after {timeout:.0f} s:\n{self.log_tail()}")
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> None:
-        """Stop the server and wait until all its processes are gone.
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0, leader_only: bool = False) -> list[int]:
+        """Stop the server and wait until all its processes are gone; return the pids that had to be
+        killed because they outlived the wait.
 
         SIGTERM goes to `bentoml serve`, which stops its workers itself. SIGKILL goes to every
         process of the server at once (the workers run in sessions of their own, so a process group
-        does not reach them): that is a crash, with no shutdown code run anywhere."""
+        does not reach them): that is a crash, with no shutdown code run anywhere. With
+        `leader_only`, any signal goes to `bentoml serve` alone: the workers must then end by
+        themselves (serving/lifecycle.py), as they do when the server is killed for real."""
         if self.proc is None:
-            return
+            return []
         try:
             leader = psutil.Process(self.proc.pid)
             processes = [leader, *leader.children(recursive=True)]
         except psutil.NoSuchProcess:
             processes = []
-        for p in processes if sig == signal.SIGKILL else processes[:1]:
+        for p in processes if sig == signal.SIGKILL and not leader_only else processes[:1]:
             try:
                 p.send_signal(sig)
             except psutil.NoSuchProcess:
@@ -86,11 +89,15 @@ class LocalServer:
         psutil.wait_procs(alive, timeout=10)
         self.proc.wait(10)
         self.proc = None
+        return [p.pid for p in alive]
 
-    def restart(self, sig: int = signal.SIGTERM, env: dict[str, str] | None = None) -> None:
-        self.stop(sig)
+    def restart(self, sig: int = signal.SIGTERM, env: dict[str, str] | None = None, leader_only: bool = False,
+                timeout: float = 60.0) -> list[int]:
+        """Stop (see `stop`) and start again on the same port; return the pids `stop` had to kill."""
+        survivors = self.stop(sig, timeout=timeout, leader_only=leader_only)
         self.env.update(env or {})
         self.start()
+        return survivors
 
     def log_tail(self, n: int = 4000) -> str:
         try:

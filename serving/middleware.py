@@ -1,21 +1,46 @@
-"""ASGI middleware: a gate on request bodies (JSON only, size cap), and readable 4xx errors.
+"""ASGI middleware in front of BentoML: the request gate, and one shape for every error.
 
-BentoML has no body size setting, and it parses form and multipart bodies with a parser that fails
-with a 500 on malformed input; this API takes JSON only. So, before the app sees a request:
-- a Content-Type other than JSON gets 415 (none at all is read as JSON, as BentoML does);
-- the body is read up to the limit: a Content-Length over it is refused at once, a chunked body as
-  soon as it passes it, with 413 and a message naming the limit. A body within it is replayed as is.
+`RequestGate`, before the app sees a request:
+- API keys: when the server has keys (settings `api_keys`), every request but the health probes must
+  send one (`Authorization: Bearer KEY` or `X-API-Key: KEY`), else 401;
+- GET /docs.json answers the document of `serving.openapi` (BentoML's, made true);
+- a Content-Type other than JSON gets 415 (none at all is read as JSON, as BentoML does); BentoML
+  parses form and multipart bodies with a parser that fails with a 500 on malformed input;
+- the body is read up to `max_body_bytes`: a Content-Length over it is refused at once, a chunked
+  body as soon as it passes it, with 413 and a message naming the limit;
+- the body is validated with the route's request model (`schemas.REQUESTS`, strict: no coercion):
+  an invalid one gets 400 here, so BentoML never logs a traceback for it. A valid body is replayed.
+
+`ErrorShape` rewrites every error response (4xx and 5xx, from BentoML too) as `{"error": "..."}`,
+adds `Retry-After` to 429 and 503, and logs each 4xx at INFO in one line (method, path, status,
+message); 5xx stay BentoML's ERROR logs with their traceback.
 """
 from __future__ import annotations
 
+import hmac
 import json
+import logging
+
+from pydantic import ValidationError
+
+logger = logging.getLogger("bentoml.tart")  # under BentoML's logger: its handlers, its format
+
+PROBES = {"/healthz", "/livez", "/readyz"}  # never behind a key: orchestrators call them
 
 
-async def _send_error(send, status: int, message: str):
-    body = json.dumps({"error": message}).encode()
+def _error_body(message: str) -> bytes:
+    return json.dumps({"error": message}).encode()
+
+
+async def _send_json(send, status: int, body: bytes, extra_headers=()):
     await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            *extra_headers]})
     await send({"type": "http.response.body", "body": body})
+
+
+async def _send_error(send, status: int, message: str, extra_headers=()):
+    await _send_json(send, status, _error_body(message), extra_headers)
 
 
 def _is_json(content_type: str) -> bool:
@@ -23,19 +48,60 @@ def _is_json(content_type: str) -> bool:
     return media in ("", "application/json") or (media.startswith("application/") and media.endswith("+json"))
 
 
+def _field(loc) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "body"
+
+
+def validation_message(errors: list[dict]) -> str:
+    """pydantic's errors as one line: `field: message; field: message`."""
+    return "; ".join(f"{_field(e.get('loc', ()))}: {e.get('msg', '')}" for e in errors) or "invalid request"
+
+
+def readable(payload) -> str:
+    """Any error body (BentoML's dicts, lists, plain text) as one message."""
+    if isinstance(payload, list) and len(payload) == 1:
+        payload = payload[0]  # BentoML wraps some errors in a one-element list
+    if isinstance(payload, dict):
+        if isinstance(payload.get("detail"), list) and all(isinstance(d, dict) for d in payload["detail"]):
+            return validation_message(payload["detail"])
+        for key in ("error", "detail", "message"):
+            if isinstance(payload.get(key), str):
+                return payload[key]
+    return payload.strip() if isinstance(payload, str) and payload.strip() else json.dumps(payload)
+
+
 class RequestGate:
-    def __init__(self, app, max_body_bytes: int):
+    def __init__(self, app, max_body_bytes: int, api_keys: frozenset[str] = frozenset(), openapi=None):
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.api_keys = api_keys
+        self.openapi = openapi  # () -> the document, built on first use
+        self._openapi_body: bytes | None = None
 
-    async def _refuse(self, send, size_text: str):
-        await _send_error(send, 413, f"request body is {size_text}; the limit is "
-                                     f"max_body_bytes={self.max_body_bytes} bytes")
+    def _key_ok(self, headers: dict) -> bool:
+        sent = headers.get(b"x-api-key", b"").decode("latin-1").strip()
+        auth = headers.get(b"authorization", b"").decode("latin-1").strip()
+        if auth.lower().startswith("bearer "):
+            sent = sent or auth[7:].strip()
+        return bool(sent) and any(hmac.compare_digest(sent.encode(), k.encode()) for k in self.api_keys)
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope.get("method") in ("GET", "HEAD", "OPTIONS"):
+        if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        path, method = scope.get("path", ""), scope.get("method", "")
         headers = {k.lower(): v for k, v in scope.get("headers", ())}
+        if self.api_keys and path not in PROBES and not self._key_ok(headers):
+            return await _send_error(send, 401, "a valid API key is required: send 'Authorization: Bearer KEY' "
+                                                "or 'X-API-Key: KEY'", [(b"www-authenticate", b"Bearer")])
+        if path == "/docs.json" and method == "GET" and self.openapi is not None:
+            if self._openapi_body is None:
+                self._openapi_body = json.dumps(self.openapi()).encode()
+            return await _send_json(send, 200, self._openapi_body)
+        if method in ("GET", "HEAD", "OPTIONS"):
+            return await self.app(scope, receive, send)
         content_type = headers.get(b"content-type", b"").decode("latin-1")
         if not _is_json(content_type):
             return await _send_error(send, 415, f"Content-Type {content_type!r} is not supported: send JSON "
@@ -46,7 +112,7 @@ class RequestGate:
             except ValueError:
                 declared = -1
             if declared > self.max_body_bytes:
-                return await self._refuse(send, f"{declared} bytes")
+                return await self._too_large(send, f"{declared} bytes")
         chunks, size = [], 0
         while True:
             message = await receive()
@@ -55,11 +121,14 @@ class RequestGate:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:
-                return await self._refuse(send, f"over {self.max_body_bytes} bytes")
+                return await self._too_large(send, f"over {self.max_body_bytes} bytes")
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
+        problem = self._invalid(path, body)
+        if problem:
+            return await _send_error(send, 400, problem)
         replayed = False
 
         async def replay():
@@ -71,30 +140,30 @@ class RequestGate:
 
         await self.app(scope, replay, send)
 
+    async def _too_large(self, send, size_text: str):
+        await _send_error(send, 413, f"request body is {size_text}; the limit is "
+                                     f"max_body_bytes={self.max_body_bytes} bytes")
 
-def _field(loc) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "body"
+    @staticmethod
+    def _invalid(path: str, body: bytes) -> str | None:
+        from tart.serving.schemas import REQUESTS
+
+        model = REQUESTS.get(path)
+        if model is None:
+            return None
+        try:
+            model.model_validate_json(body if body.strip() else b"{}")
+        except ValidationError as err:
+            return validation_message(err.errors(include_url=False, include_context=False, include_input=False))
+        return None
 
 
-def readable(payload):
-    """BentoML's 4xx bodies, made uniform: {"error": "field: message; ...", "detail": [...]}."""
-    if isinstance(payload, list) and len(payload) == 1 and isinstance(payload[0], dict):
-        payload = payload[0]  # BentoML wraps some errors in a one-element list
-    if isinstance(payload, dict) and isinstance(payload.get("detail"), list):
-        parts = [f"{_field(d.get('loc', ()))}: {d.get('msg', '')}" for d in payload["detail"] if isinstance(d, dict)]
-        if parts:
-            payload = {**payload, "error": "; ".join(parts)}
-    return payload
+class ErrorShape:
+    """Every error response as {"error": "..."}; Retry-After on 429/503; 4xx logged at INFO, one line."""
 
-
-class ReadableErrors:
-    """Rewrites 4xx JSON error bodies with `readable` so every error message names its field."""
-
-    def __init__(self, app):
+    def __init__(self, app, retry_after_s: int = 1):
         self.app = app
+        self.retry_after = str(retry_after_s).encode()
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -103,7 +172,7 @@ class ReadableErrors:
 
         async def capture(message):
             nonlocal start
-            if message["type"] == "http.response.start" and 400 <= message["status"] < 500:
+            if message["type"] == "http.response.start" and message["status"] >= 400:
                 start = message
                 return
             if start is None:
@@ -111,13 +180,22 @@ class ReadableErrors:
             chunks.append(message.get("body", b""))
             if message.get("more_body", False):
                 return
-            body = b"".join(chunks)
+            raw = b"".join(chunks)
             try:
-                body = json.dumps(readable(json.loads(body))).encode()
+                payload = json.loads(raw)
             except ValueError:
-                pass  # not JSON: pass it on unchanged
-            headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
-            headers.append((b"content-length", str(len(body)).encode()))
+                payload = raw.decode("utf-8", "replace")
+            text = readable(payload)
+            body = _error_body(text)
+            status = start["status"]
+            headers = [(k, v) for k, v in start.get("headers", [])
+                       if k.lower() not in (b"content-length", b"content-type")]
+            headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+            if status in (429, 503) and not any(k.lower() == b"retry-after" for k, _ in headers):
+                headers.append((b"retry-after", self.retry_after))
+            if status < 500:
+                logger.info("%s %s -> %d: %s", scope.get("method"), scope.get("path"), status,
+                            text[:300].replace("\n", " "))
             await send({**start, "headers": headers})
             await send({"type": "http.response.body", "body": body})
 

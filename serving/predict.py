@@ -11,8 +11,6 @@ from threading import Lock
 
 import numpy as np
 
-from tart.serving.schemas import Prediction
-
 
 def fit(head, support: np.ndarray, labels: list[str], n_permutations: int, multiclass: str, projection: str,
         query_batch_size: int = 32):
@@ -28,11 +26,11 @@ def fit(head, support: np.ndarray, labels: list[str], n_permutations: int, multi
     return clf, names
 
 
-def predict(fitted, queries: np.ndarray) -> list[Prediction]:
+def predict(fitted, queries: np.ndarray) -> list[tuple[str, dict[str, float]]]:
+    """(label, {label: probability}) for each query."""
     clf, names = fitted
     proba = np.nan_to_num(clf.predict_proba(queries), nan=0.0)
-    return [Prediction(label=names[int(np.argmax(row))], scores={c: float(p) for c, p in zip(names, row)})
-            for row in proba]
+    return [(names[int(np.argmax(row))], {c: float(p) for c, p in zip(names, row)}) for row in proba]
 
 
 class FittedCache:

@@ -35,7 +35,7 @@ Texts = Annotated[list[Text], Field(min_length=1, max_length=S.max_texts,
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class Example(_Strict):
@@ -101,40 +101,65 @@ class TaskListRequest(_Strict):
 
 # ---- responses ----
 
-class Prediction(BaseModel):
+class _Response(BaseModel):
+    # fields with a default are always sent, so the document lists them as required
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
+
+class Prediction(_Response):
     label: str
     scores: dict[str, float] = Field(description="probability of each label; they sum to 1")
+    tokens: int = Field(description="the text's length in the embedder's tokens")
+    truncated: bool = Field(description="the text was longer than the embedder reads (max_length tokens) "
+                                        "and only its beginning was used")
 
 
-class ModelInfo(BaseModel):
+class ModelInfo(_Response):
     head: str
     embedder: str
 
 
-class ClassifyResponse(BaseModel):
+class ClassifyResponse(_Response):
     predictions: list[Prediction]
     model: ModelInfo
-    task_id: str | None = None
+    task_id: str | None = Field(None, description="the registered task used (null for /classify)")
+    truncated_examples: list[int] = Field(
+        default_factory=list, description="positions of the examples longer than the embedder reads (cut)")
 
 
-class TaskInfo(BaseModel):
+class Error(_Response):
+    """Every error response, whatever its status."""
+    error: str = Field(description="what is wrong; a field's name first when one field is at fault")
+
+
+# the request model of each API route: the middleware validates bodies with them before BentoML does
+REQUESTS: dict[str, type[BaseModel]] = {}
+
+
+class TaskInfo(_Response):
     id: str
     name: str
     labels: list[str]
     n_examples: int
     embedder: str
     created_at: str
+    truncated_examples: list[int] = Field(
+        default_factory=list, description="positions of the examples longer than the embedder reads (cut)")
 
 
 class TaskDetail(TaskInfo):
     examples: list[Example]
 
 
-class TaskList(BaseModel):
+class TaskList(_Response):
     tasks: list[TaskInfo]
     total: int
 
 
-class Deleted(BaseModel):
+class Deleted(_Response):
     id: str
     deleted: bool
+
+
+REQUESTS.update({"/classify": ClassifyRequest, "/tasks/create": TaskCreateRequest, "/tasks/list": TaskListRequest,
+                 "/tasks/get": TaskRef, "/tasks/delete": TaskRef, "/tasks/classify": TaskClassifyRequest})

@@ -6,7 +6,9 @@
 the embedder runs in its own worker and can be scaled apart. Texts from concurrent requests share one
 embedder forward pass: `Embedding.embed` is batchable (`max_batch_size` texts, `max_latency_ms`).
 Registered tasks keep their examples' embeddings in SQLite, so classifying by task id embeds only the
-new texts. /healthz, /readyz, /metrics and /docs.json are BentoML's own.
+new texts, and its fitted classifier stays in memory (`serving.predict.FittedCache`).
+Every request's cost is checked before any work (`serving.cost`). /healthz, /readyz and /metrics are
+BentoML's own; /docs.json is BentoML's document completed by `serving.openapi`.
 """
 from __future__ import annotations
 
@@ -19,9 +21,10 @@ import bentoml
 import numpy as np
 from starlette.responses import JSONResponse
 
-from tart.serving import predict
-from tart.serving.middleware import RequestGate, ReadableErrors
-from tart.serving.schemas import (ClassifyRequest, ClassifyResponse, Deleted, Example, ModelInfo,
+from tart.serving import lifecycle, openapi, predict
+from tart.serving.cost import QUERY_BATCH, TokenCounter, head_cost, over_budget
+from tart.serving.middleware import ErrorShape, RequestGate
+from tart.serving.schemas import (ClassifyRequest, ClassifyResponse, Deleted, Example, ModelInfo, Prediction,
                              TaskClassifyRequest, TaskCreateRequest, TaskDetail, TaskInfo, TaskList,
                              TaskListRequest, TaskRef)
 from tart.serving.settings import get_settings
@@ -38,13 +41,14 @@ class Embedding:
     """The frozen language model. Called only by `Tart`, never from outside."""
 
     def __init__(self):
+        lifecycle.die_with_parent()
         import torch
 
         if S.embed_threads:
             torch.set_num_threads(S.embed_threads)
         from tart.embeddings import load_embedder
 
-        self.embedder = load_embedder(S.embedder, progress=False)
+        self.embedder = load_embedder(S.embedder, progress=False, dtype=S.embed_dtype)
         self.embedder.embed(["warm-up"])  # load now: a bad model fails the start, not a request
         self.n_calls = 0  # adaptive batches this service ran (each one `embed` call below)
         self.n_texts = 0
@@ -59,7 +63,8 @@ class Embedding:
     @bentoml.api
     def counters(self) -> dict:
         e = self.embedder
-        return {"name": S.embedder, "dim": int(e.dim), "batches": self.n_calls, "texts": self.n_texts,
+        return {"name": S.embedder, "dim": int(e.dim), "dtype": str(e.model.dtype).replace("torch.", ""),
+                "batches": self.n_calls, "texts": self.n_texts,
                 "forward_calls": int(e.n_forward_calls), "texts_embedded": int(e.n_texts_embedded)}
 
 
@@ -67,9 +72,9 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-def _info(task: Task) -> TaskInfo:
+def _info(task: Task, truncated: list[int] | None = None) -> TaskInfo:
     return TaskInfo(id=task.id, name=task.name, labels=task.labels, n_examples=task.n_examples,
-                    embedder=task.embedder, created_at=task.created_at)
+                    embedder=task.embedder, created_at=task.created_at, truncated_examples=truncated or [])
 
 
 @bentoml.service(name="tart", workers=1,
@@ -80,46 +85,85 @@ class Tart:
     embedding = bentoml.depends(Embedding)
 
     def __init__(self):
+        lifecycle.die_with_parent()
         import torch
 
         from tart.checkpoint_io import load_head
 
         torch.set_num_threads(S.head_threads)
         self.head = load_head(S.checkpoint)
+        self.head_context = int(self.head.config.max_examples)
+        self.tokens = TokenCounter(S.embedder)  # the embedder's tokenizer only: costs and truncation
         self.store = TaskStore(S.store_path, max_tasks=S.max_tasks)
+        self.fitted = predict.FittedCache()  # registered tasks' fitted classifiers, by (task id, options)
         # the head runs in a small pool of its own: a few large requests cannot take every core and
         # all the memory at once; the others wait their turn (up to timeout_s)
         self.head_pool = ThreadPoolExecutor(max_workers=S.head_concurrency, thread_name_prefix="tart-head")
         self.model_info = ModelInfo(head=Path(S.checkpoint).name, embedder=S.embedder)
         self.counts = {"classify_requests": 0, "task_classify_requests": 0, "texts_sent_to_embedder": 0,
-                       "examples_from_cache": 0, "examples_reembedded": 0, "embed_retries": 0}
+                       "examples_from_cache": 0, "examples_reembedded": 0, "embed_retries": 0,
+                       "refused_over_budget": 0}
 
     # ---- helpers ----
 
-    async def _embed(self, texts: list[str]) -> np.ndarray:
-        self.counts["texts_sent_to_embedder"] += len(texts)
+    async def _embed_chunk(self, texts: list[str]):
         try:
-            vectors = await self.embedding.to_async.embed(texts)
+            return await self.embedding.to_async.embed(texts)
         except aiohttp.ClientConnectionError:  # a pooled connection closed under us: embedding is idempotent
             self.counts["embed_retries"] += 1
-            vectors = await self.embedding.to_async.embed(texts)
-        return np.asarray(vectors, dtype=np.float32)
+            return await self.embedding.to_async.embed(texts)
 
-    def _fit(self, support: np.ndarray, labels: list[str], options):
-        return predict.fit(self.head, support, labels, options.n_permutations or S.n_permutations,
-                           options.multiclass, options.projection)
+    async def _embed(self, texts: list[str]) -> np.ndarray:
+        """Embed in calls of at most `embed_max_batch_size` texts: one large request is never a
+        single call that the batching queue refuses for its size."""
+        self.counts["texts_sent_to_embedder"] += len(texts)
+        n = S.embed_max_batch_size
+        parts = await asyncio.gather(*(self._embed_chunk(texts[i:i + n]) for i in range(0, len(texts), n)))
+        return np.concatenate([np.asarray(v, dtype=np.float32) for v in parts])
 
-    async def _answer(self, support, labels, queries, options, task_id=None, fitted=None):
+    def _options(self, options) -> tuple:
+        return (options.n_permutations or S.n_permutations, options.multiclass, options.projection)
+
+    def _check_cost(self, embed_counts: list[int], labels: list[str] | None, n_queries: int, options):
+        """413 when the request is over the budget, else None."""
+        head = None
+        if labels is not None:
+            perms, multiclass, _ = self._options(options)
+            head = head_cost(labels, n_queries, perms, multiclass, self.head_context, QUERY_BATCH)
+        message = over_budget(self.tokens.embed_tokens(embed_counts), head, S.max_embed_tokens, S.max_head_tokens)
+        if message:
+            self.counts["refused_over_budget"] += 1
+            return _error(413, message)
+        return None
+
+    def _truncated(self, counts: list[int]) -> list[int]:
+        return [i for i, n in enumerate(counts) if n > self.tokens.max_length]
+
+    async def _answer(self, queries, query_counts, options, support=None, labels=None, fitted=None,
+                      task_id=None, truncated_examples=()):
         def run():
-            return predict.predict(fitted or self._fit(support, labels, options), queries)
+            model = fitted or predict.fit(self.head, support, labels, *self._options(options), QUERY_BATCH)
+            return predict.predict(model, queries)
 
         try:
             predictions = await asyncio.get_running_loop().run_in_executor(self.head_pool, run)
         except ValueError as err:  # the classifier refused this support set
             return _error(422, f"examples: {err}")
-        return ClassifyResponse(predictions=predictions, model=self.model_info, task_id=task_id)
+        predictions = [Prediction(label=label, scores=scores, tokens=n, truncated=n > self.tokens.max_length)
+                       for (label, scores), n in zip(predictions, query_counts)]
+        return ClassifyResponse(predictions=predictions, model=self.model_info, task_id=task_id,
+                                truncated_examples=list(truncated_examples))
 
-    async def _task_with_embeddings(self, task_id: str) -> Task:
+    async def _task_fitted(self, task_id: str, options):
+        """A registered task's fitted classifier and truncated examples: from memory, else from the store.
+        The store is asked first whether the task still exists (another worker may have deleted it)."""
+        if not await asyncio.to_thread(self.store.exists, task_id):
+            raise TaskNotFound(task_id)
+        key = (task_id, *self._options(options))
+        hit = self.fitted.get(key)
+        if hit is not None:
+            self.counts["examples_from_cache"] += len(hit[1])
+            return hit
         task = await asyncio.to_thread(self.store.get, task_id)
         if task.embedder != S.embedder:  # cached by another embedder: re-embed once, keep the new cache
             task.embeddings = await self._embed(task.texts)
@@ -128,7 +172,11 @@ class Tart:
             self.counts["examples_reembedded"] += task.n_examples
         else:
             self.counts["examples_from_cache"] += task.n_examples
-        return task
+        fitted = await asyncio.to_thread(predict.fit, self.head, task.embeddings, task.example_labels,
+                                         *self._options(options), QUERY_BATCH)
+        entry = (fitted, task.example_labels, self._truncated(self.tokens.count(task.texts)))
+        self.fitted.put(key, entry)
+        return entry
 
     # ---- API ----
 
@@ -136,23 +184,39 @@ class Tart:
     async def classify(self, examples: list[Example], texts: list[str], options) -> ClassifyResponse:
         """Classify `texts` given labelled `examples` (nothing is stored)."""
         self.counts["classify_requests"] += 1
-        vectors = await self._embed([e.text for e in examples] + list(texts))
+        all_texts = [e.text for e in examples] + list(texts)
+        labels = [e.label for e in examples]
+        counts = self.tokens.count(all_texts)
+        refused = self._check_cost(counts, labels, len(texts), options)
+        if refused:
+            return refused
+        vectors = await self._embed(all_texts)
         k = len(examples)
-        return await self._answer(vectors[:k], [e.label for e in examples], vectors[k:], options)
+        return await self._answer(vectors[k:], counts[k:], options, support=vectors[:k], labels=labels,
+                                  truncated_examples=self._truncated(counts[:k]))
 
     @bentoml.api(route="/tasks/create", input_spec=TaskCreateRequest)
     async def create_task(self, name: str, examples: list[Example]) -> TaskInfo:
         """Register a task: its examples are embedded once and kept. Returns the task's id."""
+        texts = [e.text for e in examples]
+        counts = self.tokens.count(texts)
+        refused = self._check_cost(counts, None, 0, None)
+        if refused:
+            return refused
         if await asyncio.to_thread(self.store.name_taken, name):  # say so before embedding anything
             return _error(409, f"name: {TaskNameTaken.message(name)}")
-        texts = [e.text for e in examples]
         vectors = await self._embed(texts)
+        labels = [e.label for e in examples]
         try:
-            task = await asyncio.to_thread(self.store.create, name, texts, [e.label for e in examples],
-                                           vectors, S.embedder)
+            task = await asyncio.to_thread(self.store.create, name, texts, labels, vectors, S.embedder)
         except (TaskNameTaken, StoreFull) as err:
             return _error(409, f"name: {err}" if isinstance(err, TaskNameTaken) else str(err))
-        return _info(task)
+        # what depends only on the examples is prepared now, for the default options
+        default = (S.n_permutations, "ovr", "support")
+        fitted = await asyncio.to_thread(predict.fit, self.head, vectors, labels, *default, QUERY_BATCH)
+        truncated = self._truncated(counts)
+        self.fitted.put((task.id, *default), (fitted, labels, truncated))
+        return _info(task, truncated)
 
     @bentoml.api(route="/tasks/list", input_spec=TaskListRequest)
     async def list_tasks(self, limit: int = 100, offset: int = 0) -> TaskList:
@@ -168,7 +232,8 @@ class Tart:
         except TaskNotFound:
             return _error(404, f"task_id: no task with id {task_id!r}")
         examples = [Example(text=t, label=y) for t, y in zip(task.texts, task.example_labels)]
-        return TaskDetail(**_info(task).model_dump(), examples=examples)
+        truncated = self._truncated(self.tokens.count(task.texts))
+        return TaskDetail(**_info(task, truncated).model_dump(), examples=examples)
 
     @bentoml.api(route="/tasks/delete", input_spec=TaskRef)
     async def delete_task(self, task_id: str) -> Deleted:
@@ -177,25 +242,37 @@ class Tart:
             await asyncio.to_thread(self.store.delete, task_id)
         except TaskNotFound:
             return _error(404, f"task_id: no task with id {task_id!r}")
+        finally:
+            self.fitted.drop_task(task_id)
         return Deleted(id=task_id, deleted=True)
 
     @bentoml.api(route="/tasks/classify", input_spec=TaskClassifyRequest)
     async def classify_task(self, task_id: str, texts: list[str], options) -> ClassifyResponse:
         """Classify `texts` with a registered task: only the texts are embedded."""
         self.counts["task_classify_requests"] += 1
+        counts = self.tokens.count(list(texts))
         try:
-            task = await self._task_with_embeddings(task_id)
+            fitted, labels, truncated = await self._task_fitted(task_id, options)
         except TaskNotFound:
             return _error(404, f"task_id: no task with id {task_id!r}")
+        refused = self._check_cost(counts, labels, len(texts), options)
+        if refused:
+            return refused
         queries = await self._embed(list(texts))
-        return await self._answer(task.embeddings, task.example_labels, queries, options, task_id=task.id)
+        return await self._answer(queries, counts, options, fitted=fitted, task_id=task_id,
+                                  truncated_examples=truncated)
 
     @bentoml.api(route="/stats")
     async def stats(self) -> dict:
         """Counters: this service's requests and cache use, and the embedder's batches and forwards."""
-        return {"service": dict(self.counts), "embedder": await self.embedding.to_async.counters(),
-                "model": self.model_info.model_dump()}
+        return {"service": {**self.counts, "fitted_cache_hits": self.fitted.hits,
+                            "fitted_cache_misses": self.fitted.misses},
+                "embedder": await self.embedding.to_async.counters(), "model": self.model_info.model_dump()}
 
 
-Tart.add_asgi_middleware(RequestGate, max_body_bytes=S.max_body_bytes)  # outermost of the two
-Tart.add_asgi_middleware(ReadableErrors)
+def _openapi() -> dict:
+    return openapi.build(Tart.openapi_spec.asdict())
+
+
+Tart.add_asgi_middleware(ErrorShape)  # outermost: every error, the gate's included, gets one shape
+Tart.add_asgi_middleware(RequestGate, max_body_bytes=S.max_body_bytes, api_keys=S.keys, openapi=_openapi)

@@ -18,8 +18,9 @@ from pathlib import Path
 
 
 def _default_store_path() -> str:
-    # inside the checkout (git-ignored): nothing is written outside it unless the user names a path
-    return str(Path(__file__).resolve().parent.parent / "var" / "tasks.sqlite3")
+    from tart.paths import store_path  # the user data folder (platformdirs), or $TART_STORE_PATH
+
+    return str(store_path())
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,14 @@ class Settings:
     embed_threads: int = 0  # torch threads of the embedding worker (0: torch's default)
     head_threads: int = 1  # torch threads of each head computation in the API worker
     head_concurrency: int = 2  # head computations at once in the API worker (the rest wait)
+    # cost budget of one request, checked before any work (see serving/cost.py); past it, 413
+    max_embed_tokens: int = 32_768  # tokens the embedder reads for one request
+    max_head_tokens: int = 100_000  # tokens the head reads: sequences x query batches x (context + queries)
+    embed_dtype: str = "auto"  # embedder weights: auto (bfloat16 where the CPU has it), bfloat16, float32
+    # access
+    host: str = "127.0.0.1"  # the address the server listens on (tart serve --host sets it)
+    api_keys: str = ""  # comma-separated keys; a request must send one (Authorization: Bearer KEY)
+    require_api_key: str = "auto"  # auto: only when `host` is not a loopback address; yes; no
 
     def __post_init__(self):
         for f in fields(self):
@@ -57,14 +66,44 @@ class Settings:
         for name in ("max_examples", "max_texts", "max_text_chars", "max_labels", "max_label_chars",
                      "max_name_chars", "max_body_bytes", "max_concurrency", "embed_max_batch_size",
                      "embed_max_latency_ms", "n_permutations", "max_permutations", "max_tasks", "head_concurrency",
-                     "head_threads"):
+                     "head_threads", "max_embed_tokens", "max_head_tokens"):
             if getattr(self, name) < 1:
                 raise ValueError(f"setting {name} must be >= 1, got {getattr(self, name)!r}")
         if self.max_labels < 2:
             raise ValueError("setting max_labels must be >= 2")
+        if self.embed_dtype not in ("auto", "bfloat16", "float32"):
+            raise ValueError(f"setting embed_dtype must be auto, bfloat16 or float32, got {self.embed_dtype!r}")
+        if self.require_api_key not in ("auto", "yes", "no"):
+            raise ValueError(f"setting require_api_key must be auto, yes or no, got {self.require_api_key!r}")
+        if self.keys_required and not self.keys:
+            raise ValueError(f"host {self.host!r} is not a loopback address, so API keys are required: set "
+                             "api_keys (TART_API_KEYS=key1,key2), or require_api_key = 'no' to serve without "
+                             "authentication")
         if self.n_permutations > self.max_permutations:
             raise ValueError(f"setting n_permutations ({self.n_permutations}) exceeds max_permutations "
                              f"({self.max_permutations})")
+
+
+    @property
+    def keys(self) -> frozenset[str]:
+        return frozenset(k.strip() for k in self.api_keys.split(",") if k.strip())
+
+    @property
+    def keys_required(self) -> bool:
+        if self.require_api_key == "auto":
+            return not is_loopback(self.host)
+        return self.require_api_key == "yes"
+
+
+def is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: assume it is reachable from outside
 
 
 ENV_PREFIX = "TART_"

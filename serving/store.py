@@ -150,6 +150,10 @@ class TaskStore:
                     len(rows), task.dim).astype(np.float32)
         return task
 
+    def exists(self, task_id: str) -> bool:
+        with self._connect() as conn:
+            return conn.execute("SELECT 1 FROM tasks WHERE id = ?", (task_id,)).fetchone() is not None
+
     def name_taken(self, name: str) -> bool:
         with self._connect() as conn:
             return conn.execute("SELECT 1 FROM tasks WHERE name = ?", (name,)).fetchone() is not None

@@ -19,7 +19,8 @@ pytest.importorskip("bentoml")
 from tart.serving.launch import LocalServer  # noqa: E402
 
 LIMITS = {"TART_MAX_EXAMPLES": "16", "TART_MAX_TEXTS": "8", "TART_MAX_TEXT_CHARS": "300", "TART_MAX_LABELS": "5",
-          "TART_MAX_BODY_BYTES": "60000", "TART_MAX_NAME_CHARS": "40", "TART_N_PERMUTATIONS": "2"}
+          "TART_MAX_BODY_BYTES": "60000", "TART_MAX_NAME_CHARS": "40", "TART_N_PERMUTATIONS": "2",
+          "TART_MAX_EMBED_TOKENS": "1000", "TART_MAX_HEAD_TOKENS": "2000"}
 
 ANIMALS = ["a cat sleeping on the sofa", "a dog barking at the mailman", "a horse in the field", "a small bird"]
 FOODS = ["fresh bread from the oven", "a bowl of tomato soup", "cheese and crackers", "an apple pie"]
@@ -49,10 +50,16 @@ def head_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def server(head_dir, tmp_path_factory):
+def home(tmp_path_factory):
+    return tmp_path_factory.mktemp("home")
+
+
+@pytest.fixture(scope="module")
+def server(head_dir, tmp_path_factory, home):
     store = tmp_path_factory.mktemp("store") / "tasks.sqlite3"
+    # HOME is an empty folder and BENTOML_HOME/TMPDIR are unset: `tart serve` must choose them itself
     env = {"TART_CHECKPOINT": head_dir, "TART_EMBEDDER": "minilm-l6", "TART_STORE_PATH": str(store),
-           "TART_CONFIG": "", **LIMITS}
+           "TART_CONFIG": "", "HOME": str(home), "BENTOML_HOME": "", "TMPDIR": "", **LIMITS}
     # started the way users start it: `tart serve` (which becomes `bentoml serve`)
     srv = LocalServer(env, log_path=tmp_path_factory.mktemp("log") / "server.log", via_cli=True).start()
     yield srv
@@ -83,8 +90,19 @@ def check_predictions(body, n, labels):
 
 # ---- BentoML's own endpoints ----
 
-def test_started_by_tart_serve(server):
+def test_started_by_tart_serve(server, home):
     assert "tart serve: http://127.0.0.1:" in server.log_tail(100_000)
+    assert not (home / "bentoml").exists()  # BentoML's home is under the project's cache instead
+    assert list(home.iterdir()) == []
+
+
+def test_expected_errors_are_one_info_line(server):
+    r = post(server, "/classify", {"examples": TWO, "texts": ["x"], "options": {"n_permutations": "4"}})
+    assert r.status_code == 400
+    log = server.log_tail(200_000)
+    lines = [line for line in log.splitlines() if "/classify -> 400" in line and "n_permutations" in line]
+    assert lines and all("INFO" in line for line in lines), lines
+    assert "Traceback" not in log
 
 
 def test_health_readiness_openapi_metrics(server):
@@ -121,6 +139,51 @@ def test_labels_are_returned_verbatim(server):
 def test_classify_is_deterministic(server):
     payload = {"examples": examples(ANIMALS, FOODS), "texts": ["a lamb"]}
     assert ok(post(server, "/classify", payload))["predictions"] == ok(post(server, "/classify", payload))["predictions"]
+
+
+def test_planted_task_every_text_gets_its_label(server):
+    """Labels whose sorted order is not their order of appearance: a reversed or shifted label
+    mapping in the service gives wrong labels here."""
+    names = {"animal": "zebra-kind", "food": "apple-kind"}  # sorted: apple-kind first; sent: zebra-kind first
+    payload = {"examples": [{"text": t, "label": names["animal"]} for t in ANIMALS] +
+                           [{"text": t, "label": names["food"]} for t in FOODS],
+               "texts": ["a cow eating grass", "a plate of spaghetti", "a cat chasing a mouse", "a slice of cake"]}
+    truth = [names["animal"], names["food"], names["animal"], names["food"]]
+    body = ok(post(server, "/classify", payload))
+    assert [p["label"] for p in body["predictions"]] == truth
+    task_id = ok(post(server, "/tasks/create", {"name": "planted", "examples": payload["examples"]}))["id"]
+    body = ok(post(server, "/tasks/classify", {"task_id": task_id, "texts": payload["texts"]}))
+    assert [p["label"] for p in body["predictions"]] == truth
+
+
+def test_truncation_is_reported_per_text(server):
+    long_text = "!" * 300  # 300 tokens for minilm (one per '!'), over its max_length of 256
+    payload = {"examples": [{"text": long_text, "label": "a"}] + examples(ANIMALS[:1], FOODS[:1]),
+               "texts": ["a goat", long_text]}
+    payload["examples"][1]["label"] = "a"
+    body = ok(post(server, "/classify", payload))
+    assert body["truncated_examples"] == [0]
+    assert [p["truncated"] for p in body["predictions"]] == [False, True]
+    assert body["predictions"][1]["tokens"] == 300 and body["predictions"][0]["tokens"] == 2
+
+
+# ---- cost: refused before any work, with the limit named ----
+
+def test_over_budget_requests_get_413_naming_the_limit(server):
+    wordy = " ".join(["word"] * 58)  # 58 tokens each, 290 characters
+    payload = {"examples": [{"text": f"{wordy} {i}", "label": "ab"[i % 2]} for i in range(16)], "texts": [wordy] * 8}
+    before = counters(server)
+    r = post(server, "/classify", payload)
+    assert r.status_code == 413 and "max_embed_tokens=1000" in r.json()["error"], r.text
+    heavy = {"examples": [{"text": f"thing {i}", "label": f"l{i % 5}"} for i in range(15)], "texts": ["x"] * 8,
+             "options": {"multiclass": "ovo", "n_permutations": 8}}
+    r = post(server, "/classify", heavy)
+    assert r.status_code == 413 and "max_head_tokens=2000" in r.json()["error"], r.text
+    after = counters(server)
+    assert after["embedder"]["texts"] == before["embedder"]["texts"]  # refused before embedding anything
+    assert after["service"]["refused_over_budget"] - before["service"]["refused_over_budget"] == 2
+    heavy["options"]["multiclass"] = "ovr"  # the same request, one-vs-rest, fits
+    assert post(server, "/classify", heavy).status_code == 200
 
 
 # ---- task registry ----
@@ -196,6 +259,13 @@ INVALID = [
     ("/tasks/get", {"task_id": "../../etc/passwd"}, 400, ["task_id", "pattern"]),
     ("/tasks/classify", {"task_id": "0" * 32, "texts": ["x"]}, 404, ["task_id", "no task"]),
     ("/tasks/list", {"limit": 0}, 400, ["limit", "greater than or equal to 1"]),
+    # strict: no type is coerced
+    ("/classify", {"examples": TWO, "texts": ["x"], "options": {"n_permutations": True}}, 400,
+     ["options.n_permutations", "valid integer"]),
+    ("/classify", {"examples": TWO, "texts": ["x"], "options": {"n_permutations": "4"}}, 400,
+     ["options.n_permutations", "valid integer"]),
+    ("/tasks/list", {"offset": False}, 400, ["offset", "valid integer"]),
+    ("/tasks/list", {"limit": 2.0}, 400, ["limit", "valid integer"]),
 ]
 
 
@@ -203,6 +273,7 @@ INVALID = [
 def test_invalid_requests_get_4xx_naming_the_field(server, path, payload, status, needles):
     r = post(server, path, payload)
     assert r.status_code == status, r.text
+    assert list(r.json()) == ["error"]  # one error shape
     message = r.json()["error"]
     for needle in needles:
         assert needle in message, (needle, message)
@@ -216,7 +287,7 @@ def test_invalid_requests_get_4xx_naming_the_field(server, path, payload, status
 def test_malformed_bodies_get_4xx(server, body, content_type):
     r = httpx.post(server.url + "/classify", content=body, headers={"content-type": content_type}, timeout=30)
     assert 400 <= r.status_code < 500, r.text
-    assert r.json()["error"]
+    assert list(r.json()) == ["error"] and r.json()["error"]
 
 
 # ---- batching across concurrent requests ----
@@ -272,7 +343,12 @@ def test_tasks_survive_sigkill_and_sigterm(server):
     ids = [ok(post(server, "/tasks/create", {"name": f"persist-{i}", "examples": examples(ANIMALS, FOODS, TOOLS[:i + 1])}))["id"]
            for i in range(2)]
     before = snapshot(server, ids)
-    server.restart(signal.SIGKILL)  # a crash: no shutdown hooks run
+    port = server.port
+    # a crash of `tart serve` itself (SIGKILL to it alone): its workers must end by themselves, and a
+    # new server must bind the same port at once
+    survivors = server.restart(signal.SIGKILL, leader_only=True, timeout=20)
+    assert survivors == [], f"workers {survivors} outlived the killed server"
+    assert server.port == port
     assert same_state(snapshot(server, ids), before)
     server.restart(signal.SIGTERM, env={"TART_MAX_CONCURRENCY": "2"})  # a clean stop
     assert same_state(snapshot(server, ids), before)

@@ -109,8 +109,10 @@ def test_readable_errors():
     body = {"error": "2 validation error for X", "detail": [
         {"loc": ["examples", 3, "text"], "msg": "String should have at most 9 characters"},
         {"loc": [], "msg": "Invalid JSON"}]}
-    assert readable(body)["error"] == "examples[3].text: String should have at most 9 characters; body: Invalid JSON"
-    assert readable([{"error": "nope"}]) == {"error": "nope"}
+    assert readable(body) == "examples[3].text: String should have at most 9 characters; body: Invalid JSON"
+    assert readable([{"error": "nope"}]) == "nope"
+    assert readable({"detail": "Runners are not ready."}) == "Runners are not ready."
+    assert readable("Internal Server Error") == "Internal Server Error"
 
 
 def test_request_gate_size_and_content_type():

@@ -1,0 +1,83 @@
+"""What a request will cost, known before any work is done, and the budget it must fit in.
+
+Two numbers, both from the request alone:
+- embedder tokens: the tokens of every text the embedder must read (each cut at `max_length`, plus
+  the tokenizer's special tokens). The API process loads only the embedder's tokenizer, so it counts
+  exactly, and says which texts are longer than `max_length` (the embedder cuts them).
+- head tokens: the reasoning head runs one sequence per (binary problem, support order, chunk of at
+  most the head's context) and label swap, over each batch of queries: sequences x query batches x
+  (context length + queries in a batch). One-vs-one over many labels, many permutations and many
+  queries multiply; this is the number that made one valid request take 86 s and 6 GB.
+
+A request over either budget gets 413 with a message that names the setting and the numbers.
+Time and memory per token are measured by `benchmarks/serve_cost.py`.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from itertools import combinations
+
+QUERY_BATCH = 32  # queries per head forward (queries never see each other, so any split is exact)
+
+
+@dataclass(frozen=True)
+class HeadCost:
+    sequences: int
+    context: int  # longest support chunk
+    tokens: int
+
+
+def head_cost(labels: list[str], n_queries: int, n_permutations: int, multiclass: str, head_context: int,
+              query_batch: int = QUERY_BATCH) -> HeadCost:
+    """The head's work for this support set, mirroring TartClassifier's sequences (binary head)."""
+    counts = Counter(labels)
+    k = len(labels)
+    if len(counts) == 2 or multiclass == "ovr":
+        sizes = [k] * (1 if len(counts) == 2 else len(counts))
+    else:  # one-vs-one: each pair of labels with its own examples
+        sizes = [counts[a] + counts[b] for a, b in combinations(sorted(counts), 2)]
+    sequences, context = 0, 0
+    for m in sizes:
+        chunks = -(-m // head_context)
+        sequences += 2 * n_permutations * chunks  # every sequence also runs with its labels swapped
+        context = max(context, -(-m // chunks))
+    batches = -(-n_queries // query_batch)
+    return HeadCost(sequences, context, sequences * batches * (context + min(query_batch, n_queries)))
+
+
+class TokenCounter:
+    """The embedder's tokenizer, without its model: token counts and truncation, per text."""
+
+    def __init__(self, embedder: str, max_length: int | None = None):
+        import inspect
+
+        from transformers import AutoTokenizer
+
+        from tart.embeddings import Embedder, resolve_model_dir
+
+        self.max_length = max_length or inspect.signature(Embedder).parameters["max_length"].default
+        self.tokenizer = AutoTokenizer.from_pretrained(resolve_model_dir(embedder), local_files_only=True)
+        self.specials = len(self.tokenizer("x")["input_ids"]) - len(self.tokenizer("x", add_special_tokens=False)["input_ids"])
+
+    def count(self, texts: list[str]) -> list[int]:
+        """Tokens of each text before any cut (the embedder cuts at `max_length`)."""
+        if not texts:
+            return []
+        return [len(ids) for ids in self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+
+    def embed_tokens(self, counts: list[int]) -> int:
+        return sum(min(max(n, 1), self.max_length) + self.specials for n in counts)
+
+
+def over_budget(embed_tokens: int, head: HeadCost | None, max_embed_tokens: int, max_head_tokens: int) -> str | None:
+    """The refusal message when a request is over budget, else None."""
+    if embed_tokens > max_embed_tokens:
+        return (f"this request needs the embedder to read {embed_tokens} tokens; the limit is "
+                f"max_embed_tokens={max_embed_tokens}: send fewer or shorter texts")
+    if head is not None and head.tokens > max_head_tokens:
+        return (f"this request needs {head.tokens} head tokens ({head.sequences} sequences of up to "
+                f"{head.context} examples, over the texts in batches of {QUERY_BATCH}); the limit is "
+                f"max_head_tokens={max_head_tokens}: send fewer texts or labels, lower "
+                f"options.n_permutations, or use multiclass 'ovr'")
+    return None

@@ -1,0 +1,61 @@
+"""Service workers die with the server process that started them, whatever killed it.
+
+`bentoml serve` (what `tart serve` becomes) starts one process per service worker. If it is killed
+with SIGKILL it cannot stop them, and they would keep answering on the port, so the next
+`tart serve` could not bind it. Each worker calls `die_with_parent()` once at start:
+- on Linux, prctl(PR_SET_PDEATHSIG, SIGTERM): the kernel signals the worker when its parent dies;
+- everywhere, a daemon thread that checks once a second whether the parent changed (the worker was
+  re-parented to init or a subreaper), and then ends the worker with SIGTERM, then SIGKILL.
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import signal
+import sys
+import threading
+import time
+
+PR_SET_PDEATHSIG = 1
+
+
+def _pdeathsig(sig: int) -> bool:
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        return libc.prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _watch(parent: int, interval: float, grace: float) -> None:
+    while os.getppid() == parent:
+        time.sleep(interval)
+    os.kill(os.getpid(), signal.SIGTERM)  # let the worker's shutdown run
+    time.sleep(grace)
+    os._exit(1)
+
+
+_started = False
+
+
+def is_service_worker() -> bool:
+    """Whether this process is a BentoML service worker (`python -m _bentoml_impl.worker.service`)."""
+    main = sys.modules.get("__main__")
+    return getattr(getattr(main, "__spec__", None), "name", "") == "_bentoml_impl.worker.service"
+
+
+def die_with_parent(interval: float = 1.0, grace: float = 5.0, only_workers: bool = True) -> None:
+    """Make this process end when its parent does (idempotent). By default only in a BentoML worker:
+    a service built in-process (tests, notebooks) must not tie its host process to that one's parent."""
+    global _started
+    if _started or (only_workers and not is_service_worker()):
+        return
+    _started = True
+    parent = os.getppid()
+    _pdeathsig(signal.SIGTERM)
+    if os.getppid() != parent:  # the parent died before the prctl call
+        os.kill(os.getpid(), signal.SIGTERM)
+    threading.Thread(target=_watch, args=(parent, interval, grace), name="die-with-parent", daemon=True).start()
