@@ -1,12 +1,21 @@
-"""Loading a shipped head by folder or short name, from safetensors only."""
+"""Loading a shipped head by folder or short name, from safetensors only.
+
+Shipped heads live in the repository's top-level checkpoints/ folder, which installs as the package
+data `tart/checkpoints/` (see pyproject.toml): a short name resolves in either place.
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
-from tart.reasoning import TartReasoningModel
-
-CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
 DEFAULT_HEAD = "tart-compact"
+
+
+def _shipped_dir() -> Path:
+    installed = Path(__file__).resolve().parent / "checkpoints"  # pip install . (package data)
+    return installed if installed.is_dir() else Path(__file__).resolve().parent.parent / "checkpoints"  # checkout
+
+
+CHECKPOINTS = _shipped_dir()
 
 
 def resolve_checkpoint(name_or_path: str | Path | None = None) -> Path:
@@ -26,6 +35,9 @@ def resolve_checkpoint(name_or_path: str | Path | None = None) -> Path:
     return path
 
 
-def load_head(name_or_path: str | Path | None = None) -> TartReasoningModel:
+def load_head(name_or_path: str | Path | None = None):
+    """The head as a `TartReasoningModel` in eval mode (importing it registers it with AutoModel)."""
+    from tart.reasoning import TartReasoningModel
+
     head = TartReasoningModel.from_pretrained(resolve_checkpoint(name_or_path))
     return head.eval()

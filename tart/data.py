@@ -86,6 +86,12 @@ def load_dataset(name_or_path: str | os.PathLike, text_column: str = "text",
     return data
 
 
+def read_lines(path: str | os.PathLike) -> list[str]:
+    """The non-empty lines of a UTF-8 text file, stripped (one text per line)."""
+    lines = (line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines())
+    return [line for line in lines if line]
+
+
 def read_rows(name_or_path: str | os.PathLike) -> tuple[Path, list[tuple[int, dict]]]:
     """The file behind a bundled name or path, and its rows as (line, {column: value}) pairs.
 

@@ -43,13 +43,11 @@ def _known() -> str:
     return "known short names: " + ", ".join(KNOWN_MODELS)
 
 
-# Converted models are cached inside the project checkout (git-ignored) unless the user names a
-# folder: nothing is written outside the repository except under a path the user gives.
-PROJECT_CACHE = Path(__file__).resolve().parent.parent / ".cache" / "tart"
-
-
 def default_cache_dir(cache_dir=None) -> Path:
-    return Path(cache_dir or os.environ.get("TART_CACHE_DIR") or PROJECT_CACHE)
+    """Converted models go to `cache_dir`, else $TART_CACHE_DIR, else the user cache folder."""
+    from tart.paths import cache_dir as user_cache
+
+    return Path(cache_dir) if cache_dir else user_cache()
 
 
 def _package_source(name: str) -> Path:

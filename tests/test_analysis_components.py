@@ -10,10 +10,10 @@ import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
-from tart.analysis.component_reweighting import (CalibratedICLClassifier, ComponentReweightingClassifier,
-                                                 fit_component_weights)
-from tart.analysis.components import (accuracy_grid, component_accuracy, decompose, label_tokens, load_lm)
-from tart.baselines import ICLClassifier
+from tart.analysis.components import accuracy_grid, component_accuracy, load_lm
+from tart.methods.comprw import ComponentReweightingClassifier, fit_component_weights
+from tart.methods.decompose import decompose, label_tokens
+from tart.methods.prompting import CalibratedICLClassifier, ICLClassifier
 from tart.cli import main
 from tart.embeddings import load_embedder
 from tart.evaluate import evaluate, load_eval_data

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from tart.analysis import models
-from tart.baselines import softmax
+from tart.methods.probes import softmax
 from tart.data import balanced_split, load_dataset
 
 
@@ -17,7 +17,7 @@ def test_parse_spec():
     assert models.parse_spec("tart") == ("tart", "smollm2-135m")
     assert models.parse_spec("logreg:minilm-l6") == ("logreg", "minilm-l6")
     assert models.parse_spec("centroid:/some/folder") == ("centroid", "/some/folder")
-    for bad, message in [("svm", "known methods: tart, logreg, centroid, icl, icl-cal, comprw"), ("", "empty model spec"),
+    for bad, message in [("svm", "known methods: tart, logreg, centroid, centroid-raw, icl, icl-cal, comprw, setfit"), ("", "empty model spec"),
                          (":minilm-l6", "unknown method ''")]:
         with pytest.raises(ValueError, match=message):
             models.parse_spec(bad)
@@ -45,7 +45,8 @@ def test_every_method_has_the_same_interface(spec, task):
 def test_centroid_probabilities_are_a_softmax_of_cosines(task):
     support, test = task
     model = models.load_model("centroid:minilm-l6").fit(support.texts, support.labels)
-    cos = model.estimator.decision_function(model.embedder_.embed(test.texts))
+    embed, centroid = model.estimator_[0], model.estimator_[-1]  # Pipeline(Embed, CentroidClassifier)
+    cos = centroid.decision_function(embed.transform(test.texts))
     assert np.allclose(model.predict_proba(test.texts), np.exp(cos) / np.exp(cos).sum(1, keepdims=True))
 
 
@@ -54,7 +55,7 @@ def test_icl_probabilities_are_a_softmax_of_label_log_likelihoods(task):
     model = models.load_model("icl").fit(support.texts[:4], support.labels[:4])  # short prompt: fast
     assert list(model.classes_) == ["animal", "food"]
     proba = model.predict_proba(test.texts[:2])
-    assert np.allclose(proba, softmax(model.lm_classifier_.score(test.texts[:2])))
+    assert np.allclose(proba, softmax(model.estimator_.score(test.texts[:2])))
     assert list(model.predict(test.texts[:2])) == list(model.classes_[proba.argmax(1)])
     assert np.allclose(softmax([[1000.0, 0.0]]), [[1.0, 0.0]])  # no overflow
 
@@ -64,7 +65,7 @@ def test_component_reweighting_spec(task):
     model = models.load_model("comprw", seed=0).fit(support.texts, support.labels)  # 4 in the prompt, 4 train
     proba = model.predict_proba(test.texts[:2])
     assert proba.shape == (2, 2) and np.allclose(proba.sum(1), 1)
-    weights = model.lm_classifier_.weights_
+    weights = model.estimator_.weights_
     assert weights.shape == (301,) and ((weights >= 0) & (weights <= 1)).all()  # embed + 30x9 heads + 30 MLPs
 
 

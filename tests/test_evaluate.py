@@ -11,9 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-from tart.baselines import CentroidClassifier, ICLClassifier, LogRegProbe, load_causal_lm
+from tart.cli import build_parser
+from tart.methods.probes import CentroidClassifier, LogRegProbe
+from tart.methods.prompting import ICLClassifier, load_causal_lm
 from tart.embeddings import load_embedder
-from tart.evaluate import _draw, add_evaluate_parser, evaluate, format_table, load_eval_data
+from tart.evaluate import evaluate, load_eval_data
+from tart.evaluate.report import format_table
+from tart.evaluate.splits import draw as _draw
 from tart.reasoning import TartConfig, TartReasoningModel
 
 torch.set_num_threads(1)  # much faster than 2 when another job keeps the cores busy
@@ -56,12 +60,12 @@ def mini():
 
 def test_text_report_keys_and_shapes(csv_path, head_dir, mini):
     data = load_eval_data(str(csv_path), "sentence", "topic")
-    report = evaluate(data, ks=[2, 4], seeds=2, methods=["tart", "logreg", "centroid", "icl", "setfit"],
+    report = evaluate(data, ks=[2, 4], seeds=2, methods=["tart", "logreg", "centroid", "icl"],
                       embedder=mini, checkpoint=head_dir, test_size=8, progress=False)
     assert {"dataset", "embedder", "checkpoint", "test_size", "results"} <= set(report)
     assert report["dataset"] == "animals-finance" and report["embedder"] == "minilm-l6"
     assert report["test_size"] == 8 and report["ks"] == [2, 4] and report["classes"] == ["animal", "finance"]
-    assert any("icl skipped" in n for n in report["notes"]) and any("setfit skipped" in n for n in report["notes"])
+    assert any("icl skipped: minilm-l6 is not a causal LM" in n for n in report["notes"])
     assert [(r["method"], r["k"]) for r in report["results"]] == [
         (m, k) for m in ("tart", "logreg", "centroid") for k in (2, 4)]
     for r in report["results"]:
@@ -128,8 +132,7 @@ def test_sklearn_vectors(head_dir):
 
 
 def test_cli_writes_json_and_plot(tmp_path, head_dir, capsys):
-    parser = argparse.ArgumentParser()
-    add_evaluate_parser(parser.add_subparsers(dest="command"))
+    parser = build_parser()
     out, png = tmp_path / "r" / "wine.json", tmp_path / "wine.png"
     args = parser.parse_args(["evaluate", "--data", "sklearn:wine", "--k", "3,6", "--seeds", "2",
                               "--checkpoint", head_dir, "--methods", "tart,logreg,centroid", "--test-size", "30",

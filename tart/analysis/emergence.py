@@ -309,9 +309,9 @@ def read_texts(spec: str, text_column: str = "text") -> list[str]:
     if path.suffix.lower() in (".csv", ".jsonl", ".json"):
         # labels are not needed: reuse the loader's checks with the text column as the label
         return load_dataset(path, text_column=text_column, label_column=text_column).texts
-    from tart.cli import _read_lines
+    from tart.data import read_lines
 
-    texts = _read_lines(path)
+    texts = read_lines(path)
     if not texts:
         raise ValueError(f"{spec}: no texts (one text per line)")
     return texts

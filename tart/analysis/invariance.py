@@ -124,12 +124,17 @@ def soft_credit(distance, tol: float = SOFT_TOL, cutoff: float = SOFT_CUTOFF) ->
 
 
 def bootstrap_ci(values, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> list[float] | None:
-    """Percentile bootstrap interval of the mean; None for no values."""
+    """Percentile bootstrap interval of the mean (scipy.stats.bootstrap); None for no values."""
+    from scipy.stats import bootstrap
+
     values = np.asarray(values, dtype=np.float64)
     if not len(values):
         return None
-    means = values[np.random.default_rng(seed).integers(0, len(values), (n_boot, len(values)))].mean(1)
-    return [float(v) for v in np.quantile(means, [(1 - level) / 2, (1 + level) / 2])]
+    if len(values) < 2 or np.ptp(values) == 0:  # one value, or all equal: the interval is that value
+        return [float(values[0])] * 2
+    res = bootstrap((values,), np.mean, n_resamples=n_boot, confidence_level=level, method="percentile",
+                    rng=np.random.default_rng(seed))
+    return [float(res.confidence_interval.low), float(res.confidence_interval.high)]
 
 
 def _proba(model, texts: list[str], cache: dict) -> dict[str, np.ndarray]:

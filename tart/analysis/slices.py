@@ -416,12 +416,12 @@ def run(predictions, ks=None, models=None, data=None, text_column="text", label_
 
 
 def add_parser(subparsers):
-    from tart.evaluate import _int_list
+    from tart.cli.args import int_list
 
     p = subparsers.add_parser("slices", help="per-slice accuracy of several models, significance, routing by slice")
     p.add_argument("--predictions", nargs="+", required=True, metavar="[NAME=]FILE",
                    help="JSONL files from tart evaluate --predictions (NAME prefixes the file's models)")
-    p.add_argument("--k", type=_int_list, help="keep only these k values (comma-separated)")
+    p.add_argument("--k", type=int_list, help="keep only these k values (comma-separated)")
     p.add_argument("--models", help="comma-separated models to compare, e.g. tart@k16,logreg@k16")
     p.add_argument("--data", help="dataset name or file with the texts (default: the records' dataset)")
     p.add_argument("--text-column", default="text")

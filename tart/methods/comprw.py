@@ -1,9 +1,9 @@
-"""Component reweighting (the few-shot method of arXiv 2406.13131) and calibrated in-context learning.
+"""Component reweighting: the few-shot method of arXiv 2406.13131 (Chang, Thomason & Jia).
 
 `ComponentReweightingClassifier`: of the k labelled examples, `n_demos` (class-balanced, classes
 interleaved so the last two differ, as the paper avoids recency bias) form the ICL prompt; the other
 k − n_demos are decomposed under that prompt into per-component label-word logits ℓ_{i,c}
-(tart.analysis.components) and train one weight per component,
+(tart.methods.decompose) and train one weight per component,
 
     logits_c = Σ_i clip(w_i, 0, 1) · ℓ_{i,c},     loss = CE(logits, y) + λ · ‖w‖₁,
 
@@ -13,18 +13,15 @@ by full-batch plain SGD from w = 1 (which is the full model on that prompt), λ 
 decomposed under the same prompt and classified by argmax_c logits_c. The paper uses 4 demos (3 for
 3-way tasks) and 24 training examples; here the k examples are split, so k = 16 gives 4 + 12 (with
 small k, fewer demos, never under one per class, so that every class keeps a training example).
-
-`CalibratedICLClassifier`: contextual calibration (Zhao et al. 2021, arXiv 2102.09690). With p(x) the
-label probabilities of ICLClassifier (softmax over the labels' log-likelihoods) and p_cf their mean
-over content-free queries ("N/A", "", "[MASK]") under the same prompt, predict
-argmax_c p_c(x) / p_cf,c (W = diag(p_cf)⁻¹, b = 0), renormalised to probabilities.
 """
 from __future__ import annotations
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from tart.baselines import ICLClassifier, _classes, softmax
+from tart.methods.decompose import decompose
+from tart.methods.probes import classes_of, softmax
+from tart.methods.prompting import ICLClassifier
 
 
 def fit_component_weights(X, y, l1: float = 0.01, lr: float = 0.05, epochs: int = 2000, patience: int = 3,
@@ -77,12 +74,10 @@ class ComponentReweightingClassifier(ClassifierMixin, BaseEstimator):
         self.random_state, self.progress = random_state, progress
 
     def fit(self, texts, labels):
-        from tart.analysis.components import decompose
-
         texts, labels = list(texts), list(labels)
         if len(texts) != len(labels) or not texts:
             raise ValueError(f"need as many labels as texts (and at least one): {len(texts)} vs {len(labels)}")
-        self.classes_ = _classes(labels)
+        self.classes_ = classes_of(labels)
         n_classes = len(self.classes_)
         if n_classes < 2:
             raise ValueError(f"need at least two classes, got only {self.classes_[0]!r}")
@@ -107,8 +102,6 @@ class ComponentReweightingClassifier(ClassifierMixin, BaseEstimator):
 
     def decision_function(self, texts) -> np.ndarray:
         """Reweighted label-word logits, (n_texts, n_classes)."""
-        from tart.analysis.components import decompose
-
         return (decompose(self.icl_, list(texts), progress=self.progress).logits * self.weights_[:, None]).sum(1)
 
     def predict_proba(self, texts) -> np.ndarray:
@@ -116,24 +109,3 @@ class ComponentReweightingClassifier(ClassifierMixin, BaseEstimator):
 
     def predict(self, texts) -> np.ndarray:
         return self.classes_[np.argmax(self.decision_function(texts), axis=1)]
-
-
-class CalibratedICLClassifier(ICLClassifier):
-    """In-context prompting with contextual calibration (see the module docstring)."""
-
-    def __init__(self, lm, tokenizer, content_free=("N/A", "", "[MASK]"), **kwargs):
-        super().__init__(lm, tokenizer, **kwargs)
-        self.content_free = tuple(content_free)
-
-    def predict_proba(self, queries) -> np.ndarray:
-        queries = list(queries)
-        if not queries:
-            raise ValueError("no queries to classify")
-        # content-free inputs scored in the same call, so they see exactly the queries' prompt
-        p = softmax(self.score(list(self.content_free) + queries))
-        self.p_cf_ = p[: len(self.content_free)].mean(0)
-        q = p[len(self.content_free):] / self.p_cf_
-        return q / q.sum(1, keepdims=True)
-
-    def predict(self, queries) -> np.ndarray:
-        return self.classes_[np.argmax(self.predict_proba(queries), axis=1)]

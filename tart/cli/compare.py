@@ -1,0 +1,40 @@
+"""`tart compare`: one table of accuracy and seconds per task, every method × embedder × k."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tart.cli.args import name_list
+from tart.cli.evaluate import add_run_options, set_threads
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser("compare", help="every method x embedder x k on several datasets: one table")
+    p.add_argument("--data", type=name_list, default=None,
+                   help="comma-separated bundled dataset names or files (default: every bundled dataset)")
+    p.add_argument("--embedders", type=name_list, default=["smollm2-135m", "minilm-l6"],
+                   help="comma-separated embedder short names or folders (default smollm2-135m,minilm-l6)")
+    add_run_options(p)
+    p.add_argument("--json", help="write the result (table rows and every report) here")
+    p.add_argument("--markdown", help="write the table here (Markdown)")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args) -> None:
+    from tart.data import list_datasets
+    from tart.evaluate.compare import compare, format_comparison
+
+    set_threads(args.threads)
+    result = compare(args.data or list_datasets(), args.embedders, args.methods, ks=args.k, seeds=args.seeds,
+                     progress=not args.quiet, checkpoint=args.checkpoint, test_size=args.test_size or None,
+                     n_permutations=args.permutations, icl_max_tokens=args.icl_max_tokens)
+    result["test_size"] = args.test_size
+    table = format_comparison(result)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    if args.markdown:
+        Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.markdown).write_text(table + "\n")
+    print(table)

@@ -1,0 +1,34 @@
+"""The package's import graph (scripts/import_graph.py): no cycle, the library never imports the
+analyses or the CLI, nothing imports the generic top-level names `training` / `serving`, and
+`tart --help` loads no torch."""
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+spec = importlib.util.spec_from_file_location("import_graph", ROOT / "scripts" / "import_graph.py")
+ig = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(ig)
+
+
+def test_no_cycle_and_no_arrow_from_library_into_tools():
+    edges = ig.graph()
+    assert "tart.methods" in edges and "tart.evaluate.runner" in edges and "tart.serving.store" in edges
+    assert "tart.methods" in edges["tart.evaluate.runner"]  # the harness uses the one registry
+    assert "tart.methods" in edges["tart.analysis.models"]  # and so do the analyses
+    assert ig.cycles(edges) == []
+    assert ig.bad_arrows(edges) == []
+    assert ig.generic_imports() == []
+
+
+def test_the_checks_catch_what_they_look_for():
+    assert ig.cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == [["a", "b", "c", "a"]]
+    assert ig.bad_arrows({"tart.evaluate.runner": {"tart.analysis.models"}, "tart.cli.evaluate": {"tart.methods"}}) \
+        == [("tart.evaluate.runner", "tart.analysis.models")]
+
+
+def test_cli_help_imports_no_torch():
+    code = "import sys; from tart.cli import build_parser; build_parser(); print(sorted({'torch', 'transformers'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd="/")
+    assert out.stdout.strip() == "[]"
