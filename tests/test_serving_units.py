@@ -231,3 +231,95 @@ def test_in_process_stale_cache_is_reembedded_once(app_client):
     before = client.post("/stats").json()["service"]["examples_reembedded"]
     client.post("/tasks/classify", json={"task_id": task.id, "texts": ["a cow"]})
     assert client.post("/stats").json()["service"]["examples_reembedded"] == before
+
+
+# ---- API keys ----
+
+
+def test_api_keys_required_off_loopback():
+    assert not load_settings(env={}).keys_required  # 127.0.0.1 by default: no key needed
+    for host in ("0.0.0.0", "192.168.1.5", "example.org", "::"):
+        with pytest.raises(ValueError, match="API keys are required"):
+            load_settings(env={"TART_HOST": host})
+    assert load_settings(env={"TART_HOST": "0.0.0.0", "TART_API_KEYS": "k1, k2"}).keys == {"k1", "k2"}
+    assert not load_settings(env={"TART_HOST": "0.0.0.0", "TART_REQUIRE_API_KEY": "no"}).keys  # explicitly off
+    for host in ("localhost", "127.0.0.2", "::1"):
+        assert not load_settings(env={"TART_HOST": host}).keys_required
+    with pytest.raises(ValueError, match="API keys are required"):
+        load_settings(env={"TART_REQUIRE_API_KEY": "yes"})
+
+
+def test_serve_refuses_a_public_host_without_keys(tmp_path):
+    from tart.serving.cli import serve_command
+
+    args = argparse.Namespace(host="0.0.0.0", port=3000, config=None, checkpoint=None, embedder=None, store=None)
+    with pytest.raises(ValueError, match="TART_API_KEYS"):
+        serve_command(args)
+
+
+def test_request_gate_api_keys():
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+    from starlette.testclient import TestClient
+
+    from tart.serving.middleware import ErrorShape, RequestGate
+
+    async def ok(request):
+        return JSONResponse({"ok": True})
+
+    app = Starlette(routes=[Route("/stats", ok, methods=["POST"]), Route("/readyz", ok)])
+    client = TestClient(ErrorShape(RequestGate(app, max_body_bytes=100, api_keys=frozenset({"s3cret"}))))
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"X-API-Key": "s3cre"}, {"Authorization": "s3cret"}):
+        r = client.post("/stats", json={}, headers=headers)
+        assert r.status_code == 401 and "API key" in r.json()["error"], headers
+        assert r.headers["www-authenticate"] == "Bearer"
+    assert client.post("/stats", json={}, headers={"Authorization": "Bearer s3cret"}).json() == {"ok": True}
+    assert client.post("/stats", json={}, headers={"X-API-Key": "s3cret"}).json() == {"ok": True}
+    assert client.get("/readyz").status_code == 200  # probes never need a key
+    open_client = TestClient(RequestGate(app, max_body_bytes=100))  # no keys configured: open
+    assert open_client.post("/stats", json={}).status_code == 200
+
+
+def test_error_shape_and_retry_after():
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse, PlainTextResponse
+    from starlette.routing import Route
+    from starlette.testclient import TestClient
+
+    from tart.serving.middleware import ErrorShape
+
+    async def busy(request):
+        return JSONResponse([{"error": "process is overloaded"}], status_code=503)
+
+    async def plain(request):
+        return PlainTextResponse("Method Not Allowed", status_code=405)
+
+    client = TestClient(ErrorShape(Starlette(routes=[Route("/busy", busy), Route("/plain", plain)])))
+    r = client.get("/busy")
+    assert r.status_code == 503 and r.json() == {"error": "process is overloaded"} and r.headers["retry-after"] == "1"
+    r = client.get("/plain")
+    assert r.status_code == 405 and r.json() == {"error": "Method Not Allowed"}
+
+
+def test_openapi_document_is_true(app_client):
+    client, _ = app_client
+    spec = client.get("/docs.json").json()
+    schemas = spec["components"]["schemas"]
+    assert schemas["Error"]["required"] == ["error"]
+    task_id = schemas["ClassifyResponse"]["properties"]["task_id"]
+    assert task_id["nullable"] is True and "task_id" in schemas["ClassifyResponse"]["required"]
+    assert schemas["Options"]["properties"]["n_permutations"]["nullable"] is True
+    expected = {"/classify": {"422"}, "/tasks/create": {"409"}, "/tasks/list": set(), "/tasks/get": {"404"},
+                "/tasks/delete": {"404"}, "/tasks/classify": {"404", "422"}}
+    for route, extra in expected.items():
+        responses = spec["paths"][route]["post"]["responses"]
+        assert set(responses) == {"200", "400", "401", "413", "415", "429", "500", "503", "504"} | extra, route
+        for status, response in responses.items():
+            if status != "200":
+                assert response["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+    # the 409 a name clash gets is the documented shape
+    body = {"name": "dup", "examples": EXAMPLES}
+    assert client.post("/tasks/create", json=body).status_code == 200
+    r = client.post("/tasks/create", json=body)
+    assert r.status_code == 409 and list(r.json()) == ["error"]
