@@ -1,0 +1,21 @@
+"""`tart eval-synthetic`'s baselines: logreg (best C on the queries) and logreg_cv (C by CV on the support)."""
+import torch
+
+from tart.checkpoint_io import load_head
+from tart.synthetic_eval import evaluate_synthetic, logreg_accuracy, logreg_cv_accuracy, oracle_accuracy, sample_eval_tasks
+
+
+def test_logistic_regression_baselines_on_easy_tasks():
+    tasks = sample_eval_tasks(30, 32, 50, d=4, n_dims=16, alpha=10.0, seed=0)
+    assert not bool((tasks.b != 0).any())  # TART's reference tasks: no intercept
+    best, cv, oracle = logreg_accuracy(tasks, [32], progress=False), logreg_cv_accuracy(tasks, [32], progress=False), \
+        oracle_accuracy(tasks)
+    assert 0.8 < cv[32] <= oracle + 0.02 and 0.8 < best[32] <= oracle + 0.02  # 4 dims, 32 points: easy
+    assert best[32] >= cv[32] - 0.03  # the best C on the queries is an upper bound, up to noise
+
+
+def test_report_has_both_baselines():
+    torch.manual_seed(0)
+    report = evaluate_synthetic(load_head(), ks=[8, 16], n_tasks=10, n_queries=20, progress=False)
+    assert [sorted(r) for r in report["results"]] == [["head", "k", "logreg", "logreg_cv", "oracle"]] * 2
+    assert all(0.5 < r["logreg_cv"] <= 1 for r in report["results"])
