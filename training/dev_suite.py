@@ -1,0 +1,235 @@
+"""The dev suite: where every choice about the head (prior, width, ensembles, default settings) is made.
+
+12 real tasks from 4 sources, each embedded by both packaged embedders (vector tasks need none):
+- WordNet noun glosses by supersense (Debian `wordnet-base`): animal/food, act/state, artifact/person,
+  plant/communication, and 6 supersenses at once;
+- fortune cookies by topic (Debian `fortunes`): computers/politics, and 4 topics at once;
+- the Hu & Liu opinion lexicon (Debian `r-cran-tidytext`): positive/negative words;
+- scikit-learn's bundled tables: digits (10 classes), breast cancer, wine (3), iris (3).
+Reserved for independent evaluation and never used here, for data, training or tuning: Jane Austen's
+novels, the Reuters-21578 corpus, WordNet verb glosses.
+
+Every method sees the same support sets and test sets: per (task, k, seed) a class-balanced support
+set of k examples and up to `test_size` test examples from the rest, drawn from the seed alone.
+Embeddings are computed once per (embedder, task) and cached as .npy under the user cache folder
+(`$TART_CACHE_DIR/dev-suite`).
+
+    python -m tart.training.dev_suite --methods probe,centroid,tart:tart-compact --json F.json [--plot F.png]
+
+Methods: `probe` (logistic regression, C by CV on the support), `centroid` (standardised),
+`centroid-raw`, and `tart:HEAD[,param=value...]` (TartClassifier on the vectors, e.g.
+`tart:tart-prior,n_permutations=1,sign_flips=false`). JSON: {"tasks", "embedders", "ks", "seeds",
+"test_size", "methods", "results": [{"task", "embedder", "method", "k", "accs", "mean", "seconds"}],
+"summary": [{"embedder", "method", "k", "mean", "tasks"}], "versus_best_baseline": [{"embedder",
+"method", "k", "diff", "wins", "tasks"}]}, where a suite's mean is over its 12 tasks (8 text tasks
+embedded by that embedder + the 4 vector tasks) and the best baseline is, per embedder and k, the best
+mean of probe / centroid / centroid-raw.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+TEXT_TASKS = ("wordnet-animal-food", "wordnet-act-state", "wordnet-artifact-person", "wordnet-plant-communication",
+              "fortunes-computers-politics", "opinion-sentiment", "wordnet-6way", "fortunes-4way")
+VECTOR_TASKS = ("sklearn:digits", "sklearn:breast_cancer", "sklearn:wine", "sklearn:iris")
+EMBEDDERS = ("smollm2-135m", "minilm-l6")
+BASELINES = ("probe", "centroid", "centroid-raw")
+
+
+def _cache_dir() -> Path:
+    from tart.paths import cache_dir
+
+    return cache_dir() / "dev-suite"
+
+
+def task_vectors(task: str, embedder: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """(X, y) of a task: a table, or a bundled text set embedded once and cached."""
+    if task.startswith("sklearn:"):
+        from sklearn import datasets
+
+        X, y = getattr(datasets, f"load_{task.split(':', 1)[1]}")(return_X_y=True)
+        return X.astype(np.float32), np.asarray(y)
+    from tart.data import load_dataset
+
+    data = load_dataset(task)
+    digest = hashlib.sha1("\n".join(data.texts).encode()).hexdigest()[:12]
+    dtype = os.environ.get("TART_EMBED_DTYPE", "auto")
+    path = _cache_dir() / f"{embedder}-{dtype}-{task}-{digest}.npy"
+    if not path.exists():
+        from tart.embeddings import load_embedder
+
+        emb = load_embedder(embedder)
+        chunks = [data.texts[i : i + 64] for i in range(0, len(data.texts), 64)]
+        X = np.concatenate([emb.embed(c) for c in tqdm(chunks, desc=f"embed {task} ({embedder})")])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npy")
+        np.save(tmp, X)
+        tmp.replace(path)  # a killed run never leaves a half-written cache file
+    return np.load(path), np.asarray(data.labels)
+
+
+def balanced_split(y: np.ndarray, k: int, seed: int, test_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Support indices (k // C per class, the remainder to random classes, shuffled) and test indices."""
+    rng = np.random.default_rng(seed)
+    classes = np.unique(y)
+    quota = np.full(len(classes), k // len(classes))
+    quota[rng.choice(len(classes), k % len(classes), replace=False)] += 1
+    support = np.concatenate([rng.choice(np.flatnonzero(y == c), q, replace=False) for c, q in zip(classes, quota)])
+    rest = np.setdiff1d(np.arange(len(y)), support)
+    test = np.sort(rng.choice(rest, min(test_size, len(rest)), replace=False))
+    return rng.permutation(support), test
+
+
+def make_method(spec: str, seed: int):
+    from tart.methods.probes import CentroidClassifier, LogRegProbe
+
+    if spec == "probe":
+        return LogRegProbe(random_state=seed)
+    if spec in ("centroid", "centroid-raw"):
+        return CentroidClassifier(standardize=spec == "centroid")
+    if spec.startswith("tart:"):
+        from tart.classifier import TartClassifier
+
+        head, *options = spec[len("tart:"):].split(",")
+        params = {}
+        for option in options:
+            key, _, value = option.partition("=")
+            params[key] = {"true": True, "false": False}.get(value.lower(), value)
+            if isinstance(params[key], str):
+                try:
+                    params[key] = int(value)
+                except ValueError:
+                    pass
+        return TartClassifier(head=head, embedder=None, random_state=seed, **params)
+    raise ValueError(f"unknown method {spec!r}: probe, centroid, centroid-raw or tart:HEAD[,param=value...]")
+
+
+def run(methods, ks=(8, 16, 32, 64), seeds: int = 5, test_size: int = 200, embedders=EMBEDDERS,
+        tasks=TEXT_TASKS + VECTOR_TASKS, progress: bool = True) -> dict:
+    for spec in methods:
+        make_method(spec, 0)  # a bad spec fails before any work
+    pairs = [(t, None if t.startswith("sklearn:") else e) for t in tasks for e in embedders]
+    pairs = list(dict.fromkeys(pairs))  # vector tasks once
+    results = []
+    bar = tqdm(total=len(pairs) * len(ks) * seeds * len(methods), desc="dev suite", disable=not progress)
+    for task, embedder in pairs:
+        X, y = task_vectors(task, embedder)
+        for k in ks:
+            if k < len(np.unique(y)):
+                bar.update(seeds * len(methods))
+                continue
+            accs = {m: [] for m in methods}
+            seconds = {m: 0.0 for m in methods}
+            for seed in range(seeds):
+                support, test = balanced_split(y, k, seed, test_size)
+                for m in methods:
+                    start = time.perf_counter()
+                    pred = make_method(m, seed).fit(X[support], y[support]).predict(X[test])
+                    seconds[m] += time.perf_counter() - start
+                    accs[m].append(float((np.asarray(pred) == y[test]).mean()))
+                    bar.update()
+            for m in methods:
+                results.append({"task": task, "embedder": embedder or "none", "method": m, "k": k, "accs": accs[m],
+                                "mean": float(np.mean(accs[m])), "seconds": seconds[m] / seeds})
+    bar.close()
+    report = {"tasks": list(tasks), "embedders": list(embedders), "ks": list(ks), "seeds": seeds,
+              "test_size": test_size, "methods": list(methods), "results": results}
+    report.update(summarize(results, methods, ks, embedders))
+    return report
+
+
+def summarize(results, methods, ks, embedders) -> dict:
+    """Per embedder's suite (its text tasks + the vector tasks): mean accuracy per method and k, and
+    each non-baseline method's paired difference from the best baseline (same tasks, seeds, splits)."""
+    summary, versus = [], []
+    for e in embedders:
+        for k in ks:
+            rows = {m: {r["task"]: r for r in results if r["method"] == m and r["k"] == k
+                        and r["embedder"] in (e, "none")} for m in methods}
+            means = {m: float(np.mean([r["mean"] for r in rows[m].values()])) for m in methods if rows[m]}
+            for m, mean in means.items():
+                summary.append({"embedder": e, "method": m, "k": k, "mean": mean, "tasks": len(rows[m])})
+            baselines = [m for m in BASELINES if m in means]
+            if not baselines:
+                continue
+            best = max(baselines, key=means.get)
+            for m in means:
+                if m in BASELINES:
+                    continue
+                diffs = [rows[m][t]["mean"] - rows[best][t]["mean"] for t in rows[m]]
+                versus.append({"embedder": e, "method": m, "k": k, "best_baseline": best, "diff": float(np.mean(diffs)),
+                               "wins": int(sum(d > 0 for d in diffs)), "tasks": len(diffs)})
+    return {"summary": summary, "versus_best_baseline": versus}
+
+
+def format_table(report: dict) -> str:
+    lines = []
+    for e in report["embedders"]:
+        lines.append(f"\n{e} suite (mean accuracy over {len(report['tasks'])} tasks, {report['seeds']} seeds)")
+        lines.append("method".ljust(48) + "".join(f"k={k}".rjust(8) for k in report["ks"]))
+        for m in report["methods"]:
+            cells = {r["k"]: r["mean"] for r in report["summary"] if r["embedder"] == e and r["method"] == m}
+            lines.append(m[:47].ljust(48) + "".join(f"{cells[k]:8.3f}" if k in cells else " " * 8 for k in report["ks"]))
+        for v in report["versus_best_baseline"]:
+            if v["embedder"] == e:
+                lines.append(f"  {v['method']} k={v['k']}: {v['diff']:+.3f} vs {v['best_baseline']} "
+                             f"(wins {v['wins']}/{v['tasks']})")
+    return "\n".join(lines)
+
+
+def plot(report: dict, path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(report["embedders"]), figsize=(5 * len(report["embedders"]), 3.8), squeeze=False)
+    for ax, e in zip(axes[0], report["embedders"]):
+        for m in report["methods"]:
+            rows = sorted((r["k"], r["mean"]) for r in report["summary"] if r["embedder"] == e and r["method"] == m)
+            ax.plot(*zip(*rows), "s--" if m in BASELINES else "o-", label=m[:40])
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(report["ks"], [str(k) for k in report["ks"]])
+        ax.set_xlabel("k (labelled examples)")
+        ax.set_ylabel("mean accuracy, 12 tasks")
+        ax.set_title(f"dev suite, {e}")
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m tart.training.dev_suite", description=__doc__.split("\n")[0])
+    p.add_argument("--methods", required=True, help="comma-separated; a tart spec's options use ',' too, so "
+                   "separate methods with ';' when a spec has options")
+    p.add_argument("--ks", default="8,16,32,64")
+    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--test-size", type=int, default=200)
+    p.add_argument("--embedders", default=",".join(EMBEDDERS))
+    p.add_argument("--tasks", default=",".join(TEXT_TASKS + VECTOR_TASKS))
+    p.add_argument("--json", required=True)
+    p.add_argument("--plot")
+    args = p.parse_args(argv)
+    methods = [m for m in args.methods.split(";" if ";" in args.methods else ",") if m]
+    report = run(methods, [int(k) for k in args.ks.split(",")], args.seeds, args.test_size,
+                 args.embedders.split(","), args.tasks.split(","))
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(report, indent=1))
+    if args.plot:
+        plot(report, args.plot)
+    print(format_table(report))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
