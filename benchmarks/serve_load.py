@@ -3,7 +3,9 @@
 1. Starts the server on 127.0.0.1 (a free port, a temporary task store), registers one task
    (k labelled examples from a bundled dataset).
 2. For --duration seconds, --clients concurrent clients loop on `POST /tasks/classify` with
-   --texts-per-request new texts each (never repeated, so no cache helps), then stop.
+   --texts-per-request new texts each (never repeated, so no cache helps), then stop. Then the same
+   for `POST /classify` with the task's examples sent inline (`--endpoints` picks which; both by
+   default, one after the other, in the same run and server).
 3. Stops the server, and embeds the very texts the server saw with the embedder alone (no HTTP),
    in batches of the server's `embed_max_batch_size`. The raw embedder is also timed once before the
    server starts (on the first texts of the same stream); the ratio uses the faster of the two, so
@@ -33,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tart.serving.launch import LocalServer  # noqa: E402
 from tart.serving.settings import Settings  # noqa: E402
 from tart.data import load_dataset  # noqa: E402
+from tart.embeddings import resolve_dtype  # noqa: E402
 
 
 def text_stream(texts: list[str]):
@@ -44,7 +47,7 @@ def text_stream(texts: list[str]):
         round_ += 1
 
 
-async def run_load(url: str, task_id: str, texts, labels: dict, args) -> dict:
+async def run_load(url: str, endpoint: str, task_id: str, examples: list, texts, labels: dict, args) -> dict:
     latencies, errors, sent, correct, scored = [], {}, [], 0, 0
     deadline = time.perf_counter() + args.duration
 
@@ -54,7 +57,9 @@ async def run_load(url: str, task_id: str, texts, labels: dict, args) -> dict:
             batch = [next(texts) for _ in range(args.texts_per_request)]
             start = time.perf_counter()
             try:
-                r = await http.post(url + "/tasks/classify", json={"task_id": task_id, "texts": batch})
+                payload = {"task_id": task_id, "texts": batch} if endpoint == "/tasks/classify" else \
+                    {"examples": examples, "texts": batch}
+                r = await http.post(url + endpoint, json=payload)
                 status = r.status_code
             except httpx.HTTPError as err:
                 status = type(err).__name__
@@ -81,11 +86,11 @@ async def run_load(url: str, task_id: str, texts, labels: dict, args) -> dict:
             "accuracy_first_pass": correct / scored if scored else None, "texts_sent": sent}
 
 
-def raw_embedder(name: str, texts: list[str], batch_size: int, max_seconds: float) -> dict:
+def raw_embedder(name: str, texts: list[str], batch_size: int, max_seconds: float, dtype: str) -> dict:
     """Embed `texts` in order, in batches, without HTTP; stop after the batch that passes max_seconds."""
     from tart.embeddings import Embedder
 
-    embedder = Embedder(name, progress=False)  # a fresh in-memory cache: every text is embedded
+    embedder = Embedder(name, progress=False, dtype=dtype)  # a fresh in-memory cache: every text is embedded
     embedder.embed(["warm-up"])
     forwards, done = embedder.n_forward_calls, 0
     start = time.perf_counter()
@@ -108,6 +113,8 @@ def main(argv=None) -> int:
     p.add_argument("--checkpoint", default=Settings().checkpoint)
     p.add_argument("--max-batch-size", type=int, default=Settings().embed_max_batch_size)
     p.add_argument("--raw-seconds", type=float, default=30.0, help="time budget of each raw embedder run")
+    p.add_argument("--dtype", default="auto", help="embedder weights: auto, bfloat16, float32")
+    p.add_argument("--endpoints", default="/tasks/classify,/classify", help="endpoints to load, in order")
     p.add_argument("--json", help="write the result here")
     args = p.parse_args(argv)
 
@@ -119,54 +126,61 @@ def main(argv=None) -> int:
     labels = {data.texts[i]: str(data.labels[i]) for i in queries}
 
     stream_start = [data.texts[i] for i in queries][:512]
-    raw_before = raw_embedder(args.embedder, stream_start, args.max_batch_size, args.raw_seconds)
+    dtype = str(resolve_dtype(args.dtype)).replace("torch.", "")  # the server and the raw runs use the same
+    raw_before = raw_embedder(args.embedder, stream_start, args.max_batch_size, args.raw_seconds, dtype)
     print(f"raw embedder before the load: {raw_before['texts_per_s']:.1f} texts/s", file=sys.stderr, flush=True)
     store = Path(tempfile.mkdtemp(prefix="tart-bench-")) / "tasks.sqlite3"
     env = {"TART_CHECKPOINT": args.checkpoint, "TART_EMBEDDER": args.embedder, "TART_STORE_PATH": str(store),
            "TART_CONFIG": "", "TART_EMBED_MAX_BATCH_SIZE": str(args.max_batch_size),
-           "TART_MAX_CONCURRENCY": str(max(64, 2 * args.clients))}
+           "TART_MAX_CONCURRENCY": str(max(64, 2 * args.clients)), "TART_EMBED_DTYPE": dtype}
+    endpoints = args.endpoints.split(",")
+    loads, stats = {}, {}
+    texts = text_stream([data.texts[i] for i in queries])
     with LocalServer(env) as server:
         examples = [{"text": data.texts[i], "label": str(data.labels[i])} for i in support]
         task = httpx.post(server.url + "/tasks/create", json={"name": "bench", "examples": examples}, timeout=300)
         task.raise_for_status()
         task_id = task.json()["id"]
-        before = httpx.post(server.url + "/stats", timeout=30).json()
-        load = asyncio.run(run_load(server.url, task_id, text_stream([data.texts[i] for i in queries]), labels, args))
-        after = httpx.post(server.url + "/stats", timeout=30).json()
-    sent = load.pop("texts_sent")
-    print(f"load done: {load['requests']} requests, {load['errors']} errors; timing the raw embedder again",
-          file=sys.stderr, flush=True)
-    raw_after = raw_embedder(args.embedder, sent, args.max_batch_size, args.raw_seconds)
+        for endpoint in endpoints:
+            before = httpx.post(server.url + "/stats", timeout=30).json()
+            loads[endpoint] = asyncio.run(run_load(server.url, endpoint, task_id, examples, texts, labels, args))
+            after = httpx.post(server.url + "/stats", timeout=30).json()
+            stats[endpoint] = (before, after)
+    sent = [t for load in loads.values() for t in load.pop("texts_sent")]
+    print(f"load done: {sum(x['requests'] for x in loads.values())} requests, "
+          f"{sum(x['errors'] for x in loads.values())} errors; timing the raw embedder again", file=sys.stderr, flush=True)
+    raw_after = raw_embedder(args.embedder, sent, args.max_batch_size, args.raw_seconds, dtype)
     raw = max(raw_before, raw_after, key=lambda r: r["texts_per_s"])
-    batches = after["embedder"]["batches"] - before["embedder"]["batches"]
     result = {
-        "config": {k: v for k, v in vars(args).items() if k != "json"},
+        "config": {**{k: v for k, v in vars(args).items() if k != "json"}, "dtype_used": dtype},
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
                     "load_average_1_5_15": os.getloadavg()},
-        "serving": load,
         "raw_embedder": {"before_load": raw_before, "after_load_same_texts": raw_after,
                          "texts_per_s": raw["texts_per_s"]},
-        "ratio_serving_to_raw": load["texts_per_s"] / raw["texts_per_s"],
-        "embedder_counters": {
-            "texts_embedded_during_load": after["embedder"]["texts"] - before["embedder"]["texts"],
-            "query_texts_sent": len(sent), "adaptive_batches": batches,
-            "mean_texts_per_batch": (after["embedder"]["texts"] - before["embedder"]["texts"]) / max(batches, 1),
-            "task_examples_from_cache": after["service"]["examples_from_cache"] - before["service"]["examples_from_cache"],
-            "task_examples_reembedded": after["service"]["examples_reembedded"] - before["service"]["examples_reembedded"],
-        },
+        "endpoints": {},
     }
-    s, c = result["serving"], result["embedder_counters"]
-    print(f"serving:  {s['requests_per_s']:.1f} req/s, {s['texts_per_s']:.1f} texts/s, p50 {s['latency_ms_p50']:.0f} ms, "
-          f"p99 {s['latency_ms_p99']:.0f} ms, {s['errors']} errors, {s['requests']} requests in {s['elapsed_s']:.1f} s")
+    for endpoint, load in loads.items():
+        before, after = stats[endpoint]
+        batches = after["embedder"]["batches"] - before["embedder"]["batches"]
+        embedded = after["embedder"]["texts"] - before["embedder"]["texts"]
+        result["endpoints"][endpoint] = {
+            "serving": load, "ratio_serving_to_raw": load["texts_per_s"] / raw["texts_per_s"],
+            "embedder_counters": {
+                "texts_sent_to_embedder": embedded, "adaptive_batches": batches,
+                "mean_texts_per_batch": embedded / max(batches, 1),
+                "task_examples_from_cache": after["service"]["examples_from_cache"] - before["service"]["examples_from_cache"],
+                "task_examples_reembedded": after["service"]["examples_reembedded"] - before["service"]["examples_reembedded"],
+            }}
+        s, c = load, result["endpoints"][endpoint]["embedder_counters"]
+        print(f"{endpoint}: {s['requests_per_s']:.1f} req/s, {s['texts_per_s']:.1f} texts/s, p50 {s['latency_ms_p50']:.0f} ms, "
+              f"p99 {s['latency_ms_p99']:.0f} ms, {s['errors']} errors, {s['requests']} requests in {s['elapsed_s']:.1f} s; "
+              f"ratio to raw {result['endpoints'][endpoint]['ratio_serving_to_raw']:.2f}; "
+              f"{c['texts_sent_to_embedder']} texts to the embedder in {c['adaptive_batches']} batches")
     print(f"raw:      {raw_after['texts_per_s']:.1f} texts/s embedding the same {raw_after['texts']} texts without "
           f"HTTP ({raw_before['texts_per_s']:.1f} texts/s on {raw_before['texts']} texts before the load)")
-    print(f"ratio:    {result['ratio_serving_to_raw']:.2f} (serving / the faster raw run)")
-    print(f"embedder: {c['texts_embedded_during_load']} texts embedded for {c['query_texts_sent']} query texts sent, "
-          f"in {c['adaptive_batches']} batches ({c['mean_texts_per_batch']:.1f} texts each); task examples "
-          f"re-embedded: {c['task_examples_reembedded']}")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
-    return 0 if s["errors"] == 0 else 1
+    return 0 if all(x["errors"] == 0 for x in loads.values()) else 1
 
 
 if __name__ == "__main__":

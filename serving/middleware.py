@@ -17,6 +17,7 @@ message); 5xx stay BentoML's ERROR logs with their traceback.
 """
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -129,16 +130,7 @@ class RequestGate:
         problem = self._invalid(path, body)
         if problem:
             return await _send_error(send, 400, problem)
-        replayed = False
-
-        async def replay():
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()  # after the body: wait for the disconnect as usual
-
-        await self.app(scope, replay, send)
+        await _run_until_disconnect(self.app, scope, body, receive, send)
 
     async def _too_large(self, send, size_text: str):
         await _send_error(send, 413, f"request body is {size_text}; the limit is "
@@ -156,6 +148,44 @@ class RequestGate:
         except ValidationError as err:
             return validation_message(err.errors(include_url=False, include_context=False, include_input=False))
         return None
+
+
+async def _run_until_disconnect(app, scope, body: bytes, receive, send):
+    """Run the app on the (already read) body; if the client goes away first, cancel it, so the
+    request's work stops (serving/headpool.py stops its head job) instead of running for no one."""
+    disconnected = asyncio.Event()
+    replayed = False
+
+    async def replay():
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await disconnected.wait()  # the watcher below is the only reader of the real `receive`
+        return {"type": "http.disconnect"}
+
+    async def watch():
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        disconnected.set()
+
+    task = asyncio.ensure_future(app(scope, replay, send))
+    watcher = asyncio.ensure_future(watch())
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:  # e.g. BentoML's timeout: pass it on to the app
+        task.cancel()
+        watcher.cancel()
+        raise
+    if task.done():
+        watcher.cancel()
+        return task.result()
+    task.cancel()
+    logger.info("%s %s: the client disconnected; its request was cancelled", scope.get("method"), scope.get("path"))
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
 
 
 class ErrorShape:

@@ -26,10 +26,21 @@ def fit(head, support: np.ndarray, labels: list[str], n_permutations: int, multi
     return clf, names
 
 
-def predict(fitted, queries: np.ndarray) -> list[tuple[str, dict[str, float]]]:
-    """(label, {label: probability}) for each query."""
+def predict(fitted, queries: np.ndarray, cancel=None, batch: int | None = None) -> list[tuple[str, dict[str, float]]]:
+    """(label, {label: probability}) for each query. With `batch`, queries go `batch` at a time and
+    `cancel` (a threading.Event) is checked before each batch: a cancelled request stops there.
+    Queries never see each other, so batching changes no answer, unless the projection is fitted on
+    the queries too (then pass batch=None)."""
+    from tart.serving.headpool import Cancelled
+
     clf, names = fitted
-    proba = np.nan_to_num(clf.predict_proba(queries), nan=0.0)
+    step = batch or len(queries)
+    parts = []
+    for start in range(0, len(queries), step):
+        if cancel is not None and cancel.is_set():
+            raise Cancelled()
+        parts.append(clf.predict_proba(queries[start:start + step]))
+    proba = np.nan_to_num(np.concatenate(parts), nan=0.0)
     return [(names[int(np.argmax(row))], {c: float(p) for c, p in zip(names, row)}) for row in proba]
 
 

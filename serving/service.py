@@ -13,7 +13,7 @@ BentoML's own; /docs.json is BentoML's document completed by `serving.openapi`.
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import ThreadPoolExecutor
+import time
 from pathlib import Path
 
 import aiohttp
@@ -22,6 +22,7 @@ import numpy as np
 from starlette.responses import JSONResponse
 
 from tart.serving import lifecycle, openapi, predict
+from tart.serving.headpool import Busy, Cancelled, HeadLanes
 from tart.serving.cost import QUERY_BATCH, TokenCounter, head_cost, over_budget
 from tart.serving.middleware import ErrorShape, RequestGate
 from tart.serving.schemas import (ClassifyRequest, ClassifyResponse, Deleted, Example, ModelInfo, Prediction,
@@ -52,13 +53,23 @@ class Embedding:
         self.embedder.embed(["warm-up"])  # load now: a bad model fails the start, not a request
         self.n_calls = 0  # adaptive batches this service ran (each one `embed` call below)
         self.n_texts = 0
+        self.busy_since = None  # when the running forward started
 
     @bentoml.api(batchable=True, max_batch_size=S.embed_max_batch_size, max_latency_ms=S.embed_max_latency_ms)
     def embed(self, texts: list[str]) -> np.ndarray:
-        vectors = self.embedder.embed(texts)
+        self.busy_since = time.monotonic()
+        try:
+            vectors = self.embedder.embed(texts)
+        finally:
+            self.busy_since = None
         self.n_calls += 1
         self.n_texts += len(texts)
         return vectors
+
+    def __is_ready__(self) -> bool:
+        """Unready while one forward pass runs longer than stuck_after_s (the API's /readyz asks too)."""
+        busy = self.busy_since
+        return busy is None or time.monotonic() - busy < S.stuck_after_s
 
     @bentoml.api
     def counters(self) -> dict:
@@ -96,9 +107,10 @@ class Tart:
         self.tokens = TokenCounter(S.embedder)  # the embedder's tokenizer only: costs and truncation
         self.store = TaskStore(S.store_path, max_tasks=S.max_tasks)
         self.fitted = predict.FittedCache()  # registered tasks' fitted classifiers, by (task id, options)
-        # the head runs in a small pool of its own: a few large requests cannot take every core and
-        # all the memory at once; the others wait their turn (up to timeout_s)
-        self.head_pool = ThreadPoolExecutor(max_workers=S.head_concurrency, thread_name_prefix="tart-head")
+        # the head runs in lanes of its own (serving/headpool.py): heavy requests cannot take every
+        # core, nor make light ones wait; queues are bounded; a gone request's job stops
+        self.lanes = HeadLanes(light_threads=1, heavy_threads=S.head_concurrency, light_tokens=S.light_head_tokens,
+                               max_waiting=S.head_queue)
         self.model_info = ModelInfo(head=Path(S.checkpoint).name, embedder=S.embedder)
         self.counts = {"classify_requests": 0, "task_classify_requests": 0, "texts_sent_to_embedder": 0,
                        "examples_from_cache": 0, "examples_reembedded": 0, "embed_retries": 0,
@@ -125,7 +137,7 @@ class Tart:
         return (options.n_permutations or S.n_permutations, options.multiclass, options.projection)
 
     def _check_cost(self, embed_counts: list[int], labels: list[str] | None, n_queries: int, options):
-        """413 when the request is over the budget, else None."""
+        """(413 response or None, the head's cost in tokens)."""
         head = None
         if labels is not None:
             perms, multiclass, _ = self._options(options)
@@ -133,20 +145,25 @@ class Tart:
         message = over_budget(self.tokens.embed_tokens(embed_counts), head, S.max_embed_tokens, S.max_head_tokens)
         if message:
             self.counts["refused_over_budget"] += 1
-            return _error(413, message)
-        return None
+            return _error(413, message), 0
+        return None, head.tokens if head else 0
 
     def _truncated(self, counts: list[int]) -> list[int]:
         return [i for i, n in enumerate(counts) if n > self.tokens.max_length]
 
-    async def _answer(self, queries, query_counts, options, support=None, labels=None, fitted=None,
-                      task_id=None, truncated_examples=()):
-        def run():
+    async def _answer(self, queries, query_counts, options, head_tokens: int, support=None, labels=None,
+                      fitted=None, task_id=None, truncated_examples=()):
+        _, _, projection = self._options(options)
+        batch = QUERY_BATCH if projection == "support" else None  # support+queries: one piece
+
+        def run(cancel):
             model = fitted or predict.fit(self.head, support, labels, *self._options(options), QUERY_BATCH)
-            return predict.predict(model, queries)
+            return predict.predict(model, queries, cancel=cancel, batch=batch)
 
         try:
-            predictions = await asyncio.get_running_loop().run_in_executor(self.head_pool, run)
+            predictions = await self.lanes.run(run, head_tokens)
+        except Busy as err:
+            return _error(503, str(err))
         except ValueError as err:  # the classifier refused this support set
             return _error(422, f"examples: {err}")
         predictions = [Prediction(label=label, scores=scores, tokens=n, truncated=n > self.tokens.max_length)
@@ -187,12 +204,12 @@ class Tart:
         all_texts = [e.text for e in examples] + list(texts)
         labels = [e.label for e in examples]
         counts = self.tokens.count(all_texts)
-        refused = self._check_cost(counts, labels, len(texts), options)
+        refused, head_tokens = self._check_cost(counts, labels, len(texts), options)
         if refused:
             return refused
         vectors = await self._embed(all_texts)
         k = len(examples)
-        return await self._answer(vectors[k:], counts[k:], options, support=vectors[:k], labels=labels,
+        return await self._answer(vectors[k:], counts[k:], options, head_tokens, support=vectors[:k], labels=labels,
                                   truncated_examples=self._truncated(counts[:k]))
 
     @bentoml.api(route="/tasks/create", input_spec=TaskCreateRequest)
@@ -200,7 +217,7 @@ class Tart:
         """Register a task: its examples are embedded once and kept. Returns the task's id."""
         texts = [e.text for e in examples]
         counts = self.tokens.count(texts)
-        refused = self._check_cost(counts, None, 0, None)
+        refused, _ = self._check_cost(counts, None, 0, None)
         if refused:
             return refused
         if await asyncio.to_thread(self.store.name_taken, name):  # say so before embedding anything
@@ -255,18 +272,23 @@ class Tart:
             fitted, labels, truncated = await self._task_fitted(task_id, options)
         except TaskNotFound:
             return _error(404, f"task_id: no task with id {task_id!r}")
-        refused = self._check_cost(counts, labels, len(texts), options)
+        refused, head_tokens = self._check_cost(counts, labels, len(texts), options)
         if refused:
             return refused
         queries = await self._embed(list(texts))
-        return await self._answer(queries, counts, options, fitted=fitted, task_id=task_id,
+        return await self._answer(queries, counts, options, head_tokens, fitted=fitted, task_id=task_id,
                                   truncated_examples=truncated)
+
+    def __is_ready__(self) -> bool:
+        """BentoML's /readyz asks this (and the embedder's): unready while a head job is stuck."""
+        return self.lanes.oldest_running_s() < S.stuck_after_s
 
     @bentoml.api(route="/stats")
     async def stats(self) -> dict:
         """Counters: this service's requests and cache use, and the embedder's batches and forwards."""
         return {"service": {**self.counts, "fitted_cache_hits": self.fitted.hits,
-                            "fitted_cache_misses": self.fitted.misses},
+                            "fitted_cache_misses": self.fitted.misses, **self.lanes.counters(),
+                            "head_oldest_running_s": self.lanes.oldest_running_s()},
                 "embedder": await self.embedding.to_async.counters(), "model": self.model_info.model_dump()}
 
 

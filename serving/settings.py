@@ -48,7 +48,10 @@ class Settings:
     embed_max_latency_ms: int = 20_000  # queueing budget of one embed call; past it, 503
     embed_threads: int = 0  # torch threads of the embedding worker (0: torch's default)
     head_threads: int = 1  # torch threads of each head computation in the API worker
-    head_concurrency: int = 2  # head computations at once in the API worker (the rest wait)
+    head_concurrency: int = 2  # threads of the head's heavy lane (light requests have one of their own)
+    light_head_tokens: int = 10_000  # head cost up to which a request runs in the light lane
+    head_queue: int = 16  # requests that may wait per head lane; past it, 503 with Retry-After
+    stuck_after_s: float = 60.0  # /readyz is unready while a head or embedder job runs longer than this
     # cost budget of one request, checked before any work (see serving/cost.py); past it, 413
     max_embed_tokens: int = 32_768  # tokens the embedder reads for one request
     max_head_tokens: int = 100_000  # tokens the head reads: sequences x query batches x (context + queries)
@@ -66,7 +69,7 @@ class Settings:
         for name in ("max_examples", "max_texts", "max_text_chars", "max_labels", "max_label_chars",
                      "max_name_chars", "max_body_bytes", "max_concurrency", "embed_max_batch_size",
                      "embed_max_latency_ms", "n_permutations", "max_permutations", "max_tasks", "head_concurrency",
-                     "head_threads", "max_embed_tokens", "max_head_tokens"):
+                     "head_threads", "max_embed_tokens", "max_head_tokens", "stuck_after_s"):
             if getattr(self, name) < 1:
                 raise ValueError(f"setting {name} must be >= 1, got {getattr(self, name)!r}")
         if self.max_labels < 2:

@@ -59,7 +59,8 @@ def server(head_dir, tmp_path_factory, home):
     store = tmp_path_factory.mktemp("store") / "tasks.sqlite3"
     # HOME is an empty folder and BENTOML_HOME/TMPDIR are unset: `tart serve` must choose them itself
     env = {"TART_CHECKPOINT": head_dir, "TART_EMBEDDER": "minilm-l6", "TART_STORE_PATH": str(store),
-           "TART_CONFIG": "", "HOME": str(home), "BENTOML_HOME": "", "TMPDIR": "", **LIMITS}
+           "TART_CONFIG": "", "HOME": str(home), "BENTOML_HOME": "", "TMPDIR": "", **LIMITS,
+           "TART_EMBED_DTYPE": "auto"}  # the default (conftest sets float32 for the in-process tests)
     # started the way users start it: `tart serve` (which becomes `bentoml serve`)
     srv = LocalServer(env, log_path=tmp_path_factory.mktemp("log") / "server.log", via_cli=True).start()
     yield srv
@@ -94,6 +95,8 @@ def test_started_by_tart_serve(server, home):
     assert "tart serve: http://127.0.0.1:" in server.log_tail(100_000)
     assert not (home / "bentoml").exists()  # BentoML's home is under the project's cache instead
     assert list(home.iterdir()) == []
+    # auto: bfloat16 where it is measured faster at start (tests/test_serving_dtype.py tests the choice)
+    assert counters(server)["embedder"]["dtype"] in ("bfloat16", "float32")
 
 
 def test_expected_errors_are_one_info_line(server):

@@ -1,0 +1,97 @@
+"""Where the head runs: two lanes of threads with bounded queues, cancellable jobs, stuck detection.
+
+- Lanes: a request whose head cost (`serving.cost.head_cost`) is at most `light_tokens` runs in the
+  light lane, others in the heavy lane, each with its own threads: heavy requests cannot make a
+  light one wait behind them.
+- Bounded queues: a lane holds at most its threads plus `max_waiting` jobs; past that, `Busy` (the
+  service answers 503 with Retry-After) instead of a queue that grows while clients time out.
+- Cancellation: a job gets a `threading.Event`; when the request's coroutine is cancelled (the client
+  disconnected, or the request passed `timeout_s`) the event is set, a job not started yet never
+  starts, and a running one stops at its next check (between query batches).
+- Stuck detection: `oldest_running_s()` is how long the oldest running job has run; /readyz turns
+  unready when it passes the configured limit.
+"""
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+
+class Busy(Exception):
+    pass
+
+
+class Cancelled(Exception):
+    """The request this job belongs to is gone."""
+
+
+class Lane:
+    def __init__(self, name: str, threads: int, max_waiting: int):
+        self.name, self.threads, self.max_waiting = name, threads, max_waiting
+        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=f"tart-head-{name}")
+        self._lock = threading.Lock()
+        self.pending = 0  # submitted and not finished (running or waiting)
+        self._running: dict[int, float] = {}  # job number -> start time
+        self._next = 0
+        self.cancelled = 0  # jobs stopped or never started because their request was gone
+
+    def _done(self, _future) -> None:
+        with self._lock:
+            self.pending -= 1
+
+    async def run(self, fn):
+        """Run `fn(cancel_event)` on this lane; raises Busy when the lane is full."""
+        with self._lock:
+            if self.pending >= self.threads + self.max_waiting:
+                raise Busy(f"the head's {self.name} lane is full ({self.pending} requests running or "
+                           f"waiting): retry later")
+            self.pending += 1
+            self._next += 1
+            number = self._next
+        cancel = threading.Event()
+
+        def job():
+            if cancel.is_set():
+                raise Cancelled()
+            with self._lock:
+                self._running[number] = time.monotonic()
+            try:
+                return fn(cancel)
+            finally:
+                with self._lock:
+                    self._running.pop(number, None)
+
+        future = self.pool.submit(job)
+        future.add_done_callback(self._done)
+        try:
+            return await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            cancel.set()
+            future.cancel()
+            with self._lock:
+                self.cancelled += 1
+            raise
+
+    def oldest_running_s(self) -> float:
+        with self._lock:
+            starts = list(self._running.values())
+        return time.monotonic() - min(starts) if starts else 0.0
+
+
+class HeadLanes:
+    def __init__(self, light_threads: int, heavy_threads: int, light_tokens: int, max_waiting: int):
+        self.light_tokens = light_tokens
+        self.light = Lane("light", light_threads, max_waiting)
+        self.heavy = Lane("heavy", heavy_threads, max_waiting)
+
+    async def run(self, fn, head_tokens: int):
+        return await (self.light if head_tokens <= self.light_tokens else self.heavy).run(fn)
+
+    def oldest_running_s(self) -> float:
+        return max(self.light.oldest_running_s(), self.heavy.oldest_running_s())
+
+    def counters(self) -> dict:
+        return {f"{lane.name}_{key}": value for lane in (self.light, self.heavy)
+                for key, value in (("pending", lane.pending), ("cancelled", lane.cancelled))}

@@ -1,0 +1,103 @@
+"""The head's lanes (serving/headpool.py) with real threads, and the gate's cancel-on-disconnect:
+a gone request's work stops, a full lane says so at once, light work does not wait behind heavy work,
+and a stuck job is visible."""
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+from tart.serving.headpool import Busy, HeadLanes, Lane
+
+
+def spinning_job(started: threading.Event, steps: list, release: threading.Event | None = None):
+    def job(cancel):
+        started.set()
+        for _ in range(400):  # up to 4 s, checking the cancel event like predict() does between batches
+            if cancel.is_set() or (release is not None and release.is_set()):
+                break
+            steps.append(1)
+            time.sleep(0.01)
+        return len(steps)
+    return job
+
+
+def test_cancelled_request_stops_its_running_job_and_its_queued_one():
+    async def scenario():
+        lane = Lane("heavy", threads=1, max_waiting=4)
+        started, steps = threading.Event(), []
+        first = asyncio.ensure_future(lane.run(spinning_job(started, steps)))
+        queued_ran = []
+        second = asyncio.ensure_future(lane.run(lambda cancel: queued_ran.append(1)))
+        await asyncio.to_thread(started.wait, 5)
+        await asyncio.sleep(0.1)
+        first.cancel()
+        second.cancel()
+        for task in (first, second):
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        await asyncio.sleep(0.3)  # let the thread notice
+        return lane, len(steps), queued_ran
+
+    lane, steps, queued_ran = asyncio.run(scenario())
+    assert steps < 100, "the running job went on after its request was cancelled"
+    assert queued_ran == [], "a cancelled job that had not started ran anyway"
+    assert lane.pending == 0 and lane.cancelled == 2
+
+
+def test_full_lane_is_busy_and_light_work_has_its_own_lane():
+    async def scenario():
+        lanes = HeadLanes(light_threads=1, heavy_threads=1, light_tokens=100, max_waiting=1)
+        release, started = threading.Event(), threading.Event()
+        heavy = [asyncio.ensure_future(lanes.run(spinning_job(started, [], release), 10_000)) for _ in range(2)]
+        await asyncio.to_thread(started.wait, 5)
+        with pytest.raises(Busy, match="heavy lane is full"):
+            await lanes.run(lambda cancel: None, 10_000)  # 1 running + 1 waiting: full
+        t0 = time.perf_counter()
+        light = await lanes.run(lambda cancel: "light done", 50)  # does not wait for the heavy ones
+        light_wait = time.perf_counter() - t0
+        stuck = lanes.oldest_running_s()
+        release.set()
+        await asyncio.gather(*heavy)
+        return light, light_wait, stuck, lanes.oldest_running_s()
+
+    light, light_wait, stuck, after = asyncio.run(scenario())
+    assert light == "light done" and light_wait < 1.0
+    assert stuck > 0 and after == 0.0
+
+
+def test_gate_cancels_the_app_when_the_client_disconnects():
+    from tart.serving.middleware import RequestGate
+
+    state = {"cancelled": False, "finished": False}
+
+    async def slow_app(scope, receive, send):
+        await receive()  # the body
+        try:
+            await asyncio.sleep(5)
+            state["finished"] = True
+        except asyncio.CancelledError:
+            state["cancelled"] = True
+            raise
+
+    async def scenario():
+        messages = asyncio.Queue()
+        await messages.put({"type": "http.request", "body": b"{}", "more_body": False})
+        sent = []
+
+        async def send(message):
+            sent.append(message)
+
+        gate = RequestGate(slow_app, max_body_bytes=100)
+        scope = {"type": "http", "method": "POST", "path": "/stats", "headers": [(b"content-type", b"application/json")]}
+        call = asyncio.ensure_future(gate(scope, messages.get, send))
+        await asyncio.sleep(0.2)
+        await messages.put({"type": "http.disconnect"})  # the client gives up
+        t0 = time.perf_counter()
+        await asyncio.wait_for(call, 2)
+        return time.perf_counter() - t0, sent
+
+    elapsed, sent = asyncio.run(scenario())
+    assert state == {"cancelled": True, "finished": False} and elapsed < 1 and sent == []
