@@ -26,14 +26,19 @@ def run(args) -> None:
     from tart.evaluate.compare import compare, format_comparison
 
     set_threads(args.threads)
+
+    def save(partial):  # after every report: a long run that stops early keeps what it measured
+        if args.json:
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            partial.update(test_size=args.test_size, setfit_iterations=args.setfit_iterations)
+            Path(args.json).write_text(json.dumps(partial, indent=2) + "\n")
+
     result = compare(args.data or list_datasets(), args.embedders, args.methods, ks=args.k, seeds=args.seeds,
                      progress=not args.quiet, checkpoint=args.checkpoint, test_size=args.test_size or None,
-                     n_permutations=args.permutations, icl_max_tokens=args.icl_max_tokens)
-    result["test_size"] = args.test_size
+                     n_permutations=args.permutations, icl_max_tokens=args.icl_max_tokens,
+                     setfit_iterations=args.setfit_iterations, on_report=save)
+    save(result)
     table = format_comparison(result)
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     if args.markdown:
         Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
         Path(args.markdown).write_text(table + "\n")

@@ -38,6 +38,8 @@ def add_run_options(p) -> None:
     p.add_argument("--test-size", type=int, default=200, help="test examples per seed (default 200; 0 = all)")
     p.add_argument("--permutations", type=int, default=4, help="support orders TART averages over")
     p.add_argument("--icl-max-tokens", type=int, default=None, help="prompt budget for icl (default: model context)")
+    p.add_argument("--setfit-iterations", type=int, default=20,
+                   help="SetFit's contrastive pairs per example (default 20, SetFit's own)")
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (1 is much faster when other jobs keep the cores busy)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -66,7 +68,7 @@ def run(args) -> None:
                       checkpoint=args.checkpoint, test_size=args.test_size or None,
                       embedding_mode="loo" if args.embedding_mode == "leave-one-out" else args.embedding_mode,
                       n_permutations=args.permutations, icl_max_tokens=args.icl_max_tokens,
-                      progress=not args.quiet, predictions=predictions)
+                      setfit_iterations=args.setfit_iterations, progress=not args.quiet, predictions=predictions)
     if args.predictions:
         write_predictions(predictions, args.predictions)
     if args.plot:

@@ -3,28 +3,40 @@
 One `evaluate` report per (embedder, dataset); the summary table averages each (method, embedder, k)
 over the datasets it ran on, with its seconds per task (one task = one seed's support set of k and
 its test set: the method's own time plus, for vectors methods, the embedding time charged to it).
+Methods that bring their own encoder (setfit) do not depend on the embedder: they run with the
+first embedder only, and their rows say "own encoder".
 """
 from __future__ import annotations
 
 import numpy as np
 
+from tart import methods as registry
 from tart.evaluate.runner import evaluate
+
+OWN_ENCODER = "own encoder"
 from tart.evaluate.splits import load_eval_data
 
 
 def compare(datasets, embedders, methods, ks=(16, 32, 64), seeds: int = 5, progress: bool = True,
-            **options) -> dict:
-    """{"datasets", "embedders", "methods", "ks", "seeds", "rows", "reports"}; options go to evaluate."""
+            on_report=None, **options) -> dict:
+    """{"datasets", "embedders", "methods", "ks", "seeds", "rows", "reports"}; options go to evaluate.
+    `on_report(result so far)` is called after each report (to save partial results of long runs)."""
     from tart.embeddings import load_embedder
 
     reports = []
-    for name in embedders:
+
+    def result():
+        return {"datasets": list(datasets), "embedders": list(embedders), "methods": list(methods),
+                "ks": sorted(set(ks)), "seeds": seeds, "rows": summary_rows(reports), "reports": reports}
+    for i, name in enumerate(embedders):
         embedder = load_embedder(name, progress=False)
+        run = [m for m in methods if i == 0 or registry.get(m).reads != "text"]
         for spec in datasets:
-            reports.append(evaluate(load_eval_data(spec), ks=ks, seeds=seeds, methods=methods,
+            reports.append(evaluate(load_eval_data(spec), ks=ks, seeds=seeds, methods=run,
                                     embedder=embedder, progress=progress, **options))
-    return {"datasets": list(datasets), "embedders": list(embedders), "methods": list(methods),
-            "ks": sorted(set(ks)), "seeds": seeds, "rows": summary_rows(reports), "reports": reports}
+            if on_report:
+                on_report(result())
+    return result()
 
 
 def summary_rows(reports) -> list[dict]:
@@ -32,7 +44,8 @@ def summary_rows(reports) -> list[dict]:
     cells: dict = {}
     for rep in reports:
         for r in rep["results"]:
-            cell = cells.setdefault((r["method"], rep["embedder"], r["k"]), {"acc": [], "sec": [], "data": []})
+            embedder = OWN_ENCODER if registry.get(r["method"]).reads == "text" else rep["embedder"]
+            cell = cells.setdefault((r["method"], embedder, r["k"]), {"acc": [], "sec": [], "data": []})
             cell["acc"].append(r["mean"])
             cell["sec"].append(r["seconds"] + r["embed_seconds"])
             cell["data"].append(rep["dataset"])

@@ -83,7 +83,8 @@ def _fit_predict(name, S, Q, data: EvalData, sup, test, seed, ctx) -> tuple[np.n
 def evaluate(data: EvalData, ks=(16, 32, 64), seeds: int = 5, methods=DEFAULT_METHODS,
              embedder=None, checkpoint=None, test_size: int | None = 200,
              embedding_mode: str = "stream", n_permutations: int = 4, icl_max_tokens: int | None = None,
-             progress: bool = True, predictions: list | None = None, seed_offset: int = 0) -> dict:
+             progress: bool = True, predictions: list | None = None, seed_offset: int = 0,
+             setfit_iterations: int = 20) -> dict:
     """The `tart evaluate` report (see the README for its keys).
 
     Seeds are seed_offset … seed_offset + seeds − 1. If `predictions` is a list, one record per
@@ -100,7 +101,7 @@ def evaluate(data: EvalData, ks=(16, 32, 64), seeds: int = 5, methods=DEFAULT_ME
         raise ValueError(f"{data.name} is text: give an embedder")
     notes: list[str] = []
     methods = check_methods(list(methods), embedder, is_vectors, notes)
-    ctx = {"n_permutations": n_permutations, "icl_max_tokens": icl_max_tokens}
+    ctx = {"n_permutations": n_permutations, "icl_max_tokens": icl_max_tokens, "setfit_iterations": setfit_iterations}
     checkpoint_path = None
     if "tart" in methods:
         from tart.checkpoint_io import DEFAULT_HEAD, load_head, resolve_checkpoint
@@ -161,6 +162,7 @@ def evaluate(data: EvalData, ks=(16, 32, 64), seeds: int = 5, methods=DEFAULT_ME
         "ks": ks,
         "seeds": seeds,
         "seed_list": list(seed_list),
+        "setfit_iterations": setfit_iterations if "setfit" in methods else None,
         "results": results,
         "notes": notes,
     }

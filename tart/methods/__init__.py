@@ -68,10 +68,10 @@ def _comprw(lm, tokenizer, seed=0, **_):
     return ComponentReweightingClassifier(lm, tokenizer, random_state=seed)
 
 
-def _setfit(seed=0, setfit_body=None, **_):
+def _setfit(seed=0, setfit_body=None, setfit_iterations=20, **_):
     from tart.methods.setfit import SetFitClassifier
 
-    return SetFitClassifier(body=setfit_body or SETFIT_BODY, random_state=seed)
+    return SetFitClassifier(body=setfit_body or SETFIT_BODY, num_iterations=setfit_iterations, random_state=seed)
 
 
 METHODS: dict[str, Method] = {m.name: m for m in [
@@ -94,7 +94,7 @@ def get(name: str) -> Method:
 
 def make(name: str, **context):
     """An unfitted estimator. context: seed, head, n_permutations (tart); lm, tokenizer,
-    icl_max_tokens (prompt methods); setfit_body (setfit)."""
+    icl_max_tokens (prompt methods); setfit_body, setfit_iterations (setfit)."""
     return get(name).build(**context)
 
 
