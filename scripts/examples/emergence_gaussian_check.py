@@ -1,12 +1,14 @@
 """MINE on correlated Gaussians with known information: I = -d/2 log(1 - rho^2) nats.
 
-    OMP_NUM_THREADS=1 python examples/emergence/gaussian_check.py   # writes gaussian_check.json
+    OMP_NUM_THREADS=1 python scripts/examples/emergence_gaussian_check.py   # writes gaussian_check.json
 
 The settings of the unit tests (d = 2: 10,000 samples, 1,000 steps, batch 512) and a harder d = 4,
 three seeds each; x ~ N(0, I_d), z = rho x + sqrt(1 - rho^2) e.
 """
 import json
 from pathlib import Path
+
+OUT = Path(__file__).resolve().parents[2] / "examples" / "emergence"  # where the outputs live
 
 import numpy as np
 import torch
@@ -27,4 +29,4 @@ for d in (2, 4):
                          "relative_error": (est - truth) / truth if truth else None})
             print(rows[-1])
 settings = {"n": 10_000, "steps": 1000, "batch_size": 512, "hidden": 64, "ema_rate": 0.01, "holdout": 0.2}
-Path(__file__).with_name("gaussian_check.json").write_text(json.dumps({"settings": settings, "results": rows}, indent=2))
+(OUT / "gaussian_check.json").write_text(json.dumps({"settings": settings, "results": rows}, indent=2))
