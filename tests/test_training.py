@@ -130,6 +130,10 @@ def test_resume_without_checkpoints_is_an_error(tmp_path):
     ("[tasks]\nk = { start = 8, end = 128 }\n", "exceeds model.max_examples"),
     ("[tasks]\nd = { start = 8 }\n", "tasks.d"),
     ("not toml [", "not valid TOML"),
+    ("[tasks]\nsource = 'tables'\n", "source must be"),
+    ("[tasks]\nsource = 'prior'\n[prior]\nweights = { trees = 1.0 }\n", "unknown prior family"),
+    ("[tasks]\nsource = 'prior'\n[prior]\nweights = 3\n", "prior.weights must be like"),
+    ("[model]\nn_classes = 4\n[tasks]\nsource = 'prior'\n[prior]\nmax_classes = 10\n", "exceeds model.n_classes"),
 ])
 def test_bad_configs(tmp_path, text, message):
     path = tmp_path / "bad.toml"
@@ -141,3 +145,64 @@ def test_bad_configs(tmp_path, text, message):
 def test_missing_config_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="not found"):
         load_config(tmp_path / "nope.toml")
+
+
+PRIOR = """
+name = "tiny-prior"
+seed = 1
+[model]
+n_dims = 8
+n_embd = 32
+n_layer = 1
+n_head = 2
+max_examples = 32
+n_classes = 4
+[tasks]
+source = "prior"
+k_min = 4
+n_queries = 8
+k = { start = 32, end = 32 }
+d = { start = 8, end = 8 }
+[prior]
+max_classes = 4
+dim_max = 48
+[optim]
+batch_size = 16
+lr = 1e-3
+max_steps = 60
+warmup_steps = 5
+[run]
+log_every = 10
+eval_every = 1000
+save_every = 30
+eval_tasks = 16
+final_eval_tasks = 0
+"""
+
+
+def test_prior_run_trains_a_multiclass_head(tmp_path):
+    path = tmp_path / "prior.toml"
+    path.write_text(PRIOR)
+    summary = train(load_config(path), tmp_path / "out", progress=False)
+    assert torch.isfinite(torch.tensor(summary["final_loss"]))
+    log = losses(tmp_path / "out")
+    assert all(0 < v < 5 for v in log.values())  # cross-entropy over <= 4 classes, no blow-up
+    from tart.checkpoint_io import load_head
+
+    head = load_head(tmp_path / "out")
+    assert head.config.n_classes == 4 and head.read_out.out_features == 4
+
+
+def test_warm_start_widens_a_binary_head_and_refuses_other_shapes():
+    from tart.checkpoint_io import load_head
+    from tart.reasoning import TartConfig, TartReasoningModel
+    from tart.training.train import warm_start
+
+    compact = load_head("tart-compact")
+    wide = TartReasoningModel(TartConfig(n_dims=32, max_examples=128, n_classes=10))
+    warm_start(wide, compact, "tart-compact")
+    assert torch.equal(wide.blocks[0].attn.qkv.weight, compact.blocks[0].attn.qkv.weight)
+    assert torch.equal(wide.read_in.weight[:, :16], compact.read_in.weight[:, :16])
+    other = TartReasoningModel(TartConfig(n_dims=32, n_embd=64, n_head=4, n_classes=10))
+    with pytest.raises(ValueError, match="only a binary head can be widened"):
+        warm_start(other, compact, "tart-compact")

@@ -8,10 +8,39 @@ from pathlib import Path
 def _results_table(report: dict) -> str:
     if not report:
         return "(no synthetic evaluation was run)"
-    lines = ["| k | head | logreg (best C) | oracle |", "|---|---|---|---|"]
+    lines = ["| k | head | logreg (best C on the queries) | logreg (C by CV on the support) | oracle |",
+             "|---|---|---|---|---|"]
     for r in report["results"]:
-        lines.append(f"| {r['k']} | {r['head']:.3f} | {r['logreg']:.3f} | {r['oracle']:.3f} |")
+        cv = f"{r['logreg_cv']:.3f}" if "logreg_cv" in r else "–"
+        lines.append(f"| {r['k']} | {r['head']:.3f} | {r['logreg']:.3f} | {cv} | {r['oracle']:.3f} |")
     return "\n".join(lines)
+
+
+def _families_table(report: dict) -> str:
+    if not report.get("families"):
+        return ""
+    lines = ["", "On fresh tasks of each prior family (`tart eval-synthetic --families`: projected as at inference, "
+             "one order, no ensemble), against that family's natural baselines and the Bayes rule:", "",
+             "| family | k | head | logreg (CV) | LDA (shrunk) | centroid | Bayes |", "|---|---|---|---|---|---|---|"]
+    for r in report["families"]:
+        lines.append(f"| {r['family']} | {r['k']} | {r['head']:.3f} | {r['logreg']:.3f} | {r['lda']:.3f} "
+                     f"| {r['centroid']:.3f} | {r['bayes']:.3f} |")
+    return "\n".join(lines)
+
+
+def _tasks(config) -> str:
+    t = config.tasks
+    if t.source == "prior":
+        p = config.prior
+        weights = ", ".join(f"{name} {w:g}" for name, w in p.weights.items())
+        return (f"the prior of task families in `tart/prior.py` ({weights}); 2–{p.max_classes} classes "
+                f"({p.p_binary:.0%} binary), inputs of {p.dim_min}–{p.dim_max} dimensions with a decaying spectrum, "
+                f"projected by `tart.projection` fitted on each task's context as at inference (the `tart` family "
+                f"stays TART's raw d = 16 tasks); each step's k log-uniform in [{t.k_min}, {t.k.end}], "
+                f"{t.n_queries} queries per task seeing all k points; soft targets: {t.soft_targets}.")
+    return (f"w ~ {_alpha(t)}·N(0, I_d), x ~ N(0, I_d), y ~ Bernoulli(sigmoid(w·x));\n  d curriculum {t.d.start} → "
+            f"{t.d.end} (+{t.d.increment} every {t.d.interval} steps), k curriculum {t.k.start} → {t.k.end}; "
+            f"soft targets: {t.soft_targets}.")
 
 
 def _alpha(tasks) -> str:
@@ -32,16 +61,15 @@ tags: [few-shot-classification, in-context-learning, tart]
 # {config.name}
 
 A TART reasoning head: a {m.n_layer}-layer, {m.n_embd}-wide, {m.n_head}-head causal Transformer
-{f"({n_params:,} parameters) " if n_params else ""}trained only on synthetic logistic-regression tasks.
+{f"({n_params:,} parameters) " if n_params else ""}trained only on synthetic tasks.
 It reads up to {m.max_examples} labelled {m.n_dims}-dimensional points and predicts the labels of
-query points, with no gradient step on the user's task.
+query points ({f"up to {m.n_classes} classes natively" if m.multiclass else "binary"}), with no
+gradient step on the user's task.
 
 ## Training
 
 - Command: `tart train --config training/configs/{config.name.removeprefix("tart-")}.toml`
-- Tasks: w ~ {_alpha(config.tasks)}·N(0, I_d), x ~ N(0, I_d), y ~ Bernoulli(sigmoid(w·x));
-  d curriculum {config.tasks.d.start} → {config.tasks.d.end} (+{config.tasks.d.increment} every {config.tasks.d.interval} steps),
-  k curriculum {config.tasks.k.start} → {config.tasks.k.end}; soft targets: {config.tasks.soft_targets}.
+- Tasks: {_tasks(config)}
 {f"- Started from the weights of `{config.init_from}` (fine-tuned).{chr(10)}" if config.init_from else ""}- Optimizer: AdamW, lr {config.optim.lr:g} (warm-up {config.optim.warmup_steps}, cosine to {config.optim.min_lr:g}),
   batch {config.optim.batch_size}, {summary.get("steps")} steps, gradient clip {config.optim.grad_clip:g}.
 - Wall time: {summary.get("wall_time_s", 0):.0f} s ({hours:.2f} h) on {summary.get("machine", {}).get("processor", "?")}
@@ -52,9 +80,10 @@ query points, with no gradient step on the user's task.
 
 Accuracy on {report.get("tasks", "?")} fresh tasks (d={report.get("d", "?")}, alpha={report.get("alpha", "?")}),
 {report.get("queries_per_task", "?")} query points each; rerun with
-`tart eval-synthetic --checkpoint {output.name and "checkpoints/" + output.name} --k 8,16,32,64 --tasks {report.get("tasks", 2000)} --seed {report.get("seed", 1234)} --json eval.json`.
+`tart eval-synthetic --checkpoint {output.name and "checkpoints/" + output.name} --k 8,16,32,64 --tasks {report.get("tasks", 2000)} --seed {report.get("seed", 1234)}{" --families" if report.get("families") else ""} --json eval.json`.
 
 {_results_table(report)}
+{_families_table(report)}
 
 ## Use
 
@@ -64,6 +93,7 @@ import tart  # registers the "tart" model type
 
 head = AutoModel.from_pretrained("{output}")
 probs = head.predict_proba(x_context, y_context, x_query)  # (B, k, {m.n_dims}), (B, k), (B, q, {m.n_dims})
+# or, on vectors or texts: tart.classifier.TartClassifier(head="{output.name}").fit(X, y).predict(X_new)
 ```
 """
     (output / "README.md").write_text(text)

@@ -221,6 +221,10 @@ def _finish(config, model, output: Path, summary: dict, accelerator, progress: b
     if config.run.final_eval_tasks:
         report = evaluate_synthetic(model, EVAL_KS, n_tasks=config.run.final_eval_tasks, progress=progress,
                                     d=min(16, model.config.n_dims))
+        if config.tasks.source == "prior":  # the head on each family it was trained on
+            from tart.prior_eval import evaluate_families
+
+            report["families"] = evaluate_families(model, EVAL_KS, n_tasks=100, progress=progress)["results"]
         (output / "eval.json").write_text(json.dumps(report, indent=2))
         plot_synthetic(report, str(output / "eval.png"))
     machine = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
