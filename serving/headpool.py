@@ -7,7 +7,8 @@
   service answers 503 with Retry-After) instead of a queue that grows while clients time out.
 - Cancellation: a job gets a `threading.Event`; when the request's coroutine is cancelled (the client
   disconnected, or the request passed `timeout_s`) the event is set, a job not started yet never
-  starts, and a running one stops at its next check (between query batches).
+  starts, and a running one stops at its next check, between query batches of 32 (one batch, at
+  most `max_head_tokens` of work, runs to its end).
 - Stuck detection: `oldest_running_s()` is how long the oldest running job has run; /readyz turns
   unready when it passes the configured limit.
 """
@@ -35,7 +36,8 @@ class Lane:
         self.pending = 0  # submitted and not finished (running or waiting)
         self._running: dict[int, float] = {}  # job number -> start time
         self._next = 0
-        self.cancelled = 0  # jobs stopped or never started because their request was gone
+        self.cancelled = 0  # requests gone while their job waited or ran (the job stops at its next check)
+        self.completed = 0  # jobs that ran to their end
 
     def _done(self, _future) -> None:
         with self._lock:
@@ -58,7 +60,10 @@ class Lane:
             with self._lock:
                 self._running[number] = time.monotonic()
             try:
-                return fn(cancel)
+                result = fn(cancel)
+                with self._lock:
+                    self.completed += 1
+                return result
             finally:
                 with self._lock:
                     self._running.pop(number, None)
@@ -94,4 +99,5 @@ class HeadLanes:
 
     def counters(self) -> dict:
         return {f"{lane.name}_{key}": value for lane in (self.light, self.heavy)
-                for key, value in (("pending", lane.pending), ("cancelled", lane.cancelled))}
+                for key, value in (("pending", lane.pending), ("cancelled", lane.cancelled),
+                                   ("completed", lane.completed))}

@@ -1,0 +1,60 @@
+"""The service under abuse, over real HTTP with the default cost budget: clients that give up on
+heavy requests do not leave their work running, and a light request is answered meanwhile.
+Slow (a server of its own, heavy requests): `pytest -m slow tests/test_serving_abuse.py`."""
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+import pytest
+
+pytest.importorskip("bentoml")
+
+from tart.serving.launch import LocalServer  # noqa: E402
+from tests.test_serving import ANIMALS, FOODS, examples, head_dir  # noqa: E402,F401
+
+pytestmark = pytest.mark.slow
+
+
+def heavy_request(i: int) -> dict:
+    """Just under max_head_tokens=100000: 256 examples, 32 labels, 4 orders, 32 texts (98304 head tokens)."""
+    return {"examples": [{"text": f"item {j} of batch {i}", "label": f"label-{j % 32}"} for j in range(256)],
+            "texts": [f"query {j} of {i}" for j in range(32)], "options": {"n_permutations": 4}}
+
+
+def test_abandoned_heavy_requests_are_cancelled_and_light_ones_answered(head_dir, tmp_path):  # noqa: F811
+    env = {"TART_CHECKPOINT": head_dir, "TART_EMBEDDER": "minilm-l6", "TART_CONFIG": "",
+           "TART_STORE_PATH": str(tmp_path / "tasks.sqlite3"), "TART_HEAD_CONCURRENCY": "1"}
+    with LocalServer(env, log_path=tmp_path / "server.log") as server:
+        async def scenario():
+            async with httpx.AsyncClient(base_url=server.url) as client:
+                async def abandon(i):
+                    try:  # the client gives up after 3 s
+                        await client.post("/classify", json=heavy_request(i), timeout=3)
+                    except httpx.TimeoutException:
+                        return "gave up"
+                    return "answered"
+                outcomes = asyncio.gather(*(abandon(i) for i in range(4)))
+                await asyncio.sleep(4)  # the heavy ones are running or queued, their clients gone
+                t0 = time.perf_counter()
+                light = await client.post("/classify", json={"examples": examples(ANIMALS, FOODS), "texts": ["a goat"]},
+                                          timeout=60)
+                return await outcomes, light, time.perf_counter() - t0
+
+        outcomes, light, light_seconds = asyncio.run(scenario())
+        deadline = time.monotonic() + 60
+        while True:  # a job already inside its one query batch finishes it; then nothing is left
+            stats = httpx.post(server.url + "/stats", json={}, timeout=30).json()["service"]
+            if stats["heavy_pending"] == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+    assert light.status_code == 200, light.text
+    assert light_seconds < 15, f"a light request waited {light_seconds:.1f} s behind abandoned heavy ones"
+    gave_up = outcomes.count("gave up")
+    assert gave_up >= 1, outcomes
+    # every disconnect was noticed and its request cancelled (in the embedder call or in the head's
+    # queue); so not every abandoned request's head work ran
+    assert server.log_tail(10**6).count("the client disconnected; its request was cancelled") == gave_up
+    assert stats["heavy_completed"] < gave_up, stats
+    assert stats["heavy_pending"] == 0 and stats["light_pending"] == 0, stats
