@@ -12,7 +12,8 @@
 # Environment: CHECKPOINT (default tart-compact), SEEDS (5), KS (16,32,64), TEST_SIZE (200),
 #   EMBEDDERS ("smollm2-135m minilm-l6"), THREADS (torch threads; 1 is faster while another job
 #   keeps the CPU busy), SKIP_EXISTING=1 to keep JSONs that are already there, RESULTS (output
-#   folder, default results), TART (the command, default `tart`; `python -m tart.evaluate` also works).
+#   folder, default results), TART (the command, default `tart`; `python -m tart.cli` also works).
+# Every method, embedder and k in one table: `tart compare` (results/compare/).
 # Rough cost on a free 2-core CPU: vectors minutes; text with minilm-l6 well under an hour; text with
 # smollm2-135m is dominated by icl (each run scores test_size x classes prompts of k examples), hours;
 # modes: leave-one-out embeds k prompts of k-1 examples per task.
