@@ -10,9 +10,10 @@ Reserved for independent evaluation and never used here, for data, training or t
 novels, the Reuters-21578 corpus, WordNet verb glosses.
 
 Every method sees the same support sets and test sets: per (task, k, seed) a class-balanced support
-set of k examples and up to `test_size` test examples from the rest, drawn from the seed alone.
-Embeddings are computed once per (embedder, task) and cached as .npy under the user cache folder
-(`$TART_CACHE_DIR/dev-suite`).
+set of k examples and up to `test_size` test examples from the rest, drawn from the seed alone. A
+text task is a fixed pool of at most `POOL` rows of its dataset (a seeded sample, class proportions
+kept), so that embedding the suite stays within minutes on two CPU cores. Embeddings are computed
+once per (embedder, task) and cached as .npy under the user cache folder (`$TART_CACHE_DIR/dev-suite`).
 
     python -m tart.training.dev_suite --methods probe,centroid,tart:tart-compact --json F.json [--plot F.png]
 
@@ -42,6 +43,7 @@ TEXT_TASKS = ("wordnet-animal-food", "wordnet-act-state", "wordnet-artifact-pers
 VECTOR_TASKS = ("sklearn:digits", "sklearn:breast_cancer", "sklearn:wine", "sklearn:iris")
 EMBEDDERS = ("smollm2-135m", "minilm-l6")
 BASELINES = ("probe", "centroid", "centroid-raw")
+POOL = 500
 
 
 def _cache_dir() -> Path:
@@ -60,6 +62,12 @@ def task_vectors(task: str, embedder: str | None) -> tuple[np.ndarray, np.ndarra
     from tart.data import load_dataset
 
     data = load_dataset(task)
+    if len(data) > POOL:  # stratified: every class keeps its share
+        labels = np.asarray(data.labels)
+        rng = np.random.default_rng(0)
+        keep = np.concatenate([rng.choice(np.flatnonzero(labels == c), round(POOL * np.mean(labels == c)), replace=False)
+                               for c in np.unique(labels)])
+        data = data.subset(sorted(keep.tolist()))
     digest = hashlib.sha1("\n".join(data.texts).encode()).hexdigest()[:12]
     dtype = os.environ.get("TART_EMBED_DTYPE", "auto")
     path = _cache_dir() / f"{embedder}-{dtype}-{task}-{digest}.npy"
@@ -113,30 +121,40 @@ def make_method(spec: str, seed: int):
 
 
 def run(methods, ks=(8, 16, 32, 64), seeds: int = 5, test_size: int = 200, embedders=EMBEDDERS,
-        tasks=TEXT_TASKS + VECTOR_TASKS, progress: bool = True) -> dict:
+        tasks=TEXT_TASKS + VECTOR_TASKS, progress: bool = True, reuse: dict | None = None) -> dict:
+    """`reuse`: an earlier report of the same suite; its rows for any of `methods` are taken as they are
+    (same tasks, splits and seeds), so adding a method does not rerun the others."""
     for spec in methods:
         make_method(spec, 0)  # a bad spec fails before any work
+    reused = []
+    if reuse:
+        if (reuse["seeds"], reuse["test_size"]) != (seeds, test_size):
+            raise ValueError("--reuse: the earlier report used other seeds or test_size")
+        reused = [r for r in reuse["results"] if r["method"] in methods and r["k"] in ks and r["task"] in tasks]
+    done = {(r["task"], r["embedder"], r["k"], r["method"]) for r in reused}
     pairs = [(t, None if t.startswith("sklearn:") else e) for t in tasks for e in embedders]
     pairs = list(dict.fromkeys(pairs))  # vector tasks once
-    results = []
+    results = list(reused)
     bar = tqdm(total=len(pairs) * len(ks) * seeds * len(methods), desc="dev suite", disable=not progress)
     for task, embedder in pairs:
         X, y = task_vectors(task, embedder)
         for k in ks:
-            if k < len(np.unique(y)):
-                bar.update(seeds * len(methods))
+            todo = [m for m in methods if (task, embedder or "none", k, m) not in done]
+            bar.update(seeds * (len(methods) - len(todo)))
+            if k < len(np.unique(y)) or not todo:
+                bar.update(seeds * len(todo) if todo else 0)
                 continue
-            accs = {m: [] for m in methods}
-            seconds = {m: 0.0 for m in methods}
+            accs = {m: [] for m in todo}
+            seconds = {m: 0.0 for m in todo}
             for seed in range(seeds):
                 support, test = balanced_split(y, k, seed, test_size)
-                for m in methods:
+                for m in todo:
                     start = time.perf_counter()
                     pred = make_method(m, seed).fit(X[support], y[support]).predict(X[test])
                     seconds[m] += time.perf_counter() - start
                     accs[m].append(float((np.asarray(pred) == y[test]).mean()))
                     bar.update()
-            for m in methods:
+            for m in todo:
                 results.append({"task": task, "embedder": embedder or "none", "method": m, "k": k, "accs": accs[m],
                                 "mean": float(np.mean(accs[m])), "seconds": seconds[m] / seeds})
     bar.close()
@@ -219,10 +237,12 @@ def main(argv=None) -> int:
     p.add_argument("--tasks", default=",".join(TEXT_TASKS + VECTOR_TASKS))
     p.add_argument("--json", required=True)
     p.add_argument("--plot")
+    p.add_argument("--reuse", help="an earlier report whose rows are kept for the methods it has")
     args = p.parse_args(argv)
     methods = [m for m in args.methods.split(";" if ";" in args.methods else ",") if m]
     report = run(methods, [int(k) for k in args.ks.split(",")], args.seeds, args.test_size,
-                 args.embedders.split(","), args.tasks.split(","))
+                 args.embedders.split(","), args.tasks.split(","),
+                 reuse=json.loads(Path(args.reuse).read_text()) if args.reuse else None)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(report, indent=1))
     if args.plot:

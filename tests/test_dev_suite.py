@@ -1,0 +1,39 @@
+import numpy as np
+import pytest
+
+from tart.training.dev_suite import balanced_split, run
+
+VECTORS = ("sklearn:wine", "sklearn:iris")
+
+
+def test_balanced_split_is_seeded_disjoint_and_balanced():
+    y = np.repeat([0, 1, 2], 50)
+    s1, t1 = balanced_split(y, 16, seed=3, test_size=40)
+    s2, t2 = balanced_split(y, 16, seed=3, test_size=40)
+    assert np.array_equal(s1, s2) and np.array_equal(t1, t2)
+    assert not set(s1) & set(t1) and len(t1) == 40
+    assert sorted(np.bincount(y[s1]).tolist()) == [5, 5, 6]
+
+
+def test_suite_on_tables_compares_like_for_like_and_reuses_rows():
+    report = run(["probe", "centroid", "tart:tart-compact,n_permutations=1"], ks=(8, 16), seeds=2,
+                 test_size=50, embedders=("none",), tasks=VECTORS, progress=False)
+    rows = {(r["task"], r["method"], r["k"]): r for r in report["results"]}
+    assert len(rows) == 2 * 3 * 2
+    for r in rows.values():
+        assert len(r["accs"]) == 2 and 0.5 < r["mean"] <= 1.0  # wine and iris: far above chance (1/3)
+    versus = [v for v in report["versus_best_baseline"] if v["method"].startswith("tart")]
+    assert {v["k"] for v in versus} == {8, 16}
+    for v in versus:  # the paired difference is computed from the rows above
+        best = v["best_baseline"]
+        expected = np.mean([rows[(t, v["method"], v["k"])]["mean"] - rows[(t, best, v["k"])]["mean"] for t in VECTORS])
+        assert v["diff"] == pytest.approx(expected)
+    again = run(["probe", "centroid"], ks=(8, 16), seeds=2, test_size=50, embedders=("none",), tasks=VECTORS,
+                progress=False, reuse=report)
+    assert {(r["task"], r["method"], r["k"]): r["accs"] for r in again["results"]} == {
+        key: r["accs"] for key, r in rows.items() if key[1] != "tart:tart-compact,n_permutations=1"}
+
+
+def test_bad_method():
+    with pytest.raises(ValueError, match="unknown method"):
+        run(["forest"], tasks=VECTORS, embedders=("none",))
