@@ -32,3 +32,13 @@ def test_cli_help_imports_no_torch():
     code = "import sys; from tart.cli import build_parser; build_parser(); print(sorted({'torch', 'transformers'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd="/")
     assert out.stdout.strip() == "[]"
+
+
+def test_pyproject_lists_every_package():
+    """pyproject.toml names the packages (the mapping needs it): a new subpackage must be added there,
+    or a non-editable install silently leaves it out."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {name for name, path in ig.modules().items() if path.name == "__init__.py"}
+    assert found <= listed, sorted(found - listed)
