@@ -4,6 +4,7 @@
 - API keys: when the server has keys (settings `api_keys`), every request but the health probes must
   send one (`Authorization: Bearer KEY` or `X-API-Key: KEY`), else 401;
 - GET /docs.json answers the document of `serving.openapi` (BentoML's, made true);
+- an API route called with another method than POST gets 405 (before its body is looked at);
 - a Content-Type other than JSON gets 415 (none at all is read as JSON, as BentoML does); BentoML
   parses form and multipart bodies with a parser that fails with a 500 on malformed input;
 - the body is read up to `max_body_bytes`: a Content-Length over it is refused at once, a chunked
@@ -56,9 +57,15 @@ def _field(loc) -> str:
     return out or "body"
 
 
+def _message(error: dict) -> str:
+    if error.get("type") == "string_pattern_mismatch" and "'\\S'" in error.get("msg", ""):
+        return "must contain a non-whitespace character"  # the schemas' pattern \S, said plainly
+    return error.get("msg", "")
+
+
 def validation_message(errors: list[dict]) -> str:
     """pydantic's errors as one line: `field: message; field: message`."""
-    return "; ".join(f"{_field(e.get('loc', ()))}: {e.get('msg', '')}" for e in errors) or "invalid request"
+    return "; ".join(f"{_field(e.get('loc', ()))}: {_message(e)}" for e in errors) or "invalid request"
 
 
 def readable(payload) -> str:
@@ -99,8 +106,16 @@ class RequestGate:
                                                 "or 'X-API-Key: KEY'", [(b"www-authenticate", b"Bearer")])
         if path == "/docs.json" and method == "GET" and self.openapi is not None:
             if self._openapi_body is None:
-                self._openapi_body = json.dumps(self.openapi()).encode()
+                try:
+                    self._openapi_body = json.dumps(self.openapi()).encode()
+                except Exception:
+                    logger.exception("could not build the OpenAPI document")
+                    return await _send_error(send, 500, "could not build the OpenAPI document; see the server log")
             return await _send_json(send, 200, self._openapi_body)
+        from tart.serving.schemas import REQUESTS
+
+        if path in REQUESTS and method != "POST":
+            return await _send_error(send, 405, f"{path} takes POST only, not {method}", [(b"allow", b"POST")])
         if method in ("GET", "HEAD", "OPTIONS"):
             return await self.app(scope, receive, send)
         content_type = headers.get(b"content-type", b"").decode("latin-1")

@@ -27,6 +27,16 @@ ROUTES = {
 }
 OPTIONAL_BODY = {"/tasks/list", "/stats"}  # an empty body means {}
 
+_EXAMPLES = [{"text": "a cat sleeping on the sofa", "label": "animal"},
+             {"text": "a dog barking at the mailman", "label": "animal"},
+             {"text": "fresh bread from the oven", "label": "food"},
+             {"text": "a bowl of tomato soup", "label": "food"}]
+REQUEST_EXAMPLES = {  # valid requests, shown in the document (and sent by fuzzers as they are)
+    "/classify": {"examples": _EXAMPLES, "texts": ["a horse in the field", "cheese and crackers"]},
+    "/tasks/create": {"name": "animal-or-food", "examples": _EXAMPLES},
+    "/tasks/list": {"limit": 10, "offset": 0},
+}
+
 STATUS = {
     400: "invalid request: a field is missing, unknown, of the wrong type or outside its limit; or the "
          "body is not valid JSON",
@@ -82,15 +92,18 @@ def build(bentoml_spec: dict) -> dict:
     for route, (response, extra) in ROUTES.items():
         op = spec["paths"][route]["post"]
         request = schemas.REQUESTS[route].__name__
-        op["requestBody"] = {"required": route not in OPTIONAL_BODY, "content": {
-            "application/json": {"schema": {"$ref": REF.format(model=request)}}}}
+        media = {"schema": {"$ref": REF.format(model=request)}}
+        if route in REQUEST_EXAMPLES:
+            media["example"] = REQUEST_EXAMPLES[route]
+        op["requestBody"] = {"required": route not in OPTIONAL_BODY, "content": {"application/json": media}}
         op["responses"] = {"200": {"description": "success", "content": {
             "application/json": {"schema": {"$ref": REF.format(model=response.__name__)}}}}}
         for status in sorted(COMMON | extra):
             op["responses"][str(status)] = _error_response(status)
     if "/stats" in spec["paths"]:
         op = spec["paths"]["/stats"]["post"]
-        op["requestBody"] = {"required": False, "content": {"application/json": {"schema": {"type": "object"}}}}
+        op["requestBody"] = {"required": False, "content": {"application/json": {
+            "schema": {"$ref": REF.format(model="StatsRequest")}}}}
         op["responses"] = {"200": {"description": "counters", "content": {
             "application/json": {"schema": {"type": "object"}}}}}
         for status in sorted(COMMON):

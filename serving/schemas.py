@@ -26,9 +26,14 @@ def _clean_text(value: str) -> str:
     return value
 
 
-Text = Annotated[str, StringConstraints(min_length=1, max_length=S.max_text_chars), AfterValidator(_clean_text)]
-Label = Annotated[str, StringConstraints(min_length=1, max_length=S.max_label_chars), AfterValidator(_clean_text)]
-TaskName = Annotated[str, StringConstraints(min_length=1, max_length=S.max_name_chars), AfterValidator(_clean_text)]
+# pattern \S (searched, as JSON Schema does): at least one non-whitespace character, stated in the document
+_VISIBLE = r"\S"
+Text = Annotated[str, StringConstraints(min_length=1, max_length=S.max_text_chars, pattern=_VISIBLE),
+                 AfterValidator(_clean_text)]
+Label = Annotated[str, StringConstraints(min_length=1, max_length=S.max_label_chars, pattern=_VISIBLE),
+                  AfterValidator(_clean_text)]
+TaskName = Annotated[str, StringConstraints(min_length=1, max_length=S.max_name_chars, pattern=_VISIBLE),
+                     AfterValidator(_clean_text)]
 TaskId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
 Texts = Annotated[list[Text], Field(min_length=1, max_length=S.max_texts,
                                     description=f"texts to classify (1 to {S.max_texts})")]
@@ -92,6 +97,10 @@ class TaskClassifyRequest(_Strict):
     task_id: TaskId
     texts: Texts
     options: Options = Field(default_factory=Options)
+
+
+class StatsRequest(_Strict):
+    """No fields: the body is `{}` or empty."""
 
 
 class TaskListRequest(_Strict):
@@ -162,4 +171,5 @@ class Deleted(_Response):
 
 
 REQUESTS.update({"/classify": ClassifyRequest, "/tasks/create": TaskCreateRequest, "/tasks/list": TaskListRequest,
-                 "/tasks/get": TaskRef, "/tasks/delete": TaskRef, "/tasks/classify": TaskClassifyRequest})
+                 "/tasks/get": TaskRef, "/tasks/delete": TaskRef, "/tasks/classify": TaskClassifyRequest,
+                 "/stats": StatsRequest})

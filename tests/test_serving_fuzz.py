@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -16,10 +17,11 @@ from tart.serving.launch import LocalServer  # noqa: E402
 from tests.test_serving import LIMITS, head_dir  # noqa: E402,F401  (the head fixture)
 
 pytestmark = pytest.mark.slow
+CONFIG = Path(__file__).with_suffix(".toml")  # what the document cannot say (see the file)
 
 
 def fuzz(url: str, cwd, max_examples: int = 40, seed: int = 1) -> subprocess.CompletedProcess:
-    return subprocess.run(["schemathesis", "run", url + "/docs.json", "--checks", "all", "--max-examples",
+    return subprocess.run(["schemathesis", "--config-file", str(CONFIG), "run", url + "/docs.json", "--checks", "all", "--max-examples",
                            str(max_examples), "--seed", str(seed), "--request-timeout", "60", "--continue-on-failure",
                            "--workers", "1", "--no-color"],
                           capture_output=True, text=True, timeout=1500, cwd=cwd)  # its files go to cwd
