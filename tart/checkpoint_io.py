@@ -24,7 +24,7 @@ def resolve_checkpoint(name_or_path: str | Path | None = None) -> Path:
     if not path.exists() and (CHECKPOINTS / str(name_or_path)).exists():
         path = CHECKPOINTS / str(name_or_path)
     if not path.is_dir():
-        shipped = sorted(p.name for p in CHECKPOINTS.glob("*/config.json")) if CHECKPOINTS.is_dir() else []
+        shipped = sorted(p.parent.name for p in CHECKPOINTS.glob("*/config.json")) if CHECKPOINTS.is_dir() else []
         raise FileNotFoundError(f"no head checkpoint at {name_or_path!r} (shipped: {shipped or 'none'})")
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"{path} has no config.json: not a saved head")

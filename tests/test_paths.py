@@ -1,0 +1,35 @@
+"""Where TART writes (platformdirs, with TART_* overrides) and where shipped heads resolve from."""
+from pathlib import Path
+
+import pytest
+
+from tart import checkpoint_io, paths
+
+
+def test_user_folders_and_overrides(monkeypatch, tmp_path):
+    from platformdirs import user_cache_path, user_data_path
+
+    monkeypatch.delenv("TART_CACHE_DIR", raising=False)
+    monkeypatch.delenv("TART_STORE_PATH", raising=False)
+    assert paths.cache_dir() == user_cache_path("tart")
+    assert paths.store_path() == user_data_path("tart") / "tasks.sqlite3"
+    monkeypatch.setenv("TART_CACHE_DIR", str(tmp_path / "c"))
+    monkeypatch.setenv("TART_STORE_PATH", str(tmp_path / "s.sqlite3"))
+    assert (paths.cache_dir(), paths.store_path()) == (tmp_path / "c", tmp_path / "s.sqlite3")
+    from tart.embeddings import default_cache_dir
+
+    assert default_cache_dir() == tmp_path / "c" and default_cache_dir(tmp_path / "x") == tmp_path / "x"
+
+
+def test_shipped_heads_resolve_by_name_from_any_folder(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    path = checkpoint_io.resolve_checkpoint()  # the default head
+    assert path.name == checkpoint_io.DEFAULT_HEAD and (path / "config.json").is_file()
+    assert path.parent == checkpoint_io.CHECKPOINTS
+    with pytest.raises(FileNotFoundError, match=f"shipped: \\['{checkpoint_io.DEFAULT_HEAD}'"):
+        checkpoint_io.resolve_checkpoint("no-such-head")
+    (tmp_path / "pickled").mkdir()
+    (tmp_path / "pickled" / "config.json").write_text("{}")
+    (tmp_path / "pickled" / "pytorch_model.bin").write_bytes(b"")
+    with pytest.raises(FileNotFoundError, match="pickle files are never loaded"):
+        checkpoint_io.resolve_checkpoint(Path("pickled"))
