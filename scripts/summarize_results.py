@@ -32,6 +32,20 @@ def load_reports(args: list[str]) -> list[tuple[Path, dict]]:
     return [(p, r) for p, r in reports if "ks" in r and "results" in r]  # `tart evaluate` reports only
 
 
+def merge_by_dataset(reports: list[dict]) -> list[dict]:
+    """One report per dataset: the ICL runs live in their own files (e.g. `<dataset>-icl.json`), and a
+    dataset counts once and gets one "best" per k over every method."""
+    merged: dict = {}
+    for rep in reports:
+        if rep["dataset"] not in merged:
+            merged[rep["dataset"]] = {**rep, "results": list(rep["results"]), "ks": list(rep["ks"])}
+        else:
+            into = merged[rep["dataset"]]
+            into["results"] += rep["results"]
+            into["ks"] = sorted(set(into["ks"]) | set(rep["ks"]))
+    return list(merged.values())
+
+
 def _cell(r: dict) -> str:
     return f"{r['mean']:.3f} ± {r['std']:.3f}"
 
@@ -45,7 +59,9 @@ def per_dataset_table(reports: list[dict]) -> list[str]:
         for m in methods:
             rows = {r["k"]: r for r in rep["results"] if r["method"] == m}
             best = {k: max(round(r["mean"], 3) for r in rep["results"] if r["k"] == k) for k in ks if k in rows}
-            cells = [("**" + _cell(rows[k]) + "**" if round(rows[k]["mean"], 3) == best[k] else _cell(rows[k]))
+            rivals = {k: sum(r["k"] == k for r in rep["results"]) for k in ks}  # bold needs a comparison
+            cells = [("**" + _cell(rows[k]) + "**" if round(rows[k]["mean"], 3) == best[k] and rivals[k] > 1
+                      else _cell(rows[k]))
                      if k in rows else "" for k in ks]
             secs = np.mean([r["seconds"] for r in rows.values()])
             lines.append(f"| {rep['dataset']} | {m} | " + " | ".join(cells) + f" | {secs:.2f} |")
@@ -118,6 +134,7 @@ def summarize(pairs: list[tuple[Path, dict]]) -> str:
             key = (rep["embedder"], rep.get("layer", -1), rep.get("checkpoint") or DEFAULT_HEAD,
                    rep.get("embedding_mode") or "stream")
             text[key].append(rep)
+    text = {key: merge_by_dataset(reps) for key, reps in text.items()}
     out = []
     for key, reps in sorted(text.items(), key=lambda kv: (kv[0][0], kv[0][1:] != DEFAULT[1:], str(kv[0]))):
         out += [f"## Text, embedder {_describe(key)}", "",
