@@ -5,7 +5,8 @@
 2. For --duration seconds, --clients concurrent clients loop on `POST /tasks/classify` with
    --texts-per-request new texts each (never repeated, so no cache helps), then stop. Then the same
    for `POST /classify` with the task's examples sent inline (`--endpoints` picks which; both by
-   default, one after the other, in the same run and server).
+   default, one after the other, in the same run and server; with --mixed, both at once, the clients
+   split between them, so both see the same machine load: the fair comparison of their latencies).
 3. Stops the server, and embeds the very texts the server saw with the embedder alone (no HTTP),
    in batches of the server's `embed_max_batch_size`. The raw embedder is also timed once before the
    server starts (on the first texts of the same stream); the ratio uses the faster of the two, so
@@ -14,6 +15,7 @@
    and the embedder counters showing the task's examples were not embedded again.
 
     python benchmarks/serve_load.py --duration 30 --clients 24 --json serve_load.json
+    python benchmarks/serve_load.py --mixed --duration 30 --clients 16 --json serve_load-mixed.json
 """
 from __future__ import annotations
 
@@ -47,12 +49,14 @@ def text_stream(texts: list[str]):
         round_ += 1
 
 
-async def run_load(url: str, endpoint: str, task_id: str, examples: list, texts, labels: dict, args) -> dict:
-    latencies, errors, sent, correct, scored = [], {}, [], 0, 0
+async def run_load(url: str, endpoints: list[str], task_id: str, examples: list, texts, labels: dict, args) -> dict:
+    """Clients loop until the deadline; client i calls endpoints[i % len(endpoints)]. Per endpoint:
+    requests/s, texts/s, latency percentiles, errors, accuracy of the first pass over the data."""
+    rec = {e: {"latencies": [], "errors": {}, "sent": [], "correct": 0, "scored": 0} for e in endpoints}
     deadline = time.perf_counter() + args.duration
 
-    async def client(http: httpx.AsyncClient):
-        nonlocal correct, scored
+    async def client(http: httpx.AsyncClient, endpoint: str):
+        r_ = rec[endpoint]
         while time.perf_counter() < deadline:
             batch = [next(texts) for _ in range(args.texts_per_request)]
             start = time.perf_counter()
@@ -64,26 +68,30 @@ async def run_load(url: str, endpoint: str, task_id: str, examples: list, texts,
             except httpx.HTTPError as err:
                 status = type(err).__name__
             if status == 200:
-                latencies.append(time.perf_counter() - start)
-                sent.extend(batch)
+                r_["latencies"].append(time.perf_counter() - start)
+                r_["sent"].extend(batch)
                 for text, p in zip(batch, r.json()["predictions"]):
                     if text in labels:
-                        scored += 1
-                        correct += p["label"] == labels[text]
+                        r_["scored"] += 1
+                        r_["correct"] += p["label"] == labels[text]
             else:
-                errors[str(status)] = errors.get(str(status), 0) + 1
+                r_["errors"][str(status)] = r_["errors"].get(str(status), 0) + 1
 
     limits = httpx.Limits(max_connections=args.clients, max_keepalive_connections=args.clients)
     async with httpx.AsyncClient(timeout=120, limits=limits) as http:
         t0 = time.perf_counter()
-        await asyncio.gather(*(client(http) for _ in range(args.clients)))
+        await asyncio.gather(*(client(http, endpoints[i % len(endpoints)]) for i in range(args.clients)))
         elapsed = time.perf_counter() - t0
-    lat = np.array(latencies) * 1000 if latencies else np.array([np.nan])
-    return {"elapsed_s": elapsed, "requests": len(latencies), "errors": sum(errors.values()),
-            "errors_by_status": errors, "requests_per_s": len(latencies) / elapsed,
-            "texts_per_s": len(sent) / elapsed, "latency_ms_p50": float(np.percentile(lat, 50)),
-            "latency_ms_p99": float(np.percentile(lat, 99)), "latency_ms_max": float(lat.max()),
-            "accuracy_first_pass": correct / scored if scored else None, "texts_sent": sent}
+    out = {}
+    for e, r_ in rec.items():
+        lat = np.array(r_["latencies"]) * 1000 if r_["latencies"] else np.array([np.nan])
+        out[e] = {"elapsed_s": elapsed, "clients": sum(1 for i in range(args.clients) if endpoints[i % len(endpoints)] == e),
+                  "requests": len(r_["latencies"]), "errors": sum(r_["errors"].values()), "errors_by_status": r_["errors"],
+                  "requests_per_s": len(r_["latencies"]) / elapsed, "texts_per_s": len(r_["sent"]) / elapsed,
+                  "latency_ms_p50": float(np.percentile(lat, 50)), "latency_ms_p99": float(np.percentile(lat, 99)),
+                  "latency_ms_max": float(lat.max()),
+                  "accuracy_first_pass": r_["correct"] / r_["scored"] if r_["scored"] else None, "texts_sent": r_["sent"]}
+    return out
 
 
 def raw_embedder(name: str, texts: list[str], batch_size: int, max_seconds: float, dtype: str) -> dict:
@@ -114,7 +122,10 @@ def main(argv=None) -> int:
     p.add_argument("--max-batch-size", type=int, default=Settings().embed_max_batch_size)
     p.add_argument("--raw-seconds", type=float, default=30.0, help="time budget of each raw embedder run")
     p.add_argument("--dtype", default="auto", help="embedder weights: auto, bfloat16, float32")
-    p.add_argument("--endpoints", default="/tasks/classify,/classify", help="endpoints to load, in order")
+    p.add_argument("--endpoints", default="/tasks/classify,/classify", help="endpoints to load")
+    p.add_argument("--mixed", action="store_true",
+                   help="load the endpoints at once (clients split between them: the same machine load for "
+                        "each), instead of one after the other")
     p.add_argument("--json", help="write the result here")
     args = p.parse_args(argv)
 
@@ -141,11 +152,13 @@ def main(argv=None) -> int:
         task = httpx.post(server.url + "/tasks/create", json={"name": "bench", "examples": examples}, timeout=300)
         task.raise_for_status()
         task_id = task.json()["id"]
-        for endpoint in endpoints:
+        phases = [endpoints] if args.mixed else [[e] for e in endpoints]
+        for phase in phases:
             before = httpx.post(server.url + "/stats", timeout=30).json()
-            loads[endpoint] = asyncio.run(run_load(server.url, endpoint, task_id, examples, texts, labels, args))
+            loads.update(asyncio.run(run_load(server.url, phase, task_id, examples, texts, labels, args)))
             after = httpx.post(server.url + "/stats", timeout=30).json()
-            stats[endpoint] = (before, after)
+            for endpoint in phase:
+                stats[endpoint] = (before, after)
     sent = [t for load in loads.values() for t in load.pop("texts_sent")]
     print(f"load done: {sum(x['requests'] for x in loads.values())} requests, "
           f"{sum(x['errors'] for x in loads.values())} errors; timing the raw embedder again", file=sys.stderr, flush=True)
@@ -165,17 +178,22 @@ def main(argv=None) -> int:
         embedded = after["embedder"]["texts"] - before["embedder"]["texts"]
         result["endpoints"][endpoint] = {
             "serving": load, "ratio_serving_to_raw": load["texts_per_s"] / raw["texts_per_s"],
-            "embedder_counters": {
+            "embedder_counters (all endpoints of the phase)": {
                 "texts_sent_to_embedder": embedded, "adaptive_batches": batches,
                 "mean_texts_per_batch": embedded / max(batches, 1),
                 "task_examples_from_cache": after["service"]["examples_from_cache"] - before["service"]["examples_from_cache"],
                 "task_examples_reembedded": after["service"]["examples_reembedded"] - before["service"]["examples_reembedded"],
             }}
-        s, c = load, result["endpoints"][endpoint]["embedder_counters"]
+        s, c = load, result["endpoints"][endpoint]["embedder_counters (all endpoints of the phase)"]
         print(f"{endpoint}: {s['requests_per_s']:.1f} req/s, {s['texts_per_s']:.1f} texts/s, p50 {s['latency_ms_p50']:.0f} ms, "
               f"p99 {s['latency_ms_p99']:.0f} ms, {s['errors']} errors, {s['requests']} requests in {s['elapsed_s']:.1f} s; "
               f"ratio to raw {result['endpoints'][endpoint]['ratio_serving_to_raw']:.2f}; "
               f"{c['texts_sent_to_embedder']} texts to the embedder in {c['adaptive_batches']} batches")
+    total = sum(x["texts_per_s"] for x in loads.values()) if args.mixed else None
+    if total is not None:
+        result["mixed_texts_per_s"] = total
+        result["ratio_mixed_serving_to_raw"] = total / raw["texts_per_s"]
+        print(f"both at once: {total:.1f} texts/s, ratio to raw {total / raw['texts_per_s']:.2f}")
     print(f"raw:      {raw_after['texts_per_s']:.1f} texts/s embedding the same {raw_after['texts']} texts without "
           f"HTTP ({raw_before['texts_per_s']:.1f} texts/s on {raw_before['texts']} texts before the load)")
     if args.json:
