@@ -82,10 +82,11 @@ def requests_to_send(max_embed_tokens: int):
             cur = ""
     head_heavy = {"examples": [{"text": short[i], "label": f"label-{i % 32}"} for i in range(256)],
                   "texts": short[256:288], "options": {"n_permutations": 4}}
+    para = lambda i: f"{paragraphs[i % len(paragraphs)]} ({i})"  # noqa: E731  (each text new)
     n_par = max_embed_tokens // 260
     k = min(2 * n_par // 3, 256)
-    embed_heavy = {"examples": [{"text": paragraphs[i], "label": "ab"[i % 2]} for i in range(k)],
-                   "texts": paragraphs[k:n_par]}
+    embed_heavy = {"examples": [{"text": para(i), "label": "ab"[i % 2]} for i in range(k)],
+                   "texts": [para(i) for i in range(k, n_par)]}
     issue_request = {"examples": [{"text": short[i], "label": f"label-{i % 32}"} for i in range(256)],
                      "texts": short[256:384], "options": {"n_permutations": 8, "multiclass": "ovo"}}
     big_task = {"name": "big", "examples": [{"text": (paragraphs[i % len(paragraphs)] * 2)[:1990] + f" {i}",

@@ -16,9 +16,12 @@ import asyncio
 import time
 from pathlib import Path
 
+from http import HTTPStatus
+
 import aiohttp
 import bentoml
 import numpy as np
+from bentoml.exceptions import BentoMLException
 from starlette.responses import JSONResponse
 
 from tart.serving import lifecycle, openapi, predict
@@ -54,9 +57,9 @@ class Embedding:
         self.n_calls = 0  # adaptive batches this service ran (each one `embed` call below)
         self.n_texts = 0
         self.busy_since = None  # when the running forward started
+        self.n_large_calls = 0  # embed_large calls (chunks of large requests)
 
-    @bentoml.api(batchable=True, max_batch_size=S.embed_max_batch_size, max_latency_ms=S.embed_max_latency_ms)
-    def embed(self, texts: list[str]) -> np.ndarray:
+    def _forward(self, texts: list[str]) -> np.ndarray:
         self.busy_since = time.monotonic()
         try:
             vectors = self.embedder.embed(texts)
@@ -65,6 +68,18 @@ class Embedding:
         self.n_calls += 1
         self.n_texts += len(texts)
         return vectors
+
+    @bentoml.api(batchable=True, max_batch_size=S.embed_max_batch_size, max_latency_ms=S.embed_max_latency_ms)
+    def embed(self, texts: list[str]) -> np.ndarray:
+        return self._forward(texts)
+
+    @bentoml.api
+    def embed_large(self, texts: list[str]) -> np.ndarray:
+        """One large request's chunk, outside the adaptive batcher: it fills a batch on its own, and
+        the batcher would refuse it (503) whenever its estimated time passes embed_max_latency_ms.
+        It runs on the service's one thread, like the batches, one at a time."""
+        self.n_large_calls += 1
+        return self._forward(texts)
 
     def __is_ready__(self) -> bool:
         """Unready while one forward pass runs longer than stuck_after_s (the API's /readyz asks too)."""
@@ -75,8 +90,25 @@ class Embedding:
     def counters(self) -> dict:
         e = self.embedder
         return {"name": S.embedder, "dim": int(e.dim), "dtype": str(e.model.dtype).replace("torch.", ""),
-                "batches": self.n_calls, "texts": self.n_texts,
+                "batches": self.n_calls, "texts": self.n_texts, "large_calls": self.n_large_calls,
                 "forward_calls": int(e.n_forward_calls), "texts_embedded": int(e.n_texts_embedded)}
+
+
+class EmbedderBusy(Exception):
+    pass
+
+
+def _busy(handler):
+    """An API method that answers 503 (with Retry-After, from the error middleware) when the embedder is overloaded."""
+    import functools
+
+    @functools.wraps(handler)
+    async def wrapper(*args, **kwargs):
+        try:
+            return await handler(*args, **kwargs)
+        except EmbedderBusy as err:
+            return _error(503, str(err))
+    return wrapper
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -118,19 +150,30 @@ class Tart:
 
     # ---- helpers ----
 
-    async def _embed_chunk(self, texts: list[str]):
+    async def _embed_chunk(self, texts: list[str], large: bool):
+        call = self.embedding.to_async.embed_large if large else self.embedding.to_async.embed
         try:
-            return await self.embedding.to_async.embed(texts)
-        except aiohttp.ClientConnectionError:  # a pooled connection closed under us: embedding is idempotent
-            self.counts["embed_retries"] += 1
-            return await self.embedding.to_async.embed(texts)
+            try:
+                return await call(texts)
+            except aiohttp.ClientConnectionError:  # a pooled connection closed under us: embedding is idempotent
+                self.counts["embed_retries"] += 1
+                return await call(texts)
+        except BentoMLException as err:
+            if getattr(err, "error_code", None) in (HTTPStatus.SERVICE_UNAVAILABLE, HTTPStatus.TOO_MANY_REQUESTS):
+                raise EmbedderBusy("the embedder is overloaded (its queue would wait longer than "
+                                   f"embed_max_latency_ms={S.embed_max_latency_ms}): retry later") from err
+            raise
 
     async def _embed(self, texts: list[str]) -> np.ndarray:
-        """Embed in calls of at most `embed_max_batch_size` texts: one large request is never a
-        single call that the batching queue refuses for its size."""
+        """Small requests go through the adaptive batcher (texts of concurrent requests share a forward
+        pass); a request of more than half a batch goes in chunks of `embed_max_batch_size` texts,
+        one after another, straight to the embedder: the batcher would gain nothing, and could refuse
+        a large valid request for its size."""
         self.counts["texts_sent_to_embedder"] += len(texts)
         n = S.embed_max_batch_size
-        parts = await asyncio.gather(*(self._embed_chunk(texts[i:i + n]) for i in range(0, len(texts), n)))
+        if len(texts) <= n // 2:
+            return np.asarray(await self._embed_chunk(texts, large=False), dtype=np.float32)
+        parts = [await self._embed_chunk(texts[i:i + n], large=True) for i in range(0, len(texts), n)]
         return np.concatenate([np.asarray(v, dtype=np.float32) for v in parts])
 
     def _options(self, options) -> tuple:
@@ -198,6 +241,7 @@ class Tart:
     # ---- API ----
 
     @bentoml.api(route="/classify", input_spec=ClassifyRequest)
+    @_busy
     async def classify(self, examples: list[Example], texts: list[str], options) -> ClassifyResponse:
         """Classify `texts` given labelled `examples` (nothing is stored)."""
         self.counts["classify_requests"] += 1
@@ -213,6 +257,7 @@ class Tart:
                                   truncated_examples=self._truncated(counts[:k]))
 
     @bentoml.api(route="/tasks/create", input_spec=TaskCreateRequest)
+    @_busy
     async def create_task(self, name: str, examples: list[Example]) -> TaskInfo:
         """Register a task: its examples are embedded once and kept. Returns the task's id."""
         texts = [e.text for e in examples]
@@ -264,6 +309,7 @@ class Tart:
         return Deleted(id=task_id, deleted=True)
 
     @bentoml.api(route="/tasks/classify", input_spec=TaskClassifyRequest)
+    @_busy
     async def classify_task(self, task_id: str, texts: list[str], options) -> ClassifyResponse:
         """Classify `texts` with a registered task: only the texts are embedded."""
         self.counts["task_classify_requests"] += 1

@@ -53,7 +53,7 @@ class Settings:
     head_queue: int = 16  # requests that may wait per head lane; past it, 503 with Retry-After
     stuck_after_s: float = 60.0  # /readyz is unready while a head or embedder job runs longer than this
     # cost budget of one request, checked before any work (see serving/cost.py); past it, 413
-    max_embed_tokens: int = 32_768  # tokens the embedder reads for one request
+    max_embed_tokens: int = 8_192  # tokens the embedder reads for one request
     max_head_tokens: int = 100_000  # tokens the head reads: sequences x query batches x (context + queries)
     embed_dtype: str = "auto"  # embedder weights: auto (bfloat16 where the CPU has it), bfloat16, float32
     # access

@@ -19,7 +19,6 @@ os.environ.setdefault("TART_EMBED_DTYPE", "float32")
 # (move the marker into the file when you next edit it). `python -m pytest -m slow` runs them.
 SLOW = {
     "tests/test_training.py::test_killed_and_resumed_run_matches_an_uninterrupted_one",  # ~50 s
-    "tests/test_serving.py::test_tasks_survive_sigkill_and_sigterm",  # ~50 s: two server restarts
 }
 
 

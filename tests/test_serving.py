@@ -20,7 +20,7 @@ from tart.serving.launch import LocalServer  # noqa: E402
 
 LIMITS = {"TART_MAX_EXAMPLES": "16", "TART_MAX_TEXTS": "8", "TART_MAX_TEXT_CHARS": "300", "TART_MAX_LABELS": "5",
           "TART_MAX_BODY_BYTES": "60000", "TART_MAX_NAME_CHARS": "40", "TART_N_PERMUTATIONS": "2",
-          "TART_MAX_EMBED_TOKENS": "1000", "TART_MAX_HEAD_TOKENS": "2000"}
+          "TART_MAX_EMBED_TOKENS": "1000", "TART_MAX_HEAD_TOKENS": "2000", "TART_EMBED_MAX_BATCH_SIZE": "32"}
 
 ANIMALS = ["a cat sleeping on the sofa", "a dog barking at the mailman", "a horse in the field", "a small bird"]
 FOODS = ["fresh bread from the oven", "a bowl of tomato soup", "cheese and crackers", "an apple pie"]
@@ -189,6 +189,23 @@ def test_over_budget_requests_get_413_naming_the_limit(server):
     assert post(server, "/classify", heavy).status_code == 200
 
 
+def test_large_requests_bypass_the_batcher(server):
+    """More than half a batch of texts (16 of embed_max_batch_size=32) goes straight to the embedder
+    in chunks; fewer go through the adaptive batcher."""
+    def large_calls():
+        return counters(server)["embedder"]["large_calls"]
+
+    start = large_calls()
+    small = {"examples": examples(ANIMALS, FOODS), "texts": [f"small {i} {time.time()}" for i in range(8)]}  # 16
+    check_predictions(ok(post(server, "/classify", small)), 8, {"animal", "food"})
+    assert large_calls() == start
+    big = {"examples": [{"text": f"{t} {i}", "label": y} for i, (t, y) in
+                        enumerate(zip(ANIMALS * 2 + FOODS * 2, ["animal"] * 8 + ["food"] * 8))],
+           "texts": [f"large {i} {time.time()}" for i in range(8)]}  # 24 texts
+    check_predictions(ok(post(server, "/classify", big)), 8, {"animal", "food"})
+    assert large_calls() == start + 1
+
+
 # ---- task registry ----
 
 def test_task_lifecycle(server):
@@ -342,17 +359,28 @@ def same_state(a, b):
     return True
 
 
-def test_tasks_survive_sigkill_and_sigterm(server):
-    ids = [ok(post(server, "/tasks/create", {"name": f"persist-{i}", "examples": examples(ANIMALS, FOODS, TOOLS[:i + 1])}))["id"]
+def persisted_tasks(server):
+    ids = [ok(post(server, "/tasks/create", {"name": f"persist-{i}-{time.time()}",
+                                             "examples": examples(ANIMALS, FOODS, TOOLS[:i + 1])}))["id"]
            for i in range(2)]
-    before = snapshot(server, ids)
+    return ids, snapshot(server, ids)
+
+
+def test_workers_die_with_the_killed_server_and_tasks_survive(server):
+    """A crash of `tart serve` itself (SIGKILL to it alone, no shutdown code anywhere): its workers
+    end by themselves, a new server binds the same port at once, and the tasks are all there. The
+    restart also sets the low concurrency limit the overload test needs."""
+    ids, before = persisted_tasks(server)
     port = server.port
-    # a crash of `tart serve` itself (SIGKILL to it alone): its workers must end by themselves, and a
-    # new server must bind the same port at once
-    survivors = server.restart(signal.SIGKILL, leader_only=True, timeout=20)
+    survivors = server.restart(signal.SIGKILL, leader_only=True, timeout=20, env={"TART_MAX_CONCURRENCY": "2"})
     assert survivors == [], f"workers {survivors} outlived the killed server"
     assert server.port == port
     assert same_state(snapshot(server, ids), before)
+
+
+@pytest.mark.slow
+def test_tasks_survive_sigterm(server):
+    ids, before = persisted_tasks(server)
     server.restart(signal.SIGTERM, env={"TART_MAX_CONCURRENCY": "2"})  # a clean stop
     assert same_state(snapshot(server, ids), before)
 
