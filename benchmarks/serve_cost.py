@@ -9,7 +9,7 @@ task store), then sends, one at a time:
    max_embed_tokens;
 3. the issue's 86-second request (256 examples, 32 labels, ovo, 8 permutations, 128 texts): 413;
 4. /tasks/create with 256 examples of ~2000 characters: 413 (it was a 503 after 20 s);
-each --repeats times. For each: status, seconds, and the peak resident memory of every server process
+each --repeats times, with new texts each time (none from the embedder's cache). For each: status, seconds, and the peak resident memory of every server process
 above its level before the request (sampled every 50 ms).
 
     python benchmarks/serve_cost.py --json benchmarks/results/serve_cost.json
@@ -96,6 +96,17 @@ def requests_to_send(max_embed_tokens: int):
             ("256 x 2000-character task /tasks/create", "/tasks/create", big_task)]
 
 
+def fresh(payload: dict, repeat: int) -> dict:
+    """The same request with every text new (the embedder keeps the embeddings of texts it saw)."""
+    tag = f" [{repeat}]"
+    out = {**payload, "examples": [{**e, "text": e["text"][:1990] + tag} for e in payload["examples"]]}
+    if "texts" in payload:
+        out["texts"] = [t[:1990] + tag for t in payload["texts"]]
+    if "name" in payload:
+        out["name"] = f"{payload['name']}-{repeat}"
+    return out
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--embedder", default=Settings().embedder)
@@ -111,8 +122,7 @@ def main(argv=None) -> int:
     with LocalServer(env) as server:
         for name, route, payload in requests_to_send(settings.max_embed_tokens):
             for repeat in range(args.repeats):
-                if route == "/tasks/create":
-                    payload = {**payload, "name": f"big-{repeat}"}
+                payload = fresh(payload, repeat)
                 with PeakMemory(server.proc.pid) as mem:
                     t0 = time.perf_counter()
                     r = httpx.post(server.url + route, json=payload, timeout=300)
