@@ -1,5 +1,5 @@
 """The package's import graph (scripts/import_graph.py): no cycle, the library never imports the
-analyses or the CLI, nothing imports the generic top-level names `training` / `serving`, and
+analyses or the CLI, the analyses never import the CLI, nothing imports the generic top-level names `training` / `serving`, and
 `tart --help` loads no torch."""
 import importlib.util
 import subprocess
@@ -24,8 +24,9 @@ def test_no_cycle_and_no_arrow_from_library_into_tools():
 
 def test_the_checks_catch_what_they_look_for():
     assert ig.cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == [["a", "b", "c", "a"]]
-    assert ig.bad_arrows({"tart.evaluate.runner": {"tart.analysis.models"}, "tart.cli.evaluate": {"tart.methods"}}) \
-        == [("tart.evaluate.runner", "tart.analysis.models")]
+    assert ig.bad_arrows({"tart.evaluate.runner": {"tart.analysis.models"}, "tart.cli.evaluate": {"tart.methods"},
+                          "tart.analysis.slices": {"tart.cli.args"}, "tart.cli.analyze_slices": {"tart.analysis.slices"}}) \
+        == [("tart.evaluate.runner", "tart.analysis.models"), ("tart.analysis.slices", "tart.cli.args")]
 
 
 def test_cli_help_imports_no_torch():

@@ -1,4 +1,4 @@
 """Tools that explain few-shot classifiers and the language models under them.
 
-Each module is one analysis with a `tart analyze NAME` command (registered in tart/cli/analyze.py).
+Each module is one analysis; its `tart analyze NAME` command is tart/cli/analyze_NAME.py.
 """
