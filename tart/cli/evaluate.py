@@ -5,15 +5,14 @@ import json
 from pathlib import Path
 
 from tart.cli.args import int_list, name_list
+from tart.evaluate.splits import SKLEARN_DATASETS  # numpy and the data loaders: no torch
 from tart.methods import METHODS  # the registry alone: no torch
-
-VECTOR_DATA = "digits, digits-pairs, digits-A-B (e.g. digits-3-8), breast_cancer, wine"  # splits.SKLEARN_DATASETS
 
 
 def add_parser(subparsers):
     p = subparsers.add_parser("evaluate", help="TART vs the other few-shot methods on one dataset")
     p.add_argument("--data", required=True, help="bundled dataset name, .csv/.jsonl/.json file, or sklearn:NAME "
-                   f"for vectors ({VECTOR_DATA})")
+                   f"for vectors ({', '.join(SKLEARN_DATASETS)})")
     p.add_argument("--text-column", default="text")
     p.add_argument("--label-column", default="label")
     add_run_options(p)
