@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rebuild the result JSONs (and plots) the README quotes, under results/:
+# Rebuild the result JSONs the README quotes, under results/ (plots: `tart evaluate --plot`, not kept here):
 #   results/text/<embedder>/<dataset>.json      every bundled dataset, k = 16,32,64, 5 seeds,
 #                                                tart / logreg / centroid / icl (icl: causal LMs only)
 #   results/modes/<embedder>/<dataset>-<mode>.json   stream / vanilla / loo at k = 32 (SmolLM2)
@@ -48,7 +48,7 @@ run() {  # run OUT.json ARGS...: one `tart evaluate`, skipped if OUT exists and 
   if [ "${SKIP_EXISTING:-0}" = 1 ] && [ -s "$out" ]; then echo "keep $out"; return; fi
   mkdir -p "$(dirname "$out")"
   echo "== tart evaluate $* -> $out"
-  $TART evaluate "$@" "${COMMON[@]}" --seeds "$SEEDS" --json "$out" --plot "${out%.json}.png" || FAILED+=("$out")
+  $TART evaluate "$@" "${COMMON[@]}" --seeds "$SEEDS" --json "$out" || FAILED+=("$out")
 }
 FAILED=()
 
