@@ -15,7 +15,7 @@ os.environ.setdefault("TART_STORE_PATH", os.path.join(__import__("tempfile").mkd
 os.environ.setdefault("TART_EMBED_DTYPE", "float32")
 
 
-# The slowest tests of the default run, marked slow here because they live in files other work owns
+# The slowest test of the default run, marked slow here because it lives in a file other work owns
 # (move the marker into the file when you next edit it). `python -m pytest -m slow` runs them.
 SLOW = {
     "tests/test_training.py::test_killed_and_resumed_run_matches_an_uninterrupted_one",  # ~50 s
