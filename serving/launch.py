@@ -39,7 +39,7 @@ class LocalServer:
 
     def start(self, timeout: float = 180.0) -> "LocalServer":
         if self.via_cli:
-            argv = [sys.executable, "-m", "tart.serving.cli", "--host", "127.0.0.1", "--port", str(self.port)]
+            argv = [sys.executable, "-m", "tart.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
         else:
             argv = [sys.executable, "-m", "bentoml", "serve", "tart.serving.service:Tart", "--host", "127.0.0.1",
                     "--port", str(self.port), "--working-dir", str(ROOT)]
