@@ -17,8 +17,8 @@ S = get_settings()
 
 
 def _clean_text(value: str) -> str:
-    if not value.strip():
-        raise ValueError("must contain a non-whitespace character")
+    # blank texts are refused by the pattern \S below (one rule, the one the document states: Python's
+    # str.strip() also strips U+001C-U+001F, which JSON Schema's \s does not count as space)
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
