@@ -131,7 +131,7 @@ def main(argv=None) -> int:
             print(f"{name} {set_name}: float32 {t['float32']['texts_per_s']:.1f} texts/s, bfloat16 "
                   f"{t['bfloat16']['texts_per_s']:.1f} texts/s ({t['speedup']:.2f}x); cosine mean "
                   f"{cos.mean():.5f} min {cos.min():.5f}", flush=True)
-        for data_name in args.datasets.split(","):
+        for data_name in filter(None, args.datasets.split(",")):
             data = load_dataset(data_name)
             labels = np.array([str(y) for y in data.labels])
             vectors = {d: emb.embed(list(data.texts)) for d, emb in models.items()}

@@ -4,7 +4,9 @@
 
 `Tart` holds the reasoning head and the task store and calls `Embedding` through `bentoml.depends`, so
 the embedder runs in its own worker and can be scaled apart. Texts from concurrent requests share one
-embedder forward pass: `Embedding.embed` is batchable (`max_batch_size` texts, `max_latency_ms`).
+embedder forward pass: `Embedding.embed` is batchable (`max_batch_size` texts, `max_latency_ms`);
+a request of more than half a batch skips the batcher (`Embedding.embed_large`, in chunks).
+The head runs in two lanes with bounded queues and cancellable jobs (`serving.headpool`).
 Registered tasks keep their examples' embeddings in SQLite, so classifying by task id embeds only the
 new texts, and its fitted classifier stays in memory (`serving.predict.FittedCache`).
 Every request's cost is checked before any work (`serving.cost`). /healthz, /readyz and /metrics are
@@ -13,6 +15,7 @@ BentoML's own; /docs.json is BentoML's document completed by `serving.openapi`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from pathlib import Path
 
@@ -100,8 +103,6 @@ class EmbedderBusy(Exception):
 
 def _busy(handler):
     """An API method that answers 503 (with Retry-After, from the error middleware) when the embedder is overloaded."""
-    import functools
-
     @functools.wraps(handler)
     async def wrapper(*args, **kwargs):
         try:
