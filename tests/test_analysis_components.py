@@ -112,6 +112,12 @@ def test_reweighting_classifier_on_smollm2(smollm):
     proba = rw.predict_proba(QUERIES)
     assert proba.shape == (3, 2) and np.allclose(proba.sum(1), 1)
     assert set(rw.predict(QUERIES)) <= {"animal", "food"}
+    # more classes than n_demos: one demo per class, the rest train the weights
+    labels3 = labels + ["tool", "tool"]
+    three = ComponentReweightingClassifier(lm, tok, n_demos=2, epochs=5).fit(
+        texts + ["a hammer and nails", "a saw in the shed"], labels3)
+    assert three.classes_.tolist() == ["animal", "food", "tool"]
+    assert sorted(labels3[i] for i in three.demo_indices_) == ["animal", "food", "tool"]
 
 
 def test_calibration_makes_the_content_free_input_uniform(smollm):

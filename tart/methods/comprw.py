@@ -81,10 +81,10 @@ class ComponentReweightingClassifier(ClassifierMixin, BaseEstimator):
         n_classes = len(self.classes_)
         if n_classes < 2:
             raise ValueError(f"need at least two classes, got only {self.classes_[0]!r}")
-        if self.n_demos < n_classes:
-            raise ValueError(f"n_demos={self.n_demos} cannot show each of the {n_classes} classes once")
         classes = self.classes_.tolist()
-        n_demos = max(n_classes, min(self.n_demos, len(texts) - n_classes))  # small k: keep some to train on
+        # every class once in the prompt at least (more classes than n_demos: one demo each); with
+        # small k, fewer demos so that every class keeps a training example
+        n_demos = max(n_classes, min(self.n_demos, len(texts) - n_classes))
         self.demo_indices_ = _interleaved_demos(labels, classes, n_demos, np.random.default_rng(self.random_state))
         train = sorted(set(range(len(texts))) - set(self.demo_indices_))
         if set(labels[i] for i in self.demo_indices_) != set(classes) or {labels[i] for i in train} != set(classes):
