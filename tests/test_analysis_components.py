@@ -1,4 +1,4 @@
-"""tart.analysis.components / component_reweighting: the decomposition sums back, per-component
+"""tart.analysis.components and tart.methods (decompose, comprw, prompting): the decomposition sums back, per-component
 accuracy, reweighting on a planted signal, calibrated ICL, errors, `tart evaluate` and the CLI."""
 import json
 import os
