@@ -29,7 +29,10 @@ def load_reports(args: list[str]) -> list[tuple[Path, dict]]:
         p = Path(arg)
         paths += sorted(q for q in p.rglob("*.json") if not q.name.startswith("sanity-")) if p.is_dir() else [p]
     reports = [(p, json.loads(p.read_text())) for p in paths]
-    return [(p, r) for p, r in reports if "ks" in r and "results" in r]  # `tart evaluate` reports only
+    reports = [(p, r) for p, r in reports if "ks" in r and "results" in r]  # `tart evaluate` reports only
+    for _, r in reports:  # a method that ran on none of a dataset's support sets has no numbers
+        r["results"] = [x for x in r["results"] if x["mean"] is not None]
+    return reports
 
 
 def merge_by_dataset(reports: list[dict]) -> list[dict]:

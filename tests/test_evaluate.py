@@ -180,3 +180,19 @@ def test_embedder_layer_is_checked(mini):
         load_embedder("minilm-l6", layer=7, progress=False)
     middle = load_embedder("minilm-l6", layer=3, progress=False).embed(["a cat"])
     assert not np.allclose(middle, mini.embed(["a cat"]))
+
+
+def test_a_method_that_cannot_run_on_a_support_set_is_noted_not_fatal():
+    """comprw needs an example of each class beside its prompt: with 6 classes and k = 8 some seeds'
+    support sets have a class seen once. The run goes on; the report says which seeds ran."""
+    from tart.evaluate.report import format_table
+
+    data = load_eval_data("wordnet-6way")
+    emb = load_embedder("smollm2-135m", progress=False)
+    report = evaluate(data, ks=[6], seeds=1, methods=["centroid", "comprw"], embedder=emb, test_size=6,
+                      progress=False)
+    comprw = next(r for r in report["results"] if r["method"] == "comprw")
+    assert comprw["mean"] is None and comprw["seeds_run"] == []
+    assert any(n.startswith("comprw k=6 seed 0: not run:") and "too few" in n for n in report["notes"])
+    assert "| comprw | – |" in format_table(report)
+    assert next(r for r in report["results"] if r["method"] == "centroid")["mean"] is not None

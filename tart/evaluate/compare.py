@@ -44,6 +44,8 @@ def summary_rows(reports) -> list[dict]:
     cells: dict = {}
     for rep in reports:
         for r in rep["results"]:
+            if r["mean"] is None:  # the method could run on none of this dataset's support sets
+                continue
             embedder = OWN_ENCODER if registry.get(r["method"]).reads == "text" else rep["embedder"]
             cell = cells.setdefault((r["method"], embedder, r["k"]), {"acc": [], "sec": [], "data": []})
             cell["acc"].append(r["mean"])

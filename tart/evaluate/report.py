@@ -10,13 +10,19 @@ import numpy as np
 PROMPT_NOTES = ("icl", "icl-cal")  # methods that report their prompt length and truncation
 
 
-def summarize(method: str, k: int, run: dict, notes: list) -> dict:
-    """One result entry from a (method, k)'s runs: accuracies, mean, sample std, seconds."""
+def summarize(method: str, k: int, run: dict, notes: list, n_seeds: int) -> dict:
+    """One result entry from a (method, k)'s runs: accuracies, mean, sample std, seconds; `seeds_run`
+    when the method could not run on some seeds' support sets (mean None when on none)."""
     accs = run["accs"]
+    if not accs:
+        return {"method": method, "k": k, "mean": None, "std": None, "accs": [], "seconds": None,
+                "embed_seconds": None, "seeds_run": []}
     entry = {"method": method, "k": k, "mean": float(np.mean(accs)),
              "std": float(np.std(accs, ddof=1)) if len(accs) > 1 else 0.0,  # sample std over seeds
              "accs": accs, "seconds": float(np.mean(run["seconds"])),
              "embed_seconds": float(np.mean(run["embed_seconds"]))}
+    if len(accs) < n_seeds:  # some seeds' support sets did not suit the method (see the notes)
+        entry["seeds_run"] = run["seeds"]
     if method in PROMPT_NOTES:
         dropped = [x["dropped"] for x in run["extra"]]
         entry["prompt_tokens"] = float(np.mean([x["prompt"] for x in run["extra"]]))
@@ -48,7 +54,7 @@ def plot_report(report: dict, path) -> None:
 
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     for method in dict.fromkeys(r["method"] for r in report["results"]):
-        rows = [r for r in report["results"] if r["method"] == method]
+        rows = [r for r in report["results"] if r["method"] == method and r["mean"] is not None]
         ax.errorbar([r["k"] for r in rows], [r["mean"] for r in rows], yerr=[r["std"] for r in rows],
                     marker="o", capsize=3, label=method)
     ax.set_xscale("log", base=2)
@@ -70,7 +76,7 @@ def format_table(report: dict) -> str:
              "|---|" + "---|" * (len(ks) + 1)]
     for method in dict.fromkeys(r["method"] for r in report["results"]):
         rows = {r["k"]: r for r in report["results"] if r["method"] == method}
-        cells = [f"{rows[k]['mean']:.3f} ± {rows[k]['std']:.3f}" for k in ks]
-        secs = np.mean([rows[k]["seconds"] for k in ks])
+        cells = [f"{rows[k]['mean']:.3f} ± {rows[k]['std']:.3f}" if rows[k]["mean"] is not None else "–" for k in ks]
+        secs = np.mean([rows[k]["seconds"] for k in ks if rows[k]["seconds"] is not None] or [np.nan])
         lines.append(f"| {method} | " + " | ".join(cells) + f" | {secs:.2f} |")
     return "\n".join(lines)

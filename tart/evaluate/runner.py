@@ -117,7 +117,7 @@ def evaluate(data: EvalData, ks=(16, 32, 64), seeds: int = 5, methods=DEFAULT_ME
     report_embedder = None if is_vectors else embedder.name
     stream = _stream_matrix(data, embedder, draws, ks) if not is_vectors and embedding_mode == "stream" else None
 
-    runs = {(m, k): {"accs": [], "seconds": [], "embed_seconds": [], "extra": []} for m in methods for k in ks}
+    runs = {(m, k): {"accs": [], "seconds": [], "embed_seconds": [], "extra": [], "seeds": []} for m in methods for k in ks}
     was_progress = getattr(embedder, "progress", False)
     if embedder is not None:
         embedder.progress = False  # one bar: the runs
@@ -129,8 +129,14 @@ def evaluate(data: EvalData, ks=(16, 32, 64), seeds: int = 5, methods=DEFAULT_ME
                 S, Q, embed_seconds = _task_vectors(data, supports[k], test, embedder, embedding_mode, stream)
                 for m in methods:
                     t0 = time.perf_counter()
-                    pred, extra = _fit_predict(m, S, Q, data, supports[k], test, seed, ctx)
+                    try:
+                        pred, extra = _fit_predict(m, S, Q, data, supports[k], test, seed, ctx)
+                    except ValueError as err:  # this support set does not suit the method (e.g. too few per class)
+                        notes.append(f"{m} k={k} seed {seed}: not run: {err}")
+                        bar.update()
+                        continue
                     run = runs[(m, k)]
+                    run["seeds"].append(seed)
                     run["seconds"].append(time.perf_counter() - t0)
                     correct = np.asarray(pred, dtype=object) == y_test
                     run["accs"].append(float(np.mean(correct)))
@@ -148,7 +154,7 @@ def evaluate(data: EvalData, ks=(16, 32, 64), seeds: int = 5, methods=DEFAULT_ME
         if embedder is not None:
             embedder.progress = was_progress
 
-    results = [summarize(m, k, run, notes) for (m, k), run in runs.items()]
+    results = [summarize(m, k, run, notes, seeds) for (m, k), run in runs.items()]
     if checkpoint_path is not None and checkpoint_path.resolve().is_relative_to(Path.cwd().resolve()):
         checkpoint_path = checkpoint_path.resolve().relative_to(Path.cwd().resolve())
     return {
