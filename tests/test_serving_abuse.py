@@ -1,5 +1,6 @@
 """The service under abuse, over real HTTP with the default cost budget: clients that give up on
-heavy requests do not leave their work running, and a light request is answered meanwhile.
+heavy requests do not leave their work running, a light request is answered meanwhile, and /readyz
+says unready while a job runs past stuck_after_s (1 s here), ready again after.
 Slow (a server of its own, heavy requests): `pytest -m slow tests/test_serving_abuse.py`."""
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ def heavy_request(i: int) -> dict:
 
 def test_abandoned_heavy_requests_are_cancelled_and_light_ones_answered(head_dir, tmp_path):  # noqa: F811
     env = {"TART_CHECKPOINT": head_dir, "TART_EMBEDDER": "minilm-l6", "TART_CONFIG": "",
-           "TART_STORE_PATH": str(tmp_path / "tasks.sqlite3"), "TART_HEAD_CONCURRENCY": "1"}
+           "TART_STORE_PATH": str(tmp_path / "tasks.sqlite3"), "TART_HEAD_CONCURRENCY": "1",
+           "TART_STUCK_AFTER_S": "1"}
     with LocalServer(env, log_path=tmp_path / "server.log") as server:
         async def scenario():
             async with httpx.AsyncClient(base_url=server.url) as client:
@@ -35,20 +37,33 @@ def test_abandoned_heavy_requests_are_cancelled_and_light_ones_answered(head_dir
                     except httpx.TimeoutException:
                         return "gave up"
                     return "answered"
+                readiness = []
+
+                async def poll_readyz():  # until it went unready and ready again, or 60 s
+                    deadline = time.monotonic() + 60
+                    while time.monotonic() < deadline and not (503 in readiness and readiness[-1] == 200):
+                        readiness.append((await client.get("/readyz", timeout=10)).status_code)
+                        await asyncio.sleep(0.25)
+
+                poller = asyncio.ensure_future(poll_readyz())
                 outcomes = asyncio.gather(*(abandon(i) for i in range(4)))
                 await asyncio.sleep(4)  # the heavy ones are running or queued, their clients gone
                 t0 = time.perf_counter()
                 light = await client.post("/classify", json={"examples": examples(ANIMALS, FOODS), "texts": ["a goat"]},
                                           timeout=60)
-                return await outcomes, light, time.perf_counter() - t0
+                light_seconds = time.perf_counter() - t0
+                await poller
+                return await outcomes, light, light_seconds, readiness
 
-        outcomes, light, light_seconds = asyncio.run(scenario())
+        outcomes, light, light_seconds, readiness = asyncio.run(scenario())
         deadline = time.monotonic() + 60
         while True:  # a job already inside its one query batch finishes it; then nothing is left
             stats = httpx.post(server.url + "/stats", json={}, timeout=30).json()["service"]
             if stats["heavy_pending"] == 0 or time.monotonic() > deadline:
                 break
             time.sleep(1)
+        time.sleep(1)
+        ready_after = httpx.get(server.url + "/readyz", timeout=10).status_code
     assert light.status_code == 200, light.text
     assert light_seconds < 15, f"a light request waited {light_seconds:.1f} s behind abandoned heavy ones"
     gave_up = outcomes.count("gave up")
@@ -58,3 +73,5 @@ def test_abandoned_heavy_requests_are_cancelled_and_light_ones_answered(head_dir
     assert server.log_tail(10**6).count("the client disconnected; its request was cancelled") == gave_up
     assert stats["heavy_completed"] < gave_up, stats
     assert stats["heavy_pending"] == 0 and stats["light_pending"] == 0, stats
+    assert 503 in readiness, readiness  # a forward pass or head job ran past stuck_after_s=1
+    assert ready_after == 200
