@@ -112,12 +112,13 @@ def main(argv=None) -> int:
     p.add_argument("--embedder", default=Settings().embedder)
     p.add_argument("--checkpoint", default=Settings().checkpoint)
     p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--embed-threads", type=int, default=0, help="torch threads of the embedder (0: torch's default)")
     p.add_argument("--json", help="write the result here")
     args = p.parse_args(argv)
     settings = Settings()
     store = Path(tempfile.mkdtemp(prefix="tart-cost-")) / "tasks.sqlite3"
     env = {"TART_CHECKPOINT": args.checkpoint, "TART_EMBEDDER": args.embedder, "TART_STORE_PATH": str(store),
-           "TART_CONFIG": ""}
+           "TART_CONFIG": "", "TART_EMBED_THREADS": str(args.embed_threads)}
     results = []
     with LocalServer(env) as server:
         for name, route, payload in requests_to_send(settings.max_embed_tokens):
