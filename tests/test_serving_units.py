@@ -27,7 +27,10 @@ def test_settings_precedence_defaults_file_env(tmp_path):
 
 @pytest.mark.parametrize("env,needle", [({"TART_MAX_TEXTS": "many"}, "max_texts must be an integer"),
                                         ({"TART_MAX_TEXTS": "0"}, "max_texts must be >= 1"),
-                                        ({"TART_N_PERMUTATIONS": "20"}, "exceeds max_permutations")])
+                                        ({"TART_N_PERMUTATIONS": "20"}, "exceeds max_permutations"),
+                                        ({"TART_EMBED_DTYPE": "fp16"}, "embed_dtype must be auto, bfloat16 or float32"),
+                                        ({"TART_REQUIRE_API_KEY": "maybe"}, "require_api_key must be auto, yes or no"),
+                                        ({"TART_MAX_HEAD_TOKENS": "0"}, "max_head_tokens must be >= 1")])
 def test_bad_settings_are_named(env, needle):
     with pytest.raises(ValueError, match=needle):
         load_settings(env=env)
