@@ -9,6 +9,7 @@
   parses form and multipart bodies with a parser that fails with a 500 on malformed input;
 - the body is read up to `max_body_bytes`: a Content-Length over it is refused at once, a chunked
   body as soon as it passes it, with 413 and a message naming the limit;
+- more than `max_concurrency` API requests in flight: 429 (with Retry-After, from `ErrorShape`);
 - the body is validated with the route's request model (`schemas.REQUESTS`, strict: no coercion):
   an invalid one gets 400 here, so BentoML never logs a traceback for it. A valid body is replayed.
 
@@ -82,9 +83,12 @@ def readable(payload) -> str:
 
 
 class RequestGate:
-    def __init__(self, app, max_body_bytes: int, api_keys: frozenset[str] = frozenset(), openapi=None):
+    def __init__(self, app, max_body_bytes: int, api_keys: frozenset[str] = frozenset(), openapi=None,
+                 max_concurrency: int | None = None):
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.max_concurrency = max_concurrency  # API requests in flight at most; more get 429 + Retry-After
+        self.in_flight = 0
         self.api_keys = api_keys
         self.openapi = openapi  # () -> the document, built on first use
         self._openapi_body: bytes | None = None
@@ -118,6 +122,16 @@ class RequestGate:
             return await _send_error(send, 405, f"{path} takes POST only, not {method}", [(b"allow", b"POST")])
         if method in ("GET", "HEAD", "OPTIONS"):
             return await self.app(scope, receive, send)
+        if self.max_concurrency is not None and self.in_flight >= self.max_concurrency:
+            return await _send_error(send, 429, f"too many requests in flight (max_concurrency="
+                                                f"{self.max_concurrency}): retry later")
+        self.in_flight += 1
+        try:
+            await self._gated(scope, receive, send, path, headers)
+        finally:
+            self.in_flight -= 1
+
+    async def _gated(self, scope, receive, send, path: str, headers: dict):
         content_type = headers.get(b"content-type", b"").decode("latin-1")
         if not _is_json(content_type):
             return await _send_error(send, 415, f"Content-Type {content_type!r} is not supported: send JSON "

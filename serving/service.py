@@ -121,8 +121,8 @@ def _info(task: Task, truncated: list[int] | None = None) -> TaskInfo:
                     embedder=task.embedder, created_at=task.created_at, truncated_examples=truncated or [])
 
 
-@bentoml.service(name="tart", workers=1,
-                 traffic={"timeout": S.timeout_s, "max_concurrency": S.max_concurrency})
+# max_concurrency is enforced by RequestGate (429 with Retry-After, one error shape), not by BentoML
+@bentoml.service(name="tart", workers=1, traffic={"timeout": S.timeout_s})
 class Tart:
     """Few-shot classification: labelled examples (or a registered task) + texts -> labels."""
 
@@ -344,4 +344,5 @@ def _openapi() -> dict:
 
 
 Tart.add_asgi_middleware(ErrorShape)  # outermost: every error, the gate's included, gets one shape
-Tart.add_asgi_middleware(RequestGate, max_body_bytes=S.max_body_bytes, api_keys=S.keys, openapi=_openapi)
+Tart.add_asgi_middleware(RequestGate, max_body_bytes=S.max_body_bytes, api_keys=S.keys, openapi=_openapi,
+                         max_concurrency=S.max_concurrency)

@@ -398,7 +398,11 @@ def test_overload_gets_429_not_a_hang(server):
                          "texts": [f"overload {i} text {j} {time.time()}" for j in range(8)]} for i in range(n)]
             return await asyncio.gather(*(client.post("/classify", json=p) for p in payloads))
 
-    codes = [r.status_code for r in asyncio.run(burst())]
+    responses = asyncio.run(burst())
+    codes = [r.status_code for r in responses]
     assert set(codes) <= {200, 429}, codes
     assert 429 in codes and 200 in codes, codes
+    for r in responses:
+        if r.status_code == 429:
+            assert r.headers["retry-after"] == "1" and "max_concurrency=2" in r.json()["error"]
     assert httpx.get(server.url + "/readyz").status_code == 200
