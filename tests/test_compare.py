@@ -36,3 +36,14 @@ def test_cli_one_table(tmp_path, capsys):
     assert "icl skipped: minilm-l6 is not a causal LM" in result["reports"][0]["notes"]
     assert all(0.6 <= r["accuracy"] <= 1 for r in result["rows"])  # a clear binary task, 20 test texts
     assert md.read_text() == capsys.readouterr().out
+
+
+def test_merge_recomputes_rows_and_counts_datasets_per_k():
+    from tart.evaluate.compare import merge
+
+    one = {"datasets": ["a"], "ks": [8, 16], "reports": [_report("a", "emb", [("comprw", 16, 0.8, 1.0, 0.0)])]}
+    two = {"datasets": ["b"], "ks": [8, 16], "reports": [_report("b", "emb", [("comprw", 8, 0.6, 1.0, 0.0),
+                                                                               ("comprw", 16, 0.6, 1.0, 0.0)])]}
+    merged = merge([one, two])
+    assert merged["datasets"] == ["a", "b"] and len(merged["reports"]) == 2
+    assert "| comprw | emb | 0.600 | 0.700 | 1.00 | 1 / 2 |" in format_comparison(merged)

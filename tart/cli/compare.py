@@ -15,6 +15,9 @@ def add_parser(subparsers):
     p.add_argument("--embedders", type=name_list, default=["smollm2-135m", "minilm-l6"],
                    help="comma-separated embedder short names or folders (default smollm2-135m,minilm-l6)")
     add_run_options(p)
+    p.add_argument("--merge", type=name_list, default=None,
+                   help="comma-separated JSON files of earlier compare runs: one table from all their reports, "
+                        "nothing is run")
     p.add_argument("--json", help="write the result (table rows and every report) here")
     p.add_argument("--markdown", help="write the table here (Markdown)")
     p.set_defaults(func=run)
@@ -23,7 +26,14 @@ def add_parser(subparsers):
 
 def run(args) -> None:
     from tart.data import list_datasets
-    from tart.evaluate.compare import compare, format_comparison
+    from tart.evaluate.compare import compare, format_comparison, merge
+
+    if args.merge:
+        result = merge([json.loads(Path(f).read_text()) for f in args.merge])
+        del result["reports"]  # they stay in the merged files: no second copy
+        result["sources"] = args.merge
+        _write(args, result, format_comparison(result))
+        return
 
     set_threads(args.threads)
 
@@ -37,8 +47,14 @@ def run(args) -> None:
                      progress=not args.quiet, checkpoint=args.checkpoint, test_size=args.test_size or None,
                      n_permutations=args.permutations, icl_max_tokens=args.icl_max_tokens,
                      setfit_iterations=args.setfit_iterations, on_report=save)
-    save(result)
-    table = format_comparison(result)
+    result.update(test_size=args.test_size, setfit_iterations=args.setfit_iterations)
+    _write(args, result, format_comparison(result))
+
+
+def _write(args, result: dict, table: str) -> None:
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     if args.markdown:
         Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
         Path(args.markdown).write_text(table + "\n")

@@ -56,8 +56,17 @@ def summary_rows(reports) -> list[dict]:
             for (m, e, k), c in cells.items()]
 
 
+def merge(results: list[dict]) -> dict:
+    """Several compare results (same settings, other datasets) as one: every report, rows recomputed."""
+    reports = [rep for r in results for rep in r["reports"]]
+    first = results[0]
+    return {**first, "datasets": [d for r in results for d in r["datasets"]], "rows": summary_rows(reports),
+            "reports": reports}
+
+
 def format_comparison(result: dict) -> str:
-    """Markdown: one row per (method, embedder), accuracy per k, mean seconds per task."""
+    """Markdown: one row per (method, embedder), accuracy per k, mean seconds per task, and the
+    datasets averaged (per k when a method could not run everywhere)."""
     ks = result["ks"]
     lines = ["| method | embedder | " + " | ".join(f"k={k}" for k in ks) + " | s/task | datasets |",
              "|---|---|" + "---|" * (len(ks) + 2)]
@@ -67,6 +76,7 @@ def format_comparison(result: dict) -> str:
     for (method, embedder), by_k in groups.items():
         cells = [f"{by_k[k]['accuracy']:.3f}" if k in by_k else "–" for k in ks]
         seconds = np.mean([r["seconds_per_task"] for r in by_k.values()])
-        n = len(next(iter(by_k.values()))["datasets"])
+        counts = [len(by_k[k]["datasets"]) for k in ks if k in by_k]
+        n = str(counts[0]) if len(set(counts)) == 1 else " / ".join(map(str, counts))
         lines.append(f"| {method} | {embedder} | " + " | ".join(cells) + f" | {seconds:.2f} | {n} |")
     return "\n".join(lines)
