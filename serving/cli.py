@@ -19,7 +19,9 @@ def add_serve_parser(subparsers) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=3000, help="port to listen on (default 3000)")
     p.add_argument("--config", help="TOML settings file (see docs/serving.md); also $TART_CONFIG")
-    p.add_argument("--checkpoint", help="head checkpoint: shipped name or folder (default tart-compact)")
+    from tart.checkpoint_io import DEFAULT_HEAD  # no torch: names and paths only
+
+    p.add_argument("--checkpoint", help=f"head checkpoint: shipped name or folder (default {DEFAULT_HEAD})")
     p.add_argument("--embedder", help="embedder short name or local model folder (default smollm2-135m)")
     p.add_argument("--store", help="SQLite file for registered tasks")
     p.set_defaults(func=serve_command)

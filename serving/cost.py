@@ -4,10 +4,15 @@ Two numbers, both from the request alone:
 - embedder tokens: the tokens of every text the embedder must read (each cut at `max_length`, plus
   the tokenizer's special tokens). The API process loads only the embedder's tokenizer, so it counts
   exactly, and says which texts are longer than `max_length` (the embedder cuts them).
-- head tokens: the reasoning head runs one sequence per (binary problem, support order, chunk of at
-  most the head's context) and label swap, over each batch of queries: sequences x query batches x
-  (context length + queries in a batch). One-vs-one over many labels, many permutations and many
-  queries multiply; this is the number that made one valid request take 86 s and 6 GB.
+- head tokens: what the head reads, sequences x (query batches x context length + queries): each
+  sequence (padded to the longest) is read once per batch of queries, with the batch. The sequences are
+  those the classifier builds for this head and these labels:
+  - a multi-class head (n_classes label slots) with at most that many labels and multiclass 'auto'
+    reads them natively: one sequence per (support order, chunk of at most the head's context);
+  - otherwise (a binary head, more labels than slots, 'ovr', 'ovo'): one sequence per (binary
+    problem, support order, chunk) and label swap.
+  One-vs-one over many labels, many permutations and many queries multiply; this is the number that
+  made one valid request take 86 s and 6 GB.
 
 A request over either budget gets 413 with a message that names the setting and the numbers.
 Time and memory per token are measured by `benchmarks/serve_cost.py`.
@@ -28,22 +33,32 @@ class HeadCost:
     tokens: int
 
 
+def native(n_labels: int, multiclass: str, head_slots: int) -> bool:
+    """Whether TartClassifier reads these labels with the head's own label slots (tart.inference.native_proba):
+    a multi-class head (`head_slots` = its n_classes; 0 for a binary head), no more labels than slots,
+    multiclass 'auto' (or 'native')."""
+    return multiclass in ("auto", "native") and head_slots > 2 and n_labels <= head_slots
+
+
 def head_cost(labels: list[str], n_queries: int, n_permutations: int, multiclass: str, head_context: int,
-              query_batch: int = QUERY_BATCH) -> HeadCost:
-    """The head's work for this support set, mirroring TartClassifier's sequences (binary head)."""
+              query_batch: int = QUERY_BATCH, head_slots: int = 0) -> HeadCost:
+    """The head's work for this support set, mirroring the sequences TartClassifier runs: native
+    multi-class ones (one per support order and chunk) or binary problems' (each also label-swapped)."""
     counts = Counter(labels)
     k = len(labels)
-    if len(counts) == 2 or multiclass == "ovr":
-        sizes = [k] * (1 if len(counts) == 2 else len(counts))
+    if native(len(counts), multiclass, head_slots):
+        sizes, copies = [k], 1  # one problem: every class at once, no swapped copy
+    elif len(counts) == 2 or multiclass in ("auto", "native", "ovr"):
+        sizes, copies = [k] * (1 if len(counts) == 2 else len(counts)), 2  # also run with labels swapped
     else:  # one-vs-one: each pair of labels with its own examples
-        sizes = [counts[a] + counts[b] for a, b in combinations(sorted(counts), 2)]
+        sizes, copies = [counts[a] + counts[b] for a, b in combinations(sorted(counts), 2)], 2
     sequences, context = 0, 0
     for m in sizes:
         chunks = -(-m // head_context)
-        sequences += 2 * n_permutations * chunks  # every sequence also runs with its labels swapped
+        sequences += copies * n_permutations * chunks
         context = max(context, -(-m // chunks))
     batches = -(-n_queries // query_batch)
-    return HeadCost(sequences, context, sequences * batches * (context + min(query_batch, n_queries)))
+    return HeadCost(sequences, context, sequences * (batches * context + n_queries))
 
 
 class TokenCounter:
@@ -79,5 +94,5 @@ def over_budget(embed_tokens: int, head: HeadCost | None, max_embed_tokens: int,
         return (f"this request needs {head.tokens} head tokens ({head.sequences} sequences of up to "
                 f"{head.context} examples, over the texts in batches of {QUERY_BATCH}); the limit is "
                 f"max_head_tokens={max_head_tokens}: send fewer texts or labels, lower "
-                f"options.n_permutations, or use multiclass 'ovr'")
+                f"options.n_permutations, or use multiclass 'auto' or 'ovr'")
     return None

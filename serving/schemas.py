@@ -66,8 +66,9 @@ class Options(_Strict):
     n_permutations: int | None = Field(
         None, ge=1, le=S.max_permutations,
         description=f"support-set orderings averaged per prediction (default {S.n_permutations})")
-    multiclass: Literal["ovr", "ovo"] = Field(
-        "ovr", description="more than two labels: one-vs-rest or one-vs-one binary problems")
+    multiclass: Literal["auto", "ovr", "ovo"] = Field(
+        "auto", description="'auto': a multi-class head reads up to its number of label slots at once, "
+                            "else one-vs-rest; 'ovr': one-vs-rest binary problems; 'ovo': one-vs-one")
     projection: Literal["support", "support+queries"] = Field(
         "support", description="what the projection to the head's input size is fitted on")
 

@@ -31,7 +31,7 @@ from tart.serving import lifecycle, openapi, predict
 from tart.serving.headpool import Busy, Cancelled, HeadLanes
 from tart.serving.cost import QUERY_BATCH, TokenCounter, head_cost, over_budget
 from tart.serving.middleware import ErrorShape, RequestGate
-from tart.serving.schemas import (ClassifyRequest, ClassifyResponse, Deleted, Example, ModelInfo, Prediction,
+from tart.serving.schemas import (ClassifyRequest, ClassifyResponse, Deleted, Example, ModelInfo, Options, Prediction,
                              TaskClassifyRequest, TaskCreateRequest, TaskDetail, TaskInfo, TaskList,
                              TaskListRequest, TaskRef)
 from tart.serving.settings import get_settings
@@ -137,6 +137,7 @@ class Tart:
         torch.set_num_threads(S.head_threads)
         self.head = load_head(S.checkpoint)
         self.head_context = int(self.head.config.max_examples)
+        self.head_slots = int(self.head.config.n_classes) if self.head.config.multiclass else 0  # native labels
         self.tokens = TokenCounter(S.embedder)  # the embedder's tokenizer only: costs and truncation
         self.store = TaskStore(S.store_path, max_tasks=S.max_tasks)
         self.fitted = predict.FittedCache()  # registered tasks' fitted classifiers, by (task id, options)
@@ -185,7 +186,7 @@ class Tart:
         head = None
         if labels is not None:
             perms, multiclass, _ = self._options(options)
-            head = head_cost(labels, n_queries, perms, multiclass, self.head_context, QUERY_BATCH)
+            head = head_cost(labels, n_queries, perms, multiclass, self.head_context, QUERY_BATCH, self.head_slots)
         message = over_budget(self.tokens.embed_tokens(embed_counts), head, S.max_embed_tokens, S.max_head_tokens)
         if message:
             self.counts["refused_over_budget"] += 1
@@ -275,7 +276,7 @@ class Tart:
         except (TaskNameTaken, StoreFull) as err:
             return _error(409, f"name: {err}" if isinstance(err, TaskNameTaken) else str(err))
         # what depends only on the examples is prepared now, for the default options
-        default = (S.n_permutations, "ovr", "support")
+        default = self._options(Options())
         fitted = await asyncio.to_thread(predict.fit, self.head, vectors, labels, *default, QUERY_BATCH)
         truncated = self._truncated(counts)
         self.fitted.put((task.id, *default), (fitted, labels, truncated))
