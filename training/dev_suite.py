@@ -188,6 +188,28 @@ def summarize(results, methods, ks, embedders) -> dict:
     return {"summary": summary, "versus_best_baseline": versus}
 
 
+def merge(reports: list[dict]) -> dict:
+    """One report from several runs of the same suite (same seeds, splits, test size): a row from a later
+    report replaces the same (task, embedder, method, k) row of an earlier one."""
+    first = reports[0]
+    for r in reports[1:]:
+        if (r["seeds"], r["test_size"]) != (first["seeds"], first["test_size"]):
+            raise ValueError("cannot merge dev-suite reports with other seeds or test_size")
+    rows = {}
+    for r in reports:
+        for row in r["results"]:
+            rows[(row["task"], row["embedder"], row["method"], row["k"])] = row
+    methods = list(dict.fromkeys(m for r in reports for m in r["methods"]))
+    ks = sorted({k for r in reports for k in r["ks"]})
+    embedders = list(dict.fromkeys(e for r in reports for e in r["embedders"]))
+    tasks = list(dict.fromkeys(t for r in reports for t in r["tasks"]))
+    results = list(rows.values())
+    report = {"tasks": tasks, "embedders": embedders, "ks": ks, "seeds": first["seeds"],
+              "test_size": first["test_size"], "methods": methods, "results": results}
+    report.update(summarize(results, methods, ks, embedders))
+    return report
+
+
 def format_table(report: dict) -> str:
     lines = []
     for e in report["embedders"]:
@@ -228,7 +250,7 @@ def plot(report: dict, path) -> None:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m tart.training.dev_suite", description=__doc__.split("\n")[0])
-    p.add_argument("--methods", required=True, help="comma-separated; a tart spec's options use ',' too, so "
+    p.add_argument("--methods", help="comma-separated; a tart spec's options use ',' too, so "
                    "separate methods with ';' when a spec has options")
     p.add_argument("--ks", default="8,16,32,64")
     p.add_argument("--seeds", type=int, default=5)
@@ -238,7 +260,17 @@ def main(argv=None) -> int:
     p.add_argument("--json", required=True)
     p.add_argument("--plot")
     p.add_argument("--reuse", help="an earlier report whose rows are kept for the methods it has")
+    p.add_argument("--merge", nargs="+", help="instead of running: merge these reports into --json")
     args = p.parse_args(argv)
+    if args.merge:
+        report = merge([json.loads(Path(f).read_text()) for f in args.merge])
+        Path(args.json).write_text(json.dumps(report, indent=1))
+        if args.plot:
+            plot(report, args.plot)
+        print(format_table(report))
+        return 0
+    if not args.methods:
+        p.error("--methods is required unless --merge is given")
     methods = [m for m in args.methods.split(";" if ";" in args.methods else ",") if m]
     report = run(methods, [int(k) for k in args.ks.split(",")], args.seeds, args.test_size,
                  args.embedders.split(","), args.tasks.split(","),
