@@ -5,7 +5,7 @@ logistic-regression probe (C by CV on the support, as `tart evaluate` fits it), 
 on the same random task; median of `--repeats` timings. Vectors are random (the cost does not depend
 on them), 384-dimensional like MiniLM's embeddings.
 
-    python benchmarks/head_latency.py [--head tart-prior] [--json results/head_latency.json]
+    python benchmarks/head_latency.py [--head tart-prior] [--multiclass ovr] [--json results/head_latency.json]
 """
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ def median_seconds(fn, repeats: int) -> float:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--head", default=None, help="checkpoint (default: the default head)")
+    p.add_argument("--multiclass", default="auto", help="TartClassifier's multiclass for the 6-class task")
     p.add_argument("--k", type=int, default=64)
     p.add_argument("--queries", type=int, default=200)
     p.add_argument("--dim", type=int, default=384)
@@ -41,7 +42,7 @@ def main() -> None:
     p.add_argument("--json")
     args = p.parse_args()
     rng = np.random.default_rng(0)
-    head_kw = {} if args.head is None else {"head": args.head}
+    head_kw = {"multiclass": args.multiclass, **({} if args.head is None else {"head": args.head})}
     rows = []
     for n_classes in (2, 6):
         S = rng.normal(size=(args.k, args.dim)).astype(np.float32)
@@ -58,7 +59,7 @@ def main() -> None:
                          "vs_probe": seconds / timings["probe"]})
             print(f"{n_classes} classes  {name:26s} {seconds * 1000:8.1f} ms  ({seconds / timings['probe']:.2f}x the probe)")
     report = {"k": args.k, "queries": args.queries, "dim": args.dim, "repeats": args.repeats,
-              "head": args.head or "default", "torch_threads": torch.get_num_threads(),
+              "head": args.head or "default", "multiclass": args.multiclass, "torch_threads": torch.get_num_threads(),
               "machine": platform.processor() or platform.machine(), "results": rows}
     if args.json:
         with open(args.json, "w") as f:
