@@ -2,15 +2,18 @@
 becomes of requests past it.
 
 Starts the server on 127.0.0.1 (default settings unless --embedder etc. say otherwise, a temporary
-task store), then sends, one at a time:
-1. head-heavy: 256 examples with 32 labels, one-vs-rest, n_permutations 4 and 32 texts: 98304 head
-   tokens, just under max_head_tokens=100000 (asserted from the server's own cost module);
-2. embedder-heavy: paragraphs (about 250 tokens each), as many examples and texts as fit under
-   max_embed_tokens;
-3. the issue's 86-second request (256 examples, 32 labels, ovo, 8 permutations, 128 texts): 413;
-4. /tasks/create with 256 examples of ~2000 characters: 413 (it was a 503 after 20 s);
-each --repeats times, with new texts each time (none from the embedder's cache). For each: status, seconds, and the peak resident memory of every server process
-above its level before the request (sampled every 50 ms).
+task store), then sends, one at a time, requests built with the server's own cost module
+(`serving.cost`: the embedder's tokenizer and the head's sequences, for the head in use):
+1. largest: at both budgets at once: 32 labels (more than a multi-class head's slots, so binary
+   problems), the examples, orders and texts that bring the head's cost closest to max_head_tokens,
+   every text lengthened until the embedder's cost is just under max_embed_tokens;
+2. head-heavy: the same head cost, texts as short as they come;
+3. embedder-heavy: paragraphs (up to 256 tokens each), two labels, as many as fit under max_embed_tokens;
+4. the issue's 86-second request (256 examples, 32 labels, ovo, 8 permutations, 128 texts): 413;
+5. /tasks/create with 256 examples of ~2000 characters: 413 (it was a 503 after 20 s);
+each --repeats times, with new texts each time (none from the embedder's cache). For each: status,
+seconds, both costs, and the peak resident memory of every server process above its level before
+the request (sampled every 50 ms).
 
     python benchmarks/serve_cost.py --json benchmarks/results/serve_cost.json
 """
@@ -33,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tart.data import load_dataset  # noqa: E402
 from tart.serving.launch import LocalServer  # noqa: E402
+from tart.serving.cost import QUERY_BATCH, TokenCounter, head_cost  # noqa: E402
 from tart.serving.settings import Settings  # noqa: E402
 
 
@@ -70,40 +74,104 @@ class PeakMemory:
                 "peak_rss_mb_by_process": {str(p): self.peak[p] / 2**20 for p in self.peak}}
 
 
-def requests_to_send(max_embed_tokens: int):
-    glosses = load_dataset("wordnet-6way")
-    short = [t for t in glosses.texts][:400]
+def head_shape(checkpoint: str) -> tuple[int, int]:
+    """(context, native label slots or 0) of a head, from its config alone."""
+    from tart.checkpoint_io import resolve_checkpoint
+
+    config = json.loads((resolve_checkpoint(checkpoint) / "config.json").read_text())
+    slots = config.get("n_classes", 2)
+    return config.get("max_examples", 64), slots if slots > 2 else 0
+
+
+def heaviest_head_request(settings: Settings, context: int, slots: int, max_items: int, n_labels: int = 32):
+    """(examples, permutations, texts) with the largest head cost within max_head_tokens, at most
+    `max_items` examples and texts together (each costs the embedder tokens too)."""
+    best = None
+    for k in range(n_labels, min(settings.max_examples, max_items - 1) + 1, n_labels):
+        labels = [f"label-{i % n_labels}" for i in range(k)]
+        for perms in range(1, settings.max_permutations + 1):
+            for n_q in range(1, min(settings.max_texts, max_items - k) + 1):
+                cost = head_cost(labels, n_q, perms, "auto", context, QUERY_BATCH, slots)
+                if cost.tokens <= settings.max_head_tokens and (best is None or (cost.tokens, k + n_q) > best[0]):
+                    best = ((cost.tokens, k + n_q), k, perms, n_q)
+    return best[1:]
+
+
+def words(counter: TokenCounter, source: list[str], n: int, repeat: int) -> list[str]:
+    """n distinct one-token words (another n for each repeat): the shortest texts there are."""
+    seen, out = set(), []
+    for w in " ".join(source).lower().split():
+        w = "".join(ch for ch in w if ch.isalpha())
+        if w and w not in seen:
+            seen.add(w)
+            if counter.count([w])[0] == 1:
+                out.append(w)
+    if len(out) < n * (repeat + 1):
+        raise SystemExit(f"only {len(out)} one-token words for {n} texts x {repeat + 1} repeats")
+    return out[n * repeat:n * (repeat + 1)]
+
+
+def fill(counter: TokenCounter, texts: list[str], source: list[str], budget: int) -> list[str]:
+    """`texts` lengthened with words of `source` (each keeps its start) until their embedder cost is
+    just under `budget`."""
+    pool = " ".join(source).split()
+    per_text = max(1, min(budget // len(texts) - counter.specials, counter.max_length))
+    out = []
+    for i, t in enumerate(texts):
+        cur, j = t, (i * 37) % len(pool)
+        while counter.count([f"{cur} {pool[j % len(pool)]}"])[0] <= per_text:
+            cur, j = f"{cur} {pool[j % len(pool)]}", j + 1
+        out.append(cur)
+    total, grown = counter.embed_tokens(counter.count(out)), True
+    while grown:  # the remainder: one more word per text, in turn, while the total fits
+        grown = False
+        for i, t in enumerate(out):
+            longer = f"{t} {pool[(i * 37 + len(t)) % len(pool)]}"
+            extra = counter.count([longer])[0] - counter.count([t])[0]
+            if counter.count([longer])[0] <= counter.max_length and total + extra <= budget and extra > 0:
+                out[i], total, grown = longer, total + extra, True
+    if counter.embed_tokens(counter.count(out)) > budget:
+        raise SystemExit(f"{len(texts)} texts do not fit in {budget} embedder tokens")
+    return out
+
+
+def requests_to_send(settings: Settings, counter: TokenCounter, context: int, slots: int, repeat: int):
+    """(name, route, payload); every text is new in each repeat, so none comes from the embedder's cache."""
+    tag = f"r{repeat}"
+    glosses = load_dataset("wordnet-6way").texts
     fortunes = load_dataset("fortunes-computers-politics").texts
-    paragraphs, cur = [], ""
-    for t in fortunes:  # ~1000 characters: about 250 SmolLM2 tokens
-        cur = f"{cur} {t}".strip()
-        if len(cur) >= 900:
-            paragraphs.append(cur[:1000])
-            cur = ""
-    head_heavy = {"examples": [{"text": short[i], "label": f"label-{i % 32}"} for i in range(256)],
-                  "texts": short[256:288], "options": {"n_permutations": 4}}
-    para = lambda i: f"{paragraphs[i % len(paragraphs)]} ({i})"  # noqa: E731  (each text new)
-    n_par = max_embed_tokens // 260
-    k = min(2 * n_par // 3, 256)
-    embed_heavy = {"examples": [{"text": para(i), "label": "ab"[i % 2]} for i in range(k)],
-                   "texts": [para(i) for i in range(k, n_par)]}
-    issue_request = {"examples": [{"text": short[i], "label": f"label-{i % 32}"} for i in range(256)],
-                     "texts": short[256:384], "options": {"n_permutations": 8, "multiclass": "ovo"}}
-    big_task = {"name": "big", "examples": [{"text": (paragraphs[i % len(paragraphs)] * 2)[:1990] + f" {i}",
-                                             "label": "ab"[i % 2]} for i in range(256)]}
-    return [("head-heavy /classify", "/classify", head_heavy), ("embedder-heavy /classify", "/classify", embed_heavy),
-            ("issue's 86 s request /classify", "/classify", issue_request),
+    one_token = 1 + counter.specials
+    k, perms, n_q = heaviest_head_request(settings, context, slots, settings.max_embed_tokens // one_token)
+    labels = [f"label-{i % 32}" for i in range(k)]
+
+    def classify(texts, labels, options):
+        return {"examples": [{"text": t, "label": y} for t, y in zip(texts, labels)], "texts": texts[len(labels):],
+                "options": options}
+
+    short = words(counter, glosses + fortunes, k + n_q, repeat)
+    largest = classify(fill(counter, short, glosses, settings.max_embed_tokens), labels, {"n_permutations": perms})
+    n_par = max(3, settings.max_embed_tokens // (counter.max_length + counter.specials))
+    paragraphs = fill(counter, [f"{tag} paragraph {i}:" for i in range(n_par)], fortunes, settings.max_embed_tokens)
+    k_par = max(2, 2 * n_par // 3)
+    embed_heavy = classify(paragraphs, ["ab"[i % 2] for i in range(k_par)], {})
+    issue = classify([f"{tag} {g}" for g in glosses[:384]], [f"label-{i % 32}" for i in range(256)],
+                     {"n_permutations": 8, "multiclass": "ovo"})
+    big_task = {"name": f"big-{tag}", "examples": [{"text": (" ".join(fortunes[i:i + 40]))[:1990] + f" {tag} {i}",
+                                                    "label": "ab"[i % 2]} for i in range(256)]}
+    return [("largest accepted (both budgets) /classify", "/classify", largest),
+            ("embedder-heavy /classify", "/classify", embed_heavy),
+            ("issue's 86 s request /classify", "/classify", issue),
             ("256 x 2000-character task /tasks/create", "/tasks/create", big_task)]
 
 
-def fresh(payload: dict, repeat: int) -> dict:
-    """The same request with every text new (the embedder keeps the embeddings of texts it saw)."""
-    tag = f" [{repeat}]"
-    out = {**payload, "examples": [{**e, "text": e["text"][:1990] + tag} for e in payload["examples"]]}
+def costs(payload: dict, counter: TokenCounter, context: int, slots: int) -> dict:
+    texts = [e["text"] for e in payload["examples"]] + payload.get("texts", [])
+    out = {"embed_tokens": counter.embed_tokens(counter.count(texts))}
     if "texts" in payload:
-        out["texts"] = [t[:1990] + tag for t in payload["texts"]]
-    if "name" in payload:
-        out["name"] = f"{payload['name']}-{repeat}"
+        options = payload.get("options", {})
+        out["head_tokens"] = head_cost([e["label"] for e in payload["examples"]], len(payload["texts"]),
+                                       options.get("n_permutations") or Settings().n_permutations,
+                                       options.get("multiclass", "auto"), context, QUERY_BATCH, slots).tokens
     return out
 
 
@@ -114,16 +182,25 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--embed-threads", type=int, default=0, help="torch threads of the embedder (0: torch's default)")
     p.add_argument("--json", help="write the result here")
+    p.add_argument("--max-embed-tokens", type=int, help="try another budget (default: the setting's default)")
+    p.add_argument("--max-head-tokens", type=int, help="try another budget (default: the setting's default)")
     args = p.parse_args(argv)
-    settings = Settings()
+    budget = {k: v for k, v in (("max_embed_tokens", args.max_embed_tokens), ("max_head_tokens", args.max_head_tokens))
+              if v is not None}
+    settings = Settings(**budget)
     store = Path(tempfile.mkdtemp(prefix="tart-cost-")) / "tasks.sqlite3"
     env = {"TART_CHECKPOINT": args.checkpoint, "TART_EMBEDDER": args.embedder, "TART_STORE_PATH": str(store),
-           "TART_CONFIG": "", "TART_EMBED_THREADS": str(args.embed_threads)}
+           "TART_CONFIG": "", "TART_EMBED_THREADS": str(args.embed_threads),
+           **{f"TART_{k.upper()}": str(v) for k, v in budget.items()}}
+    counter = TokenCounter(args.embedder)
+    context, slots = head_shape(args.checkpoint)
+    rounds = [requests_to_send(settings, counter, context, slots, r) for r in range(args.repeats)]
     results = []
     with LocalServer(env) as server:
-        for name, route, payload in requests_to_send(settings.max_embed_tokens):
-            for repeat in range(args.repeats):
-                payload = fresh(payload, repeat)
+        for i in range(len(rounds[0])):
+            for repeat, requests in enumerate(rounds):
+                name, route, payload = requests[i]
+                cost = costs(payload, counter, context, slots)
                 with PeakMemory(server.proc.pid) as mem:
                     t0 = time.perf_counter()
                     r = httpx.post(server.url + route, json=payload, timeout=300)
@@ -131,15 +208,17 @@ def main(argv=None) -> int:
                 body = r.json()
                 row = {"request": name, "repeat": repeat, "status": r.status_code, "seconds": seconds,
                        "examples": len(payload["examples"]), "texts": len(payload.get("texts", [])),
-                       "error": body.get("error"), **mem.result()}
+                       "labels": len({e["label"] for e in payload["examples"]}), "options": payload.get("options"),
+                       **cost, "error": body.get("error"), "load_average_1min": os.getloadavg()[0], **mem.result()}
                 if r.status_code == 200 and "predictions" in body:
                     row["tokens_of_texts"] = sum(p["tokens"] for p in body["predictions"])
                 results.append(row)
                 print(f"{name} #{repeat}: {r.status_code} in {seconds:.2f} s, +{row['max_extra_mb_one_process']:.0f} MB "
-                      f"(one process), {(body.get('error') or '')[:160]}", flush=True)
+                      f"(one process), {cost}, load {row['load_average_1min']:.1f} {(body.get('error') or '')[:120]}",
+                      flush=True)
         stats = httpx.post(server.url + "/stats", timeout=30).json()
     out = {"config": {**vars(args), "max_embed_tokens": settings.max_embed_tokens,
-                      "max_head_tokens": settings.max_head_tokens},
+                      "max_head_tokens": settings.max_head_tokens, "head_context": context, "head_label_slots": slots},
            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "load_average_1_5_15": os.getloadavg()},
            "embedder_dtype": stats["embedder"].get("dtype"), "results": results}
     if args.json:

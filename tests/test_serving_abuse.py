@@ -1,4 +1,5 @@
-"""The service under abuse, over real HTTP with the default cost budget: clients that give up on
+"""The service under abuse, over real HTTP with a large cost budget (the issue's first one, so that
+heavy requests outlast their clients): clients that give up on
 heavy requests do not leave their work running, a light request is answered meanwhile, and /readyz
 says unready while a job runs past stuck_after_s (1 s here), ready again after.
 Slow (a server of its own, heavy requests): `pytest -m slow tests/test_serving_abuse.py`."""
@@ -19,7 +20,8 @@ pytestmark = pytest.mark.slow
 
 
 def heavy_request(i: int) -> dict:
-    """Just under max_head_tokens=100000: 256 examples, 32 labels, 4 orders, 32 texts (98304 head tokens)."""
+    """Under max_head_tokens=100000: 256 examples, 32 labels, 4 orders, 32 texts (98304 head tokens with
+    a binary head of 64 examples' context, 81920 with a 10-label head of 128: 32 labels are one-vs-rest)."""
     return {"examples": [{"text": f"item {j} of batch {i}", "label": f"label-{j % 32}"} for j in range(256)],
             "texts": [f"query {j} of {i}" for j in range(32)], "options": {"n_permutations": 4}}
 
@@ -27,7 +29,7 @@ def heavy_request(i: int) -> dict:
 def test_abandoned_heavy_requests_are_cancelled_and_light_ones_answered(head_dir, tmp_path):  # noqa: F811
     env = {"TART_CHECKPOINT": head_dir, "TART_EMBEDDER": "minilm-l6", "TART_CONFIG": "",
            "TART_STORE_PATH": str(tmp_path / "tasks.sqlite3"), "TART_HEAD_CONCURRENCY": "1",
-           "TART_STUCK_AFTER_S": "1"}
+           "TART_STUCK_AFTER_S": "1", "TART_MAX_HEAD_TOKENS": "100000", "TART_MAX_EMBED_TOKENS": "8192"}
     with LocalServer(env, log_path=tmp_path / "server.log") as server:
         async def scenario():
             async with httpx.AsyncClient(base_url=server.url) as client:
