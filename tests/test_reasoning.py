@@ -39,10 +39,29 @@ def test_query_ignores_later_context(model):
 
 
 def test_queries_do_not_see_each_other(model):
+    """Every query's logit is the same alone as in the batch, and changing one query moves only its own."""
     b = batch()
     full = model(b.x_context, b.y_context, b.x_query).logits
-    alone = model(b.x_context, b.y_context, b.x_query[:, :1]).logits
-    assert torch.allclose(full[:, :1], alone, atol=1e-6)
+    for j in range(b.x_query.shape[1]):
+        alone = model(b.x_context, b.y_context, b.x_query[:, j : j + 1]).logits
+        assert torch.allclose(full[:, j : j + 1], alone, atol=1e-5)
+    moved = b.x_query.clone()
+    moved[:, 0] += 3.0
+    after = model(b.x_context, b.y_context, moved).logits
+    assert not torch.allclose(after[:, 0], full[:, 0], atol=1e-3)  # the changed query's answer moves
+    assert torch.allclose(after[:, 1:], full[:, 1:], atol=1e-5)  # nobody else's does
+
+
+def test_multiclass_queries_do_not_see_each_other():
+    config = TartConfig(n_dims=8, n_embd=32, n_layer=2, n_head=2, max_examples=16, n_classes=5)
+    model = TartReasoningModel(config).eval()
+    gen = torch.Generator().manual_seed(0)
+    x_ctx, x_q = torch.randn(2, 10, 8, generator=gen), torch.randn(2, 6, 8, generator=gen)
+    y_ctx = torch.randint(0, 3, (2, 10), generator=gen)
+    full = model(x_ctx, y_ctx, x_q).logits
+    assert full.shape == (2, 6, 5) and torch.isinf(full[..., 3:]).all()  # slots absent from the context
+    for j in range(6):
+        torch.testing.assert_close(model(x_ctx, y_ctx, x_q[:, j : j + 1]).logits, full[:, j : j + 1], atol=1e-5, rtol=0)
 
 
 def test_attention_mask_layout():
