@@ -49,6 +49,7 @@ class PriorSettings:
     beta_max: float = 1.5
     relevant_min: int = 1  # latent directions that carry the label, log-uniform
     relevant_max: int = 64
+    relevance_power: float = 0.5  # direction i carries the label with weight lambda_i^power (0.5: tart-prior)
     separation_min: float = 0.5  # gaussian: Mahalanobis distance between class means, log-uniform
     separation_max: float = 6.0
     scale_min: float = 0.5  # linear / mlp: logit scale, log-uniform
@@ -107,10 +108,12 @@ def _n_classes(gen, s: PriorSettings, B: int, k: int) -> torch.Tensor:
 
 
 def _relevant_mask(gen, s: PriorSettings, lam: torch.Tensor, B: int) -> torch.Tensor:
-    """(B, D) 0/1: which latent directions carry the label; high-variance ones are likelier."""
+    """(B, D) 0/1: which latent directions carry the label; high-variance ones are likelier (weights
+    lambda^relevance_power). With a low power much of the signal lies in directions that a k-point PCA
+    drops, and even nearest centroid falls far below the Bayes rule on the projected task."""
     D = len(lam)
     m = _log_uniform(gen, s.relevant_min, min(s.relevant_max, D), B).round().long().clamp(1, D)
-    keys = torch.rand(B, D, generator=gen) ** (1.0 / lam.sqrt())  # weighted sampling without replacement
+    keys = torch.rand(B, D, generator=gen) ** (1.0 / lam**s.relevance_power)  # weighted sampling, no replacement
     rank = keys.argsort(1, descending=True).argsort(1)
     return (rank < m[:, None]).float()
 
