@@ -12,13 +12,12 @@ embeddings have a few huge-variance dimensions that otherwise take over the top 
 
 One code path for training and inference: `fit_projection` / `apply_projection` work on batches of
 tasks in torch, so the training loop projects every synthetic task exactly as `TartClassifier`
-projects a user's task (`Projection` is the one-task wrapper).
+projects a user's task (`tart.inference.project_task` is the one-task call).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 
@@ -55,25 +54,3 @@ def apply_projection(p: FittedProjection, X: torch.Tensor) -> torch.Tensor:
     """(B, n, D) → (B, n, n_dims); components the fit could not support are zero."""
     Z = ((X - p.mean) / p.std) @ p.components * p.scale
     return torch.nn.functional.pad(Z, (0, p.n_dims - Z.shape[-1]))
-
-
-class Projection:
-    """One task's projection on numpy arrays (fit on support, or on support + queries)."""
-
-    def __init__(self, n_dims: int = 16, shrinkage: float = 0.5, standardize: bool = True):
-        if shrinkage < 0:
-            raise ValueError(f"shrinkage must be >= 0, got {shrinkage}")
-        self.n_dims = n_dims
-        self.shrinkage = shrinkage
-        self.standardize = standardize
-
-    def fit(self, X: np.ndarray) -> "Projection":
-        X = np.asarray(X, dtype=np.float64)
-        if X.ndim != 2 or len(X) < 2:
-            raise ValueError(f"projection needs a 2-D array of at least 2 rows, got shape {X.shape}")
-        self.fitted_ = fit_projection(torch.from_numpy(X)[None], self.n_dims, self.shrinkage, self.standardize)
-        return self
-
-    def transform(self, X: np.ndarray) -> np.ndarray:
-        X = torch.from_numpy(np.asarray(X, dtype=np.float64))[None]
-        return apply_projection(self.fitted_, X)[0].numpy().astype(np.float32)

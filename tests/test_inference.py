@@ -77,3 +77,20 @@ def test_widened_head_starts_as_the_binary_head(multiclass_head):
     # slot 0 carries the old +1 code, so the old label 1 is slot 0: compare with labels swapped
     new = positive_probability(multiclass_head, pad(x_ctx), 1 - y_ctx, pad(x_q))
     torch.testing.assert_close(1 - new, old, atol=1e-5, rtol=0)
+
+
+def test_projection_matches_standardised_pca_with_shrunk_whitening():
+    from sklearn.decomposition import PCA
+
+    from tart.inference import project_task
+
+    rng = np.random.default_rng(0)
+    S = rng.normal(size=(16, 50)) * np.linspace(3, 0.1, 50)
+    Q = rng.normal(size=(5, 50))
+    _, Q_p = project_task(S, Q, n_dims=32, shrinkage=0.5, standardize=True)
+    mean, std = S.mean(0), S.std(0) + 1e-6
+    pca = PCA(15, svd_solver="full").fit((S - mean) / std)  # k - 1 = 15 components at most
+    v = pca.explained_variance_
+    expected = pca.transform((Q - mean) / std) / np.sqrt(v + 0.5 * v.mean())
+    np.testing.assert_allclose(np.abs(Q_p[:, :15].numpy()), np.abs(expected), atol=1e-4)  # signs are a convention
+    assert torch.all(Q_p[:, 15:] == 0)
