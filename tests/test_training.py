@@ -206,3 +206,26 @@ def test_warm_start_widens_a_binary_head_and_refuses_other_shapes():
     other = TartReasoningModel(TartConfig(n_dims=32, n_embd=64, n_head=4, n_classes=10))
     with pytest.raises(ValueError, match="only a binary head can be widened"):
         warm_start(other, compact, "tart-compact")
+
+
+def test_widened_label_slots_are_told_apart():
+    """warm_start keeps slots 0 / 1 as the binary head's +-code and gives the other slots codes of
+    their own (twins would stay twins under training: the prior treats every slot alike)."""
+    from tart.checkpoint_io import load_head
+    from tart.reasoning import TartConfig, TartReasoningModel
+    from tart.training.train import spread_label_slots, warm_start
+
+    wide = TartReasoningModel(TartConfig(n_dims=32, max_examples=128, n_classes=10))
+    warm_start(wide, load_head("tart-compact"), "tart-compact")
+    codes = wide.read_in.weight[:, 32:42]
+    unit = codes / codes.norm(dim=0, keepdim=True)
+    cosine = unit.T @ unit - torch.eye(10)
+    assert cosine.max() < 0.9  # no two slots point the same way
+    assert torch.allclose(cosine[0, 1], torch.tensor(-1.0))  # the binary pair is kept exact
+    assert not spread_label_slots(wide)  # nothing left to spread
+    twin = TartReasoningModel(TartConfig(n_dims=8, n_embd=32, n_head=2, n_layer=1, n_classes=4))
+    with torch.no_grad():
+        twin.read_in.weight[:, 8:12] = twin.read_in.weight[:, 8:9]  # all four slots the same code
+    assert spread_label_slots(twin)
+    unit = twin.read_in.weight[:, 8:12] / twin.read_in.weight[:, 8:12].norm(dim=0, keepdim=True)
+    assert (unit.T @ unit - torch.eye(4)).max() < 0.99

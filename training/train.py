@@ -53,6 +53,7 @@ def warm_start(model: TartReasoningModel, source: TartReasoningModel, name: str)
     target = model.state_dict()
     if all(target[k].shape == v.shape for k, v in source.state_dict().items()) and len(target) == len(source.state_dict()):
         model.load_state_dict(source.state_dict())
+        spread_label_slots(model)
         return
     if old.multiclass or new.n_dims < old.n_dims or (new.n_embd, new.n_layer, new.n_head, new.mlp_ratio) != (
             old.n_embd, old.n_layer, old.n_head, old.mlp_ratio):
@@ -71,6 +72,32 @@ def warm_start(model: TartReasoningModel, source: TartReasoningModel, name: str)
     scale = 0.5 if new.multiclass else 1.0
     model.read_out.weight.copy_(signs[:, None] * w_out * scale)
     model.read_out.bias.copy_(signs * source.read_out.bias * scale)
+    spread_label_slots(model)
+
+
+@torch.no_grad()
+def spread_label_slots(model: TartReasoningModel, seed: int = 0) -> bool:
+    """Give duplicated label slots codes of their own. A slot whose input column and output row point
+    the same way as an earlier slot's stays its twin under training, since the prior treats every slot
+    alike: stages 1-2 of tart-prior were trained that way and told only 2 of their 10 slots apart.
+    Each duplicate gets a random component as large as its shared one; the first slot of each
+    direction (slots 0 and 1 after `warm_start`, +code and -code) is left exact. Returns whether
+    anything changed."""
+    if not model.config.multiclass:
+        return False
+    n = model.config.n_dims
+    codes = model.read_in.weight[:, n : n + model.config.n_classes]
+    rows = model.read_out.weight
+    unit = codes / codes.norm(dim=0, keepdim=True).clamp_min(1e-12)
+    same = (unit.T @ unit) > 0.99
+    twins = [c for c in range(codes.shape[1]) if same[c, :c].any()]
+    if not twins:
+        return False
+    gen = torch.Generator().manual_seed(seed)
+    for c in twins:
+        codes[:, c] += torch.randn(codes.shape[0], generator=gen) * codes[:, c].norm() / codes.shape[0] ** 0.5
+        rows[c] += torch.randn(rows.shape[1], generator=gen) * rows[c].norm() / rows.shape[1] ** 0.5
+    return True
 
 
 def step_seed(seed: int, step: int, process: int) -> int:
