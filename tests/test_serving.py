@@ -8,6 +8,8 @@ these tests check the service, not the head's accuracy.
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import signal
 import time
 
@@ -407,3 +409,55 @@ def test_overload_gets_429_not_a_hang(server):
         if r.status_code == 429:
             assert r.headers["retry-after"] == "1" and "max_concurrency=2" in r.json()["error"]
     assert httpx.get(server.url + "/readyz").status_code == 200
+
+
+# ---- the documents' examples run, in order, on one fresh store ----
+
+def _blocks(path: str, section: str, language: str) -> list[str]:
+    """The fenced `language` blocks under the heading `section` of a Markdown file, in order."""
+    import re
+    from pathlib import Path
+
+    text = Path(__file__).resolve().parent.parent.joinpath(path).read_text()
+    start = text.index(section)
+    end = text.find("\n## ", start + len(section))
+    return re.findall(rf"```{language}\n(.*?)```", text[start : end if end > 0 else None], re.S)
+
+
+def _json_bodies(text: str) -> list[dict]:
+    """The JSON objects in curl's output (bodies are printed back to back, between other lines)."""
+    decoder, bodies, i = json.JSONDecoder(), [], text.find("{")
+    while i >= 0:
+        try:
+            body, end = decoder.raw_decode(text, i)
+        except json.JSONDecodeError:
+            end = i + 1
+        else:
+            bodies.append(body)
+        i = text.find("{", end)
+    return bodies
+
+
+def test_the_documents_serving_examples_run_in_order(server):
+    """README's Serving examples, then docs/serving.md's curl and Python client sections: no error, the
+    answers they show (a horse is an animal, cheese is food), and registering their tasks twice in a row
+    does not collide (each task name is new, the docs delete theirs)."""
+    import subprocess
+    import sys
+
+    shell = _blocks("README.md", "## Serving", "bash")[:1] + _blocks("docs/serving.md", "## curl", "bash")
+    python = _blocks("README.md", "## Serving", "python")[:1] + _blocks("docs/serving.md", "## Python client", "python")
+    assert len(shell) == 2 and len(python) == 2
+    for script in shell:
+        script = script.replace("http://127.0.0.1:3000", server.url)
+        out = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", script], capture_output=True, text=True,
+                             timeout=120, env={**os.environ, "PATH": os.path.dirname(sys.executable) + ":" + os.environ["PATH"]})
+        assert out.returncode == 0, out.stderr
+        assert '"error"' not in out.stdout, out.stdout
+        labels = [p["label"] for body in _json_bodies(out.stdout) for p in body.get("predictions", [])]
+        assert labels[:2] == ["animal", "food"], out.stdout  # "a horse in the field", "cheese and crackers"
+    for script in python:
+        out = subprocess.run([sys.executable, "-c", script.replace("http://127.0.0.1:3000", server.url)],
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+    assert "['animal', 'food']" in out.stdout  # the docs' client prints the labels of "a horse", "pasta"
