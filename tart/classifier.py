@@ -210,7 +210,7 @@ class TartClassifier(ClassifierMixin, BaseEstimator):
         C = len(self.classes_)
         if C == 2:
             return [(np.arange(len(self.y_index_)), (self.y_index_ == 1).astype(np.float32), 1, 0)]
-        if self.multiclass in ("auto", "ovr", "native"):
+        if self.multiclass in ("auto", "ovr"):
             return [(np.arange(len(self.y_index_)), (self.y_index_ == c).astype(np.float32), c, -1) for c in range(C)]
         problems = []
         for a, b in combinations(range(C), 2):

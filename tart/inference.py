@@ -24,12 +24,10 @@ from tart.reasoning import TartReasoningModel
 def project_task(S: np.ndarray, Q: np.ndarray, n_dims: int, shrinkage: float, standardize: bool,
                  fit_on: str = "support") -> tuple[torch.Tensor, torch.Tensor]:
     """S and Q in the head's input space, the projection fitted on S (or on S and Q together)."""
-    X = np.concatenate([S, Q]) if fit_on == "support+queries" else S
-    fitted = projection.fit_projection(torch.from_numpy(np.asarray(X, dtype=np.float64))[None], n_dims,
+    S, Q = (torch.from_numpy(np.asarray(A, dtype=np.float64))[None] for A in (S, Q))
+    fitted = projection.fit_projection(torch.cat([S, Q], 1) if fit_on == "support+queries" else S, n_dims,
                                        shrinkage, standardize)
-    S_p = projection.apply_projection(fitted, torch.from_numpy(np.asarray(S, dtype=np.float64))[None])[0]
-    Q_p = projection.apply_projection(fitted, torch.from_numpy(np.asarray(Q, dtype=np.float64))[None])[0]
-    return S_p.float(), Q_p.float()
+    return projection.apply_projection(fitted, S)[0].float(), projection.apply_projection(fitted, Q)[0].float()
 
 
 @torch.inference_mode()

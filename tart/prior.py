@@ -226,7 +226,6 @@ def sample_prior_batch(batch_size: int, k: int, n_queries: int, n_dims: int, n_s
                 p = (1 - eps) * p + eps * (torch.arange(p.shape[-1]) < C[:, None, None]) / C[:, None, None]
             y = torch.multinomial(p.reshape(-1, p.shape[-1]), 1, generator=gen).view(B, k + q)
             p = p[:, k:]
-        p = p[..., : s.max_classes]
         rotation, _ = torch.linalg.qr(torch.randn(D, D, generator=gen))
         x = z @ rotation
         fitted = projection.fit_projection(x[:, :k], n_dims, s.shrinkage, s.standardize)

@@ -7,17 +7,13 @@ from pathlib import Path
 import numpy as np
 
 from tart.analysis.components import accuracy_grid, analyze, load_lm, plot_heatmap
+from tart.cli.args import add_labelled_data_args
 
 
 def add_parser(subparsers):
     p = subparsers.add_parser("components", help="direct logit attribution to heads/MLPs; component reweighting")
     p.add_argument("--model", default="smollm2-135m", help="causal LM: embedder short name or local folder")
-    p.add_argument("--data", required=True, help="bundled dataset name or .csv/.jsonl/.json file")
-    p.add_argument("--text-column", default="text")
-    p.add_argument("--label-column", default="label")
-    p.add_argument("--k", type=int, default=16, help="labelled support examples (class-balanced)")
-    p.add_argument("--n", type=int, default=100, help="evaluated examples (others than the support set)")
-    p.add_argument("--seed", type=int, default=0)
+    add_labelled_data_args(p, n=100)
     p.add_argument("--n-demos", type=int, default=4, help="support examples in the decomposed prompt; "
                    "the other k - n_demos train the component weights")
     p.add_argument("--epochs", type=int, default=2000)

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from tart.analysis.invariance import PERTURBATIONS, SOFT_CUTOFF, SOFT_TOL, plot_report, run_invariance
+from tart.cli.args import add_labelled_data_args
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -13,12 +14,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--reference", default="tart", help="model spec METHOD[:EMBEDDER] of M1 (default tart)")
     p.add_argument("--target", action="append", required=True,
                    help="model spec of M2; repeat for several targets")
-    p.add_argument("--data", required=True, help="bundled dataset name or .csv/.jsonl/.json file")
-    p.add_argument("--text-column", default="text")
-    p.add_argument("--label-column", default="label")
-    p.add_argument("--k", type=int, default=16, help="balanced support-set size (default 16)")
-    p.add_argument("--n", type=int, default=200, help="texts evaluated, drawn from the rest (default 200)")
-    p.add_argument("--seed", type=int, default=0)
+    add_labelled_data_args(p, n=200)
     p.add_argument("--perturbations", default=",".join(PERTURBATIONS), help="comma-separated: synonym,typo")
     p.add_argument("--candidates", type=int, default=3, help="perturbations tried per text (default 3)")
     p.add_argument("--soft-tol", type=float, default=SOFT_TOL, help=f"Soft-SCoPE full credit up to this distance ({SOFT_TOL})")

@@ -15,6 +15,16 @@ def int_list(text: str) -> list[int]:
     return values
 
 
+def add_labelled_data_args(p: argparse.ArgumentParser, n: int) -> None:
+    """--data, its columns, a class-balanced support set of --k, --n evaluated texts, --seed."""
+    p.add_argument("--data", required=True, help="bundled dataset name or .csv/.jsonl/.json file")
+    p.add_argument("--text-column", default="text")
+    p.add_argument("--label-column", default="label")
+    p.add_argument("--k", type=int, default=16, help="class-balanced support-set size (default 16)")
+    p.add_argument("--n", type=int, default=n, help=f"texts evaluated, drawn from the rest (default {n})")
+    p.add_argument("--seed", type=int, default=0)
+
+
 def name_list(text: str) -> list[str]:
     """`--methods tart,logreg` -> ["tart", "logreg"]."""
     return [v.strip() for v in text.split(",") if v.strip()]
