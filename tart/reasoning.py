@@ -36,6 +36,7 @@ class TartConfig(PretrainedConfig):
         max_examples: int = 64,
         alpha: float = 10.0,
         n_classes: int = 2,
+        centroid_residual: bool = False,
         **kwargs,
     ):
         self.n_dims = n_dims  # input size: features are padded with zeros or projected to it
@@ -46,6 +47,9 @@ class TartConfig(PretrainedConfig):
         self.max_examples = max_examples  # the largest k seen in training
         self.alpha = alpha  # prior scale of the training tasks' weights: inputs are N(0, I)
         self.n_classes = n_classes  # 2: binary head (one logit); more: one-hot label slots, C logits
+        # add nearest-class-mean logits (learned scale) to the Transformer's: the head learns a correction
+        # to a strong baseline instead of rebuilding it (see `nearest_mean_scores`)
+        self.centroid_residual = centroid_residual
         super().__init__(**kwargs)
         self.validate()
 
@@ -106,6 +110,27 @@ class TartOutput(ModelOutput):
     logits: torch.Tensor | None = None  # (B, q): log-odds of label 1 (binary), or (B, q, n_classes)
 
 
+def nearest_mean_scores(x_context: torch.Tensor, y_context: torch.Tensor, x_query: torch.Tensor,
+                        context_lengths: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """Nearest class mean in the head's input space, as logits: s_c = -|x_q - mean_c|^2 / 2 over the
+    context points each query sees, centred over the classes it sees (the others get 0). In the
+    projected, shrunk-whitened space this is a shrunk LDA, which beats the plain Transformer at k >= 32
+    on the dev suite (nearest mean 0.841 / 0.864 vs head 0.828 / 0.852 at k = 32 / 64, MiniLM).
+    Returns (B, q, n_classes)."""
+    B, k, _ = x_context.shape
+    visible = (torch.arange(k, device=x_context.device) < context_lengths[..., None]).float()
+    visible = visible.expand(B, -1, -1)  # (B, q, k)
+    onehot = F.one_hot(y_context.long(), n_classes).float()  # (B, k, C)
+    x_context, x_query = x_context.float(), x_query.float()
+    counts = visible @ onehot  # (B, q, C)
+    means = torch.einsum("bqk,bkc,bkd->bqcd", visible, onehot, x_context) / counts.clamp_min(1)[..., None]
+    # |x_q|^2 is the same for every class, so it drops out of the logits
+    scores = torch.einsum("bqd,bqcd->bqc", x_query, means) - 0.5 * means.square().sum(-1)
+    seen = (counts > 0).float()
+    centre = (scores * seen).sum(-1, keepdim=True) / seen.sum(-1, keepdim=True).clamp_min(1)
+    return (scores - centre) * seen
+
+
 def attention_mask(k: int, context_lengths: torch.Tensor) -> torch.Tensor:
     """Boolean mask, True where attention is allowed: causal over the context, and query j sees
     context tokens [0, context_lengths[..., j]) and itself. context_lengths is (q,) shared by the
@@ -132,6 +157,8 @@ class TartReasoningModel(PreTrainedModel):
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
         self.ln_f = nn.LayerNorm(config.n_embd)
         self.read_out = nn.Linear(config.n_embd, config.label_width)
+        if config.centroid_residual:
+            self.centroid_scale = nn.Parameter(torch.ones(()))
         self.post_init()
 
     def _init_weights(self, module):
@@ -174,6 +201,12 @@ class TartReasoningModel(PreTrainedModel):
         for block in self.blocks:
             h = block(h, allowed)
         logits = self.read_out(self.ln_f(h[:, k:]))
+        if self.config.centroid_residual:
+            scores = nearest_mean_scores(x_context, y_context, x_query, context_lengths.to(x_query.device),
+                                         self.config.n_classes)
+            if not self.config.multiclass:  # log-odds of label 1
+                scores = scores[..., 1:] - scores[..., :1]
+            logits = logits + (self.centroid_scale * scores).to(logits.dtype)
         if not self.config.multiclass:
             logits = logits.squeeze(-1)
             loss = None if labels is None else F.binary_cross_entropy_with_logits(logits.float(), labels.float())

@@ -113,3 +113,46 @@ def test_wrong_input_shapes(model):
         model(b.x_context, b.y_context, b.x_query[:1])
     with pytest.raises(ValueError, match="context_lengths"):
         model(b.x_context, b.y_context, b.x_query, context_lengths=torch.arange(3))
+
+
+def test_nearest_mean_scores_are_nearest_class_mean():
+    """The residual's scores rank classes as nearest class mean over the context each query sees."""
+    from tart.reasoning import nearest_mean_scores
+
+    gen = torch.Generator().manual_seed(0)
+    x_ctx, x_q = torch.randn(2, 12, 4, generator=gen), torch.randn(2, 5, 4, generator=gen)
+    y_ctx = torch.randint(0, 3, (2, 12), generator=gen)
+    y_ctx[:, :3] = torch.tensor([0, 1, 2])
+    lengths = torch.tensor([3, 6, 9, 12, 12])
+    scores = nearest_mean_scores(x_ctx, y_ctx, x_q, lengths, 4)
+    for b in range(2):
+        for j, c in enumerate(lengths.tolist()):
+            means = torch.stack([x_ctx[b, :c][y_ctx[b, :c] == cls].mean(0) for cls in range(3)])
+            dist = (x_q[b, j] - means).square().sum(-1)
+            # -|x - m|^2 / 2 up to a per-query constant; the unused slot 3 scores 0
+            assert torch.allclose(scores[b, j, :3] - scores[b, j, :3].mean(), -0.5 * (dist - dist.mean()), atol=1e-5)
+            assert scores[b, j, 3] == 0
+
+
+@pytest.mark.parametrize("n_classes", [2, 5])
+def test_centroid_residual_adds_nearest_mean_logits(n_classes):
+    """With the Transformer's read-out zeroed, a centroid-residual head is nearest class mean exactly."""
+    from tart.reasoning import nearest_mean_scores
+
+    config = TartConfig(n_dims=8, n_embd=32, n_layer=2, n_head=2, max_examples=16, n_classes=n_classes,
+                        centroid_residual=True)
+    model = TartReasoningModel(config).eval()
+    with torch.no_grad():
+        model.read_out.weight.zero_()
+        model.read_out.bias.zero_()
+        model.centroid_scale.fill_(2.0)
+    gen = torch.Generator().manual_seed(1)
+    x_ctx, x_q = torch.randn(3, 10, 8, generator=gen), torch.randn(3, 6, 8, generator=gen)
+    y_ctx = torch.arange(10).repeat(3, 1) % n_classes
+    logits = model(x_ctx, y_ctx, x_q).logits
+    scores = 2.0 * nearest_mean_scores(x_ctx, y_ctx, x_q, torch.full((6,), 10), n_classes)
+    expected = scores[..., 1] - scores[..., 0] if n_classes == 2 else scores
+    assert torch.allclose(logits, expected, atol=1e-5)
+    plain = TartReasoningModel(TartConfig(n_dims=8, n_embd=32, n_layer=2, n_head=2, max_examples=16,
+                                          n_classes=n_classes))
+    assert not hasattr(plain, "centroid_scale")  # old heads keep their parameters
