@@ -115,16 +115,16 @@ def test_wrong_input_shapes(model):
         model(b.x_context, b.y_context, b.x_query, context_lengths=torch.arange(3))
 
 
-def test_nearest_mean_scores_are_nearest_class_mean():
+def test_class_mean_scores_are_nearest_class_mean():
     """The residual's scores rank classes as nearest class mean over the context each query sees."""
-    from tart.reasoning import nearest_mean_scores
+    from tart.reasoning import class_mean_scores
 
     gen = torch.Generator().manual_seed(0)
     x_ctx, x_q = torch.randn(2, 12, 4, generator=gen), torch.randn(2, 5, 4, generator=gen)
     y_ctx = torch.randint(0, 3, (2, 12), generator=gen)
     y_ctx[:, :3] = torch.tensor([0, 1, 2])
     lengths = torch.tensor([3, 6, 9, 12, 12])
-    scores = nearest_mean_scores(x_ctx, y_ctx, x_q, lengths, 4)
+    scores = class_mean_scores(x_ctx, y_ctx, x_q, lengths, 4)
     for b in range(2):
         for j, c in enumerate(lengths.tolist()):
             means = torch.stack([x_ctx[b, :c][y_ctx[b, :c] == cls].mean(0) for cls in range(3)])
@@ -135,24 +135,47 @@ def test_nearest_mean_scores_are_nearest_class_mean():
 
 
 @pytest.mark.parametrize("n_classes", [2, 5])
-def test_centroid_residual_adds_nearest_mean_logits(n_classes):
+def test_nearest_mean_residual_adds_its_logits(n_classes):
     """With the Transformer's read-out zeroed, a centroid-residual head is nearest class mean exactly."""
-    from tart.reasoning import nearest_mean_scores
+    from tart.reasoning import class_mean_scores
 
     config = TartConfig(n_dims=8, n_embd=32, n_layer=2, n_head=2, max_examples=16, n_classes=n_classes,
-                        centroid_residual=True)
+                        residual="nearest-mean")
     model = TartReasoningModel(config).eval()
     with torch.no_grad():
         model.read_out.weight.zero_()
         model.read_out.bias.zero_()
-        model.centroid_scale.fill_(2.0)
+        model.residual_scale.fill_(2.0)
     gen = torch.Generator().manual_seed(1)
     x_ctx, x_q = torch.randn(3, 10, 8, generator=gen), torch.randn(3, 6, 8, generator=gen)
     y_ctx = torch.arange(10).repeat(3, 1) % n_classes
     logits = model(x_ctx, y_ctx, x_q).logits
-    scores = 2.0 * nearest_mean_scores(x_ctx, y_ctx, x_q, torch.full((6,), 10), n_classes)
+    scores = 2.0 * class_mean_scores(x_ctx, y_ctx, x_q, torch.full((6,), 10), n_classes)
     expected = scores[..., 1] - scores[..., 0] if n_classes == 2 else scores
     assert torch.allclose(logits, expected, atol=1e-5)
     plain = TartReasoningModel(TartConfig(n_dims=8, n_embd=32, n_layer=2, n_head=2, max_examples=16,
                                           n_classes=n_classes))
-    assert not hasattr(plain, "centroid_scale")  # old heads keep their parameters
+    assert not hasattr(plain, "residual_scale")  # old heads keep their parameters
+
+
+def test_lda_scores_match_shrunk_lda():
+    """residual="lda": linear discriminant scores with the pooled within-class covariance shrunk toward I
+    by 8 / (8 + k), over each query's visible context."""
+    from tart.reasoning import class_mean_scores
+
+    gen = torch.Generator().manual_seed(2)
+    x_ctx, x_q = torch.randn(2, 16, 3, generator=gen) * torch.tensor([2.0, 1.0, 0.3]), torch.randn(2, 4, 3, generator=gen)
+    y_ctx = torch.arange(16).repeat(2, 1) % 2
+    lengths = torch.tensor([6, 10, 16, 16])
+    scores = class_mean_scores(x_ctx, y_ctx, x_q, lengths, 2, lda=True)
+    for b in range(2):
+        for j, n in enumerate(lengths.tolist()):
+            x, y = x_ctx[b, :n].double(), y_ctx[b, :n]
+            means = torch.stack([x[y == c].mean(0) for c in (0, 1)])
+            within = (x - means[y]).T @ (x - means[y]) / n
+            cov = (1 - 8 / (8 + n)) * within + 8 / (8 + n) * torch.eye(3, dtype=torch.float64)
+            a = torch.linalg.solve(cov, means.T).T
+            s = x_q[b, j].double() @ a.T - 0.5 * (means * a).sum(1)
+            assert torch.allclose(scores[b, j].double(), s - s.mean(), atol=1e-4)
+    with pytest.raises(ValueError, match="residual"):
+        TartConfig(residual="ridge")

@@ -231,14 +231,14 @@ def test_widened_label_slots_are_told_apart():
     assert (unit.T @ unit - torch.eye(4)).max() < 0.99
 
 
-def test_warm_start_adds_a_centroid_residual():
-    """A same-shape head with centroid_residual starts from a trained multi-class head: its weights, scale 1."""
+def test_warm_start_adds_a_residual():
+    """A same-shape head with a residual starts from a trained multi-class head: its weights, scale 1."""
     from tart.checkpoint_io import load_head
     from tart.reasoning import TartConfig, TartReasoningModel
     from tart.training.train import warm_start
 
     source = load_head("tart-prior")
-    model = TartReasoningModel(TartConfig(**{**source.config.to_diff_dict(), "centroid_residual": True}))
+    model = TartReasoningModel(TartConfig(**{**source.config.to_diff_dict(), "residual": "lda"}))
     warm_start(model, source, "tart-prior")
-    assert float(model.centroid_scale) == 1.0
+    assert model.residual_scale.item() == 1.0
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in source.state_dict().items())

@@ -45,17 +45,17 @@ def prior_k(gen: torch.Generator, task_cfg) -> int:
 
 @torch.no_grad()
 def warm_start(model: TartReasoningModel, source: TartReasoningModel, name: str) -> None:
-    """Start from a trained head. Same shape: copy everything (a head with `centroid_residual` may start
-    from one without). A binary head into a wider or
+    """Start from a trained head. Same shape: copy everything (a head with a `residual` may start from
+    one without, or with another). A binary head into a wider or
     multi-class one: copy the blocks; the old input columns go to the first n_dims inputs; the +-1
     label column becomes label slots with alternating signs and the one logit becomes alternating
     +-logit/2, so on slots (2i, 2i+1) the new head starts out computing exactly the old one."""
     new, old = model.config, source.config
     target, given = model.state_dict(), source.state_dict()
     if all(k in target and target[k].shape == v.shape for k, v in given.items()):
-        # same shape; only a new head's centroid_scale (starting at 1) may be missing from the old one
+        # same shape; only a new head's residual_scale (starting at 1) may be missing from the old one
         missing = model.load_state_dict(given, strict=False).missing_keys
-        if set(missing) - {"centroid_scale"}:
+        if set(missing) - {"residual_scale"}:
             raise ValueError(f"init_from {name!r} lacks {sorted(missing)}")
         spread_label_slots(model)
         return
