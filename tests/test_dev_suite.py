@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from tart.training.dev_suite import balanced_split, run
+from tart.training.dev_suite import balanced_split, per_task_table, run
 
 VECTORS = ("sklearn:wine", "sklearn:iris")
 
@@ -28,6 +28,10 @@ def test_suite_on_tables_compares_like_for_like_and_reuses_rows():
         best = v["best_baseline"]
         expected = np.mean([rows[(t, v["method"], v["k"])]["mean"] - rows[(t, best, v["k"])]["mean"] for t in VECTORS])
         assert v["diff"] == pytest.approx(expected)
+    table = per_task_table(report).splitlines()
+    assert len(table) == 2 + len(VECTORS)  # header, rule, one row per task
+    wine = next(line for line in table if "sklearn:wine" in line).split("|")[3:-1]
+    assert float(wine[0]) == pytest.approx(rows[("sklearn:wine", "probe", 8)]["mean"], abs=5e-4)
     again = run(["probe", "centroid"], ks=(8, 16), seeds=2, test_size=50, embedders=("none",), tasks=VECTORS,
                 progress=False, reuse=report)
     assert {(r["task"], r["method"], r["k"]): r["accs"] for r in again["results"]} == {

@@ -223,6 +223,20 @@ def format_table(report: dict) -> str:
     return "\n".join(lines)
 
 
+def per_task_table(report: dict, methods=None) -> str:
+    """Markdown: one row per (embedder, task), one column per (method, k): mean accuracy over the seeds."""
+    methods = methods or report["methods"]
+    rows = {(r["embedder"], r["task"], r["method"], r["k"]): r["mean"] for r in report["results"]}
+    pairs = list(dict.fromkeys((e, t) for e, t, _, _ in rows))
+    head = [f"{m} k={k}" for m in methods for k in report["ks"]]
+    lines = ["| embedder | task | " + " | ".join(head) + " |", "|---|---|" + "---|" * len(head)]
+    for e, t in sorted(pairs):
+        cells = [rows.get((e, t, m, k)) for m in methods for k in report["ks"]]
+        if any(c is not None for c in cells):
+            lines.append(f"| {e} | {t} | " + " | ".join("" if c is None else f"{c:.3f}" for c in cells) + " |")
+    return "\n".join(lines)
+
+
 def plot(report: dict, path) -> None:
     import matplotlib
 
@@ -257,14 +271,14 @@ def main(argv=None) -> int:
     p.add_argument("--tasks", default=",".join(TEXT_TASKS + VECTOR_TASKS))
     p.add_argument("--json", required=True)
     p.add_argument("--plot")
+    p.add_argument("--per-task", help="also write a markdown table of every task's accuracy to this file")
     p.add_argument("--reuse", help="an earlier report whose rows are kept for the methods it has")
     p.add_argument("--merge", nargs="+", help="instead of running: merge these reports into --json")
     args = p.parse_args(argv)
     if args.merge:
         report = merge([json.loads(Path(f).read_text()) for f in args.merge])
         Path(args.json).write_text(json.dumps(report, indent=1))
-        if args.plot:
-            plot(report, args.plot)
+        _write_extras(report, args)
         print(format_table(report))
         return 0
     if not args.methods:
@@ -275,10 +289,16 @@ def main(argv=None) -> int:
                  reuse=json.loads(Path(args.reuse).read_text()) if args.reuse else None)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(report, indent=1))
-    if args.plot:
-        plot(report, args.plot)
+    _write_extras(report, args)
     print(format_table(report))
     return 0
+
+
+def _write_extras(report: dict, args) -> None:
+    if args.plot:
+        plot(report, args.plot)
+    if args.per_task:
+        Path(args.per_task).write_text(per_task_table(report) + "\n")
 
 
 if __name__ == "__main__":
