@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-DEFAULT_HEAD = "tart-compact"
+DEFAULT_HEAD = "tart-residual"
 
 
 def _shipped_dir() -> Path:

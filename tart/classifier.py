@@ -27,7 +27,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
-from tart.checkpoint_io import load_head
+from tart.checkpoint_io import DEFAULT_HEAD, load_head
 from tart.inference import native_proba, positive_probability, project_task
 from tart.reasoning import TartReasoningModel
 
@@ -96,7 +96,7 @@ class TartClassifier(ClassifierMixin, BaseEstimator):
 
     def __init__(
         self,
-        head="tart-compact",
+        head=DEFAULT_HEAD,
         embedder="smollm2-135m",
         embedding_mode: str = "stream",
         shrinkage: float = 0.5,

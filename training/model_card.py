@@ -50,6 +50,13 @@ def _alpha(tasks) -> str:
     return f"{tasks.alpha:g}"
 
 
+def _residual(m) -> str:
+    if m.residual == "none":
+        return ""
+    return (f"\nIts logits are a {m.residual} classifier's, fitted on the same context in the same input space,"
+            "\nplus the Transformer's correction (`TartConfig.residual`, `tart.reasoning.class_mean_scores`).")
+
+
 def write_model_card(output: Path, config, summary: dict, report: dict) -> None:
     m = config.model_config()
     n_params = summary.get("parameters", "")
@@ -64,7 +71,7 @@ A TART reasoning head: a {m.n_layer}-layer, {m.n_embd}-wide, {m.n_head}-head cau
 {f"({n_params:,} parameters) " if n_params else ""}trained only on synthetic tasks.
 It reads up to {m.max_examples} labelled {m.n_dims}-dimensional points and predicts the labels of
 query points ({f"up to {m.n_classes} classes natively" if m.multiclass else "binary"}), with no
-gradient step on the user's task.
+gradient step on the user's task.{_residual(m)}
 
 ## Training
 
