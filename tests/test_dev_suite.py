@@ -41,3 +41,22 @@ def test_suite_on_tables_compares_like_for_like_and_reuses_rows():
 def test_bad_method():
     with pytest.raises(ValueError, match="unknown method"):
         run(["forest"], tasks=VECTORS, embedders=("none",))
+
+
+def test_residual_base_is_the_heads_base():
+    """base:nearest-mean predicts what a nearest-mean residual head would with its Transformer silenced."""
+    import torch
+
+    from tart.classifier import TartClassifier
+    from tart.reasoning import TartConfig, TartReasoningModel
+    from tart.training.dev_suite import make_method, task_vectors
+
+    X, y = task_vectors("sklearn:wine", None)
+    head = TartReasoningModel(TartConfig(n_dims=32, max_examples=64, n_classes=4, residual="nearest-mean")).eval()
+    with torch.no_grad():
+        head.read_out.weight.zero_()
+        head.read_out.bias.zero_()
+    support, test = balanced_split(y, 16, seed=0, test_size=60)
+    base = make_method("base:nearest-mean", 0).fit(X[support], y[support]).predict(X[test])
+    clf = TartClassifier(head=head, embedder=None, multiclass="native", n_permutations=1).fit(X[support], y[support])
+    assert (base == clf.predict(X[test])).all() and (base == y[test]).mean() > 0.8

@@ -18,7 +18,8 @@ once per (embedder, task) and cached as .npy under the user cache folder (`$TART
     python -m tart.training.dev_suite --methods probe,centroid,tart:tart-compact --json F.json [--plot F.png]
 
 Methods: `probe` (logistic regression, C by CV on the support), `centroid` (standardised),
-`centroid-raw`, and `tart:HEAD[,param=value...]` (TartClassifier on the vectors, e.g.
+`centroid-raw`, `base:nearest-mean` / `base:lda` (a residual head's base alone: `ResidualBase`), and
+`tart:HEAD[,param=value...]` (TartClassifier on the vectors, e.g.
 `tart:tart-prior,n_permutations=1,sign_flips=false`). JSON: {"tasks", "embedders", "ks", "seeds",
 "test_size", "methods", "results": [{"task", "embedder", "method", "k", "accs", "mean", "seconds"}],
 "summary": [{"embedder", "method", "k", "mean", "tasks"}], "versus_best_baseline": [{"embedder",
@@ -101,6 +102,8 @@ def make_method(spec: str, seed: int):
 
     if spec in BASELINES:  # from the one registry; the suite calls the logistic-regression probe "probe"
         return methods.make("logreg" if spec == "probe" else spec, seed=seed)
+    if spec in ("base:nearest-mean", "base:lda"):
+        return ResidualBase(lda=spec == "base:lda")
     if spec.startswith("tart:"):
         from tart.classifier import TartClassifier
 
@@ -115,7 +118,32 @@ def make_method(spec: str, seed: int):
                 except ValueError:
                     pass
         return TartClassifier(head=head, embedder=None, random_state=seed, **params)
-    raise ValueError(f"unknown method {spec!r}: probe, centroid, centroid-raw or tart:HEAD[,param=value...]")
+    raise ValueError(f"unknown method {spec!r}: probe, centroid, centroid-raw, base:nearest-mean, base:lda "
+                     "or tart:HEAD[,param=value...]")
+
+
+class ResidualBase:
+    """A residual head's base alone (`tart.reasoning.class_mean_scores`), without the Transformer: what
+    the head adds to it is the difference. Projected as TartClassifier projects (32 dims, shrinkage 0.5)."""
+
+    def __init__(self, lda: bool, n_dims: int = 32):
+        self.lda, self.n_dims = lda, n_dims
+
+    def fit(self, X, y):
+        self.classes_, self.y_ = np.unique(y, return_inverse=True)
+        self.X_ = X
+        return self
+
+    def predict(self, X):
+        import torch
+
+        from tart.inference import project_task
+        from tart.reasoning import class_mean_scores
+
+        S, Q = project_task(self.X_, X, self.n_dims, 0.5, True)
+        scores = class_mean_scores(S[None], torch.from_numpy(self.y_)[None], Q[None], torch.tensor([len(S)]),
+                                   len(self.classes_), lda=self.lda)[0]
+        return self.classes_[scores.argmax(-1).numpy()]
 
 
 def run(methods, ks=(8, 16, 32, 64), seeds: int = 5, test_size: int = 200, embedders=EMBEDDERS,
