@@ -1,6 +1,6 @@
 """`transformers.pipeline("few-shot-classification", model=HEAD, embedder=NAME)`.
 
-    pipe = pipeline("few-shot-classification", model="checkpoints/tart-compact", embedder="minilm-l6")
+    pipe = pipeline("few-shot-classification", model="checkpoints/tart-residual", embedder="minilm-l6")
     pipe(["a cat", "bread"], examples=[("a dog", "animal"), ("rice", "food"), ...])
     -> [{"label": "animal", "score": 0.93, "scores": {"animal": 0.93, "food": 0.07}}, ...]
 
