@@ -276,7 +276,14 @@ class TartReasoningModel(PreTrainedModel):
         kwargs.setdefault("use_safetensors", True)
         if kwargs["use_safetensors"] is not True:
             raise ValueError("TART checkpoints load from safetensors only (use_safetensors=True)")
-        return super().from_pretrained(*args, **kwargs)
+        # Weights and config must agree exactly: a weight the config does not use (or one it needs and
+        # the file lacks) would otherwise load as a different head, silently.
+        want_info = kwargs.pop("output_loading_info", False)
+        model, info = super().from_pretrained(*args, output_loading_info=True, **kwargs)
+        if info["missing_keys"] or info["unexpected_keys"]:
+            raise ValueError(f"{args[0] if args else 'checkpoint'}: weights and config.json disagree "
+                             f"(missing {sorted(info['missing_keys'])}, unused {sorted(info['unexpected_keys'])})")
+        return (model, info) if want_info else model
 
 
 AutoConfig.register("tart", TartConfig)

@@ -95,6 +95,20 @@ def test_pickle_checkpoints_are_refused(model, tmp_path):
         AutoModel.from_pretrained(tmp_path)  # use_safetensors=True: no .bin fallback
 
 
+def test_weights_that_disagree_with_the_config_are_refused(tmp_path):
+    """A residual head's weights under a config that lacks the residual (here: an option this version
+    does not know, which transformers would keep as a bare attribute) is an error, not another head."""
+    config = TartConfig(n_dims=8, n_embd=32, n_layer=2, n_head=2, max_examples=16, n_classes=3, residual="nearest-mean")
+    TartReasoningModel(config).save_pretrained(tmp_path)
+    load_head(tmp_path)  # as saved: fine
+    saved = json.loads((tmp_path / "config.json").read_text())
+    saved.pop("residual")
+    saved["centroid_residual"] = True
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    with pytest.raises(ValueError, match="unused \\['residual_scale'\\]"):
+        load_head(tmp_path)
+
+
 @pytest.mark.parametrize("kwargs, message", [
     (dict(n_embd=30, n_head=4), "divisible"), (dict(n_layer=0), "n_layer"), (dict(n_dims="16"), "n_dims"),
 ])
