@@ -21,21 +21,26 @@ rest are irrelevant features, chosen with preference for high-variance direction
   and label noise (each label replaced by a uniform one with probability epsilon).
 - `mlp`: labels from a random one-hidden-layer tanh network (nonlinear boundaries).
 - `tart`: TART's binary family: w ~ alpha N(0, I_16), y ~ Bernoulli(sigmoid(w.x)), unprojected.
+- `real`: real text embeddings (a bank of unlabelled stdlib docstring sentences embedded by the
+  packaged models, `tart.training.real_bank`) labelled by their cosine to C random bank points
+  (prototypes), so the inputs have a real embedder's geometry; no latent spectrum, no rotation.
 
 Targets are the true class probabilities given the classes present in the context (soft labels).
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from tart import projection
 from tart.tasks import sample_tasks
 
-FAMILIES = ("gaussian", "linear", "mlp", "tart")
+FAMILIES = ("gaussian", "linear", "mlp", "tart", "real")
 
 
 @dataclass
@@ -57,6 +62,7 @@ class PriorSettings:
     label_noise_max: float = 0.25  # half of the linear tasks get epsilon uniform in [0, this]
     tart_alpha: float = 10.0
     shrinkage: float = 0.5  # the projection's, as at inference
+    real_embedders: tuple = ("minilm-l6", "smollm2-135m")  # `real`: whose banks to draw from
     standardize: bool = True
 
     def validate(self) -> None:
@@ -176,6 +182,29 @@ def _mlp(gen, s, B, k, q, lam, C, hidden: int = 16):
     return z, _log_uniform(gen, s.scale_min, s.scale_max, B, 1, 1) * u
 
 
+@functools.lru_cache(maxsize=None)
+def _bank(embedder: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """A real bank: the raw embeddings, and their standardised unit rows (for prototype cosines)."""
+    from tart.training.real_bank import bank_path
+
+    path = bank_path(embedder)
+    if not path.is_file():
+        raise FileNotFoundError(f"the prior's `real` family needs {path}: build it with "
+                                "`python -m tart.training.real_bank`")
+    X = torch.from_numpy(np.load(path)).float()
+    Z = (X - X.mean(0)) / (X.std(0) + 1e-6)
+    return X, Z / Z.norm(dim=1, keepdim=True)
+
+
+def _real(gen, s, B, k, q):
+    X, Z = _bank(s.real_embedders[_randint(gen, 0, len(s.real_embedders) - 1)])
+    idx = torch.rand(B, len(X), generator=gen).argsort(1)[:, : k + q + s.max_classes]
+    points, prototypes = idx[:, : k + q], idx[:, k + q :]
+    cos = Z[points] @ Z[prototypes].transpose(1, 2)  # (B, k + q, Cmax)
+    u = (cos - cos.mean(1, keepdim=True)) / (cos.std(1, keepdim=True) + 1e-6)
+    return X[points], _log_uniform(gen, s.scale_min, s.scale_max, B, 1, 1) * u
+
+
 def _restrict(p: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
     """Class probabilities given that the label is one of the classes present in the context."""
     p = p * present[:, None].float()
@@ -213,21 +242,27 @@ def sample_prior_batch(batch_size: int, k: int, n_queries: int, n_dims: int, n_s
         x_ctx, x_q = t.x_context, t.x_query
     else:
         C = _n_classes(gen, s, B, k) if n_slots > 2 else torch.full((B,), 2)
-        D = _randint(gen, s.dim_min, s.dim_max)
-        lam = torch.arange(1, D + 1, dtype=torch.float32) ** -float(_uniform(gen, s.beta_min, s.beta_max, 1))
+        if family == "real":
+            x, logits = _real(gen, s, B, k, q)
+        else:
+            D = _randint(gen, s.dim_min, s.dim_max)
+            lam = torch.arange(1, D + 1, dtype=torch.float32) ** -float(_uniform(gen, s.beta_min, s.beta_max, 1))
+            if family == "gaussian":
+                z, y, logits = _gaussian(gen, s, B, k, q, lam, C)
+            else:
+                z, logits = (_linear if family == "linear" else _mlp)(gen, s, B, k, q, lam, C)
         if family == "gaussian":
-            z, y, logits = _gaussian(gen, s, B, k, q, lam, C)
             p = torch.softmax(logits, -1)
         else:
-            z, logits = (_linear if family == "linear" else _mlp)(gen, s, B, k, q, lam, C)
             p = torch.softmax(_mask_logits(logits, C), -1)
             if family == "linear":  # label noise on half of the tasks
                 eps = _uniform(gen, 0, s.label_noise_max, B, 1, 1) * (torch.rand(B, 1, 1, generator=gen) < 0.5)
                 p = (1 - eps) * p + eps * (torch.arange(p.shape[-1]) < C[:, None, None]) / C[:, None, None]
             y = torch.multinomial(p.reshape(-1, p.shape[-1]), 1, generator=gen).view(B, k + q)
             p = p[:, k:]
-        rotation, _ = torch.linalg.qr(torch.randn(D, D, generator=gen))
-        x = z @ rotation
+        if family != "real":  # real embeddings keep their own axes
+            rotation, _ = torch.linalg.qr(torch.randn(D, D, generator=gen))
+            x = z @ rotation
         fitted = projection.fit_projection(x[:, :k], n_dims, s.shrinkage, s.standardize)
         x_ctx, x_q = projection.apply_projection(fitted, x[:, :k]), projection.apply_projection(fitted, x[:, k:])
     p = _restrict(p, F.one_hot(y[:, :k], p.shape[-1]).amax(1).bool())  # a small context may miss a class

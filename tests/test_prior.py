@@ -138,3 +138,46 @@ def test_relevance_power_puts_the_signal_where_the_projection_keeps_it():
         return bayes_accuracy(b) - acc
 
     assert centroid_gap(2.0) < centroid_gap(0.5) - 0.03
+
+
+@pytest.fixture(scope="module")
+def real_bank(tmp_path_factory):
+    """A small real bank: 256 stdlib docstring sentences embedded by the packaged MiniLM."""
+    from tart import prior
+    from tart.training import real_bank
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv("TART_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+    prior._bank.cache_clear()
+    real_bank.build(["minilm-l6"], size=256)
+    yield ("minilm-l6",)
+    prior._bank.cache_clear()
+    mp.undo()
+
+
+def test_real_family_labels_real_embeddings(real_bank):
+    """Real embeddings, labelled by prototype cosines: shapes and slots as every family, targets on the
+    context's classes even at k = 4, and labels a nearest-mean rule on the projected context can learn."""
+    b = batch("real", k=64, q=32, B=128, real_embedders=real_bank)
+    assert b.family == "real" and b.x_context.shape == (128, 64, 32)
+    assert torch.allclose(b.p_query.sum(-1), torch.ones(128, 32), atol=1e-5)
+    assert torch.all(b.class_mask.gather(1, b.y_query))
+    assert 0.55 < bayes_accuracy(b) < 0.99
+    from tart.reasoning import class_mean_scores
+
+    scores = class_mean_scores(b.x_context, b.y_context, b.x_query, torch.tensor([64]), 10)
+    scores = scores.masked_fill(~b.class_mask[:, None], float("-inf"))
+    chance = (1 / b.class_mask.sum(1).float()).mean().item()
+    assert (scores.argmax(-1) == b.y_query).float().mean().item() > chance + 0.15
+    tiny = batch("real", k=4, q=16, B=256, real_embedders=real_bank)
+    assert torch.all(tiny.p_query[~tiny.class_mask[:, None].expand_as(tiny.p_query)] == 0)
+
+
+def test_real_family_without_a_bank_says_how_to_build_one(tmp_path, monkeypatch):
+    from tart import prior
+
+    monkeypatch.setenv("TART_CACHE_DIR", str(tmp_path))
+    prior._bank.cache_clear()
+    with pytest.raises(FileNotFoundError, match="python -m tart.training.real_bank"):
+        batch("real", real_embedders=("minilm-l6",))
+    prior._bank.cache_clear()
