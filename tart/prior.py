@@ -182,11 +182,16 @@ def _mlp(gen, s, B, k, q, lam, C, hidden: int = 16):
     return z, _log_uniform(gen, s.scale_min, s.scale_max, B, 1, 1) * u
 
 
+def bank_path(embedder: str):
+    """Where `python -m tart.training.real_bank` writes an embedder's bank (under the user cache)."""
+    from tart.paths import cache_dir
+
+    return cache_dir() / "real-bank" / f"{embedder}.npy"
+
+
 @functools.lru_cache(maxsize=None)
 def _bank(embedder: str) -> tuple[torch.Tensor, torch.Tensor]:
     """A real bank: the raw embeddings, and their standardised unit rows (for prototype cosines)."""
-    from tart.training.real_bank import bank_path
-
     path = bank_path(embedder)
     if not path.is_file():
         raise FileNotFoundError(f"the prior's `real` family needs {path}: build it with "

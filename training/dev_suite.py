@@ -251,9 +251,9 @@ def format_table(report: dict) -> str:
     return "\n".join(lines)
 
 
-def per_task_table(report: dict, methods=None) -> str:
+def per_task_table(report: dict) -> str:
     """Markdown: one row per (embedder, task), one column per (method, k): mean accuracy over the seeds."""
-    methods = methods or report["methods"]
+    methods = report["methods"]
     rows = {(r["embedder"], r["task"], r["method"], r["k"]): r["mean"] for r in report["results"]}
     pairs = list(dict.fromkeys((e, t) for e, t, _, _ in rows))
     head = [f"{m} k={k}" for m in methods for k in report["ks"]]

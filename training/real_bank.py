@@ -21,11 +21,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-
-def bank_path(embedder: str) -> Path:
-    from tart.paths import cache_dir
-
-    return cache_dir() / "real-bank" / f"{embedder}.npy"
+from tart.prior import bank_path
 
 
 def stdlib_sentences(min_chars: int = 25, max_chars: int = 200) -> list[str]:
