@@ -17,9 +17,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from pathlib import Path
-
 from http import HTTPStatus
+from pathlib import Path
 
 import aiohttp
 import bentoml
@@ -198,11 +197,11 @@ class Tart:
 
     async def _answer(self, queries, query_counts, options, head_tokens: int, support=None, labels=None,
                       fitted=None, task_id=None, truncated_examples=()):
-        _, _, projection = self._options(options)
-        batch = QUERY_BATCH if projection == "support" else None  # support+queries: one piece
+        settings = self._options(options)  # (orders, multiclass, projection)
+        batch = QUERY_BATCH if settings[2] == "support" else None  # support+queries: one piece
 
         def run(cancel):
-            model = fitted or predict.fit(self.head, support, labels, *self._options(options), QUERY_BATCH)
+            model = fitted or predict.fit(self.head, support, labels, *settings, QUERY_BATCH)
             return predict.predict(model, queries, cancel=cancel, batch=batch)
 
         try:

@@ -2,6 +2,7 @@
 
 - `cache_dir()`: converted models (GGUF → safetensors). `TART_CACHE_DIR` overrides it.
 - `store_path()`: the SQLite file of registered tasks (`tart serve`). `TART_STORE_PATH` overrides it.
+- `save_array(path, array)`: a cached .npy written whole or not at all.
 Nothing is ever written inside the installed package or the checkout unless a user names the path.
 """
 from __future__ import annotations
@@ -20,3 +21,13 @@ def store_path() -> Path:
     from platformdirs import user_data_path
 
     return Path(os.environ.get("TART_STORE_PATH") or user_data_path("tart") / "tasks.sqlite3")
+
+
+def save_array(path: Path, array) -> None:
+    """np.save through a temporary file and a rename: a killed run never leaves a half-written cache file."""
+    import numpy as np
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npy")
+    np.save(tmp, array)
+    tmp.replace(path)

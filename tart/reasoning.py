@@ -210,21 +210,22 @@ class TartReasoningModel(PreTrainedModel):
         B, k, _ = x_context.shape
         q = x_query.shape[1]
         if context_lengths is None:
-            context_lengths = torch.full((q,), k, device=x_query.device)
+            context_lengths = torch.full((q,), k)
         elif context_lengths.shape not in ((q,), (B, q)):
             raise ValueError(f"context_lengths must have shape ({q},) or ({B}, {q}), got {tuple(context_lengths.shape)}")
+        context_lengths = context_lengths.to(x_query.device)
         dtype = self.read_in.weight.dtype
         ctx = torch.cat([x_context, self._label_code(y_context).to(x_context.dtype),
                          x_context.new_zeros(B, k, 1)], -1)
         qry = torch.cat([x_query, x_query.new_zeros(B, q, self.config.label_width), x_query.new_ones(B, q, 1)], -1)
         h = self.read_in(torch.cat([ctx, qry], 1).to(dtype))
-        allowed = attention_mask(k, context_lengths.to(x_query.device))
+        allowed = attention_mask(k, context_lengths)
         for block in self.blocks:
             h = block(h, allowed)
         logits = self.read_out(self.ln_f(h[:, k:]))
         if self.config.residual != "none":
-            scores = class_mean_scores(x_context, y_context, x_query, context_lengths.to(x_query.device),
-                                       self.config.n_classes, lda=self.config.residual == "lda")
+            scores = class_mean_scores(x_context, y_context, x_query, context_lengths, self.config.n_classes,
+                                       lda=self.config.residual == "lda")
             if not self.config.multiclass:  # log-odds of label 1
                 scores = scores[..., 1:] - scores[..., :1]
             logits = logits + (self.residual_scale * scores).to(logits.dtype)

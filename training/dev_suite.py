@@ -75,13 +75,9 @@ def task_vectors(task: str, embedder: str | None) -> tuple[np.ndarray, np.ndarra
     if not path.exists():
         from tart.embeddings import load_embedder
 
-        emb = load_embedder(embedder)
-        chunks = [data.texts[i : i + 64] for i in range(0, len(data.texts), 64)]
-        X = np.concatenate([emb.embed(c) for c in tqdm(chunks, desc=f"embed {task} ({embedder})")])
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npy")
-        np.save(tmp, X)
-        tmp.replace(path)  # a killed run never leaves a half-written cache file
+        from tart.paths import save_array
+
+        save_array(path, load_embedder(embedder).embed(data.texts))  # batched by tokens, with a progress bar
     return np.load(path), np.asarray(data.labels)
 
 

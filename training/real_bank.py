@@ -19,8 +19,8 @@ import sysconfig
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
+from tart.paths import save_array
 from tart.prior import bank_path
 
 
@@ -52,14 +52,9 @@ def build(embedders, size: int, seed: int = 0) -> None:
     rng = np.random.default_rng(seed)
     texts = [sentences[i] for i in rng.choice(len(sentences), min(size, len(sentences)), replace=False)]
     for name in embedders:
-        emb = load_embedder(name)
-        chunks = [texts[i : i + 64] for i in range(0, len(texts), 64)]
-        X = np.concatenate([emb.embed(c) for c in tqdm(chunks, desc=f"real bank ({name})")]).astype(np.float32)
+        X = load_embedder(name).embed(texts)  # batched by tokens, with a progress bar
         path = bank_path(name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npy")
-        np.save(tmp, X)
-        tmp.replace(path)  # never a half-written bank
+        save_array(path, X)
         print(f"{path}: {X.shape[0]} texts × {X.shape[1]} dims (of {len(sentences)} sentences)")
 
 
