@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import inspect
 import importlib
 import importlib.util
@@ -152,8 +153,18 @@ def bf16_faster(device: str = "cpu", margin: float = 1.2) -> bool:
     """Whether bfloat16 is worth it here: supported, and a timed bfloat16 matmul the size of an
     embedder's MLP on a batch (2048 tokens x 576 -> 1536) runs at least `margin` times faster than in
     float32 (a CPU may flag AVX-512 BF16 and still run it slower: measured so on this project's VM).
-    Measured once per process and device (0.3-1 s)."""
+    Measured once per machine (0.3-1 s) and kept in the user cache (`bf16-faster.json`): a timing on a
+    busy machine can come out either way, and a restarted server that chose the other dtype would
+    score the same texts differently."""
     if device in _BF16_FASTER:
+        return _BF16_FASTER[device]
+    from tart.paths import cache_dir
+
+    record = cache_dir() / "bf16-faster.json"
+    key = f"{device} torch {torch.__version__}"
+    known = json.loads(record.read_text()) if record.is_file() else {}
+    if key in known:
+        _BF16_FASTER[device] = bool(known[key])
         return _BF16_FASTER[device]
     ok = bf16_supported(device)
     if ok and not str(device).startswith("cuda"):
@@ -170,6 +181,10 @@ def bf16_faster(device: str = "cpu", margin: float = 1.2) -> bool:
                     best[dt] = min(best[dt], time.perf_counter() - start)
         ok = best[torch.float32] >= margin * best[torch.bfloat16]
     _BF16_FASTER[device] = ok
+    record.parent.mkdir(parents=True, exist_ok=True)
+    tmp = record.with_suffix(f".{os.getpid()}.tmp")  # concurrent processes: each writes a whole file
+    tmp.write_text(json.dumps({**known, key: ok}))
+    tmp.replace(record)
     return ok
 
 

@@ -23,6 +23,23 @@ def test_resolve_dtype(monkeypatch):
         resolve_dtype("float16")
 
 
+def test_auto_choice_is_kept_across_processes(tmp_path, monkeypatch):
+    """`auto` times bfloat16 once per machine and keeps the verdict in the user cache: a restarted
+    server reads it back instead of re-timing, which on a busy machine could come out the other way."""
+    import json
+
+    from tart import embeddings
+
+    monkeypatch.setenv("TART_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(embeddings, "_BF16_FASTER", {})
+    first = bf16_faster()
+    record = json.loads((tmp_path / "bf16-faster.json").read_text())
+    assert list(record.values()) == [first]
+    (tmp_path / "bf16-faster.json").write_text(json.dumps({k: not v for k, v in record.items()}))
+    monkeypatch.setattr(embeddings, "_BF16_FASTER", {})  # a new process
+    assert bf16_faster() is (not first)  # read back, not measured again
+
+
 @pytest.mark.skipif(not bf16_supported(), reason="no native bfloat16 on this CPU")
 def test_bfloat16_vectors_close_to_float32():
     f32 = Embedder("minilm-l6", dtype="float32", progress=False)
