@@ -9,9 +9,12 @@
   parses form and multipart bodies with a parser that fails with a 500 on malformed input;
 - the body is read up to `max_body_bytes`: a Content-Length over it is refused at once, a chunked
   body as soon as it passes it, with 413 and a message naming the limit;
-- more than `max_concurrency` API requests in flight: 429 (with Retry-After, from `ErrorShape`);
+- the whole body must arrive within `body_timeout_s`, else 408 (and the connection is closed): a
+  client that sends its body slowly, or never, holds a connection but no request slot;
 - the body is validated with the route's request model (`schemas.REQUESTS`, strict: no coercion):
-  an invalid one gets 400 here, so BentoML never logs a traceback for it. A valid body is replayed.
+  an invalid one gets 400 here, so BentoML never logs a traceback for it;
+- only then does the request take a slot: more than `max_concurrency` API requests in flight get 429
+  (with Retry-After, from `ErrorShape`). A valid body is replayed to the app.
 
 `ErrorShape` rewrites every error response (4xx and 5xx, from BentoML too) as `{"error": "..."}`,
 adds `Retry-After` to 429 and 503, and logs each 4xx at INFO in one line (method, path, status,
@@ -84,9 +87,10 @@ def readable(payload) -> str:
 
 class RequestGate:
     def __init__(self, app, max_body_bytes: int, api_keys: frozenset[str] = frozenset(), openapi=None,
-                 max_concurrency: int | None = None):
+                 max_concurrency: int | None = None, body_timeout_s: float = 10.0):
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.body_timeout_s = body_timeout_s  # the whole body must arrive within this, else 408
         self.max_concurrency = max_concurrency  # API requests in flight at most; more get 429 + Retry-After
         self.in_flight = 0
         self.api_keys = api_keys
@@ -122,16 +126,6 @@ class RequestGate:
             return await _send_error(send, 405, f"{path} takes POST only, not {method}", [(b"allow", b"POST")])
         if method in ("GET", "HEAD", "OPTIONS"):
             return await self.app(scope, receive, send)
-        if self.max_concurrency is not None and self.in_flight >= self.max_concurrency:
-            return await _send_error(send, 429, f"too many requests in flight (max_concurrency="
-                                                f"{self.max_concurrency}): retry later")
-        self.in_flight += 1
-        try:
-            await self._gated(scope, receive, send, path, headers)
-        finally:
-            self.in_flight -= 1
-
-    async def _gated(self, scope, receive, send, path: str, headers: dict):
         content_type = headers.get(b"content-type", b"").decode("latin-1")
         if not _is_json(content_type):
             return await _send_error(send, 415, f"Content-Type {content_type!r} is not supported: send JSON "
@@ -143,23 +137,42 @@ class RequestGate:
                 declared = -1
             if declared > self.max_body_bytes:
                 return await self._too_large(send, f"{declared} bytes")
+        # the body first, under a deadline: a request takes a slot only once it has all of it
+        try:
+            async with asyncio.timeout(self.body_timeout_s):
+                body = await self._read_body(receive, send)
+        except TimeoutError:
+            return await _send_error(send, 408, f"the request body did not arrive within body_timeout_s="
+                                                f"{self.body_timeout_s:g} s", [(b"connection", b"close")])
+        if body is None:  # answered (413) or the client left
+            return
+        problem = self._invalid(path, body)
+        if problem:
+            return await _send_error(send, 400, problem)
+        if self.max_concurrency is not None and self.in_flight >= self.max_concurrency:
+            return await _send_error(send, 429, f"too many requests in flight (max_concurrency="
+                                                f"{self.max_concurrency}): retry later")
+        self.in_flight += 1
+        try:
+            await _run_until_disconnect(self.app, scope, body, receive, send)
+        finally:
+            self.in_flight -= 1
+
+    async def _read_body(self, receive, send) -> bytes | None:
+        """The whole body, or None when the client left or the body passed max_body_bytes (413 sent)."""
         chunks, size = [], 0
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
-                return
+                return None
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:
-                return await self._too_large(send, f"over {self.max_body_bytes} bytes")
+                await self._too_large(send, f"over {self.max_body_bytes} bytes")
+                return None
             chunks.append(chunk)
             if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
-        problem = self._invalid(path, body)
-        if problem:
-            return await _send_error(send, 400, problem)
-        await _run_until_disconnect(self.app, scope, body, receive, send)
+                return b"".join(chunks)
 
     async def _too_large(self, send, size_text: str):
         await _send_error(send, 413, f"request body is {size_text}; the limit is "

@@ -345,4 +345,4 @@ def _openapi() -> dict:
 
 Tart.add_asgi_middleware(ErrorShape)  # outermost: every error, the gate's included, gets one shape
 Tart.add_asgi_middleware(RequestGate, max_body_bytes=S.max_body_bytes, api_keys=S.keys, openapi=_openapi,
-                         max_concurrency=S.max_concurrency)
+                         max_concurrency=S.max_concurrency, body_timeout_s=S.body_timeout_s)

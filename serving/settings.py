@@ -46,6 +46,7 @@ class Settings:
     # traffic and batching
     max_concurrency: int = 64  # requests in flight on the API service; more get 429
     timeout_s: float = 120.0  # a request running longer gets 504
+    body_timeout_s: float = 10.0  # a request's whole body must arrive within this, else 408 (it holds no slot meanwhile)
     embed_max_batch_size: int = 64  # texts per embedder forward, across requests
     embed_max_latency_ms: int = 20_000  # queueing budget of one embed call; past it, 503
     embed_threads: int = 0  # torch threads of the embedding worker (0: torch's default)
@@ -58,7 +59,7 @@ class Settings:
     # (measured: a request at both, SmolLM2 and the default head, in <= 10 s on the 2-core VM; docs/serving.md)
     max_embed_tokens: int = 1_536  # tokens the embedder reads for one request
     max_head_tokens: int = 24_576  # tokens the head reads: sequences x (query batches x context + queries)
-    embed_dtype: str = "auto"  # embedder weights: auto (bfloat16 where the CPU has it), bfloat16, float32
+    embed_dtype: str = "auto"  # embedder weights: auto (tart.embeddings decides: bfloat16 only where it is faster), bfloat16, float32
     # access
     host: str = "127.0.0.1"  # the address the server listens on (tart serve --host sets it)
     api_keys: str = ""  # comma-separated keys; a request must send one (Authorization: Bearer KEY)
@@ -72,7 +73,7 @@ class Settings:
         for name in ("max_examples", "max_texts", "max_text_chars", "max_labels", "max_label_chars",
                      "max_name_chars", "max_body_bytes", "max_concurrency", "embed_max_batch_size",
                      "embed_max_latency_ms", "n_permutations", "max_permutations", "max_tasks", "head_concurrency",
-                     "head_threads", "max_embed_tokens", "max_head_tokens", "stuck_after_s"):
+                     "head_threads", "max_embed_tokens", "max_head_tokens", "stuck_after_s", "body_timeout_s"):
             if getattr(self, name) < 1:
                 raise ValueError(f"setting {name} must be >= 1, got {getattr(self, name)!r}")
         if self.max_labels < 2:
@@ -82,9 +83,10 @@ class Settings:
         if self.require_api_key not in ("auto", "yes", "no"):
             raise ValueError(f"setting require_api_key must be auto, yes or no, got {self.require_api_key!r}")
         if self.keys_required and not self.keys:
-            raise ValueError(f"host {self.host!r} is not a loopback address, so API keys are required: set "
-                             "api_keys (TART_API_KEYS=key1,key2), or require_api_key = 'no' to serve without "
-                             "authentication")
+            cause = ("require_api_key is 'yes'" if self.require_api_key == "yes"
+                     else f"host {self.host!r} is not a loopback address")
+            raise ValueError(f"{cause}, so API keys are required: set api_keys (TART_API_KEYS=key1,key2), or "
+                             "require_api_key = 'no' to serve without authentication")
         if self.n_permutations > self.max_permutations:
             raise ValueError(f"setting n_permutations ({self.n_permutations}) exceeds max_permutations "
                              f"({self.max_permutations})")

@@ -1,0 +1,96 @@
+"""The BentoML app in-process, driven through Starlette's test client (no network; the embedding service
+runs locally): classify, tasks, a stale cache, the OpenAPI document."""
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+import pytest
+
+from tart.serving.settings import get_settings
+from tart.serving.store import TaskStore
+
+
+@pytest.fixture(scope="module")
+def app_client(tmp_path_factory):
+    torch = pytest.importorskip("torch")
+    from starlette.testclient import TestClient
+
+    from tart.reasoning import TartConfig, TartReasoningModel
+
+    head = tmp_path_factory.mktemp("head")
+    torch.manual_seed(0)
+    TartReasoningModel(TartConfig()).save_pretrained(head)
+    mp = pytest.MonkeyPatch()
+    for key, value in {"TART_CHECKPOINT": str(head), "TART_EMBEDDER": "minilm-l6", "TART_CONFIG": "",
+                       "TART_STORE_PATH": str(tmp_path_factory.mktemp("store") / "t.sqlite3"),
+                       "TART_MAX_TEXTS": "4", "BENTOML_DO_NOT_TRACK": "true"}.items():
+        mp.setenv(key, value)
+    get_settings.cache_clear()
+    import tart.serving.schemas
+    import tart.serving.service
+
+    importlib.reload(tart.serving.schemas)  # the limits are read when the modules load
+    service = importlib.reload(tart.serving.service)
+    threads = torch.get_num_threads()  # the services set torch's thread count for their process
+    with TestClient(service.Tart.to_asgi()) as client:
+        yield client, service
+    torch.set_num_threads(threads)
+    mp.undo()
+    get_settings.cache_clear()
+    importlib.reload(tart.serving.schemas)
+    importlib.reload(tart.serving.service)
+
+
+EXAMPLES = [{"text": t, "label": y} for t, y in [("a cat", "animal"), ("a dog", "animal"), ("bread", "food"),
+                                                 ("soup", "food"), ("a drill", "tool"), ("a saw", "tool")]]
+
+
+def test_in_process_classify_and_task(app_client):
+    client, _ = app_client
+    body = client.post("/classify", json={"examples": EXAMPLES, "texts": ["a cow", "rice"]}).json()
+    assert [set(p["scores"]) for p in body["predictions"]] == [{"animal", "food", "tool"}] * 2
+    r = client.post("/classify", json={"examples": EXAMPLES, "texts": ["x"] * 5})
+    assert r.status_code == 400 and "texts: List should have at most 4 items" in r.json()["error"]
+    task_id = client.post("/tasks/create", json={"name": "in-process", "examples": EXAMPLES}).json()["id"]
+    before = client.post("/stats").json()
+    by_id = client.post("/tasks/classify", json={"task_id": task_id, "texts": ["a cow", "rice"]}).json()
+    after = client.post("/stats").json()
+    assert after["embedder"]["texts"] - before["embedder"]["texts"] == 2
+    assert [p["label"] for p in by_id["predictions"]] == [p["label"] for p in body["predictions"]]
+
+
+def test_in_process_stale_cache_is_reembedded_once(app_client):
+    client, service = app_client
+    store = TaskStore(service.S.store_path)
+    vecs = np.zeros((len(EXAMPLES), 7), np.float32)  # as if made by another embedder
+    task = store.create("stale", [e["text"] for e in EXAMPLES], [e["label"] for e in EXAMPLES], vecs, "old-model")
+    first = client.post("/tasks/classify", json={"task_id": task.id, "texts": ["a cow"]})
+    assert first.status_code == 200, first.text
+    assert store.get(task.id).embedder == "minilm-l6" and store.get(task.id).dim == 384
+    before = client.post("/stats").json()["service"]["examples_reembedded"]
+    client.post("/tasks/classify", json={"task_id": task.id, "texts": ["a cow"]})
+    assert client.post("/stats").json()["service"]["examples_reembedded"] == before
+
+
+def test_openapi_document_is_true(app_client):
+    client, _ = app_client
+    spec = client.get("/docs.json").json()
+    schemas = spec["components"]["schemas"]
+    assert schemas["Error"]["required"] == ["error"]
+    task_id = schemas["ClassifyResponse"]["properties"]["task_id"]
+    assert task_id["nullable"] is True and "task_id" in schemas["ClassifyResponse"]["required"]
+    assert schemas["Options"]["properties"]["n_permutations"]["nullable"] is True
+    expected = {"/classify": {"422"}, "/tasks/create": {"409"}, "/tasks/list": set(), "/tasks/get": {"404"},
+                "/tasks/delete": {"404"}, "/tasks/classify": {"404", "422"}}
+    for route, extra in expected.items():
+        responses = spec["paths"][route]["post"]["responses"]
+        assert set(responses) == {"200", "400", "401", "408", "413", "415", "429", "500", "503", "504"} | extra, route
+        for status, response in responses.items():
+            if status != "200":
+                assert response["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+    # the 409 a name clash gets is the documented shape
+    body = {"name": "dup", "examples": EXAMPLES}
+    assert client.post("/tasks/create", json=body).status_code == 200
+    r = client.post("/tasks/create", json=body)
+    assert r.status_code == 409 and list(r.json()) == ["error"]

@@ -1,0 +1,42 @@
+"""`tart serve` (`tart.serving.cli`): arguments, environment, bad input reported before the server starts."""
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+
+def test_serve_parser_and_environment(tmp_path):
+    from tart.serving.cli import add_serve_parser, server_environment
+
+    parser = argparse.ArgumentParser()
+    add_serve_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["serve"])
+    assert (args.host, args.port, args.func.__name__) == ("127.0.0.1", 3000, "serve_command")
+    args = parser.parse_args(["serve", "--port", "4000", "--embedder", "minilm-l6", "--store", str(tmp_path / "s.db")])
+    env = server_environment(args, base={})
+    assert env["TART_EMBEDDER"] == "minilm-l6" and env["TART_STORE_PATH"] == str(tmp_path / "s.db")
+    assert env["BENTOML_DO_NOT_TRACK"] == "true" and "TART_CHECKPOINT" not in env
+
+
+def test_serve_command_reports_bad_input_before_starting(tmp_path):
+    from tart.serving.cli import serve_command
+
+    base = dict(host="127.0.0.1", port=3000, config=None, checkpoint=None, embedder=None, store=None)
+    with pytest.raises(FileNotFoundError, match="no head checkpoint"):
+        serve_command(argparse.Namespace(**{**base, "checkpoint": str(tmp_path / "missing")}))
+    from tart.reasoning import TartConfig, TartReasoningModel
+
+    TartReasoningModel(TartConfig()).save_pretrained(tmp_path / "head")
+    with pytest.raises(ValueError, match="unknown model 'no-such-model'"):
+        serve_command(argparse.Namespace(**{**base, "checkpoint": str(tmp_path / "head"), "embedder": "no-such-model"}))
+    with pytest.raises(ValueError, match="--port"):
+        serve_command(argparse.Namespace(**{**base, "port": 70000}))
+
+
+def test_serve_refuses_a_public_host_without_keys(tmp_path):
+    from tart.serving.cli import serve_command
+
+    args = argparse.Namespace(host="0.0.0.0", port=3000, config=None, checkpoint=None, embedder=None, store=None)
+    with pytest.raises(ValueError, match="TART_API_KEYS"):
+        serve_command(args)

@@ -1,0 +1,66 @@
+"""The SQLite task store (`tart.serving.store`): round trip, persistence, errors, nothing half-stored."""
+from __future__ import annotations
+
+import sqlite3
+
+import numpy as np
+import pytest
+
+from tart.serving.store import StoreFull, TaskNameTaken, TaskNotFound, TaskStore
+
+
+def make_task(store, name="t", n=4, dim=8, labels=("a", "b")):
+    vecs = np.random.default_rng(0).normal(size=(n, dim)).astype(np.float32)
+    texts = [f"text {i}" for i in range(n)]
+    ys = [labels[i % len(labels)] for i in range(n)]
+    return store.create(name, texts, ys, vecs, "minilm-l6"), texts, ys, vecs
+
+
+def test_store_round_trip_and_persistence(tmp_path):
+    path = tmp_path / "sub" / "tasks.sqlite3"
+    task, texts, ys, vecs = make_task(TaskStore(path))
+    again = TaskStore(path).get(task.id)  # a fresh store on the same file: what a restart sees
+    assert (again.name, again.labels, again.n_examples, again.dim) == ("t", ["a", "b"], 4, 8)
+    assert again.texts == texts and again.example_labels == ys
+    np.testing.assert_array_equal(again.embeddings, vecs)
+    assert again.embeddings.dtype == np.float32
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_store_list_delete_and_errors(tmp_path):
+    store = TaskStore(tmp_path / "t.sqlite3", max_tasks=3)
+    ids = [make_task(store, name=f"t{i}")[0].id for i in range(3)]
+    tasks, total = store.list(limit=2, offset=1)
+    assert total == 3 and [t.id for t in tasks] == ids[1:]
+    with pytest.raises(StoreFull, match="max_tasks=3"):
+        make_task(store, name="t9")
+    store.delete(ids[0])
+    with pytest.raises(TaskNotFound):
+        store.get(ids[0])
+    with pytest.raises(TaskNotFound):
+        store.delete(ids[0])
+    with sqlite3.connect(store.path) as conn:  # the examples went with the task
+        assert conn.execute("SELECT COUNT(*) FROM examples WHERE task_id = ?", (ids[0],)).fetchone()[0] == 0
+
+
+def test_store_failed_create_stores_nothing(tmp_path):
+    store = TaskStore(tmp_path / "t.sqlite3")
+    make_task(store, name="dup")
+    with pytest.raises(TaskNameTaken, match="'dup' already exists"):
+        make_task(store, name="dup")
+    with pytest.raises(ValueError, match="same length"):
+        store.create("short", ["a", "b"], ["x", "y"], np.zeros((3, 4)), "e")
+    assert store.list()[1] == 1
+    with sqlite3.connect(store.path) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM examples").fetchone()[0] == 4
+
+
+def test_store_replace_embeddings(tmp_path):
+    store = TaskStore(tmp_path / "t.sqlite3")
+    task = make_task(store)[0]
+    new = np.ones((4, 5), np.float32)
+    store.replace_embeddings(task.id, new, "other")
+    got = store.get(task.id)
+    assert (got.embedder, got.dim) == ("other", 5)
+    np.testing.assert_array_equal(got.embeddings, new)
