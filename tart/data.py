@@ -125,10 +125,14 @@ def read_rows(name_or_path: str | os.PathLike) -> tuple[Path, list[tuple[int, di
 
 
 def _read_csv(path: Path) -> list[tuple[int, dict]]:
-    """(line where the record starts, row) pairs; the first row is the header."""
+    return list(iter_csv(path))
+
+
+def iter_csv(path: Path):
+    """(line where the record starts, row) pairs, one at a time; the first row is the header."""
     with path.open(encoding="utf-8-sig", newline="") as f:
         reader = csv.reader(f)
-        header, rows = None, []
+        header = None
         while True:
             start = reader.line_num + 1
             try:
@@ -146,15 +150,18 @@ def _read_csv(path: Path) -> list[tuple[int, dict]]:
                 raise ValueError(f"{path} line {start}: {len(fields)} fields, "
                                  f"but the header has {len(header)}")
             fields += [""] * (len(header) - len(fields))  # short row: missing values
-            rows.append((start, dict(zip(header, fields))))
+            yield start, dict(zip(header, fields))
     if header is None:
         raise ValueError(f"{path} is empty: no header row")
-    return rows
 
 
 def _parse_json_lines(path: Path, text: str) -> list[tuple[int, dict]]:
-    rows = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    return list(iter_json_lines(path, text.splitlines()))
+
+
+def iter_json_lines(path: Path, lines):
+    """(line number, object) pairs from an iterable of JSON lines, one at a time; blank lines skipped."""
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
@@ -164,8 +171,7 @@ def _parse_json_lines(path: Path, text: str) -> list[tuple[int, dict]]:
         if not isinstance(row, dict):
             raise ValueError(f"{path} line {number}: expected a JSON object, "
                              f"got {type(row).__name__}")
-        rows.append((number, row))
-    return rows
+        yield number, row
 
 
 def _read_jsonl(path: Path) -> list[tuple[int, dict]]:

@@ -1,35 +1,88 @@
-"""`tart classify --examples FILE --texts FILE`: label texts few-shot, one JSON line per text."""
+"""`tart classify --examples FILE | --task ID --texts FILE [--output FILE] [--resume] [--engine local|ray]`.
+
+Labels a corpus few-shot, streamed in chunks (tart.batch; tart.batch_ray with --engine ray). The task
+is fitted once, from a file of labelled examples or from a task registered with `tart serve` (its
+examples' stored embeddings are used when they were made by the same embedder, as the service does).
+Without --output, one JSON line per text on standard output.
+"""
 from __future__ import annotations
 
-import json
-import sys
+from pathlib import Path
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("classify", help="classify texts few-shot from a file of labelled examples")
+    p = subparsers.add_parser("classify", help="classify texts or a whole corpus few-shot (streamed, resumable)")
     p.add_argument("--checkpoint", default=None, help="head: shipped name or folder (default: the shipped head)")
     p.add_argument("--embedder", default="smollm2-135m", help="short name or local model folder")
-    p.add_argument("--examples", required=True, help="labelled examples: CSV/JSONL file or bundled dataset name")
-    p.add_argument("--texts", required=True, help="file with one text per line, or - for standard input")
-    p.add_argument("--text-column", default="text")
-    p.add_argument("--label-column", default="label")
+    task = p.add_mutually_exclusive_group(required=True)
+    task.add_argument("--examples", help="labelled examples: CSV/JSONL file or bundled dataset name")
+    task.add_argument("--task", metavar="ID", help="a task registered with `tart serve` (its SQLite store)")
+    p.add_argument("--store", default=None, help="task store file (default: the server's, see tart.paths)")
+    p.add_argument("--texts", required=True,
+                   help="corpus: .csv / .jsonl / .parquet (a text column, an optional id column), or plain "
+                        "text, one text per line (id = line number), or - for standard input")
+    p.add_argument("--text-column", default="text", help="column of the texts (corpus, and examples by default)")
+    p.add_argument("--examples-text-column", default=None, help="column of the examples' texts, if not --text-column")
+    p.add_argument("--label-column", default="label", help="column of the examples' labels")
+    p.add_argument("--id-column", default=None, help="corpus column of unique ids (default: line / row number)")
+    p.add_argument("--output", default=None, help="results file, .jsonl or .parquet (default: JSON lines to stdout)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run into the same --output")
+    p.add_argument("--chunk-size", type=int, default=512, help="texts embedded and written at a time")
     p.add_argument("--permutations", type=int, default=4, help="support orders averaged")
+    p.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="local: this process; ray: a Ray Data pipeline (pip install 'tart[ray]')")
+    p.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
+    p.add_argument("--actors", type=int, default=None, help="Ray: actors in the pool (default: one per CPU or GPU)")
     p.set_defaults(func=run)
 
 
-def run(args) -> None:
+def load_spec(args):
+    """The task, fitted once: from --examples, or from --task in the service's store."""
+    from tart.batch import TaskSpec
     from tart.checkpoint_io import DEFAULT_HEAD
-    from tart.classifier import TartClassifier
-    from tart.data import load_dataset, read_lines
 
-    examples = load_dataset(args.examples, text_column=args.text_column, label_column=args.label_column)
-    texts = read_lines(args.texts) if args.texts != "-" else [line.strip() for line in sys.stdin if line.strip()]
-    if not texts:
-        raise ValueError(f"{args.texts}: no texts to classify (one text per line)")
-    clf = TartClassifier(head=args.checkpoint or DEFAULT_HEAD, embedder=args.embedder,
-                         n_permutations=args.permutations)
-    probs = clf.fit(examples.texts, examples.labels).predict_proba(texts)
-    classes = clf.classes_.tolist()
-    for text, row in zip(texts, probs):
-        scores = {str(c): round(float(p), 4) for c, p in zip(classes, row)}
-        print(json.dumps({"text": text, "label": classes[int(row.argmax())], "scores": scores}))
+    common = dict(head=str(args.checkpoint or DEFAULT_HEAD), n_permutations=args.permutations)
+    if args.examples:
+        from tart.data import load_dataset
+
+        examples = load_dataset(args.examples, text_column=args.examples_text_column or args.text_column, label_column=args.label_column)
+        return TaskSpec.from_examples(examples.texts, examples.labels, embedder=args.embedder, **common)
+    from tart.paths import store_path
+    from tart.serving.store import TaskNotFound, TaskStore
+
+    path = Path(args.store or store_path())
+    if not path.exists():
+        raise ValueError(f"--task {args.task}: no task store at {path} (register tasks with `tart serve`, "
+                         "or name the store with --store)")
+    try:
+        task = TaskStore(path).get(args.task)
+    except TaskNotFound:
+        raise ValueError(f"--task: no task with id {args.task!r} in the store at {path}") from None
+    if task.embedder == args.embedder:  # the stored embeddings are this embedder's: no re-embedding
+        return TaskSpec(support=task.embeddings, labels=task.example_labels, embedder=args.embedder, **common)
+    return TaskSpec.from_examples(task.texts, task.example_labels, embedder=args.embedder, **common)
+
+
+def run(args) -> None:
+    if args.chunk_size < 1:
+        raise ValueError(f"--chunk-size must be >= 1, got {args.chunk_size}")
+    if args.texts != "-":  # a missing file or column fails now, before any model is loaded
+        from tart.corpus import read_corpus
+
+        next(read_corpus(args.texts, args.text_column, args.id_column, chunk_size=1), None)
+    if args.engine == "ray":
+        from tart.batch_ray import check_ray_job
+
+        check_ray_job(args.texts, args.output, args.id_column, args.resume)
+    spec = load_spec(args)
+    if args.engine == "ray":
+        from tart.batch_ray import classify_corpus_ray
+
+        classify_corpus_ray(spec, args.texts, args.output, text_column=args.text_column,
+                            id_column=args.id_column, chunk_size=args.chunk_size, address=args.address,
+                            actors=args.actors)
+        return
+    from tart.batch import classify_corpus
+
+    classify_corpus(spec, args.texts, args.output, text_column=args.text_column, id_column=args.id_column,
+                    chunk_size=args.chunk_size, resume=args.resume)

@@ -1,0 +1,239 @@
+"""Label a corpus with one few-shot task, chunk by chunk, resumable: the local engine of `tart classify`.
+
+    spec = TaskSpec.from_examples(texts, labels, embedder="minilm-l6")
+    classify_corpus(spec, "tickets.csv", output="labels.jsonl", text_column="body", resume=True)
+
+- The task is fitted once: its examples are embedded once (or their embeddings come from the service's
+  task store), and a TartClassifier is fitted on those vectors; each chunk is then embedded and
+  predicted. Classifier, projection and ensemble are the library's, fitted as the service fits them
+  (`random_state=0`), and queries never see each other: the same labels in any chunking.
+- Results go to a journal, OUTPUT.partial (JSON lines, flushed and fsynced after each chunk). Its ids
+  are the record of what is done: `resume` reads them, drops a torn last line (a write cut by a kill),
+  and labels only the rest. When the corpus is done the journal becomes OUTPUT, renamed (.jsonl) or
+  converted to Parquet (.parquet) through a temporary file, so OUTPUT only ever exists whole and an
+  unfinished run is always marked by the .partial name.
+- Memory is one chunk plus the set of ids (duplicates are refused; resuming goes by ids).
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tart.checkpoint_io import DEFAULT_HEAD
+from tart.corpus import count_rows, import_pyarrow, read_corpus
+
+OUTPUT_SUFFIXES = (".jsonl", ".parquet")
+
+
+@dataclass
+class TaskSpec:
+    """A fitted task in a form that travels (Ray ships it to each actor): the examples' embeddings and
+    labels, and the names of the embedder and head that go with them."""
+
+    support: np.ndarray  # (k, dim) the examples' embeddings
+    labels: list
+    embedder: str = "smollm2-135m"
+    head: str = DEFAULT_HEAD
+    n_permutations: int = 4
+    embed_dtype: str | None = None  # None: $TART_EMBED_DTYPE, else "auto", as the service
+    device: str = "cpu"  # where the embedder runs ("cuda" on a Ray GPU actor); the head stays on the CPU
+
+    @classmethod
+    def from_examples(cls, texts: list[str], labels: list, embedder: str = "smollm2-135m", **kw) -> "TaskSpec":
+        vectors = _embedder(embedder, kw.get("embed_dtype"), kw.get("device", "cpu")).embed(list(texts))
+        return cls(support=vectors, labels=list(labels), embedder=embedder, **kw)
+
+    def load(self) -> "Labeller":
+        return Labeller(self)
+
+
+def _embedder(name: str, dtype, device: str):
+    from tart.embeddings import Embedder
+
+    # an Embedder of our own (the model itself is shared in the process) without a progress bar of its own
+    return Embedder(name, progress=False, dtype=dtype, device=device)
+
+
+class Labeller:
+    """A task ready in one process: the embedder loaded and the classifier fitted once; texts -> probabilities."""
+
+    def __init__(self, spec: TaskSpec):
+        from tart.classifier import TartClassifier
+
+        self.embedder = _embedder(spec.embedder, spec.embed_dtype, spec.device)
+        self.clf = TartClassifier(head=spec.head, embedder=None, n_permutations=spec.n_permutations,
+                                  random_state=0).fit(spec.support, spec.labels)
+        self.classes = self.clf.classes_.tolist()
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        # a corpus pass never repeats a chunk: the embedder's text cache would only grow with the corpus
+        self.embedder._cache.clear()
+        return self.clf.predict_proba(self.embedder.embed(texts))
+
+
+# -- output ---------------------------------------------------------------------------------------
+
+def journal_path(output: str | os.PathLike) -> Path:
+    return Path(f"{output}.partial")
+
+
+def result_rows(ids, proba: np.ndarray, classes: list) -> list[dict]:
+    return [{"id": i, "label": classes[int(np.argmax(p))], "scores": {str(c): float(v) for c, v in zip(classes, p)}}
+            for i, p in zip(ids, proba)]
+
+
+def arrow_table(rows: list[dict], classes: list):
+    """Parquet rows: id (string), label, scores (a struct with one float field per class)."""
+    pa = import_pyarrow()
+    try:
+        label_type = pa.array(classes).type
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed label types: written as strings
+        label_type = pa.string()
+    labels = [r["label"] if label_type != pa.string() else str(r["label"]) for r in rows]
+    scores = pa.StructArray.from_arrays(
+        [pa.array([r["scores"][str(c)] for r in rows], pa.float64()) for c in classes], [str(c) for c in classes])
+    return pa.table({"id": pa.array([str(r["id"]) for r in rows], pa.string()),
+                     "label": pa.array(labels, label_type), "scores": scores})
+
+
+def read_journal(path: Path) -> set[str]:
+    """The ids a journal holds (as strings). A last line without its newline was cut by a kill: it is
+    cut off the file, and its row is labelled again."""
+    done, good = set(), 0
+    with open(path, "rb") as f:
+        for number, line in enumerate(f, start=1):
+            if not line.endswith(b"\n"):
+                break
+            try:
+                done.add(str(json.loads(line)["id"]))
+            except (ValueError, KeyError, TypeError):
+                raise ValueError(f"{path} line {number}: not a result line; this file is not a tart classify "
+                                 "journal, or it was edited") from None
+            good += len(line)
+    if good != path.stat().st_size:
+        with open(path, "r+b") as f:
+            f.truncate(good)
+    return done
+
+
+def _resume_from(output: Path, journal: Path, resume: bool) -> set[str]:
+    """The ids already done, with the journal ready to append to."""
+    if not resume:
+        for path in (output, journal):
+            if path.exists():
+                what = "an unfinished run's results" if path == journal else "a finished run's results"
+                raise FileExistsError(f"{path} exists ({what}); pass --resume to continue it, or remove it")
+        return set()
+    if journal.exists():
+        return read_journal(journal)
+    if output.exists():  # a finished run: its rows become the journal again, new rows are added to it
+        if output.suffix == ".jsonl":
+            output.replace(journal)
+        else:
+            table = import_pyarrow().parquet.read_table(output)
+            classes = table.schema.field("scores").type
+            names = [classes.field(i).name for i in range(classes.num_fields)]
+            tmp = Path(f"{journal}.tmp")
+            with open(tmp, "w", encoding="utf-8") as f:
+                for row in table.to_pylist():
+                    f.write(json.dumps({"id": row["id"], "label": row["label"],
+                                        "scores": {n: row["scores"][n] for n in names}}) + "\n")
+            tmp.replace(journal)
+            output.unlink()
+        return read_journal(journal)
+    return set()
+
+
+def _finish(journal: Path, output: Path, classes: list) -> None:
+    """The journal becomes the output, whole or not at all."""
+    if output.suffix == ".jsonl":
+        journal.replace(output)
+        return
+    pq = import_pyarrow().parquet
+    tmp = Path(f"{output}.tmp")
+    writer = None
+    with open(journal, encoding="utf-8") as f:
+        while True:
+            rows = [json.loads(line) for _, line in zip(range(8192), f)]
+            if not rows:
+                break
+            table = arrow_table(rows, classes)
+            writer = writer or pq.ParquetWriter(tmp, table.schema)
+            writer.write_table(table)
+    if writer is None:  # nothing to label: an empty file with the schema
+        writer = pq.ParquetWriter(tmp, arrow_table([], classes).schema)
+    writer.close()
+    tmp.replace(output)
+    journal.unlink()
+
+
+# -- the job --------------------------------------------------------------------------------------
+
+def classify_corpus(spec: TaskSpec, texts: str, output: str | None = None, text_column: str = "text",
+                    id_column: str | None = None, chunk_size: int = 512, resume: bool = False,
+                    progress: bool | None = None, labeller: Labeller | None = None) -> dict:
+    """Label every row of `texts` (see tart.corpus) into `output` (.jsonl or .parquet), or print JSON
+    lines (with the text) to standard output when output is None. Returns counts and timings."""
+    if output is not None and Path(output).suffix.lower() not in OUTPUT_SUFFIXES:
+        raise ValueError(f"--output {output}: unknown suffix; expected .jsonl or .parquet")
+    if output is None and resume:
+        raise ValueError("--resume needs --output: the output file is the record of what is done")
+    if output is not None and Path(output).suffix.lower() == ".parquet":
+        import_pyarrow()  # say so now, not after the corpus is labelled
+    out = Path(output) if output else None
+    journal = journal_path(out) if out else None
+    done = _resume_from(out, journal, resume) if out else set()
+    t0 = time.perf_counter()
+    labeller = labeller or spec.load()
+    t_ready = time.perf_counter()
+    total = count_rows(texts) if texts != "-" else None
+
+    from tqdm.auto import tqdm
+
+    # progress=None: a bar only when standard error is a terminal (tqdm's rule)
+    bar = tqdm(total=total, initial=len(done), unit="texts", desc="classify", file=sys.stderr,
+               disable=None if progress is None else not progress)
+    sink = open(journal, "a", encoding="utf-8") if out else sys.stdout
+    n_new, t_embed_predict = 0, 0.0
+    try:
+        for ids, chunk in read_corpus(texts, text_column, id_column, chunk_size, skip=done):
+            t = time.perf_counter()
+            rows = result_rows(ids, labeller(chunk), labeller.classes)
+            t_embed_predict += time.perf_counter() - t
+            if out:
+                sink.write("".join(json.dumps(r) + "\n" for r in rows))
+                sink.flush()
+                os.fsync(sink.fileno())  # a chunk counts as done only once it is on disk
+            else:
+                for r, text in zip(rows, chunk):
+                    scores = {c: round(p, 4) for c, p in r["scores"].items()}
+                    print(json.dumps({"id": r["id"], "text": text, "label": r["label"], "scores": scores}))
+            n_new += len(rows)
+            bar.update(len(rows))
+    except ValueError as err:
+        if out:
+            sink.close()
+            if done or n_new:
+                raise ValueError(f"{err} (the {len(done) + n_new} rows labelled so far are in {journal}; "
+                                 "fix the input and pass --resume to continue)") from None
+            journal.unlink()  # nothing was written: leave nothing behind
+        raise
+    finally:
+        bar.close()
+        if out:
+            sink.close()
+    if out:
+        if not done and not n_new:
+            journal.unlink()
+            raise ValueError(f"{texts}: no texts to classify")
+        _finish(journal, out, labeller.classes)
+    elif not n_new:
+        raise ValueError(f"{texts}: no texts to classify")
+    return {"texts": n_new, "resumed_from": len(done), "load_seconds": t_ready - t0,
+            "seconds": time.perf_counter() - t_ready, "embed_predict_seconds": t_embed_predict}

@@ -1,0 +1,202 @@
+"""`tart classify` on a corpus (tart.corpus, tart.batch): formats, chunking, resume after SIGKILL, bad input."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tart.batch import TaskSpec, classify_corpus, journal_path
+from tart.cli import main
+
+EXAMPLES = [("a cat sleeping on the sofa", "animal"), ("a dog barking at the mailman", "animal"),
+            ("a cow grazing in the meadow", "animal"), ("fresh bread from the oven", "food"),
+            ("a bowl of tomato soup", "food"), ("a plate of spaghetti", "food")]
+WORDS = ["a horse", "cheese", "a goat", "rice pudding", "a sparrow", "apple pie", "a lizard", "noodles"]
+EMBEDDER = "minilm-l6"
+
+
+def corpus_texts(n):
+    return [f"{WORDS[i % len(WORDS)]} number {i}" for i in range(n)]
+
+
+@pytest.fixture(scope="module")
+def spec():
+    return TaskSpec.from_examples([t for t, _ in EXAMPLES], [y for _, y in EXAMPLES], embedder=EMBEDDER)
+
+
+@pytest.fixture(scope="module")
+def labeller(spec):
+    return spec.load()
+
+
+@pytest.fixture()
+def examples_csv(tmp_path):
+    path = tmp_path / "examples.csv"
+    path.write_text("text,label\n" + "".join(f"{t},{y}\n" for t, y in EXAMPLES))
+    return path
+
+
+def read_jsonl(path):
+    return [json.loads(line) for line in Path(path).read_text().splitlines()]
+
+
+def same_rows(a, b):
+    """Same ids and labels in the same order; scores equal to float noise (chunks batch differently)."""
+    return [(r["id"], r["label"]) for r in a] == [(r["id"], r["label"]) for r in b] and np.allclose(
+        [list(r["scores"].values()) for r in a], [list(r["scores"].values()) for r in b], atol=1e-5)
+
+
+def test_chunks_give_the_classifiers_and_the_services_answers(spec, labeller, tmp_path):
+    from tart.classifier import TartClassifier
+    from tart.serving import predict
+
+    texts = corpus_texts(40)
+    (tmp_path / "c.txt").write_text("\n".join(texts) + "\n")
+    out = tmp_path / "out.jsonl"
+    stats = classify_corpus(spec, str(tmp_path / "c.txt"), str(out), chunk_size=7, labeller=labeller)
+    rows = read_jsonl(out)
+    assert stats["texts"] == 40 and [r["id"] for r in rows] == list(range(1, 41))  # plain text: line numbers
+    assert not journal_path(out).exists()
+    # the library in one call, fitted on the examples' texts
+    clf = TartClassifier(embedder=EMBEDDER).fit([t for t, _ in EXAMPLES], [y for _, y in EXAMPLES])
+    proba = clf.predict_proba(texts)
+    assert [r["label"] for r in rows] == clf.predict(texts).tolist()
+    assert np.allclose([[r["scores"][c] for c in ("animal", "food")] for r in rows], proba, atol=1e-5)
+    # the service's head half (serving/predict.py) on the same vectors
+    fitted = predict.fit(clf.head_, spec.support, spec.labels, n_permutations=4, multiclass="auto",
+                         projection="support")
+    served = predict.predict(fitted, labeller.embedder.embed(texts))
+    assert [r["label"] for r in rows] == [label for label, _ in served]
+
+
+def test_every_format_gives_the_same_rows(labeller, spec, tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    texts = corpus_texts(12)
+    ids = [f"doc-{i}" for i in range(12)]
+    (tmp_path / "c.csv").write_text("doc,body\n" + "".join(f'{i},"{t}"\n' for i, t in zip(ids, texts)))
+    (tmp_path / "c.jsonl").write_text("".join(json.dumps({"doc": i, "body": t}) + "\n" for i, t in zip(ids, texts)))
+    pq.write_table(pa.table({"doc": ids, "body": texts}), tmp_path / "c.parquet")
+    results = {}
+    for fmt in ("csv", "jsonl", "parquet"):
+        out = tmp_path / f"{fmt}.jsonl"
+        classify_corpus(spec, str(tmp_path / f"c.{fmt}"), str(out), text_column="body", id_column="doc",
+                        chunk_size=5, labeller=labeller)
+        results[fmt] = read_jsonl(out)
+    assert results["csv"] == results["jsonl"] == results["parquet"]
+    assert [r["id"] for r in results["csv"]] == ids
+    out = tmp_path / "out.parquet"
+    classify_corpus(spec, str(tmp_path / "c.csv"), str(out), text_column="body", id_column="doc", labeller=labeller)
+    table = pq.read_table(out).to_pylist()  # another chunking: the same labels, scores to float noise
+    assert [(r["id"], r["label"]) for r in table] == [(r["id"], r["label"]) for r in results["csv"]]
+    assert np.allclose([r["scores"]["food"] for r in table], [r["scores"]["food"] for r in results["csv"]], atol=1e-5)
+
+
+def test_sigkill_half_way_then_resume_gives_one_row_per_id(examples_csv, tmp_path, labeller, spec):
+    n = 240
+    texts = corpus_texts(n)
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(texts) + "\n")
+    out = tmp_path / "out.jsonl"
+    cmd = [sys.executable, "-m", "tart.cli", "classify", "--examples", str(examples_csv), "--texts", str(corpus),
+           "--embedder", EMBEDDER, "--output", str(out), "--chunk-size", "8"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    journal = journal_path(out)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if journal.exists() and journal.read_bytes().count(b"\n") >= n // 4:
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.005)
+    assert proc.wait() == -signal.SIGKILL, "the run ended before it could be killed half-way"
+    assert not out.exists()  # an unfinished run is only ever the marked journal
+    done_before = journal.read_bytes().count(b"\n")
+    assert n // 4 <= done_before < n
+    assert main(cmd[3:] + ["--resume"]) == 0  # resumed in this process: the same command, faster to start
+    rows = read_jsonl(out)
+    assert sorted(r["id"] for r in rows) == list(range(1, n + 1))  # every line once: none twice, none lost
+    assert not journal.exists()
+    # and the same labels as one uninterrupted run
+    whole = tmp_path / "whole.jsonl"
+    classify_corpus(spec, str(corpus), str(whole), labeller=labeller)
+    expected = {r["id"]: r["label"] for r in read_jsonl(whole)}
+    assert {r["id"]: r["label"] for r in rows} == expected
+
+
+def test_a_torn_last_line_is_dropped_and_labelled_again(spec, labeller, tmp_path):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("\n".join(corpus_texts(10)) + "\n")
+    whole = tmp_path / "whole.jsonl"
+    classify_corpus(spec, str(corpus), str(whole), labeller=labeller)
+    lines = whole.read_text().splitlines(keepends=True)
+    out = tmp_path / "out.jsonl"
+    journal_path(out).write_text("".join(lines[:4]) + lines[4][:20])  # killed in the middle of a write
+    stats = classify_corpus(spec, str(corpus), str(out), resume=True, labeller=labeller)
+    assert stats["resumed_from"] == 4 and stats["texts"] == 6
+    assert same_rows(read_jsonl(out), read_jsonl(whole))
+    # a finished output resumed: nothing to redo; without --resume it is never overwritten
+    assert classify_corpus(spec, str(corpus), str(out), resume=True, labeller=labeller)["texts"] == 0
+    with pytest.raises(FileExistsError, match="--resume"):
+        classify_corpus(spec, str(corpus), str(out), labeller=labeller)
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("c.csv", "id,body\n1,a cat\n", "column 'text' not found; columns found: id, body"),
+    ("c.jsonl", '{"text": "a cat"}\n{"body": "a dog"}\n', "c.jsonl line 2: column 'text' not found"),
+    ("c.csv", "text\na cat\n\"  \"\n", "c.csv line 3: empty text in column 'text'"),
+    ("c.jsonl", '{"text": "a cat"}\n{"text": 3}\n', "c.jsonl line 2: text in column 'text' must be a string"),
+    ("c.jsonl", '{"text": "a cat"}\n{"text": "a do\n', "c.jsonl line 2: malformed JSON"),
+    ("c.csv", "text\na cat\nb,c\n", "c.csv line 3: 2 fields, but the header has 1"),
+    ("c.json", "[]", "write one object per line as .jsonl"),
+])
+def test_bad_input_names_the_row_or_column(spec, labeller, tmp_path, name, content, message):
+    (tmp_path / name).write_text(content)
+    out = tmp_path / "out.jsonl"
+    with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+        classify_corpus(spec, str(tmp_path / name), str(out), labeller=labeller)
+    assert not out.exists() and not journal_path(out).exists()  # nothing written: nothing left behind
+
+
+def test_a_bad_row_mid_corpus_leaves_the_marked_journal_and_resume_finishes(spec, labeller, tmp_path):
+    texts = corpus_texts(12)
+    corpus = tmp_path / "c.jsonl"
+    rows = [json.dumps({"id": f"r{i}", "text": t}) for i, t in enumerate(texts)]
+    corpus.write_text("\n".join(rows[:9] + ['{"id": "r9", "text": ""}'] + rows[10:]) + "\n")
+    out = tmp_path / "out.jsonl"
+    with pytest.raises(ValueError, match=r"c.jsonl line 10: empty text .* 8 rows labelled so far are in .*partial"):
+        classify_corpus(spec, str(corpus), str(out), id_column="id", chunk_size=4, labeller=labeller)
+    assert not out.exists() and len(read_jsonl(journal_path(out))) == 8
+    corpus.write_text("\n".join(rows) + "\n")  # fixed
+    classify_corpus(spec, str(corpus), str(out), id_column="id", chunk_size=4, resume=True, labeller=labeller)
+    assert [r["id"] for r in read_jsonl(out)] == [f"r{i}" for i in range(12)]
+
+
+def test_duplicate_ids_are_refused(spec, labeller, tmp_path):
+    (tmp_path / "c.csv").write_text("id,text\na,one\nb,two\na,three\n")
+    with pytest.raises(ValueError, match="c.csv line 4: id 'a' in column 'id' was already used"):
+        classify_corpus(spec, str(tmp_path / "c.csv"), str(tmp_path / "o.jsonl"), id_column="id", labeller=labeller)
+
+
+def test_cli_task_from_the_store_and_unknown_task(spec, labeller, examples_csv, tmp_path, capsys):
+    from tart.serving.store import TaskStore
+
+    store = TaskStore(tmp_path / "tasks.sqlite3")
+    task = store.create("animal-food", [t for t, _ in EXAMPLES], [y for _, y in EXAMPLES], spec.support, EMBEDDER)
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("\n".join(corpus_texts(6)) + "\n")
+    common = ["classify", "--texts", str(corpus), "--embedder", EMBEDDER]
+    assert main(common + ["--task", task.id, "--store", str(store.path)]) == 0
+    by_task = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert main(common + ["--examples", str(examples_csv)]) == 0
+    by_examples = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["label"] for r in by_task] == [r["label"] for r in by_examples] and len(by_task) == 6
+    assert by_task[0]["text"] == corpus_texts(1)[0]
+    assert main(common + ["--task", "nope", "--store", str(store.path), "--output", str(tmp_path / "o.jsonl")]) == 2
+    assert "no task with id 'nope'" in capsys.readouterr().err
+    assert not (tmp_path / "o.jsonl").exists() and not journal_path(tmp_path / "o.jsonl").exists()
