@@ -12,6 +12,8 @@ every sequence with all queries in one batched forward.
   the support set, each also run with its binary labels swapped (the head alone is not exactly
   symmetric: on breast cancer at k = 16, 6% of predictions flipped with the label names).
 - Support sets longer than the head's context: split into near-equal chunks, averaged.
+- `embedder_backend` runs a named embedder in torch, `onnx` or `onnx-int8` (ONNX Runtime, see
+  tart.onnx_backend); None follows $TART_EMBED_BACKEND, else torch.
 """
 from __future__ import annotations
 
@@ -43,12 +45,15 @@ def _resolve_head(head) -> TartReasoningModel:
     return _HEADS[key]
 
 
-def _resolve_embedder(embedder):
+def _resolve_embedder(embedder, backend=None):
     if embedder is None or not isinstance(embedder, (str, Path)):
+        if backend is not None:
+            raise ValueError(f"embedder_backend={backend!r} applies to an embedder given by name or folder, "
+                             f"not to {type(embedder).__name__}")
         return embedder
     from tart.embeddings import load_embedder
 
-    return load_embedder(str(embedder))
+    return load_embedder(str(embedder), **({"backend": backend} if backend else {}))
 
 
 def _is_texts(X) -> bool:
@@ -83,6 +88,7 @@ class TartClassifier(ClassifierMixin, BaseEstimator):
     _parameter_constraints: dict = {
         "head": [str, os.PathLike, TartReasoningModel],
         "embedder": "no_validation",  # None, a short name or folder, or any object with .embed
+        "embedder_backend": [None, StrOptions({"torch", "onnx", "onnx-int8"})],  # tart.onnx_backend.BACKENDS
         "embedding_mode": [StrOptions({"stream", "vanilla", "loo", "leave-one-out"})],
         "shrinkage": [Interval(Real, 0, 1, closed="both")],
         "standardize": ["boolean"],
@@ -107,6 +113,7 @@ class TartClassifier(ClassifierMixin, BaseEstimator):
         sign_flips: bool = True,
         random_state: int | None = 0,
         query_batch_size: int = 128,
+        embedder_backend: str | None = None,
     ):
         self.head = head
         self.embedder = embedder
@@ -119,6 +126,7 @@ class TartClassifier(ClassifierMixin, BaseEstimator):
         self.sign_flips = sign_flips
         self.random_state = random_state
         self.query_batch_size = query_batch_size
+        self.embedder_backend = embedder_backend
 
     # -- fit ------------------------------------------------------------------------------------
     @_fit_context(prefer_skip_nested_validation=True)
@@ -140,7 +148,7 @@ class TartClassifier(ClassifierMixin, BaseEstimator):
         index = {c: i for i, c in enumerate(self.classes_.tolist())}
         self.y_index_ = np.array([index[v] for v in y])
         # the embedder is loaded only for texts: vectors never pull in a language model
-        self.embedder_ = _resolve_embedder(self.embedder) if texts else None
+        self.embedder_ = _resolve_embedder(self.embedder, self.embedder_backend) if texts else None
         self.support_ = list(X) if texts else X
         if not texts:
             self.support_vectors_ = self.support_

@@ -7,6 +7,7 @@ it.  loo (leave-one-out): example i is read after the other k-1 labelled example
 Models come from installed packages (short names), a local transformers folder,
 or a .gguf file.  GGUF files are slow to load (de-quantisation), so they are
 converted once into a safetensors cache.  Nothing is ever fetched from a hub.
+The model runs in torch, or in ONNX Runtime (`backend="onnx"` / `"onnx-int8"`, see tart.onnx_backend).
 """
 from __future__ import annotations
 
@@ -199,20 +200,53 @@ def resolve_dtype(dtype=None, device: str = "cpu") -> torch.dtype:
     return getattr(torch, name)
 
 
+def _tokenizer(folder: Path):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    if tok.pad_token is None:  # our own padding is masked out; the id just has to exist
+        tok.pad_token = tok.eos_token or tok.unk_token
+    return tok
+
+
+def _check_layer(layer: int, config, name: str) -> None:
+    n = config.num_hidden_layers
+    if not -(n + 1) <= layer <= n:  # hidden_states has n + 1 entries: embeddings, then each block
+        raise ValueError(f"layer {layer} is out of range for {name}: it has {n} layers "
+                         f"(use 0..{n}, or -1 for the last)")
+
+
 def _load(model: str, cache_dir, device: str, dtype: torch.dtype = torch.float32):
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoModel
     folder = resolve_model_dir(model, cache_dir)
     key = (str(folder.resolve()), device, dtype)
     with _LOCK:
         if key not in _MODELS:
             try:
-                tok = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+                tok = _tokenizer(folder)
                 lm = AutoModel.from_pretrained(folder, local_files_only=True).to(device, dtype).eval()
             except Exception as err:  # say which input failed, not just a deep transformers error
                 raise ValueError(f"could not load model {model!r} from {folder}: {err}; {_known()}") from err
-            if tok.pad_token is None:  # our own padding is masked out; the id just has to exist
-                tok.pad_token = tok.eos_token or tok.unk_token
             _MODELS[key] = (lm, tok)
+        return _MODELS[key]
+
+
+def _load_onnx(model: str, cache_dir, device: str, backend: str, layer: int, progress: bool):
+    """(ONNX Runtime model of `layer`, tokenizer): the same tokenizer as torch; see tart.onnx_backend."""
+    from transformers import AutoConfig
+
+    from tart.onnx_backend import load_onnx
+    if device != "cpu":
+        raise ValueError(f"the {backend} embedder backend runs on CPU, not {device!r}; use backend='torch' there")
+    folder = resolve_model_dir(model, cache_dir)
+    # one session per thread count: ONNX Runtime's threads are fixed when it starts (torch's count, now)
+    key = (str(folder.resolve()), backend, layer, torch.get_num_threads())
+    with _LOCK:
+        if key not in _MODELS:
+            config = AutoConfig.from_pretrained(folder, local_files_only=True)
+            _check_layer(layer, config, model)
+            lm = load_onnx(folder, config, backend, layer, default_cache_dir(cache_dir), progress)
+            _MODELS[key] = (lm, _tokenizer(folder))
         return _MODELS[key]
 
 
@@ -222,9 +256,12 @@ class Embedder:
     MAX_CACHED = 50_000  # in-memory embeddings kept (oldest dropped first)
 
     def __init__(self, model="smollm2-135m", mode="stream", pooling="mean", layer=-1, max_length=256,
-                 batch_tokens=8192, cache_dir=None, device="cpu", progress=True, dtype=None):
+                 batch_tokens=8192, cache_dir=None, device="cpu", progress=True, dtype=None, backend=None):
+        from tart.onnx_backend import resolve_backend  # names only: onnxruntime is imported on first use
+
         self.model_name, self.mode, self.pooling, self.layer = model, mode, pooling, layer
         self.dtype = dtype  # weights: None/"auto" (bfloat16 where the CPU has it, see resolve_dtype), or a name
+        self.backend = resolve_backend(backend)  # torch, onnx, onnx-int8 (None: $TART_EMBED_BACKEND or torch)
         self.max_length, self.batch_tokens, self.cache_dir = max_length, batch_tokens, cache_dir
         self.device, self.progress = device, progress
         if pooling not in ("mean", "last"):
@@ -246,13 +283,13 @@ class Embedder:
         if self._loaded is None:
             dev = self.device
             if dev == "auto":
-                dev = "cuda" if torch.cuda.is_available() else "cpu"
-            loaded = _load(self.model_name, self.cache_dir, dev, resolve_dtype(self.dtype, dev))
-            n = loaded[0].config.num_hidden_layers
-            if not -(n + 1) <= self.layer <= n:  # hidden_states has n + 1 entries: embeddings, then each block
-                raise ValueError(f"layer {self.layer} is out of range for {self.model_name}: "
-                                 f"it has {n} layers (use 0..{n}, or -1 for the last)")
-            self._loaded = loaded
+                dev = "cuda" if torch.cuda.is_available() and self.backend == "torch" else "cpu"
+            if self.backend == "torch":
+                self._loaded = _load(self.model_name, self.cache_dir, dev, resolve_dtype(self.dtype, dev))
+                _check_layer(self.layer, self._loaded[0].config, self.model_name)
+            else:
+                self._loaded = _load_onnx(self.model_name, self.cache_dir, dev, self.backend, self.layer,
+                                          self.progress)
         return self._loaded
 
     name = property(lambda self: self.model_name)
@@ -291,7 +328,8 @@ class Embedder:
         each (vanilla pools k spans from one pass), rows in order of i, then of the ranges.
         `prefix` goes before every sequence; a causal LM computes its keys/values only once."""
         prefix = list(prefix)
-        if prefix and not self.is_causal_lm:  # bidirectional: the prefix must be re-read
+        # bidirectional, or an ONNX graph (no key/value cache in or out): the prefix must be re-read
+        if prefix and not (self.is_causal_lm and self.backend == "torch"):
             seqs = [prefix + s for s in seqs]
             spans = [[(a + len(prefix), b + len(prefix)) for a, b in sp] for sp in spans]
             prefix = []
@@ -316,7 +354,8 @@ class Embedder:
             from tqdm.auto import tqdm
             batches = tqdm(batches, desc=f"embedding ({self.name})", unit="batch")
         pad = self.tokenizer.pad_token_id or 0
-        hidden_needed = self.layer not in (-1, self.model.config.num_hidden_layers)
+        # an ONNX graph returns its exported layer as last_hidden_state
+        hidden_needed = self.layer not in (-1, self.model.config.num_hidden_layers) and self.backend == "torch"
         device = self.model.device
         with torch.inference_mode():
             past, params = None, inspect.signature(self.model.forward).parameters

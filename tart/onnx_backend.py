@@ -1,0 +1,167 @@
+"""ONNX Runtime backends for the embedders: `onnx` (float32) and `onnx-int8` (dynamic int8 weights).
+
+The frozen model is exported once per model, backend and layer with torch's dynamo exporter
+(`torch.onnx.export(..., dynamo=True)`), from the same local weights the torch backend loads, and kept
+in the user cache (`tart.paths.cache_dir()/onnx/`), like the converted GGUF weights. Nothing is
+downloaded. The exported graph takes `input_ids` and `attention_mask` with dynamic batch and length
+and returns one layer's hidden states; tokenising, truncation, batching, pooling and the embedding
+cache stay in `tart.embeddings.Embedder`, so every backend shares them.
+
+`onnx-int8` is the float32 export with its MatMul weights quantised to int8 by ONNX Runtime's
+`quantize_dynamic` (activations are quantised per batch at run time).
+
+Needs the `onnx` extra (pip install "tart[onnx]"): onnx, onnxruntime and onnxscript, imported only here.
+"""
+from __future__ import annotations
+
+import hashlib
+import inspect
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+from types import SimpleNamespace
+
+import torch
+
+BACKENDS = ("torch", "onnx", "onnx-int8")
+
+
+def resolve_backend(backend=None) -> str:
+    """`backend`, else $TART_EMBED_BACKEND, else torch; a clear error for anything else."""
+    name = str(backend or os.environ.get("TART_EMBED_BACKEND") or "torch")
+    if name not in BACKENDS:
+        raise ValueError(f"embedder backend must be one of {', '.join(BACKENDS)}, not {name!r}")
+    return name
+
+
+def _require_onnx():
+    try:
+        import onnxruntime  # noqa: F401
+        import onnxscript  # noqa: F401  (the dynamo exporter needs it)
+    except ImportError as err:
+        raise ImportError(f"the onnx embedder backends need ONNX Runtime: pip install 'tart[onnx]' ({err})") from err
+
+
+class _OneLayer(torch.nn.Module):
+    """The model as the exporter sees it: (input_ids, attention_mask) -> hidden states of `layer`."""
+
+    def __init__(self, lm, layer: int):
+        super().__init__()
+        self.lm, self.layer = lm, layer
+        self.all_layers = layer not in (-1, lm.config.num_hidden_layers)
+        self.no_cache = {"use_cache": False} if "use_cache" in inspect.signature(lm.forward).parameters else {}
+
+    def forward(self, input_ids, attention_mask):
+        out = self.lm(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=self.all_layers,
+                      **self.no_cache)
+        return out.hidden_states[self.layer] if self.all_layers else out.last_hidden_state
+
+
+def _key(folder: Path) -> str:
+    """Changes when the weights do (path, size and time of every file of the folder)."""
+    parts = [str(folder.resolve())]
+    for f in sorted(folder.iterdir()):
+        if f.is_file():
+            st = f.stat()
+            parts.append(f"{f.name}|{st.st_size}|{st.st_mtime_ns}")
+    return hashlib.sha1("\n".join(parts).encode()).hexdigest()[:12]
+
+
+def _export(folder: Path, layer: int, path: Path) -> None:
+    """float32 export through the dynamo exporter: dynamic batch and length, checked with ONNX Runtime."""
+    from transformers import AutoModel
+
+    # eager attention: the padding mask is a plain tensor op in the graph, identical for every shape
+    lm = AutoModel.from_pretrained(folder, local_files_only=True, dtype=torch.float32,
+                                   attn_implementation="eager").eval()
+    model = _OneLayer(lm, layer).eval()
+    # an example with padding and more than one row, so neither batch, length nor the mask specialise
+    ids = torch.randint(5, min(lm.config.vocab_size, 1000), (3, 11))
+    mask = torch.ones_like(ids)
+    mask[1, 7:] = 0
+    mask[2, 4:] = 0
+    batch, length = torch.export.Dim("batch"), torch.export.Dim("length")
+    shapes = {"input_ids": {0: batch, 1: length}, "attention_mask": {0: batch, 1: length}}
+    # the exporter's own notes (deprecations, torchvision ops it skips) are not the user's business
+    log = logging.getLogger("torch.onnx")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(model, (ids, mask), dynamo=True, dynamic_shapes=shapes,
+                                        input_names=["input_ids", "attention_mask"], output_names=["hidden"],
+                                        optimize=True, verbose=False)
+    finally:
+        log.setLevel(level)
+    program.save(str(path), external_data=False)
+
+
+def _quantize(src: Path, path: Path) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    # MatMul only: int8 Gather (embedding tables) and Attention fusions cost accuracy for no speed here
+    quantize_dynamic(src, path, op_types_to_quantize=["MatMul"], weight_type=QuantType.QInt8)
+
+
+def exported_model(folder: Path, backend: str, layer: int, cache_dir: Path, progress: bool = True) -> Path:
+    """The .onnx file for (model folder, backend, layer): exported (and quantised) once, then reused."""
+    _require_onnx()
+    target = Path(cache_dir) / "onnx" / f"{folder.name}-{_key(folder)}"
+    name = f"layer{layer}" if layer != -1 else "last"
+    path = target / f"{backend}-{name}.onnx"
+    if path.is_file():
+        return path
+    target.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=target))  # same filesystem: rename is atomic
+    try:
+        if progress:
+            print(f"tart: exporting {folder.name} to ONNX ({backend}, {name} layer), once; cached in {target}",
+                  file=sys.stderr, flush=True)
+        if backend == "onnx":
+            _export(folder, layer, tmp / path.name)
+        else:
+            fp32 = exported_model(folder, "onnx", layer, cache_dir, progress=False)
+            _quantize(fp32, tmp / path.name)
+        os.replace(tmp / path.name, path)  # another process may have finished first: its copy is as good
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return path
+
+
+class OnnxModel:
+    """An ONNX Runtime session that answers like the part of a transformers model the Embedder uses:
+    `config`, `device`, `dtype`, and a call on (input_ids, attention_mask) that returns
+    `last_hidden_state` (the exported layer). Runs on CPU, with torch's intra-op thread count."""
+
+    def __init__(self, path: Path, config, backend: str, threads: int):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        # no busy-waiting between calls: the embedder shares its cores with the head and other work
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.config, self.backend, self.path = config, backend, path
+        self.device = torch.device("cpu")
+        self.dtype = torch.qint8 if backend == "onnx-int8" else torch.float32
+
+    def forward(self, input_ids, attention_mask, output_hidden_states=False):
+        feeds = {"input_ids": input_ids.numpy(), "attention_mask": attention_mask.numpy()}
+        (hidden,) = self.session.run(["hidden"], feeds)
+        return SimpleNamespace(last_hidden_state=torch.from_numpy(hidden), hidden_states=None)
+
+    __call__ = forward
+
+
+def load_onnx(folder: Path, config, backend: str, layer: int, cache_dir: Path, progress: bool = True) -> OnnxModel:
+    """A session for (folder, backend, layer), exported on first use; intra-op threads: torch's count
+    (tart serve sets it from embed_threads, the commands from --threads)."""
+    path = exported_model(Path(folder), backend, layer, cache_dir, progress)
+    return OnnxModel(path, config, backend, torch.get_num_threads())
