@@ -59,6 +59,8 @@ class Settings:
     # (measured: a request at both, SmolLM2 and the default head, in <= 10 s on the 2-core VM; docs/serving.md)
     max_embed_tokens: int = 1_536  # tokens the embedder reads for one request
     max_head_tokens: int = 24_576  # tokens the head reads: sequences x (query batches x context + queries)
+    # embedder runtime: torch, onnx (float32) or onnx-int8 (ONNX Runtime, the onnx extra; tart.onnx_backend)
+    embed_backend: str = "torch"
     embed_dtype: str = "auto"  # embedder weights: auto (tart.embeddings decides: bfloat16 only where it is faster), bfloat16, float32
     # access
     host: str = "127.0.0.1"  # the address the server listens on (tart serve --host sets it)
@@ -80,6 +82,8 @@ class Settings:
             raise ValueError("setting max_labels must be >= 2")
         if self.embed_dtype not in ("auto", "bfloat16", "float32"):
             raise ValueError(f"setting embed_dtype must be auto, bfloat16 or float32, got {self.embed_dtype!r}")
+        if self.embed_backend not in ("torch", "onnx", "onnx-int8"):  # tart.onnx_backend.BACKENDS (that imports torch)
+            raise ValueError(f"setting embed_backend must be torch, onnx or onnx-int8, got {self.embed_backend!r}")
         if self.require_api_key not in ("auto", "yes", "no"):
             raise ValueError(f"setting require_api_key must be auto, yes or no, got {self.require_api_key!r}")
         if self.keys_required and not self.keys:
