@@ -23,6 +23,8 @@ def add_serve_parser(subparsers) -> None:
 
     p.add_argument("--checkpoint", help=f"head checkpoint: shipped name or folder (default {DEFAULT_HEAD})")
     p.add_argument("--embedder", help="embedder short name or local model folder (default smollm2-135m)")
+    p.add_argument("--embed-backend", choices=("torch", "onnx", "onnx-int8"),
+                   help="embedder runtime (default torch; onnx, onnx-int8: ONNX Runtime, the onnx extra)")
     p.add_argument("--store", help="SQLite file for registered tasks")
     p.set_defaults(func=serve_command)
 
@@ -31,7 +33,8 @@ def server_environment(args, base: dict | None = None) -> dict:
     """The environment `bentoml serve` runs with: options as TART_* variables, usage tracking off."""
     env = dict(os.environ if base is None else base)
     for option, variable in (("config", "TART_CONFIG"), ("checkpoint", "TART_CHECKPOINT"),
-                             ("embedder", "TART_EMBEDDER"), ("store", "TART_STORE_PATH")):
+                             ("embedder", "TART_EMBEDDER"), ("store", "TART_STORE_PATH"),
+                             ("embed_backend", "TART_EMBED_BACKEND")):
         value = getattr(args, option, None)
         if value:
             env[variable] = str(Path(value).expanduser().resolve()) if option in ("config", "store") or \
@@ -62,6 +65,12 @@ def serve_command(args) -> None:
     # BentoML restarts a worker that fails to start, forever: catch a bad model name here instead.
     # (For a GGUF model this also makes its one-time safetensors conversion, before the server starts.)
     resolve_model_dir(settings.embedder)
+    if settings.embed_backend != "torch":  # the one-time ONNX export, here rather than in a starting worker
+        from tart.embeddings import default_cache_dir
+        from tart.onnx_backend import exported_model
+
+        exported_model(resolve_model_dir(settings.embedder), settings.embed_backend, -1,
+                       default_cache_dir(env.get("TART_CACHE_DIR")))
     for variable in ("BENTOML_HOME", "TMPDIR"):
         Path(env[variable]).mkdir(parents=True, exist_ok=True)
     root = Path(__file__).resolve().parent.parent  # the folder that holds serving/ and tart/

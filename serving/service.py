@@ -54,7 +54,7 @@ class Embedding:
             torch.set_num_threads(S.embed_threads)
         from tart.embeddings import load_embedder
 
-        self.embedder = load_embedder(S.embedder, progress=False, dtype=S.embed_dtype)
+        self.embedder = load_embedder(S.embedder, progress=False, dtype=S.embed_dtype, backend=S.embed_backend)
         self.embedder.embed(["warm-up"])  # load now: a bad model fails the start, not a request
         self.n_calls = 0  # adaptive batches this service ran (each one `embed` call below)
         self.n_texts = 0
@@ -92,6 +92,7 @@ class Embedding:
     def counters(self) -> dict:
         e = self.embedder
         return {"name": S.embedder, "dim": int(e.dim), "dtype": str(e.model.dtype).replace("torch.", ""),
+                "backend": e.backend,
                 "batches": self.n_calls, "texts": self.n_texts, "large_calls": self.n_large_calls,
                 "forward_calls": int(e.n_forward_calls), "texts_embedded": int(e.n_texts_embedded)}
 

@@ -24,6 +24,8 @@ rest are irrelevant features, chosen with preference for high-variance direction
 - `real`: real text embeddings (a bank of unlabelled stdlib docstring sentences embedded by the
   packaged models, `tart.training.real_bank`) labelled by their cosine to C random bank points
   (prototypes), so the inputs have a real embedder's geometry; no latent spectrum, no rotation.
+- `bank`: real labelled episodes (`tart.episodes`): real texts with their real labels from the task
+  bank (`tart.training.task_bank`), embedded by a packaged model; the targets are the labels.
 
 Targets are the true class probabilities given the classes present in the context (soft labels).
 """
@@ -40,7 +42,7 @@ import torch.nn.functional as F
 from tart import projection
 from tart.tasks import sample_tasks
 
-FAMILIES = ("gaussian", "linear", "mlp", "tart", "real")
+FAMILIES = ("gaussian", "linear", "mlp", "tart", "real", "bank")
 
 
 @dataclass
@@ -63,6 +65,8 @@ class PriorSettings:
     tart_alpha: float = 10.0
     shrinkage: float = 0.5  # the projection's, as at inference
     real_embedders: tuple = ("minilm-l6", "smollm2-135m")  # `real`: whose banks to draw from
+    bank_embedders: tuple = ("minilm-l6", "smollm2-135m")  # `bank`: whose embeddings of the task bank
+    bank_exclude: tuple = ()  # `bank`: sources left out (leave-one-source-out runs)
     standardize: bool = True
 
     def validate(self) -> None:
@@ -210,6 +214,15 @@ def _real(gen, s, B, k, q):
     return X[points], _log_uniform(gen, s.scale_min, s.scale_max, B, 1, 1) * u
 
 
+def _bank_episodes(gen, s, B, k, q, C):
+    from tart.episodes import load_bank, sample_bank_episodes
+
+    bank = load_bank(s.bank_embedders[_randint(gen, 0, len(s.bank_embedders) - 1)], exclude=tuple(s.bank_exclude))
+    rng = np.random.default_rng(int(torch.randint(2**62, (1,), generator=gen)))
+    x, y, C = sample_bank_episodes(bank, B, k, q, C, rng)
+    return x, y, C, F.one_hot(y[:, k:], s.max_classes).float()  # the real labels are the targets
+
+
 def _restrict(p: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
     """Class probabilities given that the label is one of the classes present in the context."""
     p = p * present[:, None].float()
@@ -247,7 +260,9 @@ def sample_prior_batch(batch_size: int, k: int, n_queries: int, n_dims: int, n_s
         x_ctx, x_q = t.x_context, t.x_query
     else:
         C = _n_classes(gen, s, B, k) if n_slots > 2 else torch.full((B,), 2)
-        if family == "real":
+        if family == "bank":
+            x, y, C, p = _bank_episodes(gen, s, B, k, q, C)
+        elif family == "real":
             x, logits = _real(gen, s, B, k, q)
         else:
             D = _randint(gen, s.dim_min, s.dim_max)
@@ -258,14 +273,14 @@ def sample_prior_batch(batch_size: int, k: int, n_queries: int, n_dims: int, n_s
                 z, logits = (_linear if family == "linear" else _mlp)(gen, s, B, k, q, lam, C)
         if family == "gaussian":
             p = torch.softmax(logits, -1)
-        else:
+        elif family != "bank":
             p = torch.softmax(_mask_logits(logits, C), -1)
             if family == "linear":  # label noise on half of the tasks
                 eps = _uniform(gen, 0, s.label_noise_max, B, 1, 1) * (torch.rand(B, 1, 1, generator=gen) < 0.5)
                 p = (1 - eps) * p + eps * (torch.arange(p.shape[-1]) < C[:, None, None]) / C[:, None, None]
             y = torch.multinomial(p.reshape(-1, p.shape[-1]), 1, generator=gen).view(B, k + q)
             p = p[:, k:]
-        if family != "real":  # real embeddings keep their own axes
+        if family not in ("real", "bank"):  # real embeddings keep their own axes
             rotation, _ = torch.linalg.qr(torch.randn(D, D, generator=gen))
             x = z @ rotation
         fitted = projection.fit_projection(x[:, :k], n_dims, s.shrinkage, s.standardize)

@@ -204,8 +204,29 @@ def test_warm_start_widens_a_binary_head_and_refuses_other_shapes():
     assert torch.equal(wide.blocks[0].attn.qkv.weight, compact.blocks[0].attn.qkv.weight)
     assert torch.equal(wide.read_in.weight[:, :16], compact.read_in.weight[:, :16])
     other = TartReasoningModel(TartConfig(n_dims=32, n_embd=64, n_head=4, n_classes=10))
-    with pytest.raises(ValueError, match="only a binary head can be widened"):
+    with pytest.raises(ValueError, match="can only be widened"):
         warm_start(other, compact, "tart-compact")
+
+
+def test_warm_start_widens_a_multiclass_heads_input_and_keeps_its_answers():
+    """tart-residual (32 inputs) into a 64-input head: on inputs whose extra 32 dims are zero it answers
+    exactly as before, so fine-tuning starts from the trained head."""
+    from tart.checkpoint_io import load_head
+    from tart.reasoning import TartConfig, TartReasoningModel
+    from tart.training.train import warm_start
+
+    source = load_head("tart-residual")
+    wide = TartReasoningModel(TartConfig(**{**source.config.to_diff_dict(), "n_dims": 64}))
+    warm_start(wide, source, "tart-residual")
+    gen = torch.Generator().manual_seed(0)
+    x_ctx, x_q = torch.randn(3, 20, 32, generator=gen), torch.randn(3, 5, 32, generator=gen)
+    y_ctx = torch.randint(0, 4, (3, 20), generator=gen)
+    pad = lambda x: torch.nn.functional.pad(x, (0, 32))
+    before = source.predict_proba(x_ctx, y_ctx, x_q)
+    assert torch.allclose(wide.predict_proba(pad(x_ctx), y_ctx, pad(x_q)), before, atol=1e-5)
+    with pytest.raises(ValueError, match="can only be widened"):  # a multi-class head keeps its slots
+        warm_start(TartReasoningModel(TartConfig(**{**source.config.to_diff_dict(), "n_classes": 12})),
+                   source, "tart-residual")
 
 
 def test_widened_label_slots_are_told_apart():

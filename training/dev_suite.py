@@ -98,8 +98,9 @@ def make_method(spec: str, seed: int):
 
     if spec in BASELINES:  # from the one registry; the suite calls the logistic-regression probe "probe"
         return methods.make("logreg" if spec == "probe" else spec, seed=seed)
-    if spec in ("base:nearest-mean", "base:lda"):
-        return ResidualBase(lda=spec == "base:lda")
+    if spec.split(",")[0] in ("base:nearest-mean", "base:lda"):  # base:nearest-mean[,n_dims=64]
+        base, *options = spec.split(",")
+        return ResidualBase(lda=base == "base:lda", **{k: int(v) for k, v in (o.split("=") for o in options)})
     if spec.startswith("tart:"):
         from tart.classifier import TartClassifier
 
@@ -206,8 +207,16 @@ def summarize(results, methods, ks, embedders) -> dict:
                     continue
                 diffs = [rows[m][t]["mean"] - rows[best][t]["mean"] for t in rows[m]]
                 versus.append({"embedder": e, "method": m, "k": k, "best_baseline": best, "diff": float(np.mean(diffs)),
+                               "se": paired_se(rows[m], rows[best]),
                                "wins": int(sum(d > 0 for d in diffs)), "tasks": len(diffs)})
     return {"summary": summary, "versus_best_baseline": versus}
+
+
+def paired_se(a: dict, b: dict) -> float:
+    """Standard error of the mean paired difference of two methods' rows ({task: row}), over every
+    (task, seed) pair: both saw the same support and test sets there."""
+    diffs = np.concatenate([np.subtract(a[t]["accs"], b[t]["accs"]) for t in a if t in b])
+    return float(diffs.std(ddof=1) / np.sqrt(len(diffs))) if len(diffs) > 1 else float("nan")
 
 
 def merge(reports: list[dict]) -> dict:
@@ -242,8 +251,8 @@ def format_table(report: dict) -> str:
             lines.append(m[:47].ljust(48) + "".join(f"{cells[k]:8.3f}" if k in cells else " " * 8 for k in report["ks"]))
         for v in report["versus_best_baseline"]:
             if v["embedder"] == e:
-                lines.append(f"  {v['method']} k={v['k']}: {v['diff']:+.3f} vs {v['best_baseline']} "
-                             f"(wins {v['wins']}/{v['tasks']})")
+                lines.append(f"  {v['method']} k={v['k']}: {v['diff']:+.3f} ± {v.get('se', float('nan')):.3f} vs "
+                             f"{v['best_baseline']} (wins {v['wins']}/{v['tasks']})")
     return "\n".join(lines)
 
 

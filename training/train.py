@@ -46,7 +46,8 @@ def prior_k(gen: torch.Generator, task_cfg) -> int:
 @torch.no_grad()
 def warm_start(model: TartReasoningModel, source: TartReasoningModel, name: str) -> None:
     """Start from a trained head. Same shape: copy everything (a head with a `residual` may start from
-    one without, or with another). A binary head into a wider or
+    one without, or with another). A multi-class head into one with a wider input (n_dims): the new
+    input columns start at zero. A binary head into a wider or
     multi-class one: copy the blocks; the old input columns go to the first n_dims inputs; the +-1
     label column becomes label slots with alternating signs and the one logit becomes alternating
     +-logit/2, so on slots (2i, 2i+1) the new head starts out computing exactly the old one."""
@@ -59,13 +60,20 @@ def warm_start(model: TartReasoningModel, source: TartReasoningModel, name: str)
             raise ValueError(f"init_from {name!r} lacks {sorted(missing)}")
         spread_label_slots(model)
         return
-    if old.multiclass or new.n_dims < old.n_dims or (new.n_embd, new.n_layer, new.n_head, new.mlp_ratio) != (
-            old.n_embd, old.n_layer, old.n_head, old.mlp_ratio):
-        raise ValueError(f"init_from {name!r} does not match [model]: only a binary head can be widened "
-                         "(same n_embd, n_layer, n_head, mlp_ratio; n_dims and n_classes may grow)")
-    state = {k: v for k, v in source.state_dict().items() if not k.startswith(("read_in", "read_out"))}
-    model.load_state_dict(state, strict=False)
+    same_trunk = (new.n_embd, new.n_layer, new.n_head, new.mlp_ratio) == (old.n_embd, old.n_layer, old.n_head, old.mlp_ratio)
+    if not same_trunk or new.n_dims < old.n_dims or (old.multiclass and new.n_classes != old.n_classes):
+        raise ValueError(f"init_from {name!r} does not match [model]: a head can only be widened (same n_embd, "
+                         "n_layer, n_head, mlp_ratio; n_dims may grow, and n_classes if the head is binary)")
     w_in, w_out = source.read_in.weight, source.read_out.weight
+    if old.multiclass:  # wider input only: new input columns start at zero, so the head starts unchanged
+        model.load_state_dict({k: v for k, v in given.items() if not k.startswith("read_in.")}, strict=False)
+        model.read_in.weight.zero_()
+        model.read_in.weight[:, : old.n_dims] = w_in[:, : old.n_dims]
+        model.read_in.weight[:, new.n_dims :] = w_in[:, old.n_dims :]
+        model.read_in.bias.copy_(source.read_in.bias)
+        return
+    state = {k: v for k, v in given.items() if not k.startswith(("read_in", "read_out"))}
+    model.load_state_dict(state, strict=False)
     model.read_in.weight.zero_()
     model.read_in.weight[:, : old.n_dims] = w_in[:, : old.n_dims]
     signs = torch.tensor([1.0 if c % 2 == 0 else -1.0 for c in range(new.label_width)])

@@ -1,0 +1,105 @@
+"""Real labelled episodes for training: tasks drawn from the task bank (`tart.training.task_bank`).
+
+An episode is what a user brings: a few real labelled texts (the support, class-balanced as far as the
+pools allow) and texts to classify (queries), embedded by a packaged embedder. `sample_bank_episodes`
+returns raw embeddings; the prior (`tart.prior`, family `bank`) projects them with the very
+`fit_projection` that inference uses, so the head trains on exactly what it will read.
+"""
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+# Sources that are kept for independent evaluation (and the dev suite's own): never in the bank.
+RESERVED_SOURCES = frozenset({"jane-austen", "reuters-21578", "wordnet", "wordnet-verbs", "fortunes", "opinion-lexicon"})
+MIN_QUERIES_PER_CLASS = 2  # rows of each class kept out of the support, so every class can be queried
+
+
+def bank_dir() -> Path:
+    """Where `python -m tart.training.task_bank` writes the bank (under the user cache folder)."""
+    from tart.paths import cache_dir
+
+    return cache_dir() / "task-bank"
+
+
+@dataclass
+class TaskBank:
+    vectors: torch.Tensor  # (n_texts, hidden), one embedder's
+    tasks: list[tuple[list[np.ndarray], str]]  # per task: each class's row indices, and its source
+
+    def sources(self) -> list[str]:
+        return sorted({s for _, s in self.tasks})
+
+
+@functools.lru_cache(maxsize=None)
+def load_bank(embedder: str, root: str | None = None, exclude: tuple = (), only: tuple = ()) -> TaskBank:
+    """One embedder's bank; `exclude` / `only` keep the tasks of some sources (leave-one-source-out)."""
+    root = Path(root) if root else bank_dir()
+    meta, vectors = root / "bank.json", root / f"{embedder}.npy"
+    if not meta.is_file() or not vectors.is_file():
+        raise FileNotFoundError(f"the task bank for {embedder!r} is not in {root}: build it with "
+                                "`python -m tart.training.task_bank`")
+    bank = json.loads(meta.read_text())
+    X = torch.from_numpy(np.load(vectors)).float()
+    if len(X) != len(bank["texts"]):
+        raise ValueError(f"{vectors} has {len(X)} rows for {len(bank['texts'])} texts: rebuild the bank")
+    tasks = []
+    for task in bank["tasks"]:
+        label_set = bank["label_sets"][task["label_set"]]
+        source = label_set["source"]
+        if source in exclude or (only and source not in only):
+            continue
+        tasks.append(([np.asarray(label_set["classes"][c]) for c in task["classes"]], source))
+    if not tasks:
+        raise ValueError(f"no task left in the bank after exclude={exclude} only={only}")
+    return TaskBank(X, tasks)
+
+
+def _support_quota(available: np.ndarray, k: int) -> np.ndarray | None:
+    """Per-class support counts summing to k, as even as the pools allow, or None if they cannot."""
+    if available.sum() < k:
+        return None
+    quota, left = np.zeros_like(available), k
+    order = np.argsort(available, kind="stable")
+    for n_left, i in zip(range(len(order), 0, -1), order):  # small pools first take what they can of a share
+        quota[i] = min(available[i], left // n_left)
+        left -= quota[i]
+    for i in order[::-1]:  # what rounding left over, to the largest pools
+        extra = min(left, available[i] - quota[i])
+        quota[i] += extra
+        left -= extra
+    return quota
+
+
+def sample_bank_episodes(bank: TaskBank, B: int, k: int, q: int, n_classes: torch.Tensor,
+                         rng: np.random.Generator, tries: int = 50):
+    """B episodes: x (B, k + q, hidden) raw embeddings, y (B, k + q) classes in [0, C_b), C (B,).
+    Task b takes n_classes[b] of its classes (fewer if it has fewer); the support is class-balanced
+    as far as the pools allow and shuffled; queries are drawn from the rest of the task's rows."""
+    rows, labels, C_out = [], [], []
+    for b in range(B):
+        for _ in range(tries):
+            pools, _ = bank.tasks[rng.integers(len(bank.tasks))]
+            C = min(int(n_classes[b]), len(pools))
+            chosen = [rng.permutation(pools[i]) for i in rng.choice(len(pools), C, replace=False)]
+            quota = _support_quota(np.array([len(p) - MIN_QUERIES_PER_CLASS for p in chosen]), k)
+            if quota is not None:
+                break
+        else:
+            raise ValueError(f"no task in the bank has pools for k = {k} in {tries} tries")
+        support = np.concatenate([p[:n] for p, n in zip(chosen, quota)])
+        y_support = np.repeat(np.arange(C), quota)
+        order = rng.permutation(k)
+        rest = np.concatenate([p[n:] for p, n in zip(chosen, quota)])
+        y_rest = np.concatenate([np.full(len(p) - n, c) for c, (p, n) in enumerate(zip(chosen, quota))])
+        pick = rng.choice(len(rest), q, replace=len(rest) < q)
+        rows.append(np.concatenate([support[order], rest[pick]]))
+        labels.append(np.concatenate([y_support[order], y_rest[pick]]))
+        C_out.append(C)
+    x = bank.vectors[torch.from_numpy(np.stack(rows))]
+    return x, torch.from_numpy(np.stack(labels)).long(), torch.tensor(C_out)

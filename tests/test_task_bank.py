@@ -1,0 +1,154 @@
+"""The task bank of real labelled text (tart.training.task_bank) and its episodes (tart.episodes)."""
+import dataclasses
+import gzip
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tart import episodes, projection
+from tart.prior import PriorSettings, sample_prior_batch
+from tart.training import task_bank
+
+DUMP = """Package: a
+Description: Real-time strategy game of ancient warfare
+Tag: game::strategy, interface::graphical,
+ use::gameplaying
+Section: games
+
+Package: a-data
+Description: Real-time strategy game of ancient warfare
+Section: games
+
+Package: b
+Description: Command-line tool to convert images between formats
+Tag: use::converting, works-with::image, works-with::file
+Section: contrib/graphics
+"""
+
+
+def test_debian_source_reads_sections_and_unambiguous_facets():
+    sets = task_bank.debian_packages(DUMP)
+    assert sets["section"] == {"games": ["Real-time strategy game of ancient warfare"],
+                               "graphics": ["Command-line tool to convert images between formats"]}
+    assert sets["use"]["gameplaying"] and sets["use"]["converting"]
+    assert "works-with" not in sets  # b has two works-with values: ambiguous, left out
+    assert sets["game"] == {"strategy": ["Real-time strategy game of ancient warfare"]}  # a-data: duplicate text
+
+
+def test_man_source_reads_name_lines_by_section(tmp_path):
+    for section, name, line in [("1", "ls", r"ls \- list directory contents"),
+                                ("2", "open", r"open, openat \- open and possibly create a file"),
+                                ("3pm", "Foo::Bar", r"Foo::Bar \- portable operations on file names")]:
+        (tmp_path / f"man{section[0]}").mkdir(exist_ok=True)
+        with gzip.open(tmp_path / f"man{section[0]}" / f"{name}.{section}.gz", "wt") as f:
+            f.write(f'.TH X\n.SH NAME\n{line}\n.SH SYNOPSIS\n.B x\n')
+    sections = task_bank.man_pages(str(tmp_path))["section"]
+    assert sections == {"1": ["list directory contents"], "2": ["open and possibly create a file"],
+                        "3pm": ["portable operations on file names"]}
+
+
+def test_docstring_source_labels_by_package_and_subpackage(tmp_path):
+    for rel, doc in [("pkga/stats/core.py", "Compute the mean of an array along an axis."),
+                     ("pkga/signal/filters.py", "Apply a digital filter forward and backward to a signal."),
+                     ("pkgb/io.py", "Read a comma-separated file into a table of records."),
+                     ("pkgb/tests/test_io.py", "This docstring belongs to a test and is skipped.")]:
+        path = tmp_path / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f'def f():\n    """{doc} More words.\n\n    Details."""\n')
+    sets = task_bank.python_docstrings(tmp_path, ["pkga", "pkgb"])
+    assert {c: sorted(t) for c, t in sets["package"].items()} == {
+        "pkga": ["Apply a digital filter forward and backward to a signal", "Compute the mean of an array along an axis"],
+        "pkgb": ["Read a comma-separated file into a table of records"]}
+    assert set(sets["pkga-subpackage"]) == {"stats", "signal"}
+
+
+def test_tasks_are_distinct_and_of_2_to_10_classes():
+    label_sets = [{"source": "s", "name": "big", "classes": {f"c{i}": [i] for i in range(30)}},
+                  {"source": "s", "name": "small", "classes": {"x": [0], "y": [1], "z": [2]}}]
+    tasks = task_bank.enumerate_tasks(label_sets, 200)
+    keys = {(t["label_set"], tuple(t["classes"])) for t in tasks}
+    assert len(keys) == len(tasks) == 200
+    assert all(2 <= len(t["classes"]) <= 10 for t in tasks)
+    assert {"label_set": 1, "classes": ["x", "y", "z"]} in tasks  # a small label set, whole
+
+
+def test_committed_manifest_has_no_reserved_source_and_enough_tasks():
+    info = json.loads(task_bank.MANIFEST.read_text())
+    assert not set(info["sources"]) & episodes.RESERVED_SOURCES
+    assert len(info["sources"]) >= 4 and info["tasks"] >= 2000
+    assert info["min_pool"] >= 20 and info["max_classes"] == 10
+    assert all(e["licence"] for e in info["sources"].values())
+    # no dictionary glosses of any source (the dev suite's WordNet tasks are glosses)
+    assert not any("gloss" in ls["name"] or "wordnet" in ls["name"] for ls in info["label_sets"])
+
+
+@pytest.fixture
+def tiny_bank(tmp_path):
+    """Three label sets, two sources, random 24-dim 'embeddings' with class structure."""
+    rng = np.random.default_rng(0)
+    texts, label_sets, X = [], [], []
+    for s, source in enumerate(("src-a", "src-a", "src-b")):
+        classes = {}
+        for c in range(4):
+            rows = list(range(len(texts), len(texts) + 30))
+            texts += [f"{source} {s} {c} {i}" for i in range(30)]
+            X.append(rng.normal(size=(30, 24)) + 3 * rng.normal(size=24))
+            classes[f"class{c}"] = rows
+        label_sets.append({"source": source, "name": f"set{s}", "classes": classes})
+    bank = {"texts": texts, "label_sets": label_sets, "tasks": task_bank.enumerate_tasks(label_sets, 20)}
+    (tmp_path / "bank.json").write_text(json.dumps(bank))
+    np.save(tmp_path / "minilm-l6.npy", np.concatenate(X).astype(np.float32))
+    episodes.load_bank.cache_clear()
+    yield tmp_path
+    episodes.load_bank.cache_clear()
+
+
+def test_bank_episodes_are_balanced_and_labelled_by_their_class(tiny_bank):
+    bank = episodes.load_bank("minilm-l6", str(tiny_bank))
+    rng = np.random.default_rng(1)
+    x, y, C = episodes.sample_bank_episodes(bank, 16, 12, 8, torch.full((16,), 3), rng)
+    assert x.shape == (16, 20, 24) and y.shape == (16, 20)
+    for b in range(16):
+        counts = torch.bincount(y[b, :12], minlength=int(C[b]))
+        assert counts.max() - counts.min() <= 1 and 2 <= int(C[b]) <= 3
+        # each label is the class whose pool the row came from: the tiny bank's classes are far apart,
+        # so the support's class means label the queries
+        means = torch.stack([x[b, :12][y[b, :12] == c].mean(0) for c in range(int(C[b]))])
+        assert torch.equal(torch.cdist(x[b, 12:], means).argmin(1), y[b, 12:])
+    only_b = episodes.load_bank("minilm-l6", str(tiny_bank), only=("src-b",))
+    assert only_b.sources() == ["src-b"]
+    with pytest.raises(ValueError, match="no task left"):
+        episodes.load_bank("minilm-l6", str(tiny_bank), exclude=("src-a", "src-b"))
+
+
+def test_support_quota_balances_within_the_pools():
+    assert list(episodes._support_quota(np.array([100, 100]), 7)) in ([3, 4], [4, 3])
+    assert list(episodes._support_quota(np.array([10, 100]), 64)) == [10, 54]
+    assert episodes._support_quota(np.array([10, 10, 10]), 40) is None
+
+
+def test_bank_family_projects_through_the_inference_projection(tiny_bank, monkeypatch):
+    from tart.inference import project_task
+
+    monkeypatch.setenv("TART_CACHE_DIR", str(tiny_bank.parent))
+    monkeypatch.setattr(episodes, "bank_dir", lambda: tiny_bank)
+    raw = []
+    fit = projection.fit_projection
+
+    def spy(X, *args, **kwargs):
+        raw.append(X)
+        return fit(X, *args, **kwargs)
+
+    monkeypatch.setattr(projection, "fit_projection", spy)
+    s = dataclasses.replace(PriorSettings(), bank_embedders=("minilm-l6",), p_binary=0.5)
+    b = sample_prior_batch(8, 16, 8, 32, 10, s, torch.Generator().manual_seed(0), family="bank")
+    assert b.family == "bank" and b.x_context.shape == (8, 16, 32)
+    # the targets are the real labels (one-hot), on the slots of the context's classes
+    assert torch.all(b.p_query.max(-1).values == 1) and torch.all(b.p_query.argmax(-1) == b.y_query)
+    assert torch.all(b.class_mask.gather(1, b.y_query))
+    for i in range(8):  # each task projected exactly as TartClassifier projects a user's support set
+        S_p, _ = project_task(raw[0][i].numpy(), raw[0][i].numpy()[:1], 32, s.shrinkage, s.standardize)
+        assert torch.allclose(b.x_context[i], S_p, atol=1e-4)
