@@ -140,3 +140,15 @@ def test_onnx_runs_on_cpu_only(tiny):
     folder, cache = tiny
     with pytest.raises(ValueError, match="runs on CPU"):
         Embedder(folder, cache_dir=cache, backend="onnx", device="cuda").embed(["cat"])
+
+
+def test_serving_setting_and_option():
+    from tart.serving.cli import server_environment
+    from tart.serving.settings import load_settings
+
+    assert load_settings(env={"TART_EMBED_BACKEND": "onnx-int8"}).embed_backend == "onnx-int8"
+    assert load_settings(env={}).embed_backend == "torch"
+    with pytest.raises(ValueError, match="embed_backend must be torch, onnx or onnx-int8"):
+        load_settings(env={"TART_EMBED_BACKEND": "onnx16"})
+    args = __import__("argparse").Namespace(embed_backend="onnx", host="127.0.0.1")
+    assert server_environment(args, base={})["TART_EMBED_BACKEND"] == "onnx"
