@@ -7,8 +7,11 @@ worker. The process then becomes `bentoml serve` (exec), so Ctrl+C and SIGTERM r
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+import threading
+import time
 from pathlib import Path
 
 SERVICE = "tart.serving.service:Tart"
@@ -52,6 +55,24 @@ def server_environment(args, base: dict | None = None) -> dict:
     return env
 
 
+SLOW_STEP_S = 2.0  # a start step that takes longer than this says what it is doing
+
+
+@contextlib.contextmanager
+def _saying_if_slow(what: str):
+    """Print `tart serve: what...` if the block is still running after SLOW_STEP_S, and its time when done."""
+    start = time.monotonic()
+    timer = threading.Timer(SLOW_STEP_S, lambda: print(f"tart serve: {what}...", file=sys.stderr, flush=True))
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+        if time.monotonic() - start > SLOW_STEP_S:
+            print(f"tart serve: done in {time.monotonic() - start:.0f} s", file=sys.stderr, flush=True)
+
+
 def serve_command(args) -> None:
     from tart.serving.settings import load_settings
     from tart.checkpoint_io import resolve_checkpoint
@@ -64,7 +85,9 @@ def serve_command(args) -> None:
     resolve_checkpoint(settings.checkpoint)
     # BentoML restarts a worker that fails to start, forever: catch a bad model name here instead.
     # (For a GGUF model this also makes its one-time safetensors conversion, before the server starts.)
-    resolve_model_dir(settings.embedder)
+    with _saying_if_slow(f"preparing the embedder {settings.embedder!r} (the first start converts a GGUF model "
+                         "to safetensors once, in the user cache: this can take a minute or two)"):
+        resolve_model_dir(settings.embedder)
     if settings.embed_backend != "torch":  # the one-time ONNX export, here rather than in a starting worker
         from tart.embeddings import default_cache_dir
         from tart.onnx_backend import exported_model

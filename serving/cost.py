@@ -85,14 +85,18 @@ class TokenCounter:
         return sum(min(max(n, 1), self.max_length) + self.specials for n in counts)
 
 
-def over_budget(embed_tokens: int, head: HeadCost | None, max_embed_tokens: int, max_head_tokens: int) -> str | None:
-    """The refusal message when a request is over budget, else None."""
+def over_budget(embed_tokens: int, head: HeadCost | None, max_embed_tokens: int, max_head_tokens: int,
+                multiclass: str = "auto") -> str | None:
+    """The refusal message when a request is over budget, else None (its advice skips what the request
+    already does: `multiclass` is the request's option)."""
     if embed_tokens > max_embed_tokens:
         return (f"this request needs the embedder to read {embed_tokens} tokens; the limit is "
                 f"max_embed_tokens={max_embed_tokens}: send fewer or shorter texts")
     if head is not None and head.tokens > max_head_tokens:
+        advice = "send fewer texts or labels, or lower options.n_permutations"
+        if multiclass == "ovo":  # one-vs-one costs the most
+            advice = "send fewer texts or labels, lower options.n_permutations, or use multiclass 'auto' or 'ovr'"
         return (f"this request needs {head.tokens} head tokens ({head.sequences} sequences of up to "
                 f"{head.context} examples, over the texts in batches of {QUERY_BATCH}); the limit is "
-                f"max_head_tokens={max_head_tokens}: send fewer texts or labels, lower "
-                f"options.n_permutations, or use multiclass 'auto' or 'ovr'")
+                f"max_head_tokens={max_head_tokens}: {advice}")
     return None

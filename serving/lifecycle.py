@@ -4,8 +4,10 @@
 with SIGKILL it cannot stop them, and they would keep answering on the port, so the next
 `tart serve` could not bind it. Each worker calls `die_with_parent()` once at start:
 - on Linux, prctl(PR_SET_PDEATHSIG, SIGTERM): the kernel signals the worker when its parent dies;
-- everywhere, a daemon thread that checks once a second whether the parent changed (the worker was
-  re-parented to init or a subreaper), and then ends the worker with SIGTERM, then SIGKILL.
+- everywhere, a daemon thread that checks every 0.2 s whether the parent changed (the worker was
+  re-parented to init or a subreaper), and then ends the worker with SIGTERM, then, 0.8 s later,
+  at once (os._exit): a worker's graceful shutdown can wait on open connections for seconds, and
+  with its server gone it has no one to answer. So a worker is gone within about a second of its server.
 """
 from __future__ import annotations
 
@@ -47,7 +49,7 @@ def is_service_worker() -> bool:
     return getattr(getattr(main, "__spec__", None), "name", "") == "_bentoml_impl.worker.service"
 
 
-def die_with_parent(interval: float = 1.0, grace: float = 5.0, only_workers: bool = True) -> None:
+def die_with_parent(interval: float = 0.2, grace: float = 0.8, only_workers: bool = True) -> None:
     """Make this process end when its parent does (idempotent). By default only in a BentoML worker:
     a service built in-process (tests, notebooks) must not tie its host process to that one's parent."""
     global _started

@@ -16,6 +16,9 @@
 - only then does the request take a slot: more than `max_concurrency` API requests in flight get 429
   (with Retry-After, from `ErrorShape`). A valid body is replayed to the app.
 
+`json_http_errors()` makes the HTTP server itself (uvicorn, below every middleware) answer a request it
+cannot parse (a garbage request line, a bad Content-Length) with a JSON 400 instead of text/plain.
+
 `ErrorShape` rewrites every error response (4xx and 5xx, from BentoML too) as `{"error": "..."}`,
 adds `Retry-After` to 429 and 503, and logs each 4xx at INFO in one line (method, path, status,
 message); 5xx stay BentoML's ERROR logs with their traceback.
@@ -272,3 +275,35 @@ class ErrorShape:
             await send({"type": "http.response.body", "body": body})
 
         await self.app(scope, receive, capture)
+
+
+def json_http_errors() -> None:
+    """uvicorn answers a request it cannot parse itself, with a text/plain 400, before any ASGI app runs:
+    replace that answer by the API's one shape (`{"error": ...}`), for its h11 and httptools protocols."""
+    message = "malformed HTTP request: {}; send HTTP/1.1 with a valid request line and headers"
+
+    def h11_400(self, msg: str) -> None:
+        import h11
+
+        body = _error_body(message.format(msg.rstrip(".")))
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                   (b"connection", b"close")]
+        for event in (h11.Response(status_code=400, headers=headers, reason=b"Bad Request"), h11.Data(data=body),
+                      h11.EndOfMessage()):
+            self.transport.write(self.conn.send(event))
+        self.transport.close()
+
+    def raw_400(self, msg: str) -> None:
+        body = _error_body(message.format(msg.rstrip(".")))
+        self.transport.write(b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: "
+                             + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n" + body)
+        self.transport.close()
+
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    H11Protocol.send_400_response = h11_400
+    try:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    except ImportError:  # httptools is not installed: uvicorn uses h11
+        return
+    HttpToolsProtocol.send_400_response = raw_400

@@ -29,7 +29,7 @@ from starlette.responses import JSONResponse
 from tart.serving import lifecycle, openapi, predict
 from tart.serving.headpool import Busy, Cancelled, HeadLanes
 from tart.serving.cost import QUERY_BATCH, TokenCounter, head_cost, over_budget
-from tart.serving.middleware import ErrorShape, RequestGate
+from tart.serving.middleware import ErrorShape, RequestGate, json_http_errors
 from tart.serving.schemas import (ClassifyRequest, ClassifyResponse, Deleted, Example, ModelInfo, Options, Prediction,
                              TaskClassifyRequest, TaskCreateRequest, TaskDetail, TaskInfo, TaskList,
                              TaskListRequest, TaskRef)
@@ -48,6 +48,8 @@ class Embedding:
 
     def __init__(self):
         lifecycle.die_with_parent()
+        import threading
+
         import torch
 
         if S.embed_threads:
@@ -60,13 +62,17 @@ class Embedding:
         self.n_texts = 0
         self.busy_since = None  # when the running forward started
         self.n_large_calls = 0  # embed_large calls (chunks of large requests)
+        self.n_dropped_chunks = 0  # large chunks whose caller was gone before their turn: not run
+        self._forward_lock = threading.Lock()  # one forward at a time: batches and large chunks alike
+        self._large_turn = asyncio.Lock()  # large chunks wait here, in arrival order
 
     def _forward(self, texts: list[str]) -> np.ndarray:
-        self.busy_since = time.monotonic()
-        try:
-            vectors = self.embedder.embed(texts)
-        finally:
-            self.busy_since = None
+        with self._forward_lock:
+            self.busy_since = time.monotonic()
+            try:
+                vectors = self.embedder.embed(texts)
+            finally:
+                self.busy_since = None
         self.n_calls += 1
         self.n_texts += len(texts)
         return vectors
@@ -76,12 +82,18 @@ class Embedding:
         return self._forward(texts)
 
     @bentoml.api
-    def embed_large(self, texts: list[str]) -> np.ndarray:
+    async def embed_large(self, texts: list[str], ctx: bentoml.Context) -> np.ndarray:
         """One large request's chunk, outside the adaptive batcher: it fills a batch on its own, and
         the batcher would refuse it (503) whenever its estimated time passes embed_max_latency_ms.
-        It runs on the service's one thread, like the batches, one at a time."""
-        self.n_large_calls += 1
-        return self._forward(texts)
+        Chunks take turns, one forward at a time (batches too). A chunk whose caller has gone while it
+        waited (the API cancelled its request) is dropped: an abandoned request's running chunk is its
+        last, and the requests behind it do not wait for work no one will read."""
+        async with self._large_turn:
+            if await ctx.request.is_disconnected():
+                self.n_dropped_chunks += 1
+                return np.zeros((0, int(self.embedder.dim)), dtype=np.float32)
+            self.n_large_calls += 1
+            return await asyncio.to_thread(self._forward, texts)
 
     def __is_ready__(self) -> bool:
         """Unready while one forward pass runs longer than stuck_after_s (the API's /readyz asks too)."""
@@ -94,6 +106,7 @@ class Embedding:
         return {"name": S.embedder, "dim": int(e.dim), "dtype": str(e.model.dtype).replace("torch.", ""),
                 "backend": e.backend,
                 "batches": self.n_calls, "texts": self.n_texts, "large_calls": self.n_large_calls,
+                "dropped_chunks": self.n_dropped_chunks,
                 "forward_calls": int(e.n_forward_calls), "texts_embedded": int(e.n_texts_embedded)}
 
 
@@ -187,11 +200,23 @@ class Tart:
         if labels is not None:
             perms, multiclass, _ = self._options(options)
             head = head_cost(labels, n_queries, perms, multiclass, self.head_context, QUERY_BATCH, self.head_slots)
-        message = over_budget(self.tokens.embed_tokens(embed_counts), head, S.max_embed_tokens, S.max_head_tokens)
+        message = over_budget(self.tokens.embed_tokens(embed_counts), head, S.max_embed_tokens, S.max_head_tokens,
+                              multiclass=options.multiclass if options is not None else "auto")
         if message:
             self.counts["refused_over_budget"] += 1
             return _error(413, message), 0
         return None, head.tokens if head else 0
+
+    def _unusable_task(self, labels: list[str]) -> str | None:
+        """Why no request with default options could use a task with these labels (its head cost for one
+        text is over max_head_tokens), else None: such a task is refused when it is registered."""
+        perms, multiclass, _ = self._options(Options())
+        head = head_cost(labels, 1, perms, multiclass, self.head_context, QUERY_BATCH, self.head_slots)
+        if head.tokens <= S.max_head_tokens:
+            return None
+        return (f"examples: with default options (n_permutations={perms}, multiclass '{multiclass}') one text "
+                f"would need {head.tokens} head tokens ({len(labels)} examples, {len(set(labels))} labels); the "
+                f"limit is max_head_tokens={S.max_head_tokens}: register fewer examples or labels")
 
     def _truncated(self, counts: list[int]) -> list[int]:
         return [i for i, n in enumerate(counts) if n > self.tokens.max_length]
@@ -267,6 +292,10 @@ class Tart:
         refused, _ = self._check_cost(counts, None, 0, None)
         if refused:
             return refused
+        unusable = self._unusable_task([e.label for e in examples])
+        if unusable:
+            self.counts["refused_over_budget"] += 1
+            return _error(413, unusable)
         if await asyncio.to_thread(self.store.name_taken, name):  # say so before embedding anything
             return _error(409, f"name: {TaskNameTaken.message(name)}")
         vectors = await self._embed(texts)
@@ -344,6 +373,7 @@ def _openapi() -> dict:
     return openapi.build(Tart.openapi_spec.asdict())
 
 
+json_http_errors()  # also what the HTTP server answers a request it cannot parse
 Tart.add_asgi_middleware(ErrorShape)  # outermost: every error, the gate's included, gets one shape
 Tart.add_asgi_middleware(RequestGate, max_body_bytes=S.max_body_bytes, api_keys=S.keys, openapi=_openapi,
                          max_concurrency=S.max_concurrency, body_timeout_s=S.body_timeout_s)

@@ -22,7 +22,8 @@ from tart.serving.launch import LocalServer  # noqa: E402
 
 LIMITS = {"TART_MAX_EXAMPLES": "16", "TART_MAX_TEXTS": "8", "TART_MAX_TEXT_CHARS": "300", "TART_MAX_LABELS": "5",
           "TART_MAX_BODY_BYTES": "60000", "TART_MAX_NAME_CHARS": "40", "TART_N_PERMUTATIONS": "2",
-          "TART_MAX_EMBED_TOKENS": "1000", "TART_MAX_HEAD_TOKENS": "2000", "TART_EMBED_MAX_BATCH_SIZE": "32"}
+          "TART_MAX_EMBED_TOKENS": "1000", "TART_MAX_HEAD_TOKENS": "2000", "TART_EMBED_MAX_BATCH_SIZE": "32",
+          "TART_BODY_TIMEOUT_S": "5"}
 
 ANIMALS = ["a cat sleeping on the sofa", "a dog barking at the mailman", "a horse in the field", "a small bird"]
 FOODS = ["fresh bread from the oven", "a bowl of tomato soup", "cheese and crackers", "an apple pie"]
@@ -313,6 +314,62 @@ def test_malformed_bodies_get_4xx(server, body, content_type):
     assert list(r.json()) == ["error"] and r.json()["error"]
 
 
+@pytest.mark.parametrize("raw", [b"GARBAGE\r\n\r\n",
+                                 b"POST /classify HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n{}",
+                                 b"POST /classify HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n{}"],
+                         ids=["request-line", "content-length-text", "content-length-negative"])
+def test_unparsable_http_gets_a_json_400(server, raw):
+    """Requests the HTTP server (uvicorn) refuses before any middleware runs still get the one error shape."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(raw)
+        answer = b""
+        while chunk := sock.recv(65536):  # the server closes the connection after a 400
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400"), answer
+    assert b"content-type: application/json" in head.lower(), answer
+    assert "malformed HTTP request" in json.loads(body)["error"]
+
+
+def test_slow_bodies_do_not_starve_other_clients(server):
+    """64 clients (max_concurrency) send their headers and one byte of a 100-byte body, then nothing. A
+    normal request sent meanwhile is answered (<= 5 s), while they still wait; each of them gets a JSON 408
+    after body_timeout_s (5 s here). Before the fix every slot was theirs: the normal request got 429."""
+    n = 64
+
+    async def scenario():
+        slow = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(n)]
+        for _, writer in slow:
+            writer.write(b"POST /classify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 100\r\n\r\n{")
+            await writer.drain()
+        async def answer(reader):  # the whole answer (the server closes the connection), and when it came
+            return await reader.read(), time.perf_counter()
+
+        answered = [asyncio.ensure_future(answer(reader)) for reader, _ in slow]
+        await asyncio.sleep(0.5)  # they all reached the server
+        t0 = time.perf_counter()
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+            normal = await client.post("/classify", json={"examples": examples(ANIMALS, FOODS), "texts": ["a goat"]})
+        done = time.perf_counter()
+        results = await asyncio.wait_for(asyncio.gather(*answered), 30)
+        for _, writer in slow:
+            writer.close()
+        return normal, done - t0, sum(t > done for _, t in results), [a for a, _ in results]
+
+    normal, seconds, pending, answers = asyncio.run(scenario())
+    print(f"normal request with {n} slow bodies pending: {normal.status_code} in {seconds:.2f} s")
+    assert normal.status_code == 200, normal.text
+    assert seconds <= 5, f"a normal request took {seconds:.1f} s behind {n} slow bodies"
+    assert pending == n  # answered while every slow client still waited for its 408
+    for answer in answers:
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 408"), answer
+        assert "body_timeout_s=5" in json.loads(body)["error"]
+
+
 # ---- batching across concurrent requests ----
 
 def test_concurrent_requests_share_embedder_batches(server):
@@ -371,12 +428,12 @@ def persisted_tasks(server):
 
 def test_workers_die_with_the_killed_server_and_tasks_survive(server):
     """A crash of `tart serve` itself (SIGKILL to it alone, no shutdown code anywhere): its workers
-    end by themselves, a new server binds the same port at once, and the tasks are all there. The
+    end by themselves within 2 s, a new server binds the same port at once, and the tasks are all there. The
     restart also sets the low concurrency limit the overload test needs."""
     ids, before = persisted_tasks(server)
     port = server.port
-    survivors = server.restart(signal.SIGKILL, leader_only=True, timeout=20, env={"TART_MAX_CONCURRENCY": "2"})
-    assert survivors == [], f"workers {survivors} outlived the killed server"
+    survivors = server.restart(signal.SIGKILL, leader_only=True, timeout=2, env={"TART_MAX_CONCURRENCY": "2"})
+    assert survivors == [], f"workers {survivors} outlived the killed server by more than 2 s"
     assert server.port == port
     assert same_state(snapshot(server, ids), before)
 

@@ -40,3 +40,20 @@ def test_serve_refuses_a_public_host_without_keys(tmp_path):
     args = argparse.Namespace(host="0.0.0.0", port=3000, config=None, checkpoint=None, embedder=None, store=None)
     with pytest.raises(ValueError, match="TART_API_KEYS"):
         serve_command(args)
+
+
+def test_a_slow_start_step_says_what_it_is_doing(monkeypatch, capsys):
+    """The first `tart serve` converts the GGUF embedder (about 100 s here): it must say so, not sit silent."""
+    import time
+
+    import tart.embeddings
+    from tart.serving import cli
+
+    monkeypatch.setattr(cli, "SLOW_STEP_S", 0.05)
+    monkeypatch.setattr(tart.embeddings, "resolve_model_dir", lambda name: time.sleep(0.5))  # a slow conversion
+    monkeypatch.setattr(cli.os, "execve", lambda *a: None)  # stop before becoming `bentoml serve`
+    cli.serve_command(argparse.Namespace(host="127.0.0.1", port=3000, config=None, checkpoint=None,
+                                         embedder="minilm-l6", store=None))
+    err = capsys.readouterr().err
+    assert "tart serve: preparing the embedder 'minilm-l6' (the first start converts a GGUF model" in err
+    assert err.index("preparing the embedder") < err.index("done in") < err.index("tart serve: http://")

@@ -126,6 +126,8 @@ def test_over_budget_names_the_limit():
     assert "max_embed_tokens=100" in over_budget(101, None, 100, 200)
     message = over_budget(10, HeadCost(4, 16, 201), 100, 200)
     assert "max_head_tokens=200" in message and "201 head tokens" in message
+    assert "multiclass" not in message  # 'auto' already: no advice to use it
+    assert "use multiclass 'auto' or 'ovr'" in over_budget(10, HeadCost(4, 16, 201), 100, 200, multiclass="ovo")
 
 
 def test_token_counter_counts_and_flags_long_texts():
