@@ -152,3 +152,13 @@ def test_serving_setting_and_option():
         load_settings(env={"TART_EMBED_BACKEND": "onnx16"})
     args = __import__("argparse").Namespace(embed_backend="onnx", host="127.0.0.1")
     assert server_environment(args, base={})["TART_EMBED_BACKEND"] == "onnx"
+
+
+def test_cli_option_sets_the_backend_for_every_command(monkeypatch):
+    from tart.cli import main
+
+    monkeypatch.setenv("TART_EMBED_BACKEND", "torch")  # restored after the test (main sets it)
+    seen = {}
+    monkeypatch.setattr("tart.cli.evaluate.run", lambda args: seen.update(backend=Embedder("minilm-l6").backend))
+    main(["--embed-backend", "onnx-int8", "evaluate", "--data", "x.csv"])
+    assert seen == {"backend": "onnx-int8"}

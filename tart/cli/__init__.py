@@ -2,11 +2,14 @@
 
 Each command module defines `add_parser(subparsers)` and imports nothing heavy at module level, so
 `tart --help` never loads torch or transformers; the library is imported when a command runs.
+`tart --embed-backend onnx COMMAND ...` runs every embedder of the command in ONNX Runtime (the same as
+TART_EMBED_BACKEND=onnx; see tart.onnx_backend).
 """
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 # command modules under tart.cli, in the order `tart --help` lists them
@@ -15,6 +18,9 @@ COMMANDS = ["train", "eval_synthetic", "classify", "evaluate", "compare", "serve
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tart", description="TART: few-shot classification with a reasoning head")
+    # a global option, so every command that embeds (classify, evaluate, compare, analyze) follows it
+    parser.add_argument("--embed-backend", dest="global_embed_backend", choices=("torch", "onnx", "onnx-int8"),
+                        help="embedder runtime for this command (default: $TART_EMBED_BACKEND, else torch)")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in COMMANDS:
         importlib.import_module(f"tart.cli.{name}").add_parser(sub)
@@ -23,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if args.global_embed_backend:
+        os.environ["TART_EMBED_BACKEND"] = args.global_embed_backend
     try:
         args.func(args)
     except (ValueError, FileNotFoundError, FileExistsError) as err:
