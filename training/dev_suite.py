@@ -71,7 +71,8 @@ def task_vectors(task: str, embedder: str | None) -> tuple[np.ndarray, np.ndarra
         data = data.subset(sorted(keep.tolist()))
     digest = hashlib.sha1("\n".join(data.texts).encode()).hexdigest()[:12]
     dtype = os.environ.get("TART_EMBED_DTYPE", "auto")
-    path = _cache_dir() / f"{embedder}-{dtype}-{task}-{digest}.npy"
+    backend = os.environ.get("TART_EMBED_BACKEND", "torch")  # an ONNX backend has its own vectors
+    path = _cache_dir() / f"{embedder}-{dtype if backend == 'torch' else backend}-{task}-{digest}.npy"
     if not path.exists():
         from tart.embeddings import load_embedder
 
