@@ -1,7 +1,7 @@
-"""The service under abuse, over real HTTP with a large cost budget (the issue's first one, so that
-heavy requests outlast their clients): clients that give up on
-heavy requests do not leave their work running, a light request is answered meanwhile, and /readyz
-says unready while a job runs past stuck_after_s (1 s here), ready again after.
+"""The service under abuse, over real HTTP with a large cost budget (so that heavy requests outlast
+their clients): clients that give up on heavy requests do not leave their work running, neither in
+the head nor queued at the embedder; a light request is answered meanwhile; and /readyz says unready
+while a job runs past stuck_after_s (1 s here), ready again after.
 Slow (a server of its own, heavy requests): `pytest -m slow tests/test_serving_abuse.py`."""
 from __future__ import annotations
 
@@ -26,54 +26,122 @@ def heavy_request(i: int) -> dict:
             "texts": [f"query {j} of {i}" for j in range(32)], "options": {"n_permutations": 4}}
 
 
-def test_abandoned_heavy_requests_are_cancelled_and_light_ones_answered(head_dir, tmp_path):  # noqa: F811
+@pytest.fixture(scope="module")
+def server(head_dir, tmp_path_factory):  # noqa: F811
+    tmp = tmp_path_factory.mktemp("abuse")
     env = {"TART_CHECKPOINT": head_dir, "TART_EMBEDDER": "minilm-l6", "TART_CONFIG": "",
-           "TART_STORE_PATH": str(tmp_path / "tasks.sqlite3"), "TART_HEAD_CONCURRENCY": "1",
-           "TART_STUCK_AFTER_S": "1", "TART_MAX_HEAD_TOKENS": "100000", "TART_MAX_EMBED_TOKENS": "8192"}
-    with LocalServer(env, log_path=tmp_path / "server.log") as server:
-        async def scenario():
-            async with httpx.AsyncClient(base_url=server.url) as client:
-                async def abandon(i):
-                    try:  # the client gives up after 3 s
-                        await client.post("/classify", json=heavy_request(i), timeout=3)
-                    except httpx.TimeoutException:
-                        return "gave up"
-                    return "answered"
-                readiness = []
+           "TART_STORE_PATH": str(tmp / "tasks.sqlite3"), "TART_HEAD_CONCURRENCY": "1",
+           "TART_STUCK_AFTER_S": "1", "TART_MAX_HEAD_TOKENS": "1000000", "TART_MAX_EMBED_TOKENS": "120000"}
+    with LocalServer(env, log_path=tmp / "server.log") as srv:
+        yield srv
 
-                async def poll_readyz():  # until it went unready and ready again, or 60 s
-                    deadline = time.monotonic() + 60
-                    while time.monotonic() < deadline and not (503 in readiness and readiness[-1] == 200):
-                        readiness.append((await client.get("/readyz", timeout=10)).status_code)
-                        await asyncio.sleep(0.25)
 
-                poller = asyncio.ensure_future(poll_readyz())
-                outcomes = asyncio.gather(*(abandon(i) for i in range(4)))
-                await asyncio.sleep(4)  # the heavy ones are running or queued, their clients gone
-                t0 = time.perf_counter()
-                light = await client.post("/classify", json={"examples": examples(ANIMALS, FOODS), "texts": ["a goat"]},
-                                          timeout=60)
-                light_seconds = time.perf_counter() - t0
-                await poller
-                return await outcomes, light, light_seconds, readiness
+def test_abandoned_heavy_requests_are_cancelled_and_light_ones_answered(server):
+    cancelled_before = server.log_tail(10**7).count("the client disconnected; its request was cancelled")
 
-        outcomes, light, light_seconds, readiness = asyncio.run(scenario())
-        deadline = time.monotonic() + 60
-        while True:  # a job already inside its one query batch finishes it; then nothing is left
-            stats = httpx.post(server.url + "/stats", json={}, timeout=30).json()["service"]
-            if stats["heavy_pending"] == 0 or time.monotonic() > deadline:
-                break
-            time.sleep(1)
+    async def scenario():
+        async with httpx.AsyncClient(base_url=server.url) as client:
+            async def abandon(i):
+                try:  # the client gives up after 3 s
+                    await client.post("/classify", json=heavy_request(i), timeout=3)
+                except httpx.TimeoutException:
+                    return "gave up"
+                return "answered"
+            readiness = []
+
+            async def poll_readyz():  # until it went unready and ready again, or 60 s
+                deadline = time.monotonic() + 60
+                while time.monotonic() < deadline and not (503 in readiness and readiness[-1] == 200):
+                    readiness.append((await client.get("/readyz", timeout=10)).status_code)
+                    await asyncio.sleep(0.25)
+
+            poller = asyncio.ensure_future(poll_readyz())
+            outcomes = asyncio.gather(*(abandon(i) for i in range(4)))
+            await asyncio.sleep(4)  # the heavy ones are running or queued, their clients gone
+            t0 = time.perf_counter()
+            light = await client.post("/classify", json={"examples": examples(ANIMALS, FOODS), "texts": ["a goat"]},
+                                      timeout=60)
+            light_seconds = time.perf_counter() - t0
+            await poller
+            return await outcomes, light, light_seconds, readiness
+
+    outcomes, light, light_seconds, readiness = asyncio.run(scenario())
+    deadline = time.monotonic() + 60
+    while True:  # a job already inside its one query batch finishes it; then nothing is left
+        stats = httpx.post(server.url + "/stats", json={}, timeout=30).json()["service"]
+        if stats["heavy_pending"] == 0 or time.monotonic() > deadline:
+            break
         time.sleep(1)
-        ready_after = httpx.get(server.url + "/readyz", timeout=10).status_code
+    time.sleep(1)
+    ready_after = httpx.get(server.url + "/readyz", timeout=10).status_code
     assert light.status_code == 200, light.text
     assert light_seconds < 15, f"a light request waited {light_seconds:.1f} s behind abandoned heavy ones"
     gave_up = outcomes.count("gave up")
     assert gave_up >= 1, outcomes
     # every disconnect was noticed and its request cancelled (in the embedder call or in the head's
     # queue); so not every abandoned request's head work ran
-    assert server.log_tail(10**6).count("the client disconnected; its request was cancelled") == gave_up
+    assert server.log_tail(10**7).count("the client disconnected; its request was cancelled") == cancelled_before + gave_up
     assert stats["heavy_completed"] < gave_up, stats
     assert stats["heavy_pending"] == 0 and stats["light_pending"] == 0, stats
     assert 503 in readiness, readiness  # a forward pass or head job ran past stuck_after_s=1
     assert ready_after == 200
+
+
+LONG = " ".join(["the quick brown fox jumps over the lazy dog while the cat sleeps"] * 4)  # ~50 tokens
+
+
+def maximal_request(i: int) -> dict:
+    """At the size limits (256 examples, 32 labels, 128 texts) of ~50-token texts: 6 embedder chunks of 64."""
+    return {"examples": [{"text": f"{i} {j} {LONG}", "label": f"label-{j % 32}"} for j in range(256)],
+            "texts": [f"query {i} {j} {LONG}" for j in range(128)]}
+
+
+def small_request() -> dict:
+    return {"examples": [{"text": t, "label": y} for y, g in (("animal", ANIMALS), ("food", FOODS)) for t in g[:2]],
+            "texts": [f"a goat {time.time()}"]}
+
+
+def test_abandoned_requests_queued_embedder_work_is_dropped(server):
+    """Four clients send maximal requests and give up after 1 s: their first chunks (64 long texts each)
+    are at the embedder, one running, three waiting. The waiting ones are dropped, so once the running
+    chunk has ended (we wait 1.5 times one chunk's idle time), a small request answers in at most twice
+    its idle time. Before the fix the embedder ran all four chunks, one after another, for no one."""
+    def timed(payload, timeout=120):
+        t0 = time.perf_counter()
+        r = httpx.post(server.url + "/classify", json=payload, timeout=timeout)
+        assert r.status_code == 200, r.text
+        return time.perf_counter() - t0
+
+    timed(small_request())  # warm-up
+    idle = sorted(timed(small_request()) for _ in range(3))[1]
+    def one_chunk():  # 64 new texts (the embedder caches what it has seen): one chunk, little head work
+        return {"examples": [{"text": f"c {j} {time.time()} {LONG}", "label": "ab"[j % 2]} for j in range(60)],
+                "texts": [f"q {j} {time.time()} {LONG}" for j in range(4)]}
+    chunk = min(timed(one_chunk()) for _ in range(2))
+    stats0 = httpx.post(server.url + "/stats", json={}, timeout=30).json()["embedder"]
+    cancelled0 = server.log_tail(10**7).count("the client disconnected; its request was cancelled")
+
+    async def abandon():
+        async with httpx.AsyncClient(base_url=server.url) as client:
+            async def one(i):
+                try:
+                    await client.post("/classify", json=maximal_request(i), timeout=1)
+                except httpx.TimeoutException:
+                    return "gave up"
+                return "answered"
+            return await asyncio.gather(*(one(i) for i in range(4)))
+
+    assert asyncio.run(abandon()) == ["gave up"] * 4
+    deadline = time.monotonic() + 10
+    while server.log_tail(10**7).count("the client disconnected; its request was cancelled") < cancelled0 + 4:
+        assert time.monotonic() < deadline, "the abandoned requests were not all cancelled"
+        time.sleep(0.05)
+    time.sleep(1.5 * chunk + 0.5)  # the chunk that was running has ended
+    after = timed(small_request())
+    stats = httpx.post(server.url + "/stats", json={}, timeout=30).json()["embedder"]
+    ran = stats["large_calls"] - stats0["large_calls"]
+    dropped = stats["dropped_chunks"] - stats0.get("dropped_chunks", 0)
+    print(f"small request: idle {idle:.2f} s, after 4 abandoned maximal requests {after:.2f} s; one chunk "
+          f"{chunk:.2f} s; abandoned chunks run {ran}, dropped {dropped}")
+    assert after <= 2 * idle, f"a small request took {after:.2f} s (idle {idle:.2f} s) after abandoned requests"
+    assert ran + dropped == 4 and ran <= 2, (ran, dropped)  # at most the running chunk (and one racing it) ran
