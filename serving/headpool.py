@@ -7,8 +7,9 @@
   service answers 503 with Retry-After) instead of a queue that grows while clients time out.
 - Cancellation: a job gets a `threading.Event`; when the request's coroutine is cancelled (the client
   disconnected, or the request passed `timeout_s`) the event is set, a job not started yet never
-  starts, and a running one stops at its next check, between query batches of 32 (one batch, at
-  most `max_head_tokens` of work, runs to its end).
+  starts, and a running one stops at its next check, before its next batch of 32 queries (one batch,
+  at most `max_head_tokens` of work, runs to its end; with projection 'support+queries' the queries
+  are one piece, so a running job finishes).
 - Stuck detection: `oldest_running_s()` is how long the oldest running job has run; /readyz turns
   unready when it passes the configured limit.
 """

@@ -1,8 +1,9 @@
 """Request and response models of the HTTP API (pydantic), with every size limit in the schema.
 
 Limits come from the server settings (`tart.serving.settings`), so they also appear in the OpenAPI document
-at /docs.json. A request that breaks one gets HTTP 400 from BentoML with pydantic's message, whose
-`loc` names the field, e.g. `["texts"]: List should have at most 128 items after validation, not 200`.
+at /docs.json. A request that breaks one gets HTTP 400 from the request gate (`serving/middleware.py`,
+before BentoML sees it) with pydantic's message after the field's path, e.g.
+`{"error": "texts: List should have at most 128 items after validation, not 200"}`.
 Unknown fields are rejected too, so a typo in an option name is an error, not silently ignored.
 """
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 A scikit-learn estimator. `fit` only stores the support set (no gradient step); `predict_proba`
 embeds the queries, projects support and queries into the head's input space, and runs the head on
-every sequence with all queries in one batched forward.
+every sequence with the queries in batches of `query_batch_size` (each batch one forward; queries
+never see each other, so the batch size changes no answer).
 - A multi-class head (n_classes label slots) reads up to that many classes natively
   (`multiclass="auto"` or `"native"`): see `tart.inference`, whose test-time ensemble of
   `n_permutations` members varies the support order, the classes' slots and (`sign_flips`) the signs

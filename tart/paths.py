@@ -3,7 +3,9 @@
 - `cache_dir()`: converted models (GGUF → safetensors). `TART_CACHE_DIR` overrides it.
 - `store_path()`: the SQLite file of registered tasks (`tart serve`). `TART_STORE_PATH` overrides it.
 - `save_array(path, array)`: a cached .npy written whole or not at all.
-Nothing is ever written inside the installed package or the checkout unless a user names the path.
+Nothing is written inside the installed package. In the current folder only `tart train` writes by
+default (`checkpoints/<config name>`, see tart/cli/train.py); everything else writes there only to a path
+a user names.
 """
 from __future__ import annotations
 

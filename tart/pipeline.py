@@ -4,8 +4,8 @@
     pipe(["a cat", "bread"], examples=[("a dog", "animal"), ("rice", "food"), ...])
     -> [{"label": "animal", "score": 0.93, "scores": {"animal": 0.93, "food": 0.07}}, ...]
 
-The whole call is one few-shot task: all texts are classified in one batched forward, independently
-of each other, by a TartClassifier fitted on `examples`.
+The whole call is one few-shot task: all texts are classified independently of each other (in
+batched forwards of the classifier's `query_batch_size` texts) by a TartClassifier fitted on `examples`.
 """
 from __future__ import annotations
 

@@ -85,6 +85,7 @@ def run_cli(config, output, *extra):
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
+@pytest.mark.slow  # ~50 s
 def test_killed_and_resumed_run_matches_an_uninterrupted_one(tmp_path):
     config = write_config(tmp_path, steps=200)
     whole = run_cli(config, tmp_path / "whole")
