@@ -9,7 +9,7 @@ from tart.data import balanced_split, load_dataset
 
 @pytest.fixture(scope="module")
 def task():
-    support, test = balanced_split(load_dataset("wordnet-animal-food"), 8, seed=0, test_size=6)
+    support, test = balanced_split(load_dataset("wordnet-animal-food"), 8, seed=0, test_size=24)
     return support, test
 
 
@@ -37,9 +37,10 @@ def test_every_method_has_the_same_interface(spec, task):
     model = models.load_model(spec, seed=0).fit(support.texts, support.labels)
     assert list(model.classes_) == ["animal", "food"]
     proba = model.predict_proba(test.texts)
-    assert proba.shape == (6, 2) and np.allclose(proba.sum(1), 1) and (proba >= 0).all()
+    assert proba.shape == (24, 2) and np.allclose(proba.sum(1), 1) and (proba >= 0).all()
     assert list(model.predict(test.texts)) == list(model.classes_[proba.argmax(1)])
-    assert np.mean(model.predict(test.texts) == np.array(test.labels)) >= 0.5  # better than a coin on average
+    # each method gets 20 of 24 right here (4 examples a class); a coin reaches 18 with probability 0.011
+    assert np.mean(model.predict(test.texts) == np.array(test.labels)) >= 0.75
 
 
 def test_centroid_probabilities_are_a_softmax_of_cosines(task):
