@@ -1,0 +1,130 @@
+"""`tart classify --engine ray`: the corpus job as a Ray Data pipeline, for corpora past one machine.
+
+    read_csv / read_json / read_parquet  ->  map_batches(Labelling actors)  ->  write_parquet
+
+Each actor of the pool loads the embedder and fits the task once (tart.batch.Labeller, from the same
+TaskSpec as the local engine, so the labels are the same), then labels batch after batch; with GPUs in
+the cluster each actor takes one (`num_gpus=1`) and embeds on it. Without an address a local Ray is
+started. The output is a Parquet dataset (a folder of part files, readable as one table by pyarrow,
+pandas or Ray): written under OUTPUT.partial and renamed to OUTPUT when every part is written (a remote
+URI such as s3://... is written in place). Ray's readers give no line numbers, so the corpus needs an id
+column, and Ray's own retries are the recovery: `--resume` belongs to the local engine.
+
+Ray is an optional extra (`pip install "tart[ray]"`), imported only here.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from tart.batch import TaskSpec, arrow_table, result_rows
+from tart.corpus import corpus_format
+
+
+def _import_ray():
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError:
+        raise ValueError('--engine ray needs Ray: pip install "tart[ray]"') from None
+    return ray
+
+
+def check_ray_job(texts: str, output: str | None, id_column: str | None, resume: bool) -> None:
+    """What the Ray engine cannot do, said before anything starts."""
+    fmt = corpus_format(texts)
+    if fmt == "text":
+        raise ValueError(f"--engine ray reads .csv / .jsonl / .parquet with an id column, not plain text "
+                         f"({texts}); use --engine local, or write the texts as JSONL with ids")
+    if not id_column:
+        raise ValueError("--engine ray needs --id-column: Ray's readers give no line numbers to use as ids")
+    if not output or not output.endswith(".parquet"):
+        raise ValueError(f"--engine ray writes Parquet: pass --output NAME.parquet (got {output!r})")
+    if resume:
+        raise ValueError("--resume is for --engine local; a Ray job recovers through Ray's own retries")
+    if "://" not in output:
+        for path in (Path(output), Path(f"{output}.partial")):
+            if path.exists():
+                raise FileExistsError(f"{path} exists; remove it first")
+    _import_ray()
+
+
+class _Labelling:
+    """One actor: the task loaded once, then batch after batch (pyarrow tables) of id + text."""
+
+    def __init__(self, spec: TaskSpec, text_column: str, id_column: str):
+        self.labeller = spec.load()
+        self.text_column, self.id_column = text_column, id_column
+
+    def __call__(self, batch):
+        ids = batch.column(self.id_column).to_pylist()
+        texts = batch.column(self.text_column).to_pylist()
+        for key, text in zip(ids, texts):
+            if key is None or key == "":
+                raise ValueError(f"a row has no id in column {self.id_column!r} (its text: {str(text)[:80]!r})")
+            if not isinstance(text, str) or not text.strip():
+                raise ValueError(f"row with id {key!r}: empty text in column {self.text_column!r}")
+        return arrow_table(result_rows(ids, self.labeller(texts), self.labeller.classes), self.labeller.classes)
+
+
+# Reading and writing take no CPU of their own in Ray's accounting: with one actor per CPU, a read that
+# waits for a free CPU would wait forever (seen on a 2-CPU Ray: 3/2 CPUs requested, nothing ran).
+IO = {"num_cpus": 0}
+
+
+def _read(ray, texts: str, columns: list[str]):
+    fmt = corpus_format(texts)
+    if fmt == "parquet":
+        return ray.data.read_parquet(texts, columns=columns, **IO)
+    if fmt == "jsonl":
+        return ray.data.read_json(texts, lines=True, **IO)
+    return ray.data.read_csv(texts, **IO)
+
+
+def _user_error(err: BaseException) -> ValueError | None:
+    """The ValueError an actor raised, out of Ray's wrappers (RayTaskError, UserCodeException)."""
+    seen, chain = err, set()
+    while seen is not None and id(seen) not in chain:
+        chain.add(id(seen))
+        if type(seen) is ValueError:
+            return ValueError(str(seen).splitlines()[0])
+        seen = getattr(seen, "cause", None) or seen.__cause__ or seen.__context__
+    lines = [line for line in str(err).splitlines() if line.startswith("ValueError: ")]
+    return ValueError(lines[-1].removeprefix("ValueError: ")) if lines else None
+
+
+def classify_corpus_ray(spec: TaskSpec, texts: str, output: str, text_column: str = "text",
+                        id_column: str = "id", chunk_size: int = 512, address: str | None = None,
+                        actors: int | None = None, num_cpus: int | None = None, cpus_per_actor: float = 1) -> dict:
+    """Label `texts` into the Parquet dataset `output` on Ray (see the module docstring). `num_cpus`
+    caps a local Ray (ignored with an address). Returns the number of actors and GPUs used."""
+    ray = _import_ray()
+    if not ray.is_initialized():
+        ray.init(address=address, num_cpus=None if address else num_cpus, include_dashboard=False,
+                 log_to_driver=False)
+    resources = ray.cluster_resources()
+    gpus = int(resources.get("GPU", 0))
+    n_actors = actors or max(1, gpus or int(resources.get("CPU", 1) // cpus_per_actor))
+    if gpus:  # each actor embeds on its own GPU
+        spec = dataclasses.replace(spec, device="cuda")
+    ds = _read(ray, texts, [text_column, id_column])
+    names = ds.schema().names
+    for column in (text_column, id_column):
+        if column not in names:
+            raise ValueError(f"{texts}: column {column!r} not found; columns found: {', '.join(names)}")
+    ds = ds.select_columns([id_column, text_column]).map_batches(
+        _Labelling, fn_constructor_kwargs={"spec": spec, "text_column": text_column, "id_column": id_column},
+        batch_size=chunk_size, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=n_actors),
+        num_cpus=cpus_per_actor, num_gpus=1 if gpus else 0)
+    remote = "://" in output
+    target = output if remote else f"{output}.partial"
+    try:
+        ds.write_parquet(target, ray_remote_args=IO)
+    except Exception as err:
+        user = _user_error(err)
+        if user is not None:
+            raise user from None
+        raise
+    if not remote:
+        Path(target).replace(output)
+    return {"actors": n_actors, "gpus": gpus}
