@@ -7,8 +7,8 @@ downloaded. The exported graph takes `input_ids` and `attention_mask` with dynam
 and returns one layer's hidden states; tokenising, truncation, batching, pooling and the embedding
 cache stay in `tart.embeddings.Embedder`, so every backend shares them.
 
-`onnx-int8` is the float32 export with its MatMul weights quantised to int8 by ONNX Runtime's
-`quantize_dynamic` (activations are quantised per batch at run time).
+`onnx-int8` is the float32 export with its MatMul weights quantised to int8 (per output channel) by
+ONNX Runtime's `quantize_dynamic`; activations are quantised per call at run time (see _quantize).
 
 Needs the `onnx` extra (pip install "tart[onnx]"): onnx, onnxruntime and onnxscript, imported only here.
 """
@@ -101,11 +101,29 @@ def _export(folder: Path, layer: int, path: Path) -> None:
     program.save(str(path), external_data=False)
 
 
-def _quantize(src: Path, path: Path) -> None:
+def _quantize(folder: Path, src: Path, path: Path) -> None:
+    """int8 weights, one scale per output channel, for every MatMul with a weight, except each block's
+    MLP down-projection: its input (after the activation function) has outlier channels that per-tensor
+    activation quantisation cannot hold. Measured on MiniLM (80 mixed texts): per-tensor weights, all
+    MatMuls: cosine to float32 0.903 at worst; per-channel: 0.987; per-channel, down-projections kept
+    float32: 0.993, at 1.7x float32's speed."""
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
+    from transformers import AutoConfig
 
-    # MatMul only: int8 Gather (embedding tables) and Attention fusions cost accuracy for no speed here
-    quantize_dynamic(src, path, op_types_to_quantize=["MatMul"], weight_type=QuantType.QInt8)
+    config = AutoConfig.from_pretrained(folder, local_files_only=True)
+    graph = onnx.load(str(src)).graph
+    shapes = {w.name: tuple(w.dims) for w in graph.initializer}
+    down = (getattr(config, "intermediate_size", None), config.hidden_size)  # (in, out) as exported
+    keep = [n.name for n in graph.node if n.op_type == "MatMul" and shapes.get(n.input[1]) == down]
+    root = logging.getLogger()  # the quantiser logs advice on the root logger
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        quantize_dynamic(src, path, op_types_to_quantize=["MatMul"], per_channel=True,
+                         weight_type=QuantType.QInt8, nodes_to_exclude=keep)
+    finally:
+        root.setLevel(level)
 
 
 def exported_model(folder: Path, backend: str, layer: int, cache_dir: Path, progress: bool = True) -> Path:
@@ -126,7 +144,7 @@ def exported_model(folder: Path, backend: str, layer: int, cache_dir: Path, prog
             _export(folder, layer, tmp / path.name)
         else:
             fp32 = exported_model(folder, "onnx", layer, cache_dir, progress=False)
-            _quantize(fp32, tmp / path.name)
+            _quantize(folder, fp32, tmp / path.name)
         os.replace(tmp / path.name, path)  # another process may have finished first: its copy is as good
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

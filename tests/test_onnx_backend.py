@@ -101,6 +101,20 @@ def test_export_is_reused_from_the_cache(tiny, monkeypatch):
     assert {p: p.stat().st_mtime_ns for p in (cache / "onnx").rglob("*.onnx")} == files
 
 
+def test_int8_keeps_the_mlp_down_projection_in_float32(tiny):
+    import onnx
+
+    folder, cache = tiny
+    emb = Embedder(folder, cache_dir=cache, progress=False, backend="onnx-int8")
+    emb.embed(["cat"])
+    graph = onnx.load(str(emb.model.path)).graph
+    shapes = {w.name: tuple(w.dims) for w in graph.initializer}
+    ops = [n.op_type for n in graph.node]
+    assert "MatMulInteger" in ops or "DynamicQuantizeMatMul" in ops
+    float_weights = [shapes.get(n.input[1]) for n in graph.node if n.op_type == "MatMul" and n.input[1] in shapes]
+    assert float_weights == [(64, 32)] * 2  # intermediate -> hidden, one per block
+
+
 def test_export_says_so_once(tiny, capsys, tmp_path, monkeypatch):
     folder, cache = tiny
     exported = Embedder(folder, cache_dir=cache, progress=False, backend="onnx")
