@@ -84,8 +84,11 @@ class LocalServer:
             except psutil.NoSuchProcess:
                 pass
         _, alive = psutil.wait_procs(processes, timeout=timeout)
-        for p in alive:  # did not stop in time
-            p.kill()
+        for p in alive:  # did not stop in time (it may end right now: not an error)
+            try:
+                p.kill()
+            except psutil.NoSuchProcess:
+                pass
         psutil.wait_procs(alive, timeout=10)
         self.proc.wait(10)
         self.proc = None
