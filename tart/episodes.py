@@ -103,3 +103,18 @@ def sample_bank_episodes(bank: TaskBank, B: int, k: int, q: int, n_classes: torc
         C_out.append(C)
     x = bank.vectors[torch.from_numpy(np.stack(rows))]
     return x, torch.from_numpy(np.stack(labels)).long(), torch.tensor(C_out)
+
+
+def source_tasks(embedder: str, source: str, n: int = 8, min_pool: int = 60, seed: int = 0):
+    """n fixed tasks of one source as datasets (X, y), for scoring a head on a source it did not train on
+    (leave-one-source-out): tasks whose every class pool has >= min_pool rows, so k = 64 leaves test rows."""
+    bank = load_bank(embedder, only=(source,))
+    big = [pools for pools, _ in bank.tasks if min(len(p) for p in pools) >= min_pool]
+    if not big:
+        raise ValueError(f"no task of {source!r} has pools of {min_pool} rows")
+    chosen = np.random.default_rng(seed).permutation(len(big))[:n]
+    out = []
+    for i in chosen:
+        rows = np.concatenate(big[i])
+        out.append((bank.vectors[torch.from_numpy(rows)].numpy(), np.repeat(np.arange(len(big[i])), [len(p) for p in big[i]])))
+    return out

@@ -55,6 +55,11 @@ def _cache_dir() -> Path:
 
 def task_vectors(task: str, embedder: str | None) -> tuple[np.ndarray, np.ndarray]:
     """(X, y) of a task: a table, or a bundled text set embedded once and cached."""
+    if task.startswith("bank:"):  # bank:SOURCE:i, the i-th fixed task of a task-bank source (tart.episodes)
+        from tart.episodes import source_tasks
+
+        _, source, i = task.split(":")
+        return source_tasks(embedder, source)[int(i)]
     if task.startswith("sklearn:"):
         from sklearn import datasets
 
