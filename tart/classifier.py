@@ -1,37 +1,31 @@
 """TartClassifier: few-shot classification with a frozen embedder and the reasoning head.
 
-A scikit-learn estimator. `fit` only stores the support set (no gradient step); `predict_proba`
-embeds the queries, projects support and queries into the head's input space, and runs the head on
-every sequence with the queries in batches of `query_batch_size` (each batch one forward; queries
-never see each other, so the batch size changes no answer).
-- A multi-class head (n_classes label slots) reads up to that many classes natively
-  (`multiclass="auto"` or `"native"`): see `tart.inference`, whose test-time ensemble of
-  `n_permutations` members varies the support order, the classes' slots and (`sign_flips`) the signs
-  of the projected features. Renaming the classes permutes the output columns, nothing else.
-- Otherwise (a binary head, or more classes than slots): one-vs-rest (`"auto"`, `"ovr"`) or
-  one-vs-one (`"ovo"`) binary problems, probabilities normalised; `n_permutations` random orders of
-  the support set, each also run with its binary labels swapped (the head alone is not exactly
-  symmetric: on breast cancer at k = 16, 6% of predictions flipped with the label names).
-- Support sets longer than the head's context: split into near-equal chunks, averaged.
+A scikit-learn estimator, no gradient step. `fit` does the task's work once: labels to class indices,
+the support set's embeddings, the projection into the head's input space (fitted on the support) and
+the padded context of every member of the test-time ensemble (`tart.inference`: native multi-class on
+a head with enough label slots, else one-vs-rest / one-vs-one binary problems; orders, slots, sign
+flips, chunks past the head's context). `predict_proba` embeds and projects the queries and runs the
+ensemble on them in batches of `query_batch_size` (queries never see each other, so the batch size
+changes no answer). Where the projection needs the queries (`fit_projection_on="support+queries"`) or
+the support's embeddings do (vanilla / leave-one-out), that work moves to `predict_proba`.
+`plan(n_queries)` says what the head will read before it runs (the service's cost budget).
 - `embedder_backend` runs a named embedder in torch, `onnx` or `onnx-int8` (ONNX Runtime, see
   tart.onnx_backend); None follows $TART_EMBED_BACKEND, else torch.
 """
 from __future__ import annotations
 
 import os
-from itertools import combinations
 from numbers import Integral, Real
 from pathlib import Path
 
 import numpy as np
-import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from tart.checkpoint_io import DEFAULT_HEAD, load_head
-from tart.inference import native_proba, positive_probability, project_task
+from tart import inference
 from tart.reasoning import TartReasoningModel
 
 _HEADS: dict[str, TartReasoningModel] = {}
@@ -82,6 +76,17 @@ def _unique_labels(y) -> np.ndarray:
     out = np.empty(len(seen), dtype=object)
     out[:] = seen
     return out
+
+
+def _encode(y) -> tuple[np.ndarray, np.ndarray]:
+    """(classes, each label's index in classes)."""
+    classes = _unique_labels(y)
+    index = {c: i for i, c in enumerate(classes.tolist())}
+    return classes, np.array([index[v] for v in y])
+
+
+class Stopped(Exception):
+    """predict_proba's `stop` callback asked it to stop."""
 
 
 class TartClassifier(ClassifierMixin, BaseEstimator):
@@ -140,14 +145,12 @@ class TartClassifier(ClassifierMixin, BaseEstimator):
         if len(y) != n:
             raise ValueError(f"X has {n} examples but y has {len(y)} labels")
         try:
-            self.classes_ = _unique_labels(y)
+            self.classes_, self.y_index_ = _encode(y)
         except TypeError as err:
             raise ValueError(f"labels must be hashable values: {err}") from err
         if len(self.classes_) < 2:
             raise ValueError(f"need at least 2 distinct labels to classify, got 1 class: {list(self.classes_)}")
         self.head_ = _resolve_head(self.head)
-        index = {c: i for i, c in enumerate(self.classes_.tolist())}
-        self.y_index_ = np.array([index[v] for v in y])
         # the embedder is loaded only for texts: vectors never pull in a language model
         self.embedder_ = _resolve_embedder(self.embedder, self.embedder_backend) if texts else None
         self.support_ = list(X) if texts else X
@@ -159,6 +162,10 @@ class TartClassifier(ClassifierMixin, BaseEstimator):
             self.support_vectors_ = None
         if texts:
             self.n_features_in_ = None if self.support_vectors_ is None else self.support_vectors_.shape[1]
+        # the task's work, once: projection and every member's context (unless the queries are needed too)
+        self.projection_ = self.ensemble_ = None
+        if self.support_vectors_ is not None and self.fit_projection_on == "support":
+            self.projection_, self.ensemble_ = self._fit_task(self.support_vectors_)
         return self
 
     def _check_targets(self, y) -> list:
@@ -200,7 +207,7 @@ class TartClassifier(ClassifierMixin, BaseEstimator):
         return np.asarray(self.embedder_.embed(list(texts)), dtype=np.float32)
 
     # -- predict --------------------------------------------------------------------------------
-    def _vectors(self, X) -> tuple[np.ndarray, np.ndarray]:
+    def _vectors(self, X) -> tuple[np.ndarray | None, np.ndarray]:
         """Support and query vectors in embedding space."""
         if _is_texts(X):
             if not isinstance(self.support_, list):
@@ -214,81 +221,42 @@ class TartClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError("fitted on texts: predict needs texts too, not vectors")
         return self.support_vectors_, self._validate_vectors(X, reset=False)
 
-    def _binary_problems(self) -> list[tuple[np.ndarray, np.ndarray, int, int]]:
-        """(support indices, binary labels, positive class, negative class or -1 for 'rest')."""
-        C = len(self.classes_)
-        if C == 2:
-            return [(np.arange(len(self.y_index_)), (self.y_index_ == 1).astype(np.float32), 1, 0)]
-        if self.multiclass in ("auto", "ovr"):
-            return [(np.arange(len(self.y_index_)), (self.y_index_ == c).astype(np.float32), c, -1) for c in range(C)]
-        problems = []
-        for a, b in combinations(range(C), 2):
-            idx = np.flatnonzero((self.y_index_ == a) | (self.y_index_ == b))
-            problems.append((idx, (self.y_index_[idx] == a).astype(np.float32), a, b))
-        return problems
+    def _fit_task(self, S, Q=None):
+        """The projection (fitted on S, or on S and Q) and the ensemble's contexts on the projected S."""
+        fitted = inference.fit_task_projection(S if Q is None else np.concatenate([S, Q]),
+                                               self.head_.config.n_dims, self.shrinkage, self.standardize)
+        ensemble = inference.Ensemble(self.head_, inference.project(fitted, S), self.y_index_, len(self.classes_),
+                                      self.multiclass, self.n_permutations, self.sign_flips, self.random_state)
+        return fitted, ensemble
 
-    def _sequences(self, problems):
-        """Every (problem, permutation, chunk) as support indices and labels, padded to one length."""
-        rng = np.random.default_rng(self.random_state)
-        max_k = self.head_.config.max_examples
-        seqs = []
-        for p, (idx, labels, _, _) in enumerate(problems):
-            n_chunks = -(-len(idx) // max_k)
-            for _ in range(self.n_permutations):
-                order = rng.permutation(len(idx))
-                for chunk in np.array_split(order, n_chunks):
-                    seqs.append((p, idx[chunk], labels[chunk], False))
-                    seqs.append((p, idx[chunk], 1 - labels[chunk], True))  # labels swapped
-        return seqs
+    def plan(self, n_queries: int, y=None) -> inference.HeadCost:
+        """The head's work for `n_queries` queries, known before any of it runs: of the fitted task, or
+        (unfitted) of a support set labelled `y`; it depends on the labels alone."""
+        if y is None:
+            check_is_fitted(self)
+            y_index, n_classes, head = self.y_index_, len(self.classes_), self.head_
+        else:
+            classes, y_index = _encode(list(y))
+            n_classes, head = len(classes), _resolve_head(self.head)
+        seqs = inference.plan(y_index, n_classes, head.config, self.multiclass, self.n_permutations,
+                              self.sign_flips, self.random_state)
+        return inference.head_cost(seqs, n_queries, self.query_batch_size)
 
-    @torch.inference_mode()
-    def _problem_probabilities(self, S_p, Q_p, problems) -> np.ndarray:
-        """P(positive) per binary problem and query: (n_problems, n_queries)."""
-        seqs = self._sequences(problems)
-        L = max(len(s[1]) for s in seqs)
-        x_ctx = torch.zeros(len(seqs), L, S_p.shape[1])
-        y_ctx = torch.zeros(len(seqs), L)
-        lengths = torch.zeros(len(seqs), dtype=torch.long)
-        for i, (_, idx, labels, _) in enumerate(seqs):
-            x_ctx[i, : len(idx)] = S_p[idx]
-            y_ctx[i, : len(idx)] = torch.from_numpy(labels)
-            lengths[i] = len(idx)
-        device = next(self.head_.parameters()).device
-        probs = []
-        for start in range(0, len(Q_p), self.query_batch_size):
-            q = Q_p[start : start + self.query_batch_size]
-            x_q = q.expand(len(seqs), *q.shape)
-            probs.append(positive_probability(self.head_, x_ctx.to(device), y_ctx.to(device), x_q.to(device),
-                                              lengths[:, None].expand(-1, len(q)).to(device)).cpu())
-        probs = torch.cat(probs, dim=1)  # (n_seqs, n_queries)
-        swapped = torch.tensor([s[3] for s in seqs])
-        probs[swapped] = 1 - probs[swapped]
-        owner = torch.tensor([s[0] for s in seqs])
-        return torch.stack([probs[owner == p].mean(0) for p in range(len(problems))]).numpy()
-
-    def predict_proba(self, X) -> np.ndarray:
+    def predict_proba(self, X, stop=None) -> np.ndarray:
+        """Probabilities, columns in `classes_` order. `stop`, if given, is called before each batch of
+        `query_batch_size` queries; when it returns True, `Stopped` is raised (the service's cancellation)."""
         check_is_fitted(self)  # NotFittedError (a ValueError) before fit
         S, Q = self._vectors(X)
-        config = self.head_.config
-        S_p, Q_p = project_task(S, Q, config.n_dims, self.shrinkage, self.standardize, self.fit_projection_on)
-        C = len(self.classes_)
-        if self.multiclass == "native" and not (config.multiclass and C <= config.n_classes):
-            raise ValueError(f"multiclass='native' needs a multi-class head with >= {C} label slots; "
-                             f"this head has {config.n_classes if config.multiclass else 'binary labels'}")
-        if self.multiclass in ("auto", "native") and config.multiclass and C <= config.n_classes:
-            return native_proba(self.head_, S_p, Q_p, self.y_index_, C, self.n_permutations, self.sign_flips,
-                                self.random_state, self.query_batch_size)
-        problems = self._binary_problems()
-        p = self._problem_probabilities(S_p, Q_p, problems)
-        if C == 2:
-            return np.stack([1 - p[0], p[0]], axis=1)
-        scores = np.zeros((len(Q), C))
-        for (_, _, pos, neg), pp in zip(problems, p):
-            scores[:, pos] += pp
-            if neg >= 0:  # one-vs-one: the pair's other class gets the complement
-                scores[:, neg] += 1 - pp
-        scores = np.maximum(scores, 1e-9)
-        return scores / scores.sum(axis=1, keepdims=True)
+        projection, ensemble = self.projection_, self.ensemble_
+        if ensemble is None:  # the projection or the support's embeddings depend on these queries
+            projection, ensemble = self._fit_task(S, Q if self.fit_projection_on == "support+queries" else None)
+        Q_p = inference.project(projection, Q)
+        parts = []
+        for start in range(0, len(Q_p), self.query_batch_size):
+            if stop is not None and stop():
+                raise Stopped(f"stopped before query {start} of {len(Q_p)}")
+            parts.append(ensemble.proba(Q_p[start : start + self.query_batch_size]))
+        return np.concatenate(parts)
 
     def predict(self, X) -> np.ndarray:
         proba = self.predict_proba(X)

@@ -1,18 +1,26 @@
-"""Running the head on one task: projection, test-time ensembles, native multi-class.
+"""Running the head on one task: projection, the test-time ensemble, and what it costs.
 
 `TartClassifier` holds the scikit-learn side (labels, validation, embedding); this module turns a
-task's support vectors S (k × D, classes 0..C-1) and query vectors Q into class probabilities.
+task's projected support vectors (classes 0..C-1) into an `Ensemble`, the padded context of every
+member built once, then run on any batch of projected queries.
 
-Native multi-class (a head with n_classes label slots, C <= n_classes): every ensemble member is one
-sequence per chunk of at most max_examples support points, with
-- a random order of the support points (member 0: the given order),
-- a random assignment of the C classes to C of the head's slots (member 0: slots 0..C-1),
-- optionally random sign flips of the projected features (support and queries alike; member 0: none),
-and the members' probabilities are averaged. Classes are put in a canonical order first: by their
-support centroid in the projected space, which does not depend on the labels' names or order. So
-renaming or reordering the classes permutes the output columns exactly, nothing else.
+The members (`plan`, from the labels alone, so the cost is known before any vector exists):
+- Native multi-class (a head with n_classes label slots, C <= n_classes, multiclass 'auto' or
+  'native'): per member, a random order of the support points (member 0: the given order), a random
+  assignment of the C classes to C of the head's slots (member 0: slots 0..C-1 in canonical order) and,
+  optionally, random sign flips of the projected features (support and queries alike; member 0: none).
+  Classes are put in a canonical order first, by their support centroid in the projected space, so
+  renaming or reordering the classes permutes the output columns exactly, nothing else.
+- Otherwise binary problems: one (two classes), one-vs-rest ('auto', 'ovr') or one-vs-one ('ovo'),
+  each in random orders of its support points and each also run with its labels swapped (the head
+  alone is not exactly symmetric); probabilities normalised over the classes.
+- Either way, a support set longer than the head's context is split into near-equal chunks, one
+  sequence each, and the members' probabilities are averaged.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import combinations
 
 import numpy as np
 import torch
@@ -21,13 +29,21 @@ from tart import projection
 from tart.reasoning import TartReasoningModel
 
 
+def fit_task_projection(S: np.ndarray, n_dims: int, shrinkage: float, standardize: bool) -> projection.FittedProjection:
+    return projection.fit_projection(torch.from_numpy(np.asarray(S, dtype=np.float64))[None], n_dims, shrinkage,
+                                     standardize)
+
+
+def project(fitted: projection.FittedProjection, A: np.ndarray) -> torch.Tensor:
+    return projection.apply_projection(fitted, torch.from_numpy(np.asarray(A, dtype=np.float64))[None])[0].float()
+
+
 def project_task(S: np.ndarray, Q: np.ndarray, n_dims: int, shrinkage: float, standardize: bool,
                  fit_on: str = "support") -> tuple[torch.Tensor, torch.Tensor]:
     """S and Q in the head's input space, the projection fitted on S (or on S and Q together)."""
-    S, Q = (torch.from_numpy(np.asarray(A, dtype=np.float64))[None] for A in (S, Q))
-    fitted = projection.fit_projection(torch.cat([S, Q], 1) if fit_on == "support+queries" else S, n_dims,
-                                       shrinkage, standardize)
-    return projection.apply_projection(fitted, S)[0].float(), projection.apply_projection(fitted, Q)[0].float()
+    fitted = fit_task_projection(np.concatenate([S, Q]) if fit_on == "support+queries" else S, n_dims, shrinkage,
+                                 standardize)
+    return project(fitted, S), project(fitted, Q)
 
 
 @torch.inference_mode()
@@ -52,46 +68,129 @@ def canonical_class_order(S_p: torch.Tensor, y: np.ndarray, n_classes: int) -> n
     return rank
 
 
-@torch.inference_mode()
-def native_proba(head: TartReasoningModel, S_p: torch.Tensor, Q_p: torch.Tensor, y: np.ndarray, n_classes: int,
-                 n_members: int = 4, sign_flips: bool = True, seed: int | None = 0,
-                 query_batch_size: int = 128) -> np.ndarray:
-    """(n_queries, n_classes) probabilities from a multi-class head, averaged over the ensemble."""
-    slots_total, max_k = head.config.n_classes, head.config.max_examples
-    if n_classes > slots_total:
-        raise ValueError(f"{n_classes} classes exceed the head's {slots_total} label slots: use one-vs-rest")
-    rng = np.random.default_rng(seed)
-    rank = canonical_class_order(S_p, y, n_classes)
-    n, n_dims = S_p.shape
-    members = []  # (support order, slot of each class, feature signs)
-    for m in range(n_members):
-        if m == 0:
-            members.append((np.arange(n), rank, np.ones(n_dims)))
-            continue
-        signs = rng.choice([-1.0, 1.0], n_dims) if sign_flips else np.ones(n_dims)
-        members.append((rng.permutation(n), rng.permutation(slots_total)[rank], signs))
-    seqs = [(chunk, slots, signs) for order, slots, signs in members
-            for chunk in np.array_split(order, -(-n // max_k))]
+def is_native(config, n_classes: int, multiclass: str) -> bool:
+    """Whether the head reads these classes with its own label slots."""
+    fits = bool(config.multiclass) and n_classes <= config.n_classes
+    if multiclass == "native" and not fits:
+        raise ValueError(f"multiclass='native' needs a multi-class head with >= {n_classes} label slots; "
+                         f"this head has {config.n_classes if config.multiclass else 'binary labels'}")
+    return fits and multiclass in ("auto", "native")
 
-    L = max(len(chunk) for chunk, _, _ in seqs)
-    x_ctx = torch.zeros(len(seqs), L, n_dims)
-    y_ctx = torch.zeros(len(seqs), L, dtype=torch.long)
-    lengths = torch.tensor([len(chunk) for chunk, _, _ in seqs])
-    mask = torch.zeros(len(seqs), slots_total, dtype=torch.bool)
-    signs = torch.tensor(np.stack([s for _, _, s in seqs]), dtype=torch.float32)
-    slot_of_class = torch.tensor(np.stack([slots for _, slots, _ in seqs]))  # (n_seqs, C)
-    for i, (chunk, slots, _) in enumerate(seqs):
-        x_ctx[i, : len(chunk)] = S_p[chunk] * signs[i]
-        y_ctx[i, : len(chunk)] = torch.from_numpy(slots[y[chunk]])
-        mask[i, slots] = True
-    device = next(head.parameters()).device
-    out = []
-    for start in range(0, len(Q_p), query_batch_size):
-        q = Q_p[start : start + query_batch_size]
-        x_q = q[None] * signs[:, None, :]
-        logits = head(x_ctx.to(device), y_ctx.to(device), x_q.to(device),
-                      context_lengths=lengths[:, None].expand(-1, len(q)).to(device), class_mask=mask.to(device)).logits
-        p = torch.softmax(logits.float(), -1).cpu()  # (n_seqs, q, slots)
-        p = p.gather(2, slot_of_class[:, None, :].expand(-1, len(q), -1))  # (n_seqs, q, C) in class order
-        out.append(p.mean(0))
-    return torch.cat(out).double().numpy()
+
+@dataclass
+class Sequence:
+    """One member's sequence: support points in order, with the label (0/1) or slot each carries."""
+    support: np.ndarray
+    labels: np.ndarray
+    signs: np.ndarray  # of the projected features
+    slots: np.ndarray | None  # native: each class's slot
+    problem: int  # binary: the problem it answers
+    swapped: bool  # binary: labels swapped, so its P(positive) is 1 - the head's
+
+
+def binary_problems(y: np.ndarray, n_classes: int, multiclass: str) -> list[tuple[np.ndarray, np.ndarray, int, int]]:
+    """(support indices, binary labels, positive class, negative class or -1 for 'rest')."""
+    everyone = np.arange(len(y))
+    if n_classes == 2:
+        return [(everyone, (y == 1).astype(np.float32), 1, 0)]
+    if multiclass in ("auto", "native", "ovr"):
+        return [(everyone, (y == c).astype(np.float32), c, -1) for c in range(n_classes)]
+    problems = []
+    for a, b in combinations(range(n_classes), 2):
+        idx = np.flatnonzero((y == a) | (y == b))
+        problems.append((idx, (y[idx] == a).astype(np.float32), a, b))
+    return problems
+
+
+def plan(y: np.ndarray, n_classes: int, config, multiclass: str = "auto", n_members: int = 4,
+         sign_flips: bool = True, seed=0, rank: np.ndarray | None = None) -> list[Sequence]:
+    """Every member's sequences. Their number and lengths depend on the labels alone (`rank`, the
+    canonical class order, only moves native classes between slots)."""
+    rng = np.random.default_rng(seed)
+    max_k, n_dims, n = config.max_examples, config.n_dims, len(y)
+    ones = np.ones(n_dims)
+    seqs = []
+    if is_native(config, n_classes, multiclass):
+        rank = np.arange(n_classes) if rank is None else rank
+        for m in range(n_members):
+            order, slots, signs = np.arange(n), rank, ones
+            if m > 0:
+                signs = rng.choice([-1.0, 1.0], n_dims) if sign_flips else ones
+                order, slots = rng.permutation(n), rng.permutation(config.n_classes)[rank]
+            seqs += [Sequence(chunk, slots[y[chunk]], signs, slots, 0, False)
+                     for chunk in np.array_split(order, -(-n // max_k))]
+        return seqs
+    for p, (idx, labels, _, _) in enumerate(binary_problems(y, n_classes, multiclass)):
+        n_chunks = -(-len(idx) // max_k)
+        for _ in range(n_members):
+            for chunk in np.array_split(rng.permutation(len(idx)), n_chunks):
+                seqs.append(Sequence(idx[chunk], labels[chunk], ones, None, p, False))
+                seqs.append(Sequence(idx[chunk], 1 - labels[chunk], ones, None, p, True))
+    return seqs
+
+
+@dataclass(frozen=True)
+class HeadCost:
+    sequences: int
+    context: int  # longest support chunk
+    tokens: int  # what the head reads: each sequence, padded to `context`, once per query batch, plus the queries
+
+
+def head_cost(seqs: list[Sequence], n_queries: int, query_batch: int) -> HeadCost:
+    context = max(len(s.support) for s in seqs)
+    return HeadCost(len(seqs), context, len(seqs) * (-(-n_queries // query_batch) * context + n_queries))
+
+
+class Ensemble:
+    """The padded contexts of every member, built once per task; `proba` runs them on a batch of queries."""
+
+    def __init__(self, head: TartReasoningModel, S_p: torch.Tensor, y: np.ndarray, n_classes: int,
+                 multiclass: str = "auto", n_members: int = 4, sign_flips: bool = True, seed=0):
+        config = head.config
+        self.head, self.n_classes = head, n_classes
+        self.native = is_native(config, n_classes, multiclass)
+        self.problems = None if self.native else binary_problems(y, n_classes, multiclass)
+        rank = canonical_class_order(S_p, y, n_classes) if self.native else None
+        seqs = plan(y, n_classes, config, multiclass, n_members, sign_flips, seed, rank)
+        device = next(head.parameters()).device
+        L = max(len(s.support) for s in seqs)
+        x = torch.zeros(len(seqs), L, S_p.shape[1])
+        labels = torch.zeros(len(seqs), L, dtype=torch.long if config.multiclass else torch.float32)
+        self.signs = torch.tensor(np.stack([s.signs for s in seqs]), dtype=torch.float32)
+        for i, s in enumerate(seqs):
+            x[i, : len(s.support)] = S_p[s.support] * self.signs[i]
+            labels[i, : len(s.support)] = torch.from_numpy(s.labels)
+        self.x, self.labels, self.signs = x.to(device), labels.to(device), self.signs.to(device)
+        self.lengths = torch.tensor([len(s.support) for s in seqs], device=device)
+        if self.native:
+            self.slot_of_class = torch.tensor(np.stack([s.slots for s in seqs]))  # (n_seqs, C)
+            self.mask = torch.zeros(len(seqs), config.n_classes, dtype=torch.bool)
+            for i, s in enumerate(seqs):
+                self.mask[i, s.slots] = True
+            self.mask = self.mask.to(device)
+        else:
+            self.swapped = torch.tensor([s.swapped for s in seqs])
+            self.owner = torch.tensor([s.problem for s in seqs])
+
+    @torch.inference_mode()
+    def proba(self, Q_p: torch.Tensor) -> np.ndarray:
+        """(n_queries, n_classes) probabilities, averaged over the members."""
+        x_q = Q_p.to(self.x.device)[None] * self.signs[:, None, :]
+        lengths = self.lengths[:, None].expand(-1, len(Q_p))
+        if self.native:
+            logits = self.head(self.x, self.labels, x_q, context_lengths=lengths, class_mask=self.mask).logits
+            p = torch.softmax(logits.float(), -1).cpu()  # (n_seqs, q, slots)
+            p = p.gather(2, self.slot_of_class[:, None, :].expand(-1, len(Q_p), -1))  # (n_seqs, q, C) in class order
+            return p.mean(0).double().numpy()
+        p = positive_probability(self.head, self.x, self.labels, x_q, lengths).cpu()  # (n_seqs, q)
+        p[self.swapped] = 1 - p[self.swapped]
+        p = torch.stack([p[self.owner == i].mean(0) for i in range(len(self.problems))]).numpy()
+        if self.n_classes == 2:
+            return np.stack([1 - p[0], p[0]], axis=1)
+        scores = np.zeros((len(Q_p), self.n_classes))
+        for (_, _, pos, neg), pp in zip(self.problems, p):
+            scores[:, pos] += pp
+            if neg >= 0:  # one-vs-one: the pair's other class gets the complement
+                scores[:, neg] += 1 - pp
+        scores = np.maximum(scores, 1e-9)
+        return scores / scores.sum(axis=1, keepdims=True)

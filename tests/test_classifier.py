@@ -79,8 +79,33 @@ def test_queries_are_independent_and_results_reproducible(head, cancer):
 def test_support_longer_than_the_context_is_chunked(head, cancer):
     Xs, ys, Xt, yt = support_and_test(*cancer, k=200)
     clf = TartClassifier(head=head, embedder=None, n_permutations=1).fit(Xs, ys)
-    assert len(clf._sequences(clf._binary_problems())) == 2 * 4  # 200 examples / 64 per sequence, x2 label swap
+    assert clf.plan(1).sequences == 2 * 4  # 200 examples / 64 per sequence, x2 label swap
     assert clf.score(Xt, yt) > 0.85
+
+
+def test_fit_does_the_task_work_once(head, cancer, monkeypatch):
+    """The projection is fitted once per fit, not per query batch nor per predict call; a stop
+    callback is asked before each batch."""
+    from tart import projection
+    from tart.classifier import Stopped
+
+    calls = []
+    fit_projection = projection.fit_projection
+    monkeypatch.setattr(projection, "fit_projection", lambda *a, **kw: calls.append(1) or fit_projection(*a, **kw))
+    Xs, ys, Xt, _ = support_and_test(*cancer, k=32)
+    clf = TartClassifier(head=head, embedder=None, query_batch_size=16).fit(Xs, ys)
+    assert len(calls) == 1
+    clf.predict_proba(Xt[:100])  # 7 batches
+    clf.predict(Xt[:20])
+    assert len(calls) == 1
+    asked = []
+    with pytest.raises(Stopped):
+        clf.predict_proba(Xt[:100], stop=lambda: asked.append(1) or len(asked) > 3)
+    assert len(asked) == 4  # three batches ran, the fourth was not started
+    # with the queries in the projection, it is fitted once per predict call instead
+    both = TartClassifier(head=head, embedder=None, query_batch_size=16, fit_projection_on="support+queries")
+    both.fit(Xs, ys).predict_proba(Xt[:100])
+    assert len(calls) == 2
 
 
 def test_scikit_learn_tools(head, cancer):

@@ -53,9 +53,8 @@ def test_native_path_is_used_and_differs_from_one_vs_rest(multiclass_head, wine)
 
 def test_native_needs_a_multiclass_head(wine):
     S, y, Q, _ = wine
-    clf = TartClassifier(head="tart-compact", embedder=None, multiclass="native").fit(S, y)
-    with pytest.raises(ValueError, match="multi-class head"):
-        clf.predict_proba(Q)
+    with pytest.raises(ValueError, match="multi-class head"):  # at fit, which builds the ensemble
+        TartClassifier(head="tart-compact", embedder=None, multiclass="native").fit(S, y).predict_proba(Q)
 
 
 def test_canonical_order_ignores_label_names():
