@@ -3,7 +3,7 @@ becomes of requests past it.
 
 Starts the server on 127.0.0.1 (default settings unless --embedder etc. say otherwise, a temporary
 task store), then sends, one at a time, requests built with the server's own cost module
-(`serving.cost`: the embedder's tokenizer and the head's sequences, for the head in use):
+(`serving.cost`: the embedder's tokenizer; the head's cost as the classifier plans it, for the head in use):
 1. largest: at both budgets at once: 32 labels (more than a multi-class head's slots, so binary
    problems), the examples, orders and texts that bring the head's cost closest to max_head_tokens,
    every text lengthened until the embedder's cost is just under max_embed_tokens;
@@ -36,7 +36,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tart.data import load_dataset  # noqa: E402
 from tart.serving.launch import LocalServer  # noqa: E402
-from tart.serving.cost import QUERY_BATCH, TokenCounter, head_cost  # noqa: E402
+from tart.checkpoint_io import load_head  # noqa: E402
+from tart.classifier import TartClassifier  # noqa: E402
+from tart.serving.cost import QUERY_BATCH, TokenCounter  # noqa: E402
 from tart.serving.settings import Settings  # noqa: E402
 
 
@@ -74,26 +76,29 @@ class PeakMemory:
                 "peak_rss_mb_by_process": {str(p): self.peak[p] / 2**20 for p in self.peak}}
 
 
-def head_shape(checkpoint: str) -> tuple[int, int]:
-    """(context, native label slots or 0) of a head, from its config alone."""
-    from tart.checkpoint_io import resolve_checkpoint
-
-    config = json.loads((resolve_checkpoint(checkpoint) / "config.json").read_text())
-    slots = config.get("n_classes", 2)
-    return config.get("max_examples", 64), slots if slots > 2 else 0
+def head_tokens(checkpoint: str, labels: list[str], n_queries: int, perms: int, multiclass: str = "auto") -> int:
+    """The head's cost of a request, as the service reads it (the classifier's plan)."""
+    clf = TartClassifier(head=checkpoint, embedder=None, n_permutations=perms, multiclass=multiclass,
+                         random_state=0, query_batch_size=QUERY_BATCH)
+    return clf.plan(n_queries, labels).tokens
 
 
-def heaviest_head_request(settings: Settings, context: int, slots: int, max_items: int, n_labels: int = 32):
+def heaviest_head_request(settings: Settings, checkpoint: str, max_items: int, n_labels: int = 32):
     """(examples, permutations, texts) with the largest head cost within max_head_tokens, at most
     `max_items` examples and texts together (each costs the embedder tokens too)."""
     best = None
     for k in range(n_labels, min(settings.max_examples, max_items - 1) + 1, n_labels):
         labels = [f"label-{i % n_labels}" for i in range(k)]
         for perms in range(1, settings.max_permutations + 1):
-            for n_q in range(1, min(settings.max_texts, max_items - k) + 1):
-                cost = head_cost(labels, n_q, perms, "auto", context, QUERY_BATCH, slots)
-                if cost.tokens <= settings.max_head_tokens and (best is None or (cost.tokens, k + n_q) > best[0]):
-                    best = ((cost.tokens, k + n_q), k, perms, n_q)
+            lo, hi = 0, min(settings.max_texts, max_items - k)  # the most texts within budget (cost grows with them)
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                lo, hi = (mid, hi) if head_tokens(checkpoint, labels, mid, perms) <= settings.max_head_tokens \
+                    else (lo, mid - 1)
+            if lo:
+                tokens = head_tokens(checkpoint, labels, lo, perms)
+                if best is None or (tokens, k + lo) > best[0]:
+                    best = ((tokens, k + lo), k, perms, lo)
     return best[1:]
 
 
@@ -135,13 +140,13 @@ def fill(counter: TokenCounter, texts: list[str], source: list[str], budget: int
     return out
 
 
-def requests_to_send(settings: Settings, counter: TokenCounter, context: int, slots: int, repeat: int):
+def requests_to_send(settings: Settings, counter: TokenCounter, checkpoint: str, repeat: int):
     """(name, route, payload); every text is new in each repeat, so none comes from the embedder's cache."""
     tag = f"r{repeat}"
     glosses = load_dataset("wordnet-6way").texts
     fortunes = load_dataset("fortunes-computers-politics").texts
     one_token = 1 + counter.specials
-    k, perms, n_q = heaviest_head_request(settings, context, slots, settings.max_embed_tokens // one_token)
+    k, perms, n_q = heaviest_head_request(settings, checkpoint, settings.max_embed_tokens // one_token)
     labels = [f"label-{i % 32}" for i in range(k)]
 
     def classify(texts, labels, options):
@@ -164,14 +169,14 @@ def requests_to_send(settings: Settings, counter: TokenCounter, context: int, sl
             ("256 x 2000-character task /tasks/create", "/tasks/create", big_task)]
 
 
-def costs(payload: dict, counter: TokenCounter, context: int, slots: int) -> dict:
+def costs(payload: dict, counter: TokenCounter, checkpoint: str) -> dict:
     texts = [e["text"] for e in payload["examples"]] + payload.get("texts", [])
     out = {"embed_tokens": counter.embed_tokens(counter.count(texts))}
     if "texts" in payload:
         options = payload.get("options", {})
-        out["head_tokens"] = head_cost([e["label"] for e in payload["examples"]], len(payload["texts"]),
-                                       options.get("n_permutations") or Settings().n_permutations,
-                                       options.get("multiclass", "auto"), context, QUERY_BATCH, slots).tokens
+        out["head_tokens"] = head_tokens(checkpoint, [e["label"] for e in payload["examples"]], len(payload["texts"]),
+                                         options.get("n_permutations") or Settings().n_permutations,
+                                         options.get("multiclass", "auto"))
     return out
 
 
@@ -193,14 +198,13 @@ def main(argv=None) -> int:
            "TART_CONFIG": "", "TART_EMBED_THREADS": str(args.embed_threads),
            **{f"TART_{k.upper()}": str(v) for k, v in budget.items()}}
     counter = TokenCounter(args.embedder)
-    context, slots = head_shape(args.checkpoint)
-    rounds = [requests_to_send(settings, counter, context, slots, r) for r in range(args.repeats)]
+    rounds = [requests_to_send(settings, counter, args.checkpoint, r) for r in range(args.repeats)]
     results = []
     with LocalServer(env) as server:
         for i in range(len(rounds[0])):
             for repeat, requests in enumerate(rounds):
                 name, route, payload = requests[i]
-                cost = costs(payload, counter, context, slots)
+                cost = costs(payload, counter, args.checkpoint)
                 with PeakMemory(server.proc.pid) as mem:
                     t0 = time.perf_counter()
                     r = httpx.post(server.url + route, json=payload, timeout=300)
@@ -217,8 +221,10 @@ def main(argv=None) -> int:
                       f"(one process), {cost}, load {row['load_average_1min']:.1f} {(body.get('error') or '')[:120]}",
                       flush=True)
         stats = httpx.post(server.url + "/stats", timeout=30).json()
+    config = load_head(args.checkpoint).config
     out = {"config": {**vars(args), "max_embed_tokens": settings.max_embed_tokens,
-                      "max_head_tokens": settings.max_head_tokens, "head_context": context, "head_label_slots": slots},
+                      "max_head_tokens": settings.max_head_tokens, "head_context": config.max_examples,
+                      "head_label_slots": config.n_classes if config.multiclass else 0},
            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "load_average_1_5_15": os.getloadavg()},
            "embedder_dtype": stats["embedder"].get("dtype"), "results": results}
     if args.json:

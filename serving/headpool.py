@@ -1,15 +1,14 @@
 """Where the head runs: two lanes of threads with bounded queues, cancellable jobs, stuck detection.
 
-- Lanes: a request whose head cost (`serving.cost.head_cost`) is at most `light_tokens` runs in the
+- Lanes: a request whose head cost (`TartClassifier.plan`) is at most `light_tokens` runs in the
   light lane, others in the heavy lane, each with its own threads: heavy requests cannot make a
   light one wait behind them.
 - Bounded queues: a lane holds at most its threads plus `max_waiting` jobs; past that, `Busy` (the
   service answers 503 with Retry-After) instead of a queue that grows while clients time out.
-- Cancellation: a job gets a `threading.Event`; when the request's coroutine is cancelled (the client
-  disconnected, or the request passed `timeout_s`) the event is set, a job not started yet never
-  starts, and a running one stops at its next check, before its next batch of 32 queries (one batch,
-  at most `max_head_tokens` of work, runs to its end; with projection 'support+queries' the queries
-  are one piece, so a running job finishes).
+- Cancellation: a job is called with `stop=`, a callable that turns True when the request's coroutine
+  is cancelled (the client disconnected, or the request passed `timeout_s`): a job not started yet
+  never starts, and a running one (`TartClassifier.predict_proba`) stops before its next batch of 32
+  queries (one batch, at most `max_head_tokens` of work, runs to its end).
 - Stuck detection: `oldest_running_s()` is how long the oldest running job has run; /readyz turns
   unready when it passes the configured limit.
 """
@@ -44,8 +43,8 @@ class Lane:
         with self._lock:
             self.pending -= 1
 
-    async def run(self, fn):
-        """Run `fn(cancel_event)` on this lane; raises Busy when the lane is full."""
+    async def run(self, fn, *args):
+        """Run `fn(*args, stop=...)` on this lane; raises Busy when the lane is full."""
         with self._lock:
             if self.pending >= self.threads + self.max_waiting:
                 raise Busy(f"the head's {self.name} lane is full ({self.pending} requests running or "
@@ -61,7 +60,7 @@ class Lane:
             with self._lock:
                 self._running[number] = time.monotonic()
             try:
-                result = fn(cancel)
+                result = fn(*args, stop=cancel.is_set)
                 with self._lock:
                     self.completed += 1
                 return result
@@ -92,8 +91,8 @@ class HeadLanes:
         self.light = Lane("light", light_threads, max_waiting)
         self.heavy = Lane("heavy", heavy_threads, max_waiting)
 
-    async def run(self, fn, head_tokens: int):
-        return await (self.light if head_tokens <= self.light_tokens else self.heavy).run(fn)
+    async def run(self, head_tokens: int, fn, *args):
+        return await (self.light if head_tokens <= self.light_tokens else self.heavy).run(fn, *args)
 
     def oldest_running_s(self) -> float:
         return max(self.light.oldest_running_s(), self.heavy.oldest_running_s())

@@ -8,8 +8,9 @@ embedder forward pass: `Embedding.embed` is batchable (`max_batch_size` texts, `
 a request of more than half a batch skips the batcher (`Embedding.embed_large`, in chunks).
 The head runs in two lanes with bounded queues and cancellable jobs (`serving.headpool`).
 Registered tasks keep their examples' embeddings in SQLite, so classifying by task id embeds only the
-new texts, and its fitted classifier stays in memory (`serving.predict.FittedCache`).
-Every request's cost is checked before any work (`serving.cost`). /healthz, /readyz and /metrics are
+new texts, and its fitted `TartClassifier` stays in memory (`serving.store.FittedCache`), so its
+requests skip the fit. Every request's cost is checked before any work (`serving.cost`, with the head's
+share from `TartClassifier.plan`); the head's work is `predict_proba`, run in a lane. /healthz, /readyz and /metrics are
 BentoML's own; /docs.json is BentoML's document completed by `serving.openapi`.
 """
 from __future__ import annotations
@@ -26,15 +27,16 @@ import numpy as np
 from bentoml.exceptions import BentoMLException
 from starlette.responses import JSONResponse
 
-from tart.serving import lifecycle, openapi, predict
-from tart.serving.headpool import Busy, Cancelled, HeadLanes
-from tart.serving.cost import QUERY_BATCH, TokenCounter, head_cost, over_budget
+from tart.classifier import TartClassifier
+from tart.serving import lifecycle, openapi
+from tart.serving.cost import QUERY_BATCH, TokenCounter, over_budget
+from tart.serving.headpool import Busy, HeadLanes
 from tart.serving.middleware import ErrorShape, RequestGate, json_http_errors
 from tart.serving.schemas import (ClassifyRequest, ClassifyResponse, Deleted, Example, ModelInfo, Options, Prediction,
                              TaskClassifyRequest, TaskCreateRequest, TaskDetail, TaskInfo, TaskList,
                              TaskListRequest, TaskRef)
 from tart.serving.settings import get_settings
-from tart.serving.store import StoreFull, Task, TaskNameTaken, TaskNotFound, TaskStore
+from tart.serving.store import FittedCache, StoreFull, Task, TaskNameTaken, TaskNotFound, TaskStore
 
 S = get_settings()
 
@@ -149,11 +151,9 @@ class Tart:
 
         torch.set_num_threads(S.head_threads)
         self.head = load_head(S.checkpoint)
-        self.head_context = int(self.head.config.max_examples)
-        self.head_slots = int(self.head.config.n_classes) if self.head.config.multiclass else 0  # native labels
         self.tokens = TokenCounter(S.embedder)  # the embedder's tokenizer only: costs and truncation
         self.store = TaskStore(S.store_path, max_tasks=S.max_tasks)
-        self.fitted = predict.FittedCache()  # registered tasks' fitted classifiers, by (task id, options)
+        self.fitted = FittedCache()  # registered tasks' fitted classifiers, by (task id, options)
         # the head runs in lanes of its own (serving/headpool.py): heavy requests cannot take every
         # core, nor make light ones wait; queues are bounded; a gone request's job stops
         self.lanes = HeadLanes(light_threads=1, heavy_threads=S.head_concurrency, light_tokens=S.light_head_tokens,
@@ -194,54 +194,51 @@ class Tart:
     def _options(self, options) -> tuple:
         return (options.n_permutations or S.n_permutations, options.multiclass, options.projection)
 
-    def _check_cost(self, embed_counts: list[int], labels: list[str] | None, n_queries: int, options):
-        """(413 response or None, the head's cost in tokens)."""
-        head = None
-        if labels is not None:
-            perms, multiclass, _ = self._options(options)
-            head = head_cost(labels, n_queries, perms, multiclass, self.head_context, QUERY_BATCH, self.head_slots)
+    def _classifier(self, options) -> TartClassifier:
+        perms, multiclass, projection = self._options(options)
+        return TartClassifier(head=self.head, embedder=None, n_permutations=perms, multiclass=multiclass,
+                              fit_projection_on=projection, random_state=0, query_batch_size=QUERY_BATCH)
+
+    def _check_cost(self, embed_counts: list[int], head=None, multiclass: str = "auto"):
+        """A 413 response when the request is over budget (`head`: the classifier's plan), else None."""
         message = over_budget(self.tokens.embed_tokens(embed_counts), head, S.max_embed_tokens, S.max_head_tokens,
-                              multiclass=options.multiclass if options is not None else "auto")
+                              multiclass=multiclass)
         if message:
             self.counts["refused_over_budget"] += 1
-            return _error(413, message), 0
-        return None, head.tokens if head else 0
+            return _error(413, message)
+        return None
 
     def _unusable_task(self, labels: list[str]) -> str | None:
         """Why no request with default options could use a task with these labels (its head cost for one
         text is over max_head_tokens), else None: such a task is refused when it is registered."""
-        perms, multiclass, _ = self._options(Options())
-        head = head_cost(labels, 1, perms, multiclass, self.head_context, QUERY_BATCH, self.head_slots)
+        clf = self._classifier(Options())
+        head = clf.plan(1, labels)
         if head.tokens <= S.max_head_tokens:
             return None
-        return (f"examples: with default options (n_permutations={perms}, multiclass '{multiclass}') one text "
-                f"would need {head.tokens} head tokens ({len(labels)} examples, {len(set(labels))} labels); the "
-                f"limit is max_head_tokens={S.max_head_tokens}: register fewer examples or labels")
+        return (f"examples: with default options (n_permutations={clf.n_permutations}, multiclass "
+                f"'{clf.multiclass}') one text would need {head.tokens} head tokens ({len(labels)} examples, "
+                f"{len(set(labels))} labels); the limit is max_head_tokens={S.max_head_tokens}: register fewer "
+                f"examples or labels")
 
     def _truncated(self, counts: list[int]) -> list[int]:
         return [i for i, n in enumerate(counts) if n > self.tokens.max_length]
 
-    async def _answer(self, queries, query_counts, options, head_tokens: int, support=None, labels=None,
-                      fitted=None, task_id=None, truncated_examples=()):
-        settings = self._options(options)  # (orders, multiclass, projection)
-        batch = QUERY_BATCH if settings[2] == "support" else None  # support+queries: one piece
-
-        def run(cancel):
-            model = fitted or predict.fit(self.head, support, labels, *settings, QUERY_BATCH)
-            return predict.predict(model, queries, cancel=cancel, batch=batch)
-
+    async def _answer(self, clf: TartClassifier, queries, query_counts, head_tokens: int, task_id=None,
+                      truncated_examples=()):
         try:
-            predictions = await self.lanes.run(run, head_tokens)
+            proba = await self.lanes.run(head_tokens, clf.predict_proba, queries)
         except Busy as err:
             return _error(503, str(err))
         except ValueError as err:  # the classifier refused this support set
             return _error(422, f"examples: {err}")
-        predictions = [Prediction(label=label, scores=scores, tokens=n, truncated=n > self.tokens.max_length)
-                       for (label, scores), n in zip(predictions, query_counts)]
+        names = clf.classes_.tolist()
+        predictions = [Prediction(label=names[int(np.argmax(row))], scores=dict(zip(names, map(float, row))),
+                                  tokens=n, truncated=n > self.tokens.max_length)
+                       for row, n in zip(np.nan_to_num(proba, nan=0.0), query_counts)]
         return ClassifyResponse(predictions=predictions, model=self.model_info, task_id=task_id,
                                 truncated_examples=list(truncated_examples))
 
-    async def _task_fitted(self, task_id: str, options):
+    async def _task_fitted(self, task_id: str, options) -> tuple[TartClassifier, list[int]]:
         """A registered task's fitted classifier and truncated examples: from memory, else from the store.
         The store is asked first whether the task still exists (another worker may have deleted it)."""
         if not await asyncio.to_thread(self.store.exists, task_id):
@@ -249,7 +246,7 @@ class Tart:
         key = (task_id, *self._options(options))
         hit = self.fitted.get(key)
         if hit is not None:
-            self.counts["examples_from_cache"] += len(hit[1])
+            self.counts["examples_from_cache"] += len(hit[0].y_index_)
             return hit
         task = await asyncio.to_thread(self.store.get, task_id)
         if task.embedder != S.embedder:  # cached by another embedder: re-embed once, keep the new cache
@@ -259,9 +256,8 @@ class Tart:
             self.counts["examples_reembedded"] += task.n_examples
         else:
             self.counts["examples_from_cache"] += task.n_examples
-        fitted = await asyncio.to_thread(predict.fit, self.head, task.embeddings, task.example_labels,
-                                         *self._options(options), QUERY_BATCH)
-        entry = (fitted, task.example_labels, self._truncated(self.tokens.count(task.texts)))
+        clf = await asyncio.to_thread(self._classifier(options).fit, task.embeddings, task.example_labels)
+        entry = (clf, self._truncated(self.tokens.count(task.texts)))
         self.fitted.put(key, entry)
         return entry
 
@@ -275,12 +271,18 @@ class Tart:
         all_texts = [e.text for e in examples] + list(texts)
         labels = [e.label for e in examples]
         counts = self.tokens.count(all_texts)
-        refused, head_tokens = self._check_cost(counts, labels, len(texts), options)
+        clf = self._classifier(options)
+        head = clf.plan(len(texts), labels)
+        refused = self._check_cost(counts, head, options.multiclass)
         if refused:
             return refused
         vectors = await self._embed(all_texts)
         k = len(examples)
-        return await self._answer(vectors[k:], counts[k:], options, head_tokens, support=vectors[:k], labels=labels,
+        try:  # no head forward yet: projection and contexts only
+            await asyncio.to_thread(clf.fit, vectors[:k], labels)
+        except ValueError as err:
+            return _error(422, f"examples: {err}")
+        return await self._answer(clf, vectors[k:], counts[k:], head.tokens,
                                   truncated_examples=self._truncated(counts[:k]))
 
     @bentoml.api(route="/tasks/create", input_spec=TaskCreateRequest)
@@ -289,7 +291,7 @@ class Tart:
         """Register a task: its examples are embedded once and kept. Returns the task's id."""
         texts = [e.text for e in examples]
         counts = self.tokens.count(texts)
-        refused, _ = self._check_cost(counts, None, 0, None)
+        refused = self._check_cost(counts)
         if refused:
             return refused
         unusable = self._unusable_task([e.label for e in examples])
@@ -305,10 +307,9 @@ class Tart:
         except (TaskNameTaken, StoreFull) as err:
             return _error(409, f"name: {err}" if isinstance(err, TaskNameTaken) else str(err))
         # what depends only on the examples is prepared now, for the default options
-        default = self._options(Options())
-        fitted = await asyncio.to_thread(predict.fit, self.head, vectors, labels, *default, QUERY_BATCH)
+        clf = await asyncio.to_thread(self._classifier(Options()).fit, vectors, labels)
         truncated = self._truncated(counts)
-        self.fitted.put((task.id, *default), (fitted, labels, truncated))
+        self.fitted.put((task.id, *self._options(Options())), (clf, truncated))
         return _info(task, truncated)
 
     @bentoml.api(route="/tasks/list", input_spec=TaskListRequest)
@@ -346,15 +347,15 @@ class Tart:
         self.counts["task_classify_requests"] += 1
         counts = self.tokens.count(list(texts))
         try:
-            fitted, labels, truncated = await self._task_fitted(task_id, options)
+            clf, truncated = await self._task_fitted(task_id, options)
         except TaskNotFound:
             return _error(404, f"task_id: no task with id {task_id!r}")
-        refused, head_tokens = self._check_cost(counts, labels, len(texts), options)
+        head = clf.plan(len(texts))
+        refused = self._check_cost(counts, head, options.multiclass)
         if refused:
             return refused
         queries = await self._embed(list(texts))
-        return await self._answer(queries, counts, options, head_tokens, fitted=fitted, task_id=task_id,
-                                  truncated_examples=truncated)
+        return await self._answer(clf, queries, counts, head.tokens, task_id=task_id, truncated_examples=truncated)
 
     def __is_ready__(self) -> bool:
         """BentoML's /readyz asks this (and the embedder's): unready while a head job is stuck."""

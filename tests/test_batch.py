@@ -53,7 +53,7 @@ def same_rows(a, b):
 
 def test_chunks_give_the_classifiers_and_the_services_answers(spec, labeller, tmp_path):
     from tart.classifier import TartClassifier
-    from tart.serving import predict
+    from tart.serving.cost import QUERY_BATCH
 
     texts = corpus_texts(40)
     (tmp_path / "c.txt").write_text("\n".join(texts) + "\n")
@@ -67,11 +67,10 @@ def test_chunks_give_the_classifiers_and_the_services_answers(spec, labeller, tm
     proba = clf.predict_proba(texts)
     assert [r["label"] for r in rows] == clf.predict(texts).tolist()
     assert np.allclose([[r["scores"][c] for c in ("animal", "food")] for r in rows], proba, atol=1e-5)
-    # the service's head half (serving/predict.py) on the same vectors
-    fitted = predict.fit(clf.head_, spec.support, spec.labels, n_permutations=4, multiclass="auto",
-                         projection="support")
-    served = predict.predict(fitted, labeller.embedder.embed(texts))
-    assert [r["label"] for r in rows] == [label for label, _ in served]
+    # the classifier as the service fits a task (serving.service.Tart._classifier), on the same vectors
+    served = TartClassifier(head=clf.head_, embedder=None, n_permutations=4, random_state=0,
+                            query_batch_size=QUERY_BATCH).fit(spec.support, spec.labels)
+    assert [r["label"] for r in rows] == served.predict(labeller.embedder.embed(texts)).tolist()
 
 
 def test_every_format_gives_the_same_rows(labeller, spec, tmp_path):

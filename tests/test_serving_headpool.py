@@ -13,10 +13,10 @@ from tart.serving.headpool import Busy, HeadLanes, Lane
 
 
 def spinning_job(started: threading.Event, steps: list, release: threading.Event | None = None):
-    def job(cancel):
+    def job(stop):
         started.set()
-        for _ in range(400):  # up to 4 s, checking the cancel event like predict() does between batches
-            if cancel.is_set() or (release is not None and release.is_set()):
+        for _ in range(400):  # up to 4 s, asking stop() as predict_proba does between query batches
+            if stop() or (release is not None and release.is_set()):
                 break
             steps.append(1)
             time.sleep(0.01)
@@ -30,7 +30,7 @@ def test_cancelled_request_stops_its_running_job_and_its_queued_one():
         started, steps = threading.Event(), []
         first = asyncio.ensure_future(lane.run(spinning_job(started, steps)))
         queued_ran = []
-        second = asyncio.ensure_future(lane.run(lambda cancel: queued_ran.append(1)))
+        second = asyncio.ensure_future(lane.run(lambda stop: queued_ran.append(1)))
         await asyncio.to_thread(started.wait, 5)
         await asyncio.sleep(0.1)
         first.cancel()
@@ -51,12 +51,12 @@ def test_full_lane_is_busy_and_light_work_has_its_own_lane():
     async def scenario():
         lanes = HeadLanes(light_threads=1, heavy_threads=1, light_tokens=100, max_waiting=1)
         release, started = threading.Event(), threading.Event()
-        heavy = [asyncio.ensure_future(lanes.run(spinning_job(started, [], release), 10_000)) for _ in range(2)]
+        heavy = [asyncio.ensure_future(lanes.run(10_000, spinning_job(started, [], release))) for _ in range(2)]
         await asyncio.to_thread(started.wait, 5)
         with pytest.raises(Busy, match="heavy lane is full"):
-            await lanes.run(lambda cancel: None, 10_000)  # 1 running + 1 waiting: full
+            await lanes.run(10_000, lambda stop: None)  # 1 running + 1 waiting: full
         t0 = time.perf_counter()
-        light = await lanes.run(lambda cancel: "light done", 50)  # does not wait for the heavy ones
+        light = await lanes.run(50, lambda stop: "light done")  # does not wait for the heavy ones
         light_wait = time.perf_counter() - t0
         stuck = lanes.oldest_running_s()
         release.set()

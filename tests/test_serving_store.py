@@ -64,3 +64,17 @@ def test_store_replace_embeddings(tmp_path):
     got = store.get(task.id)
     assert (got.embedder, got.dim) == ("other", 5)
     np.testing.assert_array_equal(got.embeddings, new)
+
+
+def test_fitted_cache_is_lru_and_drops_a_task():
+    from tart.serving.store import FittedCache
+
+    cache = FittedCache(size=2)
+    cache.put(("t1", "a"), 1)
+    cache.put(("t2", "a"), 2)
+    assert cache.get(("t1", "a")) == 1  # t1 is now the most recent
+    cache.put(("t3", "a"), 3)           # drops t2
+    assert cache.get(("t2", "a")) is None and cache.get(("t3", "a")) == 3
+    cache.drop_task("t1")
+    assert cache.get(("t1", "a")) is None
+    assert (cache.hits, cache.misses) == (2, 2)

@@ -1,16 +1,23 @@
-"""The service's prediction step on a planted task: vectors whose label is known (well separated
-clusters), labels whose sorted order differs from their order of appearance. A wrong label mapping
-(reversed, by first appearance, off by one) gives wrong answers here, not just odd shapes."""
+"""The service's head step: its cost is the classifier's own plan, and equals what the head reads; on a
+planted task (vectors whose label is known: well separated clusters; labels whose sorted order differs
+from their order of appearance) a wrong label mapping (reversed, by first appearance, off by one) gives
+wrong answers, not just odd shapes."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from tart.serving.predict import FittedCache, fit, predict
 from tart.checkpoint_io import CHECKPOINTS, DEFAULT_HEAD
+from tart.classifier import TartClassifier
+from tart.serving.cost import QUERY_BATCH
 
 SHIPPED = CHECKPOINTS / DEFAULT_HEAD  # the default head, binary or multi-class
-pytestmark = pytest.mark.skipif(not (SHIPPED / "config.json").is_file(), reason="no shipped head")
+
+
+def service_classifier(head, n_permutations=4, multiclass="auto", projection="support"):
+    """As the service builds it (serving.service.Tart._classifier)."""
+    return TartClassifier(head=head, embedder=None, n_permutations=n_permutations, multiclass=multiclass,
+                          fit_projection_on=projection, random_state=0, query_batch_size=QUERY_BATCH)
 
 
 def planted(labels, k_per_class=8, q_per_class=6, dim=64, seed=0):
@@ -33,32 +40,22 @@ def planted(labels, k_per_class=8, q_per_class=6, dim=64, seed=0):
                                                (["b-second", "a-first"], "ovr"),
                                                (["zz", "mm", "aa"], "ovr"),
                                                (["zz", "mm", "aa", "0"], "ovo")])
+@pytest.mark.skipif(not (SHIPPED / "config.json").is_file(), reason="no shipped head")
 def test_planted_task_every_label_right(labels, multiclass):
     support, support_labels, queries, truth = planted(labels)
     # the service's default of 4 orders (with the stage-1 multi-class head, its first order alone, the
     # examples grouped by label, got one of 3 planted classes wrong: this test is about the label mapping)
-    fitted = fit(str(SHIPPED), support, support_labels, n_permutations=4, multiclass=multiclass,
-                 projection="support")
-    got = predict(fitted, queries)
-    assert [label for label, _ in got] == truth
-    for (_, scores), y in zip(got, truth):
-        assert set(scores) == set(labels)
+    clf = service_classifier(str(SHIPPED), multiclass=multiclass).fit(support, support_labels)
+    names = clf.classes_.tolist()
+    assert names == sorted(labels)
+    proba = clf.predict_proba(queries)
+    assert [names[i] for i in proba.argmax(1)] == truth
+    for row, y in zip(proba, truth):
+        scores = dict(zip(names, row))
         # the true label strictly first and above a uniform guess (a multi-class head's softmax over
         # 3 slots is less peaked than a binary head's one-vs-rest: 0.41 for the stage-1 head)
         assert scores[y] > max(v for c, v in scores.items() if c != y) and scores[y] > 1 / len(labels)
         assert abs(sum(scores.values()) - 1) < 1e-5
-
-
-def test_fitted_cache_is_lru_and_drops_a_task():
-    cache = FittedCache(size=2)
-    cache.put(("t1", "a"), 1)
-    cache.put(("t2", "a"), 2)
-    assert cache.get(("t1", "a")) == 1  # t1 is now the most recent
-    cache.put(("t3", "a"), 3)           # drops t2
-    assert cache.get(("t2", "a")) is None and cache.get(("t3", "a")) == 3
-    cache.drop_task("t1")
-    assert cache.get(("t1", "a")) is None
-    assert (cache.hits, cache.misses) == (2, 2)
 
 
 # ---- the cost model: its count of head tokens is what the head actually reads ----
@@ -86,22 +83,21 @@ MULTICLASS_HEAD = {"n_classes": 10, "n_dims": 32, "max_examples": 128}  # tart-p
     (MULTICLASS_HEAD, (40, 60, 30), "ovr", 2, 40), (MULTICLASS_HEAD, (3, 5, 70, 2), "ovo", 2, 33),
     (MULTICLASS_HEAD, (8, 8), "ovo", 4, 5)])
 def test_head_cost_is_what_the_head_reads(config, counts, multiclass, perms, n_queries):
-    """Every forward of the head through the service's own fit/predict (queries in batches of
-    QUERY_BATCH) is recorded: sequences x (context + queries) summed over the calls must equal the
-    cost model's number, and its sequences and context those of the calls."""
-    from tart.serving.cost import QUERY_BATCH, head_cost
-
+    """The cost the service checks is the classifier's plan, from the labels alone, before any vector
+    exists. Every forward of the head through fit and predict_proba is recorded: sequences x (context +
+    queries) summed over the calls must equal the plan's tokens, and its sequences and context those
+    of the calls."""
     head = _random_head(**config)
+    labels = [f"c{i}" for i, n in enumerate(counts) for _ in range(n)]
+    clf = service_classifier(head, n_permutations=perms, multiclass=multiclass)
+    cost = clf.plan(n_queries, labels)  # what the service reads, before embedding anything
     calls = []
     hook = head.register_forward_hook(lambda _m, args, _out: calls.append((args[0].shape, args[2].shape)))
-    labels = [f"c{i}" for i, n in enumerate(counts) for _ in range(n)]
     rng = np.random.default_rng(0)
-    fitted = fit(head, rng.normal(size=(len(labels), 48)).astype(np.float32), labels, n_permutations=perms,
-                 multiclass=multiclass, projection="support", query_batch_size=QUERY_BATCH)
-    predict(fitted, rng.normal(size=(n_queries, 48)).astype(np.float32), batch=QUERY_BATCH)
+    clf.fit(rng.normal(size=(len(labels), 48)).astype(np.float32), labels)
+    clf.predict_proba(rng.normal(size=(n_queries, 48)).astype(np.float32))
     hook.remove()
-    slots = head.config.n_classes if head.config.multiclass else 0
-    cost = head_cost(labels, n_queries, perms, multiclass, head.config.max_examples, QUERY_BATCH, slots)
+    assert clf.plan(n_queries) == cost  # the fitted task states the same cost
     assert len(calls) == -(-n_queries // QUERY_BATCH)
     assert {ctx[0] for ctx, _ in calls} == {cost.sequences}
     assert {ctx[1] for ctx, _ in calls} == {cost.context}
@@ -110,11 +106,9 @@ def test_head_cost_is_what_the_head_reads(config, counts, multiclass, perms, n_q
 
 def test_a_native_head_costs_no_binary_problems():
     """The same request on the two kinds of head: 3 labels natively are one problem, no swapped copy."""
-    from tart.serving.cost import head_cost
-
     labels = ["a"] * 20 + ["b"] * 20 + ["c"] * 20
-    binary = head_cost(labels, 10, 4, "auto", 64, 32, 0)
-    native = head_cost(labels, 10, 4, "auto", 128, 32, 10)
+    binary = service_classifier(_random_head(**BINARY_HEAD)).plan(10, labels)
+    native = service_classifier(_random_head(**MULTICLASS_HEAD)).plan(10, labels)
     assert (binary.sequences, native.sequences) == (3 * 4 * 2, 4)
     assert (binary.tokens, native.tokens) == (24 * (60 + 10), 4 * (60 + 10))
 
