@@ -256,13 +256,15 @@ class Embedder:
     MAX_CACHED = 50_000  # in-memory embeddings kept (oldest dropped first)
 
     def __init__(self, model="smollm2-135m", mode="stream", pooling="mean", layer=-1, max_length=256,
-                 batch_tokens=8192, cache_dir=None, device="cpu", progress=True, dtype=None, backend=None):
-        from tart.onnx_backend import resolve_backend  # names only: onnxruntime is imported on first use
+                 batch_tokens=None, cache_dir=None, device="cpu", progress=True, dtype=None, backend=None):
+        from tart.onnx_backend import BATCH_TOKENS, resolve_backend  # names only: no onnxruntime import
 
         self.model_name, self.mode, self.pooling, self.layer = model, mode, pooling, layer
         self.dtype = dtype  # weights: None/"auto" (bfloat16 where the CPU has it, see resolve_dtype), or a name
         self.backend = resolve_backend(backend)  # torch, onnx, onnx-int8 (None: $TART_EMBED_BACKEND or torch)
-        self.max_length, self.batch_tokens, self.cache_dir = max_length, batch_tokens, cache_dir
+        # padded tokens per forward: None -> 8192 in torch, BATCH_TOKENS in ONNX Runtime (measured there)
+        self.batch_tokens = batch_tokens or (8192 if self.backend == "torch" else BATCH_TOKENS)
+        self.max_length, self.cache_dir = max_length, cache_dir
         self.device, self.progress = device, progress
         if pooling not in ("mean", "last"):
             raise ValueError(f"pooling must be 'mean' or 'last', not {pooling!r}")
