@@ -43,6 +43,24 @@ def _tasks(config) -> str:
             f"soft targets: {t.soft_targets}.")
 
 
+def _bank_provenance(config) -> str:
+    """Where a head's real episodes came from: the task bank's manifest, source by source."""
+    if config.tasks.source != "prior" or not config.prior.weights.get("bank"):
+        return ""
+    from tart.training.task_bank import MANIFEST
+
+    info = json.loads(MANIFEST.read_text())
+    excluded = set(config.prior.bank_exclude)
+    lines = [f"- Real episodes: {config.prior.weights['bank']:g} of the steps draw real labelled tasks from the task bank "
+             f"(`python -m tart.training.task_bank`; `training/task_bank_manifest.json`), embedded by "
+             f"{', '.join(config.prior.bank_embedders)}, projected as at inference, the real labels as targets:"]
+    for source, e in info["sources"].items():
+        left_out = " (left out of this run)" if source in excluded else ""
+        lines.append(f"  - `{source}`{left_out}: {e['tasks']} tasks, {e['classes']} classes, {e['texts']} texts; {e['licence']}")
+    lines.append("  None of the dev suite's sources, nor the sets reserved for independent checks, nor dictionary glosses.")
+    return "\n".join(lines) + "\n"
+
+
 def _alpha(tasks) -> str:
     """The weight scale: fixed, or log-uniform per task."""
     if tasks.alpha_min:
@@ -68,7 +86,7 @@ tags: [few-shot-classification, in-context-learning, tart]
 # {config.name}
 
 A TART reasoning head: a {m.n_layer}-layer, {m.n_embd}-wide, {m.n_head}-head causal Transformer
-{f"({n_params:,} parameters) " if n_params else ""}trained only on synthetic tasks.
+{f"({n_params:,} parameters) " if n_params else ""}trained on {"synthetic tasks and real labelled text tasks" if _bank_provenance(config) else "synthetic tasks only"}.
 It reads up to {m.max_examples} labelled {m.n_dims}-dimensional points and predicts the labels of
 query points ({f"up to {m.n_classes} classes natively" if m.multiclass else "binary"}), with no
 gradient step on the user's task.{_residual(m)}
@@ -77,7 +95,7 @@ gradient step on the user's task.{_residual(m)}
 
 - Command: `tart train --config training/configs/{config.name.removeprefix("tart-")}.toml`
 - Tasks: {_tasks(config)}
-{f"- Started from the weights of `{config.init_from}` (fine-tuned).{chr(10)}" if config.init_from else ""}- Optimizer: AdamW, lr {config.optim.lr:g} (warm-up {config.optim.warmup_steps}, cosine to {config.optim.min_lr:g}),
+{_bank_provenance(config)}{f"- Started from the weights of `{config.init_from}` (fine-tuned).{chr(10)}" if config.init_from else ""}- Optimizer: AdamW, lr {config.optim.lr:g} (warm-up {config.optim.warmup_steps}, cosine to {config.optim.min_lr:g}),
   batch {config.optim.batch_size}, {summary.get("steps")} steps, gradient clip {config.optim.grad_clip:g}.
 - Wall time: {summary.get("wall_time_s", 0):.0f} s ({hours:.2f} h) on {summary.get("machine", {}).get("processor", "?")}
   ({summary.get("machine", {}).get("device", "?")}, {summary.get("machine", {}).get("torch_threads", "?")} torch threads).
