@@ -229,7 +229,7 @@ class Tart:
             proba = await self.lanes.run(head_tokens, clf.predict_proba, queries)
         except Busy as err:
             return _error(503, str(err))
-        except ValueError as err:  # the classifier refused this support set
+        except ValueError as err:  # the classifier refused this task (support+queries: built here)
             return _error(422, f"examples: {err}")
         names = clf.classes_.tolist()
         predictions = [Prediction(label=names[int(np.argmax(row))], scores=dict(zip(names, map(float, row))),
