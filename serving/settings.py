@@ -16,7 +16,7 @@ import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from tart.checkpoint_io import DEFAULT_HEAD  # no torch: names and paths only
+from tart.defaults import DEFAULT_EMBEDDER, DEFAULT_HEAD  # no torch: names only
 
 
 def _default_store_path() -> str:
@@ -28,8 +28,8 @@ def _default_store_path() -> str:
 @dataclass(frozen=True)
 class Settings:
     # models
-    checkpoint: str = DEFAULT_HEAD  # shipped head name or a checkpoint folder (tart.checkpoint_io.DEFAULT_HEAD)
-    embedder: str = "smollm2-135m"  # embedder short name or a local model folder
+    checkpoint: str = DEFAULT_HEAD  # shipped head name or a checkpoint folder (tart.defaults.DEFAULT_HEAD)
+    embedder: str = DEFAULT_EMBEDDER  # embedder short name or a local model folder
     n_permutations: int = 4  # default support-set orderings averaged per prediction
     max_permutations: int = 8  # the most a request may ask for
     # task store

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tart.checkpoint_io import DEFAULT_HEAD
+from tart.defaults import DEFAULT_EMBEDDER, DEFAULT_HEAD
 from tart.corpus import count_rows, import_pyarrow, read_corpus
 
 OUTPUT_SUFFIXES = (".jsonl", ".parquet")
@@ -38,14 +38,14 @@ class TaskSpec:
 
     support: np.ndarray  # (k, dim) the examples' embeddings
     labels: list
-    embedder: str = "smollm2-135m"
+    embedder: str = DEFAULT_EMBEDDER
     head: str = DEFAULT_HEAD
     n_permutations: int = 4
     embed_dtype: str | None = None  # None: $TART_EMBED_DTYPE, else "auto", as the service
     device: str = "cpu"  # where the embedder runs ("cuda" on a Ray GPU actor); the head stays on the CPU
 
     @classmethod
-    def from_examples(cls, texts: list[str], labels: list, embedder: str = "smollm2-135m", **kw) -> "TaskSpec":
+    def from_examples(cls, texts: list[str], labels: list, embedder: str = DEFAULT_EMBEDDER, **kw) -> "TaskSpec":
         vectors = _embedder(embedder, kw.get("embed_dtype"), kw.get("device", "cpu")).embed(list(texts))
         return cls(support=vectors, labels=list(labels), embedder=embedder, **kw)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-DEFAULT_HEAD = "tart-residual"
+from tart.defaults import DEFAULT_HEAD  # noqa: F401  (re-exported: the name callers import)
 
 
 def _shipped_dir() -> Path:

@@ -24,7 +24,8 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
-from tart.checkpoint_io import DEFAULT_HEAD, load_head
+from tart.checkpoint_io import load_head
+from tart.defaults import DEFAULT_EMBEDDER, DEFAULT_HEAD
 from tart import inference
 from tart.reasoning import TartReasoningModel
 
@@ -109,7 +110,7 @@ class TartClassifier(ClassifierMixin, BaseEstimator):
     def __init__(
         self,
         head=DEFAULT_HEAD,
-        embedder="smollm2-135m",
+        embedder=DEFAULT_EMBEDDER,
         embedding_mode: str = "stream",
         shrinkage: float = 0.5,
         standardize: bool = True,

@@ -14,12 +14,13 @@ from transformers.pipelines import PIPELINE_REGISTRY
 
 import tart.reasoning  # noqa: F401  (registers the "tart" model type with AutoModel)
 from tart.classifier import TartClassifier
+from tart.defaults import DEFAULT_EMBEDDER
 
 TASK = "few-shot-classification"
 
 
 class FewShotClassificationPipeline(Pipeline):
-    def __init__(self, *args, embedder="smollm2-135m", **kwargs):
+    def __init__(self, *args, embedder=DEFAULT_EMBEDDER, **kwargs):
         self.embedder = embedder
         super().__init__(*args, **kwargs)
 

@@ -49,6 +49,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tart.defaults import DEFAULT_CAUSAL_LM
+
 MAX_PAIRS = 200_000  # held-out product-of-marginals pairs evaluated for the final estimate
 
 
@@ -136,7 +138,7 @@ def _blocks(model):
     raise ValueError(f"cannot find the transformer blocks of {type(model).__name__}")
 
 
-def block_states(texts, model: str = "smollm2-135m", positions: int = 4, max_length: int = 128,
+def block_states(texts, model: str = DEFAULT_CAUSAL_LM, positions: int = 4, max_length: int = 128,
                  batch_size: int = 16, progress: bool = True):
     """States around every block of a causal LM, read with hooks (pre-final-norm).
 
@@ -213,7 +215,7 @@ def project(states, dim: int, seed: int = 0):
 
 
 # -- emergence -------------------------------------------------------------------------------
-def emergence(texts, model: str = "smollm2-135m", layers=None, positions: int = 4, dim: int = 4,
+def emergence(texts, model: str = DEFAULT_CAUSAL_LM, layers=None, positions: int = 4, dim: int = 4,
               steps: int = 500, batch_size: int = 256, hidden: int = 64, ema_rate: float = 0.01,
               lr: float = 1e-3, holdout: float = 0.2, seed: int = 0, max_length: int = 128,
               repeats: int = 1, progress: bool = True) -> dict:

@@ -14,7 +14,7 @@ How each method turns scores into probabilities is documented with the method (t
 """
 from __future__ import annotations
 
-from tart.methods import DEFAULT_EMBEDDER, METHODS, text_classifier
+from tart.methods import DEFAULT_CAUSAL_LM, METHODS, text_classifier
 
 
 def parse_spec(spec: str) -> tuple[str, str]:
@@ -24,8 +24,8 @@ def parse_spec(spec: str) -> tuple[str, str]:
     method, _, embedder = spec.strip().partition(":")
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r} in model spec {spec!r}; known methods: {', '.join(METHODS)} "
-                         f"(spec: METHOD[:EMBEDDER], embedder default {DEFAULT_EMBEDDER})")
-    return method, embedder or DEFAULT_EMBEDDER
+                         f"(spec: METHOD[:EMBEDDER], embedder default {DEFAULT_CAUSAL_LM})")
+    return method, embedder or DEFAULT_CAUSAL_LM
 
 
 def load_model(spec: str, seed: int = 0):

@@ -8,11 +8,12 @@ import numpy as np
 
 from tart.analysis.components import accuracy_grid, analyze, load_lm, plot_heatmap
 from tart.cli.args import add_labelled_data_args
+from tart.defaults import DEFAULT_CAUSAL_LM
 
 
 def add_parser(subparsers):
     p = subparsers.add_parser("components", help="direct logit attribution to heads/MLPs; component reweighting")
-    p.add_argument("--model", default="smollm2-135m", help="causal LM: embedder short name or local folder")
+    p.add_argument("--model", default=DEFAULT_CAUSAL_LM, help="causal LM: embedder short name or local folder")
     add_labelled_data_args(p, n=100)
     p.add_argument("--n-demos", type=int, default=4, help="support examples in the decomposed prompt; "
                    "the other k - n_demos train the component weights")

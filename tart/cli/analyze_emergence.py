@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from tart.analysis.emergence import emergence, plot_emergence, read_texts
+from tart.defaults import DEFAULT_CAUSAL_LM
 
 
 def _layers(text: str):
@@ -41,7 +42,7 @@ def cmd_emergence(args) -> None:
 
 def add_parser(subparsers):
     p = subparsers.add_parser("emergence", help="MINE mutual information across each block; emergence by layer")
-    p.add_argument("--model", default="smollm2-135m", help="causal LM: short name or local folder")
+    p.add_argument("--model", default=DEFAULT_CAUSAL_LM, help="causal LM: short name or local folder")
     p.add_argument("--texts", required=True, help="bundled dataset name, .csv/.jsonl/.json, or a file with one text per line")
     p.add_argument("--text-column", default="text")
     p.add_argument("--max-texts", type=int, default=400, help="seeded random subset of this many texts (0 = all)")

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tart.defaults import DEFAULT_EMBEDDER
+
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("classify", help="classify texts or a whole corpus few-shot (streamed, resumable)")
     p.add_argument("--checkpoint", default=None, help="head: shipped name or folder (default: the shipped head)")
-    p.add_argument("--embedder", default="smollm2-135m", help="short name or local model folder")
+    p.add_argument("--embedder", default=DEFAULT_EMBEDDER, help="short name or local model folder")
     task = p.add_mutually_exclusive_group(required=True)
     task.add_argument("--examples", help="labelled examples: CSV/JSONL file or bundled dataset name")
     task.add_argument("--task", metavar="ID", help="a task registered with `tart serve` (its SQLite store)")

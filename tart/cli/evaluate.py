@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 from tart.cli.args import int_list, name_list
+from tart.defaults import DEFAULT_CAUSAL_LM
 from tart.evaluate.splits import SKLEARN_DATASETS  # numpy and the data loaders: no torch
 from tart.methods import METHODS  # the registry alone: no torch
 
@@ -16,7 +17,8 @@ def add_parser(subparsers):
     p.add_argument("--text-column", default="text")
     p.add_argument("--label-column", default="label")
     add_run_options(p)
-    p.add_argument("--embedder", default="smollm2-135m", help="model short name or path (ignored for sklearn:)")
+    p.add_argument("--embedder", default=DEFAULT_CAUSAL_LM,
+                   help="model short name or path (ignored for sklearn:); a causal LM, so that in-context prompting runs too")
     p.add_argument("--embedding-mode", default="stream", choices=["stream", "vanilla", "loo", "leave-one-out"])
     p.add_argument("--layer", type=int, default=-1,
                    help="hidden layer the embedder pools (default -1: the last; 0 = the token embeddings)")

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-DEFAULT_EMBEDDER = "smollm2-135m"
+from tart.defaults import DEFAULT_CAUSAL_LM
 SETFIT_BODY = "minilm-l6"  # the packaged all-MiniLM-L6-v2
 
 
@@ -98,7 +98,7 @@ def make(name: str, **context):
     return get(name).build(**context)
 
 
-def text_classifier(name: str, embedder: str = DEFAULT_EMBEDDER, seed: int = 0, **context):
+def text_classifier(name: str, embedder: str = DEFAULT_CAUSAL_LM, seed: int = 0, **context):
     """The method as a `TextClassifier` (fit / predict_proba / predict on texts). Vectors methods
     run behind the frozen embedder (stream mode); prompt methods prompt the embedder's causal LM
     (ValueError for an encoder); setfit fine-tunes its own body."""
