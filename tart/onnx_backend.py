@@ -29,9 +29,9 @@ import torch
 
 BACKENDS = ("torch", "onnx", "onnx-int8")
 # Padded tokens per forward pass (the Embedder's batch_tokens) on these backends. Measured on 2 threads
-# (benchmarks/embed_backend.py, short texts of ~15 tokens): ONNX Runtime's texts/s peaked at 8-32 texts
-# per forward (~130-550 tokens) and fell by 40-55 % at 128 (~2000), on both embedders; torch's rose
-# with the batch, hence its 8192.
+# (benchmarks/results/embed_backend.json, short texts of ~15 tokens): ONNX Runtime's texts/s was highest
+# at 8-32 texts per forward (~130-550 tokens) and 12-45 % lower at 128 (~2000 tokens) on both embedders;
+# torch's rose with the batch, hence its 8192.
 BATCH_TOKENS = 1024
 
 
