@@ -106,7 +106,8 @@ def make_method(spec: str, seed: int):
         return methods.make("logreg" if spec == "probe" else spec, seed=seed)
     if spec.split(",")[0] in ("base:nearest-mean", "base:lda"):  # base:nearest-mean[,n_dims=64]
         base, *options = spec.split(",")
-        return ResidualBase(lda=base == "base:lda", **{k: int(v) for k, v in (o.split("=") for o in options)})
+        return ResidualBase(lda=base == "base:lda", **{k: float(v) if k == "shrinkage" else int(v)
+                                                       for k, v in (o.split("=") for o in options)})
     if spec.startswith("tart:"):
         from tart.classifier import TartClassifier
 
@@ -127,10 +128,11 @@ def make_method(spec: str, seed: int):
 
 class ResidualBase:
     """A residual head's base alone (`tart.reasoning.class_mean_scores`), without the Transformer: what
-    the head adds to it is the difference. Projected as TartClassifier projects (32 dims, shrinkage 0.5)."""
+    the head adds to it is the difference. Projected as TartClassifier projects (32 dims, shrinkage 0.5
+    by default)."""
 
-    def __init__(self, lda: bool, n_dims: int = 32):
-        self.lda, self.n_dims = lda, n_dims
+    def __init__(self, lda: bool, n_dims: int = 32, shrinkage: float = 0.5):
+        self.lda, self.n_dims, self.shrinkage = lda, n_dims, shrinkage
 
     def fit(self, X, y):
         self.classes_, self.y_ = np.unique(y, return_inverse=True)
@@ -143,7 +145,7 @@ class ResidualBase:
         from tart.inference import project_task
         from tart.reasoning import class_mean_scores
 
-        S, Q = project_task(self.X_, X, self.n_dims, 0.5, True)
+        S, Q = project_task(self.X_, X, self.n_dims, self.shrinkage, True)
         scores = class_mean_scores(S[None], torch.from_numpy(self.y_)[None], Q[None], torch.tensor([len(S)]),
                                    len(self.classes_), lda=self.lda)[0]
         return self.classes_[scores.argmax(-1).numpy()]
