@@ -60,3 +60,18 @@ def test_residual_base_is_the_heads_base():
     base = make_method("base:nearest-mean", 0).fit(X[support], y[support]).predict(X[test])
     clf = TartClassifier(head=head, embedder=None, multiclass="native", n_permutations=1).fit(X[support], y[support])
     assert (base == clf.predict(X[test])).all() and (base == y[test]).mean() > 0.8
+
+
+def test_gaps_are_paired_over_tasks_and_seeds():
+    from tart.training.dev_suite import gaps
+
+    def row(task, method, accs):
+        return {"task": task, "embedder": "none", "method": method, "k": 8, "accs": accs, "mean": float(np.mean(accs))}
+
+    report = {"embedders": ["e"], "ks": [8], "results": [
+        row("t1", "a", [0.8, 0.9]), row("t1", "b", [0.7, 0.8]),
+        row("t2", "a", [0.6, 0.6]), row("t2", "b", [0.6, 0.7])]}
+    (g,) = gaps(report, [("a", "b")])
+    diffs = np.array([0.1, 0.1, 0.0, -0.1])  # (task, seed) pairs
+    assert g["diff"] == pytest.approx(0.025) and g["wins"] == 1 and g["tasks"] == 2
+    assert g["se"] == pytest.approx(diffs.std(ddof=1) / 2)

@@ -227,6 +227,23 @@ def paired_se(a: dict, b: dict) -> float:
     return float(diffs.std(ddof=1) / np.sqrt(len(diffs))) if len(diffs) > 1 else float("nan")
 
 
+def gaps(report: dict, pairs) -> list[dict]:
+    """Paired gaps between two methods (a - b), per embedder and k, e.g. a head minus its base alone."""
+    out = []
+    for a, b in pairs:
+        for e in report["embedders"]:
+            for k in report["ks"]:
+                rows = {m: {r["task"]: r for r in report["results"] if r["method"] == m and r["k"] == k
+                            and r["embedder"] in (e, "none")} for m in (a, b)}
+                tasks = [t for t in rows[a] if t in rows[b]]
+                if not tasks:
+                    continue
+                diffs = [rows[a][t]["mean"] - rows[b][t]["mean"] for t in tasks]
+                out.append({"embedder": e, "a": a, "b": b, "k": k, "diff": float(np.mean(diffs)),
+                            "se": paired_se(rows[a], rows[b]), "wins": int(sum(d > 0 for d in diffs)), "tasks": len(tasks)})
+    return out
+
+
 def merge(reports: list[dict]) -> dict:
     """One report from several runs of the same suite (same seeds, splits, test size): a row from a later
     report replaces the same (task, embedder, method, k) row of an earlier one."""
@@ -250,7 +267,8 @@ def merge(reports: list[dict]) -> dict:
 
 
 def format_table(report: dict) -> str:
-    lines = []
+    lines = [f"{g['a']} - {g['b']} ({g['embedder']}, k={g['k']}): {g['diff']:+.3f} ± {g['se']:.3f} (wins {g['wins']}/{g['tasks']})"
+             for g in report.get("gaps", [])]
     for e in report["embedders"]:
         lines.append(f"\n{e} suite (mean accuracy over {len(report['tasks'])} tasks, {report['seeds']} seeds)")
         lines.append("method".ljust(48) + "".join(f"k={k}".rjust(8) for k in report["ks"]))
@@ -315,9 +333,15 @@ def main(argv=None) -> int:
     p.add_argument("--per-task", help="also write a markdown table of every task's accuracy to this file")
     p.add_argument("--reuse", help="an earlier report whose rows are kept for the methods it has")
     p.add_argument("--merge", nargs="+", help="instead of running: merge these reports into --json")
+    p.add_argument("--gap", action="append", default=[], metavar="A;B",
+                   help="also report the paired gap of method A over method B (repeatable), e.g. a head over its base")
     args = p.parse_args(argv)
+    pairs = [tuple(g.split(";")) for g in args.gap]
+    if any(len(pair) != 2 for pair in pairs):
+        p.error("--gap takes two methods separated by ';'")
     if args.merge:
         report = merge([json.loads(Path(f).read_text()) for f in args.merge])
+        report["gaps"] = gaps(report, pairs)
         Path(args.json).write_text(json.dumps(report, indent=1))
         _write_extras(report, args)
         print(format_table(report))
@@ -328,6 +352,7 @@ def main(argv=None) -> int:
     report = run(methods, [int(k) for k in args.ks.split(",")], args.seeds, args.test_size,
                  args.embedders.split(","), args.tasks.split(","),
                  reuse=json.loads(Path(args.reuse).read_text()) if args.reuse else None)
+    report["gaps"] = gaps(report, pairs)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(report, indent=1))
     _write_extras(report, args)
