@@ -33,7 +33,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from embed_dtype import text_sets  # noqa: E402  (the same short texts and paragraphs)
+from embed_dtype import text_sets, throughput  # noqa: E402  (the same texts, the same timing loop)
 
 from tart import embeddings as E  # noqa: E402
 from tart.embeddings import Embedder  # noqa: E402
@@ -43,19 +43,6 @@ SETUPS = {"torch-float32": {"backend": "torch", "dtype": "float32"},
           "torch-bfloat16": {"backend": "torch", "dtype": "bfloat16"},
           "onnx": {"backend": "onnx"},
           "onnx-int8": {"backend": "onnx-int8"}}
-
-
-def texts_per_s(emb: Embedder, texts: list[str], batch: int, max_seconds: float) -> dict:
-    emb._cache.clear()
-    emb.embed(texts[:batch])  # warm-up
-    emb._cache.clear()
-    done, start = 0, time.perf_counter()
-    while done < len(texts) and (done == 0 or time.perf_counter() - start < max_seconds):
-        emb.embed(texts[done:done + batch])
-        done += len(texts[done:done + batch])
-    elapsed = time.perf_counter() - start
-    emb._cache.clear()
-    return {"texts": done, "seconds": round(elapsed, 3), "texts_per_s": round(done / elapsed, 2)}
 
 
 def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -127,7 +114,7 @@ def main(argv=None) -> int:
             runs = {s: [] for s in models}
             for _ in range(args.repeats):
                 for s, emb in models.items():
-                    runs[s].append(texts_per_s(emb, texts, args.batch, args.max_seconds))
+                    runs[s].append(throughput(emb, texts, args.batch, args.max_seconds))
             best = {s: max(r, key=lambda x: x["texts_per_s"]) for s, r in runs.items()}
             base = best["torch-float32"]["texts_per_s"] if "torch-float32" in best else None
             entry["throughput"][set_name] = {
@@ -150,7 +137,7 @@ def main(argv=None) -> int:
             sweep = {}
             for b in [int(b) for b in args.batch_sizes.split(",") if b]:
                 n = min(len(sets["short"]), max(16, 4 * b))  # a few calls per point
-                sweep[str(b)] = texts_per_s(emb, sets["short"][:n], b, args.max_seconds)["texts_per_s"]
+                sweep[str(b)] = round(throughput(emb, sets["short"][:n], b, args.max_seconds)["texts_per_s"], 2)
             emb.batch_tokens = budget
             entry["batch_sweep"][s] = sweep
             print(f"{name} {s} texts/s by texts per forward: {sweep}", flush=True)
