@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 
@@ -60,6 +61,7 @@ def main() -> None:
             print(f"{n_classes} classes  {name:26s} {seconds * 1000:8.1f} ms  ({seconds / timings['probe']:.2f}x the probe)")
     report = {"k": args.k, "queries": args.queries, "dim": args.dim, "repeats": args.repeats,
               "head": args.head or "default", "multiclass": args.multiclass, "torch_threads": torch.get_num_threads(),
+              "omp_num_threads": os.environ.get("OMP_NUM_THREADS", "unset"), "load_average": os.getloadavg(),
               "machine": platform.processor() or platform.machine(), "results": rows}
     if args.json:
         with open(args.json, "w") as f:
