@@ -4,7 +4,7 @@ import pytest
 import torch
 from transformers import AutoConfig, AutoModel
 
-from tart.checkpoint_io import load_head
+from tart.checkpoint_io import CHECKPOINTS, load_head
 from tart.reasoning import TartConfig, TartReasoningModel, attention_mask
 from tart.tasks import make_generator, sample_tasks
 
@@ -193,3 +193,16 @@ def test_lda_scores_match_shrunk_lda():
             assert torch.allclose(scores[b, j].double(), s - s.mean(), atol=1e-4)
     with pytest.raises(ValueError, match="residual"):
         TartConfig(residual="ridge")
+
+
+@pytest.mark.parametrize("name", sorted(p.parent.name for p in CHECKPOINTS.glob("*/config.json")))
+def test_every_shipped_head_loads_from_safetensors_and_answers(name):
+    """Old and new heads alike (16 / 32 / 64 inputs, binary and 10 slots, with and without a residual)."""
+    head = load_head(name)
+    n = head.config.n_dims
+    gen = torch.Generator().manual_seed(0)
+    S, Q = torch.randn(1, 12, n, generator=gen), torch.randn(1, 3, n, generator=gen)
+    p = head.predict_proba(S, (torch.arange(12) % 2)[None], Q)
+    assert torch.isfinite(p).all() and ((p >= 0) & (p <= 1)).all()
+    if head.config.multiclass:
+        assert torch.allclose(p.sum(-1), torch.ones(1, 3)) and (p[..., 2:] == 0).all()
