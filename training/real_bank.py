@@ -3,7 +3,8 @@
 Real tasks reach the head as embeddings of a language model, whose geometry (a few dominant
 directions, clusters, anisotropy) no Gaussian family reproduces. This bank holds embeddings of real
 text from a corpus that ships with Python itself: the first sentence of the docstrings of the
-standard library's functions and classes, read with `ast` (no module is imported). It shares no
+standard library's functions and classes, read with `ast` (no module is imported; the same reader as
+the task bank's `python-stdlib` source, `tart.training.task_bank.python_docstrings`). It shares no
 source with the dev suite, nor with the sets reserved for independent evaluation. Labels are never
 taken from it: the `real` family labels the points synthetically.
 
@@ -14,7 +15,6 @@ writes `$TART_CACHE_DIR/real-bank/{embedder}.npy` (float32, size × hidden).
 from __future__ import annotations
 
 import argparse
-import ast
 import sysconfig
 from pathlib import Path
 
@@ -22,27 +22,14 @@ import numpy as np
 
 from tart.paths import save_array
 from tart.prior import bank_path
+from tart.training.task_bank import python_docstrings
 
 
-def stdlib_sentences(min_chars: int = 25, max_chars: int = 200) -> list[str]:
-    """First sentences of stdlib docstrings, deduplicated, in a fixed order."""
-    root = Path(sysconfig.get_paths()["stdlib"])
-    found = {}
-    for path in sorted(root.rglob("*.py")):
-        if any(part in ("test", "tests", "idlelib", "site-packages") for part in path.parts):
-            continue
-        try:
-            tree = ast.parse(path.read_text(encoding="utf-8"))
-        except (SyntaxError, UnicodeDecodeError, ValueError):
-            continue
-        for node in ast.walk(tree):
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                doc = ast.get_docstring(node)
-                if doc:
-                    first = " ".join(doc.strip().split("\n\n")[0].split()).split(". ")[0].rstrip(".")
-                    if min_chars <= len(first) <= max_chars:
-                        found.setdefault(first, None)
-    return list(found)
+def stdlib_sentences() -> list[str]:
+    """First sentences of stdlib docstrings, deduplicated, in a fixed order (read as the task bank reads
+    them; here without their labels)."""
+    modules = python_docstrings(Path(sysconfig.get_paths()["stdlib"]), stdlib=True)["module"]
+    return [text for name in sorted(modules) for text in modules[name]]
 
 
 def build(embedders, size: int, seed: int = 0) -> None:

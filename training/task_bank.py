@@ -183,10 +183,11 @@ def collect(per_class: int, seed: int = 0) -> dict:
         "python-libraries": python_docstrings(site, [p for p in THIRD_PARTY if (site / p).is_dir()]),
         "python-stdlib": python_docstrings(Path(sysconfig.get_paths()["stdlib"]), stdlib=True),
     }
+    if set(raw) & RESERVED_SOURCES:  # a guard for whoever adds a source
+        raise ValueError(f"reserved sources in the bank: {sorted(set(raw) & RESERVED_SOURCES)}")
     rng = np.random.default_rng(seed)
-    texts, index, label_sets = [], {}, []
+    index, label_sets = {}, []
     for source, sets in raw.items():
-        assert source not in RESERVED_SOURCES
         for name, classes in sorted(sets.items()):
             kept = {c: t for c, t in sorted(classes.items()) if len(t) >= MIN_POOL}
             if len(kept) < 2:
@@ -196,8 +197,7 @@ def collect(per_class: int, seed: int = 0) -> dict:
                 pool = [pool[i] for i in sorted(rng.choice(len(pool), min(per_class, len(pool)), replace=False))]
                 pools[c] = [index.setdefault(t, len(index)) for t in pool]
             label_sets.append({"source": source, "name": name, "classes": pools})
-    texts = list(index)
-    return {"texts": texts, "label_sets": label_sets}
+    return {"texts": list(index), "label_sets": label_sets}
 
 
 def enumerate_tasks(label_sets: list[dict], n_tasks: int, seed: int = 0) -> list[dict]:
