@@ -16,7 +16,7 @@ import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from tart.defaults import DEFAULT_EMBEDDER, DEFAULT_HEAD  # no torch: names only
+from tart.defaults import DEFAULT_EMBEDDER, DEFAULT_HEAD, EMBED_DTYPES  # no torch: names only
 
 
 def _default_store_path() -> str:
@@ -61,7 +61,7 @@ class Settings:
     max_head_tokens: int = 24_576  # tokens the head reads: sequences x (query batches x context + queries)
     # embedder runtime: torch, onnx (float32) or onnx-int8 (ONNX Runtime, the onnx extra; tart.onnx_backend)
     embed_backend: str = "torch"
-    embed_dtype: str = "auto"  # embedder weights: auto (tart.embeddings decides: bfloat16 only where it is faster), bfloat16, float32
+    embed_dtype: str = "auto"  # embedder weights: auto (tart.embeddings decides from the CPU: bfloat16 only with AMX), bfloat16, float32
     # access
     host: str = "127.0.0.1"  # the address the server listens on (tart serve --host sets it)
     api_keys: str = ""  # comma-separated keys; a request must send one (Authorization: Bearer KEY)
@@ -80,8 +80,9 @@ class Settings:
                 raise ValueError(f"setting {name} must be >= 1, got {getattr(self, name)!r}")
         if self.max_labels < 2:
             raise ValueError("setting max_labels must be >= 2")
-        if self.embed_dtype not in ("auto", "bfloat16", "float32"):
-            raise ValueError(f"setting embed_dtype must be auto, bfloat16 or float32, got {self.embed_dtype!r}")
+        if self.embed_dtype not in EMBED_DTYPES:
+            raise ValueError(f"setting embed_dtype must be {', '.join(EMBED_DTYPES[:-1])} or {EMBED_DTYPES[-1]}, "
+                             f"got {self.embed_dtype!r}")
         if self.embed_backend not in ("torch", "onnx", "onnx-int8"):  # tart.onnx_backend.BACKENDS (that imports torch)
             raise ValueError(f"setting embed_backend must be torch, onnx or onnx-int8, got {self.embed_backend!r}")
         if self.require_api_key not in ("auto", "yes", "no"):

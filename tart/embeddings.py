@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import json
 import inspect
 import importlib
 import importlib.util
 import os
+import platform
 import shutil
 import tempfile
 import threading
@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from tart.defaults import EMBED_DTYPES
 
 # short name -> (pip packages, module, folder inside it, GGUF file name/pattern or None)
 KNOWN_MODELS = {
@@ -134,7 +136,15 @@ def resolve_model_dir(model: str = "smollm2-135m", cache_dir=None) -> Path:
     return src
 
 
-DTYPES = ("auto", "bfloat16", "float32")
+DTYPES = EMBED_DTYPES
+
+
+def dtype_setting(dtype=None) -> str:
+    """The embedder dtype asked for: `dtype`, else $TART_EMBED_DTYPE (read here only), else "auto"."""
+    name = str(dtype or os.environ.get("TART_EMBED_DTYPE") or "auto").replace("torch.", "")
+    if name not in DTYPES:
+        raise ValueError(f"embedder dtype must be one of {', '.join(DTYPES)}, not {name!r}")
+    return name
 
 
 def bf16_supported(device: str = "cpu") -> bool:
@@ -147,56 +157,27 @@ def bf16_supported(device: str = "cpu") -> bool:
         return False
 
 
-_BF16_FASTER: dict = {}
-
-
-def bf16_faster(device: str = "cpu", margin: float = 1.2) -> bool:
-    """Whether bfloat16 is worth it here: supported, and a timed bfloat16 matmul the size of an
-    embedder's MLP on a batch (2048 tokens x 576 -> 1536) runs at least `margin` times faster than in
-    float32 (a CPU may flag AVX-512 BF16 and still run it slower: measured so on this project's VM).
-    Measured once per machine (0.3-1 s) and kept in the user cache (`bf16-faster.json`): a timing on a
-    busy machine can come out either way, and a restarted server that chose the other dtype would
-    score the same texts differently."""
-    if device in _BF16_FASTER:
-        return _BF16_FASTER[device]
-    from tart.paths import cache_dir
-
-    record = cache_dir() / "bf16-faster.json"
-    key = f"{device} torch {torch.__version__}"
-    known = json.loads(record.read_text()) if record.is_file() else {}
-    if key in known:
-        _BF16_FASTER[device] = bool(known[key])
-        return _BF16_FASTER[device]
-    ok = bf16_supported(device)
-    if ok and not str(device).startswith("cuda"):
-        import time
-
-        a, b = torch.randn(2048, 576), torch.randn(576, 1536)
-        best = {torch.float32: float("inf"), torch.bfloat16: float("inf")}
-        with torch.inference_mode():
-            for _ in range(3):  # interleaved, best of three: a busy machine slows both alike
-                for dt in best:
-                    x, y = a.to(dt), b.to(dt)
-                    start = time.perf_counter()
-                    x @ y
-                    best[dt] = min(best[dt], time.perf_counter() - start)
-        ok = best[torch.float32] >= margin * best[torch.bfloat16]
-    _BF16_FASTER[device] = ok
-    record.parent.mkdir(parents=True, exist_ok=True)
-    tmp = record.with_suffix(f".{os.getpid()}.tmp")  # concurrent processes: each writes a whole file
-    tmp.write_text(json.dumps({**known, key: ok}))
-    tmp.replace(record)
-    return ok
+def bf16_preferred(device: str = "cpu") -> bool:
+    """What `auto` takes, from what the hardware reports (never a timing: a timing on a busy machine
+    came out either way, and the same texts must get the same vectors after a restart): bfloat16 on a
+    GPU that supports it, and on a CPU with native bfloat16 instructions (x86: AVX-512 BF16 or AMX;
+    elsewhere oneDNN's own check). Measured on this project's 2-core VM, which has AVX-512 BF16 and no
+    AMX: 1.9-2.4x float32's texts/s (docs/embedder-backends.md); one earlier run there measured 0.6-0.9x."""
+    if not bf16_supported(device):
+        return False
+    if str(device).startswith("cuda") or platform.machine().lower() not in ("x86_64", "amd64"):
+        return True
+    # oneDNN also says "supported" on plain AVX-512, where bfloat16 is emulated and slow
+    native = (getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+    return any(check is not None and check() for check in native)
 
 
 def resolve_dtype(dtype=None, device: str = "cpu") -> torch.dtype:
-    """Weights' dtype: `dtype`, else $TART_EMBED_DTYPE, else auto (bfloat16 where it runs natively
-    and measurably faster, see bf16_faster). The pooled vectors are float32 either way."""
-    name = str(dtype or os.environ.get("TART_EMBED_DTYPE") or "auto").replace("torch.", "")
-    if name not in DTYPES:
-        raise ValueError(f"embedder dtype must be one of {', '.join(DTYPES)}, not {name!r}")
+    """Weights' dtype: `dtype`, else $TART_EMBED_DTYPE, else auto (see bf16_preferred).
+    The pooled vectors are float32 either way."""
+    name = dtype_setting(dtype)
     if name == "auto":
-        name = "bfloat16" if bf16_faster(device) else "float32"
+        name = "bfloat16" if bf16_preferred(device) else "float32"
     return getattr(torch, name)
 
 
@@ -260,7 +241,7 @@ class Embedder:
         from tart.onnx_backend import BATCH_TOKENS, resolve_backend  # names only: no onnxruntime import
 
         self.model_name, self.mode, self.pooling, self.layer = model, mode, pooling, layer
-        self.dtype = dtype  # weights: None/"auto" (bfloat16 where the CPU has it, see resolve_dtype), or a name
+        self.dtype = dtype  # weights: None ($TART_EMBED_DTYPE, else auto: see resolve_dtype), "auto", or a name
         self.backend = resolve_backend(backend)  # torch, onnx, onnx-int8 (None: $TART_EMBED_BACKEND or torch)
         # padded tokens per forward: None -> 8192 in torch, BATCH_TOKENS in ONNX Runtime (measured there)
         self.batch_tokens = batch_tokens or (8192 if self.backend == "torch" else BATCH_TOKENS)

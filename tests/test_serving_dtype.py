@@ -1,4 +1,4 @@
-"""Embedder weights in bfloat16 (the default where the CPU runs it natively and faster) or float32:
+"""Embedder weights in bfloat16 (what `auto` takes where the CPU reports native bfloat16) or float32:
 the choice, its setting, and that bfloat16 vectors stay close to float32 ones."""
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from tart.embeddings import Embedder, bf16_faster, bf16_supported, resolve_dtype
+from tart.embeddings import Embedder, bf16_preferred, bf16_supported, dtype_setting, resolve_dtype
 
 TEXTS = ["a cat sleeping on the sofa", "fresh bread from the oven", "the market fell sharply today",
          "a hammer and a box of nails", "she sang a song about the sea"]
@@ -14,30 +14,34 @@ TEXTS = ["a cat sleeping on the sofa", "fresh bread from the oven", "the market 
 
 def test_resolve_dtype(monkeypatch):
     monkeypatch.delenv("TART_EMBED_DTYPE", raising=False)
+    assert dtype_setting() == "auto"
     assert resolve_dtype("float32") is torch.float32 and resolve_dtype("bfloat16") is torch.bfloat16
-    assert resolve_dtype() is (torch.bfloat16 if bf16_faster() else torch.float32)
-    assert bf16_faster() <= bf16_supported()  # never chosen where it is not supported
+    assert resolve_dtype() is (torch.bfloat16 if bf16_preferred() else torch.float32)
+    assert bf16_preferred() <= bf16_supported()  # never chosen where it is not supported
     monkeypatch.setenv("TART_EMBED_DTYPE", "float32")
+    assert dtype_setting() == "float32" and dtype_setting("auto") == "auto"
     assert resolve_dtype() is torch.float32 and resolve_dtype("bfloat16") is torch.bfloat16  # argument first
     with pytest.raises(ValueError, match="float16"):
         resolve_dtype("float16")
 
 
-def test_auto_choice_is_kept_across_processes(tmp_path, monkeypatch):
-    """`auto` times bfloat16 once per machine and keeps the verdict in the user cache: a restarted
-    server reads it back instead of re-timing, which on a busy machine could come out the other way."""
-    import json
+def test_auto_follows_the_reported_capabilities(monkeypatch):
+    """`auto` is a rule on what the hardware reports, never a timing: bfloat16 on an x86 CPU with
+    AVX-512 BF16 or AMX, float32 on one where oneDNN only emulates bfloat16 or has none."""
+    import platform
+    import time
 
-    from tart import embeddings
-
-    monkeypatch.setenv("TART_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(embeddings, "_BF16_FASTER", {})
-    first = bf16_faster()
-    record = json.loads((tmp_path / "bf16-faster.json").read_text())
-    assert list(record.values()) == [first]
-    (tmp_path / "bf16-faster.json").write_text(json.dumps({k: not v for k, v in record.items()}))
-    monkeypatch.setattr(embeddings, "_BF16_FASTER", {})  # a new process
-    assert bf16_faster() is (not first)  # read back, not measured again
+    monkeypatch.setattr(time, "perf_counter", lambda: pytest.fail("auto timed something"))
+    monkeypatch.setattr(platform, "machine", lambda: "x86_64")
+    for avx512_bf16, amx, onednn, expected in ((True, False, True, torch.bfloat16), (False, True, True, torch.bfloat16),
+                                               (False, False, True, torch.float32), (True, True, False, torch.float32)):
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=avx512_bf16: v, raising=False)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda v=amx: v, raising=False)
+        monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda v=onednn: v)
+        assert [resolve_dtype("auto") for _ in range(3)] == [expected] * 3  # same machine, same answer
+    monkeypatch.delattr(torch.cpu, "_is_avx512_bf16_supported")  # an older torch: no such query
+    monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported")
+    assert resolve_dtype("auto") is torch.float32
 
 
 @pytest.mark.skipif(not bf16_supported(), reason="no native bfloat16 on this CPU")
