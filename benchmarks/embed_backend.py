@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from embed_dtype import text_sets, throughput  # noqa: E402  (the same texts, the same timing loop)
 
-from tart import embeddings as E  # noqa: E402
+from tart import models as tart_models  # noqa: E402
 from tart.embeddings import Embedder  # noqa: E402
 
 # name -> Embedder arguments
@@ -51,7 +51,7 @@ def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def load(name: str, setup: dict) -> tuple[Embedder, dict]:
     from tart.onnx_backend import exported_model
-    from tart.embeddings import default_cache_dir, resolve_model_dir
+    from tart.models import default_cache_dir, resolve_model_dir
 
     info = {}
     if setup["backend"] != "torch":  # the one-time export, timed apart from the load
@@ -143,7 +143,7 @@ def main(argv=None) -> int:
             print(f"{name} {s} texts/s by texts per forward: {sweep}", flush=True)
         result["embedders"][name] = entry
         models.clear()
-        E._MODELS.clear()  # the next embedder's models only: SmolLM2 in four forms is ~2 GB
+        tart_models._MODELS.clear()  # the next embedder's models only: SmolLM2 in four forms is ~2 GB
         if args.json:  # after each embedder: a run cut short keeps what it measured
             result["machine"]["load_average_1_5_15_end"] = os.getloadavg()
             Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -27,7 +27,8 @@ class TokenCounter:
 
         from transformers import AutoTokenizer
 
-        from tart.embeddings import Embedder, resolve_model_dir
+        from tart.embeddings import Embedder
+        from tart.models import resolve_model_dir
 
         self.max_length = max_length or inspect.signature(Embedder).parameters["max_length"].default
         self.tokenizer = AutoTokenizer.from_pretrained(resolve_model_dir(embedder), local_files_only=True)

@@ -61,7 +61,7 @@ class Settings:
     max_head_tokens: int = 24_576  # tokens the head reads: sequences x (query batches x context + queries)
     # embedder runtime: torch, onnx (float32) or onnx-int8 (ONNX Runtime, the onnx extra; tart.onnx_backend)
     embed_backend: str = "torch"
-    embed_dtype: str = "auto"  # embedder weights: auto (tart.embeddings decides from the CPU: bfloat16 only with AMX), bfloat16, float32
+    embed_dtype: str = "auto"  # embedder weights: auto (tart.models decides from the CPU: bfloat16 only with AMX), bfloat16, float32
     # access
     host: str = "127.0.0.1"  # the address the server listens on (tart serve --host sets it)
     api_keys: str = ""  # comma-separated keys; a request must send one (Authorization: Bearer KEY)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from tart import embeddings as E
+from tart import models as M
 from tart.embeddings import Embedder, load_embedder
 
 torch.set_num_threads(1)
@@ -124,7 +124,7 @@ def test_gguf_is_cached_as_safetensors(smol_cache, monkeypatch):
     assert len(dirs) == 1 and (dirs[0] / "model.safetensors").is_file(), dirs
     assert "quantization_config" not in (dirs[0] / "config.json").read_text()
     before = emb.embed(TEXTS)
-    monkeypatch.setattr(E, "_MODELS", {})  # forget loaded models: the next load must use the cache
+    monkeypatch.setattr(M, "_MODELS", {})  # forget loaded models: the next load must use the cache
     t = time.perf_counter()
     again = Embedder("smollm2-135m", cache_dir=cache)
     again.dim
@@ -137,7 +137,7 @@ def test_gguf_is_cached_as_safetensors(smol_cache, monkeypatch):
 def test_conversion_is_atomic(tmp_path, monkeypatch):
     """A conversion that dies half way leaves no cache entry behind; a later one succeeds."""
     import transformers
-    mini_dir = E.resolve_model_dir("minilm-l6")
+    mini_dir = M.resolve_model_dir("minilm-l6")
     real_model = transformers.AutoModel.from_pretrained(mini_dir)
     real_tok = transformers.AutoTokenizer.from_pretrained(mini_dir)
     fake = tmp_path / "tiny.gguf"
@@ -152,12 +152,12 @@ def test_conversion_is_atomic(tmp_path, monkeypatch):
 
     monkeypatch.setattr(real_model, "save_pretrained", dies)
     with pytest.raises(KeyboardInterrupt):
-        E.resolve_model_dir(str(fake), cache_dir=cache)
+        M.resolve_model_dir(str(fake), cache_dir=cache)
     assert list(cache.iterdir()) == []
     monkeypatch.undo()
     monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", lambda *a, **k: real_tok)
     monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", lambda *a, **k: real_model)
-    out = E.resolve_model_dir(str(fake), cache_dir=cache)
+    out = M.resolve_model_dir(str(fake), cache_dir=cache)
     assert out.parent == cache and (out / "model.safetensors").is_file()
     assert [p.name for p in cache.iterdir()] == [out.name]
 

@@ -14,7 +14,7 @@ import torch
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
-from tart import embeddings as E  # noqa: E402
+from tart import models as M  # noqa: E402
 from tart import onnx_backend as O  # noqa: E402
 from tart.embeddings import Embedder  # noqa: E402
 
@@ -88,7 +88,7 @@ def test_export_is_reused_from_the_cache(tiny, monkeypatch):
     Embedder(folder, cache_dir=cache, progress=False, backend="onnx-int8").embed(TEXTS[:1])  # both files exist
     files = {p: p.stat().st_mtime_ns for p in (cache / "onnx").rglob("*.onnx")}
     assert {p.name for p in files} >= {"onnx-last.onnx", "onnx-int8-last.onnx"}
-    monkeypatch.setattr(E, "_MODELS", {})  # a new process, as far as loading goes
+    monkeypatch.setattr(M, "_MODELS", {})  # a new process, as far as loading goes
 
     def fail(*args, **kwargs):
         raise AssertionError("exported a second time")
@@ -121,10 +121,10 @@ def test_export_says_so_once(tiny, capsys, tmp_path, monkeypatch):
     exported.embed(["cat"])
     # a stand-in exporter (a copy of the real export): this test is about the message and the cache
     monkeypatch.setattr(O, "_export", lambda folder, layer, path: path.write_bytes(exported.model.path.read_bytes()))
-    monkeypatch.setattr(E, "_MODELS", {})
+    monkeypatch.setattr(M, "_MODELS", {})
     Embedder(folder, cache_dir=tmp_path, backend="onnx").embed(["cat"])
     assert "exporting" in capsys.readouterr().err
-    monkeypatch.setattr(E, "_MODELS", {})
+    monkeypatch.setattr(M, "_MODELS", {})
     Embedder(folder, cache_dir=tmp_path, backend="onnx").embed(["cat"])
     assert "exporting" not in capsys.readouterr().err
 

@@ -16,7 +16,7 @@ def test_user_folders_and_overrides(monkeypatch, tmp_path):
     monkeypatch.setenv("TART_CACHE_DIR", str(tmp_path / "c"))
     monkeypatch.setenv("TART_STORE_PATH", str(tmp_path / "s.sqlite3"))
     assert (paths.cache_dir(), paths.store_path()) == (tmp_path / "c", tmp_path / "s.sqlite3")
-    from tart.embeddings import default_cache_dir
+    from tart.models import default_cache_dir
 
     assert default_cache_dir() == tmp_path / "c" and default_cache_dir(tmp_path / "x") == tmp_path / "x"
 

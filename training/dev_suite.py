@@ -75,7 +75,7 @@ def task_vectors(task: str, embedder: str | None) -> tuple[np.ndarray, np.ndarra
                                for c in np.unique(labels)])
         data = data.subset(sorted(keep.tolist()))
     digest = hashlib.sha1("\n".join(data.texts).encode()).hexdigest()[:12]
-    from tart.embeddings import dtype_setting
+    from tart.models import dtype_setting
 
     dtype = dtype_setting()  # the dtype asked for ($TART_EMBED_DTYPE, else auto) names the file
     backend = os.environ.get("TART_EMBED_BACKEND", "torch")  # an ONNX backend has its own vectors

@@ -2,7 +2,7 @@
 
 Grammar: `METHOD[:EMBEDDER]`, e.g. `tart`, `logreg:minilm-l6`, `icl:smollm2-135m`,
 `centroid:/path/to/model`. METHOD is any method of the registry `tart.methods.METHODS`; EMBEDDER is
-a short name known to `tart.embeddings` or a local model folder / .gguf file (default
+a short name known to `tart.models` or a local model folder / .gguf file (default
 `smollm2-135m`). Every model is a `tart.methods.text.TextClassifier`:
 
     model = load_model("logreg:minilm-l6", seed=0)

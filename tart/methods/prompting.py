@@ -130,7 +130,7 @@ def load_causal_lm(embedder):
     """The embedder's model with its LM head (a second, small copy; loaded once per process)."""
     from transformers import AutoModelForCausalLM
 
-    from tart.embeddings import resolve_model_dir
+    from tart.models import resolve_model_dir
 
     key = (embedder.name, str(embedder.cache_dir))
     if key not in _LMS:

@@ -18,7 +18,7 @@ from tart.methods.probes import classes_of
 class SetFitClassifier(ClassifierMixin, BaseEstimator):
     def __init__(self, body: str = "minilm-l6", num_iterations: int = 20, num_epochs: int = 1,
                  batch_size: int = 16, random_state: int | None = 0):
-        self.body = body  # embedder short name (tart.embeddings) or a sentence-transformers folder
+        self.body = body  # embedder short name (tart.models) or a sentence-transformers folder
         self.num_iterations = num_iterations
         self.num_epochs = num_epochs
         self.batch_size = batch_size
@@ -30,7 +30,7 @@ class SetFitClassifier(ClassifierMixin, BaseEstimator):
             from setfit import SetFitModel, Trainer, TrainingArguments
         except ImportError as err:
             raise ImportError("setfit is an optional extra: pip install 'tart[setfit]'") from err
-        from tart.embeddings import resolve_model_dir
+        from tart.models import resolve_model_dir
 
         texts, labels = list(texts), list(labels)
         if not texts or len(texts) != len(labels):
