@@ -18,10 +18,11 @@ and none of them dictionary glosses (the dev suite's WordNet tasks are glosses):
 A *label set* is one labelling of one source (e.g. debian-packages / works-with); a *task* is a set
 of 2-10 of its classes, each with a pool of >= 20 texts. `build` enumerates the tasks, embeds every
 text with each packaged embedder, and writes under `$TART_CACHE_DIR/task-bank/`:
-`bank.json` (texts, sources, label sets, tasks) and `{embedder}.npy` (float32, texts × hidden);
-the committed manifest (training/task_bank_manifest.json) records sources, licences and counts.
+`bank.json` (texts, sources, label sets, tasks), `{embedder}.npy` (float32, texts × hidden) and
+`manifest.json` (sources, licences, counts), committed as training/task_bank_manifest.json.
 
     python -m tart.training.task_bank [--embedders minilm-l6,smollm2-135m] [--per-class 100] [--rebuild]
+                                      [--manifest training/task_bank_manifest.json]
 """
 from __future__ import annotations
 
@@ -244,7 +245,7 @@ def manifest(bank: dict) -> dict:
                            for ls in bank["label_sets"]]}
 
 
-def build(embedders, per_class: int, n_tasks: int, rebuild: bool = False, seed: int = 0) -> dict:
+def build(embedders, per_class: int, n_tasks: int, rebuild: bool = False, manifest_path=None, seed: int = 0) -> dict:
     """Collect and enumerate the tasks (or reuse the cached bank.json), then embed with each embedder."""
     from tart.embeddings import load_embedder
     from tart.paths import save_array
@@ -261,7 +262,8 @@ def build(embedders, per_class: int, n_tasks: int, rebuild: bool = False, seed: 
             stale.unlink()
     bank = json.loads((out / "bank.json").read_text())
     info = manifest(bank)
-    MANIFEST.write_text(json.dumps(info, indent=2) + "\n")
+    for path in filter(None, (out / "manifest.json", manifest_path)):
+        Path(path).write_text(json.dumps(info, indent=2) + "\n")
     print(f"{info['texts']} texts, {info['tasks']} tasks: " +
           ", ".join(f"{s} {e['tasks']} tasks / {e['texts']} texts" for s, e in info["sources"].items()))
     for name in embedders:
@@ -277,8 +279,10 @@ def main(argv=None) -> int:
     p.add_argument("--per-class", type=int, default=100, help="pool size cap per class")
     p.add_argument("--tasks", type=int, default=3000, help="distinct tasks to enumerate")
     p.add_argument("--rebuild", action="store_true", help="collect the texts again (default: reuse bank.json)")
+    p.add_argument("--manifest", help=f"also write the manifest here (the committed one is {MANIFEST.name} "
+                   "in training/); it is always written beside the bank")
     args = p.parse_args(argv)
-    build([e for e in args.embedders.split(",") if e], args.per_class, args.tasks, args.rebuild)
+    build([e for e in args.embedders.split(",") if e], args.per_class, args.tasks, args.rebuild, args.manifest)
     return 0
 
 
