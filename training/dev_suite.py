@@ -197,14 +197,30 @@ def run(methods, ks=(8, 16, 32, 64), seeds: int = 5, test_size: int = 200, embed
     return report
 
 
+def _rows(results, method, k, embedder) -> dict:
+    """{task: row} of one method at one k in one embedder's suite (its text tasks + the vector tasks)."""
+    return {r["task"]: r for r in results if r["method"] == method and r["k"] == k and r["embedder"] in (embedder, "none")}
+
+
+def paired_gap(a: dict, b: dict) -> dict:
+    """Method a minus method b on the tasks both have ({task: row} each): the mean of the per-task
+    differences, its standard error over every (task, seed) pair (both saw the same support and test
+    sets there), and on how many tasks a is ahead."""
+    tasks = [t for t in a if t in b]
+    diffs = [a[t]["mean"] - b[t]["mean"] for t in tasks]
+    pairs = np.concatenate([np.subtract(a[t]["accs"], b[t]["accs"]) for t in tasks]) if tasks else np.zeros(0)
+    se = float(pairs.std(ddof=1) / np.sqrt(len(pairs))) if len(pairs) > 1 else float("nan")
+    return {"diff": float(np.mean(diffs)) if tasks else float("nan"), "se": se,
+            "wins": int(sum(d > 0 for d in diffs)), "tasks": len(tasks)}
+
+
 def summarize(results, methods, ks, embedders) -> dict:
-    """Per embedder's suite (its text tasks + the vector tasks): mean accuracy per method and k, and
-    each non-baseline method's paired difference from the best baseline (same tasks, seeds, splits)."""
+    """Per embedder's suite: mean accuracy per method and k, and each non-baseline method's paired
+    difference from the best baseline (same tasks, seeds, splits)."""
     summary, versus = [], []
     for e in embedders:
         for k in ks:
-            rows = {m: {r["task"]: r for r in results if r["method"] == m and r["k"] == k
-                        and r["embedder"] in (e, "none")} for m in methods}
+            rows = {m: _rows(results, m, k, e) for m in methods}
             means = {m: float(np.mean([r["mean"] for r in rows[m].values()])) for m in methods if rows[m]}
             for m, mean in means.items():
                 summary.append({"embedder": e, "method": m, "k": k, "mean": mean, "tasks": len(rows[m])})
@@ -212,21 +228,9 @@ def summarize(results, methods, ks, embedders) -> dict:
             if not baselines:
                 continue
             best = max(baselines, key=means.get)
-            for m in means:
-                if m in BASELINES:
-                    continue
-                diffs = [rows[m][t]["mean"] - rows[best][t]["mean"] for t in rows[m]]
-                versus.append({"embedder": e, "method": m, "k": k, "best_baseline": best, "diff": float(np.mean(diffs)),
-                               "se": paired_se(rows[m], rows[best]),
-                               "wins": int(sum(d > 0 for d in diffs)), "tasks": len(diffs)})
+            versus += [{"embedder": e, "method": m, "k": k, "best_baseline": best, **paired_gap(rows[m], rows[best])}
+                       for m in means if m not in BASELINES]
     return {"summary": summary, "versus_best_baseline": versus}
-
-
-def paired_se(a: dict, b: dict) -> float:
-    """Standard error of the mean paired difference of two methods' rows ({task: row}), over every
-    (task, seed) pair: both saw the same support and test sets there."""
-    diffs = np.concatenate([np.subtract(a[t]["accs"], b[t]["accs"]) for t in a if t in b])
-    return float(diffs.std(ddof=1) / np.sqrt(len(diffs))) if len(diffs) > 1 else float("nan")
 
 
 def gaps(report: dict, pairs) -> list[dict]:
@@ -235,14 +239,9 @@ def gaps(report: dict, pairs) -> list[dict]:
     for a, b in pairs:
         for e in report["embedders"]:
             for k in report["ks"]:
-                rows = {m: {r["task"]: r for r in report["results"] if r["method"] == m and r["k"] == k
-                            and r["embedder"] in (e, "none")} for m in (a, b)}
-                tasks = [t for t in rows[a] if t in rows[b]]
-                if not tasks:
-                    continue
-                diffs = [rows[a][t]["mean"] - rows[b][t]["mean"] for t in tasks]
-                out.append({"embedder": e, "a": a, "b": b, "k": k, "diff": float(np.mean(diffs)),
-                            "se": paired_se(rows[a], rows[b]), "wins": int(sum(d > 0 for d in diffs)), "tasks": len(tasks)})
+                gap = paired_gap(_rows(report["results"], a, k, e), _rows(report["results"], b, k, e))
+                if gap["tasks"]:
+                    out.append({"embedder": e, "a": a, "b": b, "k": k, **gap})
     return out
 
 
