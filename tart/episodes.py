@@ -15,8 +15,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-# Sources that are kept for independent evaluation (and the dev suite's own): never in the bank.
-RESERVED_SOURCES = frozenset({"jane-austen", "reuters-21578", "wordnet", "wordnet-verbs", "fortunes", "opinion-lexicon"})
 MIN_QUERIES_PER_CLASS = 2  # rows of each class kept out of the support, so every class can be queried
 
 
@@ -37,9 +35,8 @@ class TaskBank:
 
 
 @functools.lru_cache(maxsize=None)
-def load_bank(embedder: str, root: str | None = None, exclude: tuple = (), only: tuple = ()) -> TaskBank:
-    """One embedder's bank; `exclude` / `only` keep the tasks of some sources (leave-one-source-out)."""
-    root = Path(root) if root else bank_dir()
+def _read_bank(embedder: str, root: Path) -> tuple[dict, torch.Tensor]:
+    """bank.json and one embedder's vectors, read once however many source selections use them."""
     meta, vectors = root / "bank.json", root / f"{embedder}.npy"
     if not meta.is_file() or not vectors.is_file():
         raise FileNotFoundError(f"the task bank for {embedder!r} is not in {root}: build it with "
@@ -48,6 +45,13 @@ def load_bank(embedder: str, root: str | None = None, exclude: tuple = (), only:
     X = torch.from_numpy(np.load(vectors)).float()
     if len(X) != len(bank["texts"]):
         raise ValueError(f"{vectors} has {len(X)} rows for {len(bank['texts'])} texts: rebuild the bank")
+    return bank, X
+
+
+@functools.lru_cache(maxsize=None)
+def load_bank(embedder: str, root: str | None = None, exclude: tuple = (), only: tuple = ()) -> TaskBank:
+    """One embedder's bank; `exclude` / `only` keep the tasks of some sources (leave-one-source-out)."""
+    bank, X = _read_bank(embedder, Path(root) if root else bank_dir())
     tasks = []
     for task in bank["tasks"]:
         label_set = bank["label_sets"][task["label_set"]]
@@ -105,6 +109,7 @@ def sample_bank_episodes(bank: TaskBank, B: int, k: int, q: int, n_classes: torc
     return x, torch.from_numpy(np.stack(labels)).long(), torch.tensor(C_out)
 
 
+@functools.lru_cache(maxsize=None)
 def source_tasks(embedder: str, source: str, n: int = 8, min_pool: int = 60, seed: int = 0):
     """n fixed tasks of one source as datasets (X, y), for scoring a head on a source it did not train on
     (leave-one-source-out): tasks whose every class pool has >= min_pool rows, so k = 64 leaves test rows."""

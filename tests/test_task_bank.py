@@ -75,9 +75,11 @@ def test_tasks_are_distinct_and_of_2_to_10_classes():
     assert {"label_set": 1, "classes": ["x", "y", "z"]} in tasks  # a small label set, whole
 
 
-def test_committed_manifest_has_no_reserved_source_and_enough_tasks():
+def test_committed_manifest_has_only_reviewed_sources_and_enough_tasks():
     info = json.loads(task_bank.MANIFEST.read_text())
-    assert not set(info["sources"]) & episodes.RESERVED_SOURCES
+    assert set(info["sources"]) == set(task_bank.LICENCES)  # the reviewed sources, no other
+    dev_suite = ("wordnet", "fortunes", "opinion")  # the dev suite's sources: never trained on
+    assert not any(d in ls["source"] or d in ls["name"] for d in dev_suite for ls in info["label_sets"])
     assert len(info["sources"]) >= 4 and info["tasks"] >= 2000
     assert info["min_pool"] >= 20 and info["max_classes"] == 10
     assert all(e["licence"] for e in info["sources"].values())
@@ -104,6 +106,7 @@ def tiny_bank(tmp_path):
     episodes.load_bank.cache_clear()
     yield tmp_path
     episodes.load_bank.cache_clear()
+    episodes._read_bank.cache_clear()
 
 
 def test_bank_episodes_are_balanced_and_labelled_by_their_class(tiny_bank):
