@@ -33,7 +33,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from embed_dtype import text_sets, throughput  # noqa: E402  (the same texts, the same timing loop)
+from embed_dtype import best_throughput, text_sets, throughput  # noqa: E402  (the same texts and timing)
 
 from tart import models as tart_models  # noqa: E402
 from tart.embeddings import Embedder  # noqa: E402
@@ -111,15 +111,10 @@ def main(argv=None) -> int:
         for s, setup in setups.items():
             models[s], entry["load"][s] = load(name, setup)
         for set_name, texts in sets.items():
-            runs = {s: [] for s in models}
-            for _ in range(args.repeats):
-                for s, emb in models.items():
-                    runs[s].append(throughput(emb, texts, args.batch, args.max_seconds))
-            best = {s: max(r, key=lambda x: x["texts_per_s"]) for s, r in runs.items()}
+            best = best_throughput(models, texts, args.repeats, args.batch, args.max_seconds)
             base = best["torch-float32"]["texts_per_s"] if "torch-float32" in best else None
             entry["throughput"][set_name] = {
-                s: {**b, "all_runs_texts_per_s": [r["texts_per_s"] for r in runs[s]],
-                    "speedup_vs_torch_float32": round(b["texts_per_s"] / base, 2) if base else None}
+                s: {**b, "speedup_vs_torch_float32": round(b["texts_per_s"] / base, 2) if base else None}
                 for s, b in best.items()}
             print(f"{name} {set_name}: " + ", ".join(f"{s} {b['texts_per_s']:.1f}" for s, b in best.items())
                   + " texts/s", flush=True)

@@ -59,6 +59,17 @@ def throughput(embedder: Embedder, texts: list[str], batch: int, max_seconds: fl
     return {"texts": done, "seconds": elapsed, "texts_per_s": done / elapsed}
 
 
+def best_throughput(models: dict, texts: list[str], repeats: int, batch: int, max_seconds: float) -> dict:
+    """Per model, its best of `repeats` timed runs (runs interleaved across models, so a busy spell hits
+    all of them), with every run's texts/s kept."""
+    runs = {name: [] for name in models}
+    for _ in range(repeats):
+        for name, embedder in models.items():
+            runs[name].append(throughput(embedder, texts, batch, max_seconds))
+    return {name: {**max(r, key=lambda x: x["texts_per_s"]), "all_runs_texts_per_s": [x["texts_per_s"] for x in r]}
+            for name, r in runs.items()}
+
+
 def accuracy(vectors: dict[str, np.ndarray], labels: np.ndarray, k: int, seeds: int, test_size: int) -> dict:
     from sklearn.linear_model import LogisticRegression
 
@@ -115,15 +126,9 @@ def main(argv=None) -> int:
         models = {d: Embedder(name, dtype=d, progress=False) for d in ("float32", "bfloat16")}
         entry = {"throughput": {}, "closeness": {}, "accuracy": {}}
         for set_name, texts in sets.items():
-            runs = {d: [] for d in models}
-            for _ in range(args.repeats):
-                for d, emb in models.items():
-                    runs[d].append(throughput(emb, texts, args.batch, args.max_seconds))
-            best = {d: max(r, key=lambda x: x["texts_per_s"]) for d, r in runs.items()}
+            best = best_throughput(models, texts, args.repeats, args.batch, args.max_seconds)
             entry["throughput"][set_name] = {
-                **{d: {"texts_per_s": b["texts_per_s"], "texts": b["texts"], "seconds": b["seconds"],
-                       "all_runs_texts_per_s": [r["texts_per_s"] for r in runs[d]]} for d, b in best.items()},
-                "speedup": best["bfloat16"]["texts_per_s"] / best["float32"]["texts_per_s"]}
+                **best, "speedup": best["bfloat16"]["texts_per_s"] / best["float32"]["texts_per_s"]}
             n = min(best["float32"]["texts"], best["bfloat16"]["texts"])
             a, b = models["float32"].embed(texts[:n]), models["bfloat16"].embed(texts[:n])
             cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)

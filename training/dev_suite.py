@@ -101,29 +101,32 @@ def balanced_split(y: np.ndarray, k: int, seed: int, test_size: int) -> tuple[np
     return rng.permutation(support), test
 
 
+def _option(text: str) -> tuple[str, object]:
+    """'key=value' of a method spec, the value as a bool, int or float where it reads as one."""
+    key, _, value = text.partition("=")
+    if value.lower() in ("true", "false"):
+        return key, value.lower() == "true"
+    for kind in (int, float):
+        try:
+            return key, kind(value)
+        except ValueError:
+            pass
+    return key, value
+
+
 def make_method(spec: str, seed: int):
     from tart import methods
 
     if spec in BASELINES:  # from the one registry; the suite calls the logistic-regression probe "probe"
         return methods.make("logreg" if spec == "probe" else spec, seed=seed)
-    if spec.split(",")[0] in ("base:nearest-mean", "base:lda"):  # base:nearest-mean[,n_dims=64]
-        base, *options = spec.split(",")
-        return ResidualBase(lda=base == "base:lda", **{k: float(v) if k == "shrinkage" else int(v)
-                                                       for k, v in (o.split("=") for o in options)})
-    if spec.startswith("tart:"):
+    name, *options = spec.split(",")
+    params = dict(_option(o) for o in options)
+    if name in ("base:nearest-mean", "base:lda"):  # e.g. base:nearest-mean,n_dims=64,shrinkage=2
+        return ResidualBase(lda=name == "base:lda", **params)
+    if name.startswith("tart:"):
         from tart.classifier import TartClassifier
 
-        head, *options = spec[len("tart:"):].split(",")
-        params = {}
-        for option in options:
-            key, _, value = option.partition("=")
-            params[key] = {"true": True, "false": False}.get(value.lower(), value)
-            if isinstance(params[key], str):
-                try:
-                    params[key] = int(value)
-                except ValueError:
-                    pass
-        return TartClassifier(head=head, embedder=None, random_state=seed, **params)
+        return TartClassifier(head=name[len("tart:"):], embedder=None, random_state=seed, **params)
     raise ValueError(f"unknown method {spec!r}: probe, centroid, centroid-raw, base:nearest-mean, base:lda "
                      "or tart:HEAD[,param=value...]")
 

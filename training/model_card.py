@@ -77,6 +77,7 @@ def _residual(m) -> str:
 
 def write_model_card(output: Path, config, summary: dict, report: dict) -> None:
     m = config.model_config()
+    provenance = _bank_provenance(config)
     n_params = summary.get("parameters", "")
     hours = summary.get("wall_time_s", 0) / 3600
     text = f"""---
@@ -86,7 +87,7 @@ tags: [few-shot-classification, in-context-learning, tart]
 # {config.name}
 
 A TART reasoning head: a {m.n_layer}-layer, {m.n_embd}-wide, {m.n_head}-head causal Transformer
-{f"({n_params:,} parameters) " if n_params else ""}trained on {"synthetic tasks and real labelled text tasks" if _bank_provenance(config) else "synthetic tasks only"}.
+{f"({n_params:,} parameters) " if n_params else ""}trained on {"synthetic tasks and real labelled text tasks" if provenance else "synthetic tasks only"}.
 It reads up to {m.max_examples} labelled {m.n_dims}-dimensional points and predicts the labels of
 query points ({f"up to {m.n_classes} classes natively" if m.multiclass else "binary"}), with no
 gradient step on the user's task.{_residual(m)}
@@ -95,7 +96,7 @@ gradient step on the user's task.{_residual(m)}
 
 - Command: `tart train --config training/configs/{config.name.removeprefix("tart-")}.toml`
 - Tasks: {_tasks(config)}
-{_bank_provenance(config)}{f"- Started from the weights of `{config.init_from}` (fine-tuned).{chr(10)}" if config.init_from else ""}- Optimizer: AdamW, lr {config.optim.lr:g} (warm-up {config.optim.warmup_steps}, cosine to {config.optim.min_lr:g}),
+{provenance}{f"- Started from the weights of `{config.init_from}` (fine-tuned).{chr(10)}" if config.init_from else ""}- Optimizer: AdamW, lr {config.optim.lr:g} (warm-up {config.optim.warmup_steps}, cosine to {config.optim.min_lr:g}),
   batch {config.optim.batch_size}, {summary.get("steps")} steps, gradient clip {config.optim.grad_clip:g}.
 - Wall time: {summary.get("wall_time_s", 0):.0f} s ({hours:.2f} h) on {summary.get("machine", {}).get("processor", "?")}
   ({summary.get("machine", {}).get("device", "?")}, {summary.get("machine", {}).get("torch_threads", "?")} torch threads).
