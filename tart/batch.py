@@ -56,8 +56,9 @@ class TaskSpec:
 def _embedder(name: str, dtype, device: str):
     from tart.embeddings import Embedder
 
-    # an Embedder of our own (the model itself is shared in the process) without a progress bar of its own
-    return Embedder(name, progress=False, dtype=dtype, device=device)
+    # an Embedder of our own (the model itself is shared in the process) without a progress bar of its own,
+    # and without a text cache: a corpus pass never repeats a chunk, so the cache would only hold memory
+    return Embedder(name, progress=False, dtype=dtype, device=device, cache_size=0)
 
 
 class Labeller:
@@ -72,8 +73,6 @@ class Labeller:
         self.classes = self.clf.classes_.tolist()
 
     def __call__(self, texts: list[str]) -> np.ndarray:
-        # a corpus pass never repeats a chunk: the embedder's text cache would only grow with the corpus
-        self.embedder._cache.clear()
         return self.clf.predict_proba(self.embedder.embed(texts))
 
 

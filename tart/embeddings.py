@@ -17,6 +17,7 @@ import warnings
 import numpy as np
 import torch
 
+from tart.defaults import DEFAULT_EMBEDDER
 from tart.models import check_layer, is_causal, load_model, load_onnx_model, resolve_dtype
 
 MODES = ("stream", "vanilla", "loo")
@@ -27,10 +28,9 @@ _LOCK = threading.Lock()
 class Embedder:
     """Frozen-model text embedder; `embed` (stream mode) and `embed_task` (all three modes)."""
 
-    MAX_CACHED = 50_000  # in-memory embeddings kept (oldest dropped first)
-
-    def __init__(self, model="smollm2-135m", mode="stream", pooling="mean", layer=-1, max_length=256,
-                 batch_tokens=None, cache_dir=None, device="cpu", progress=True, dtype=None, backend=None):
+    def __init__(self, model=DEFAULT_EMBEDDER, mode="stream", pooling="mean", layer=-1, max_length=256,
+                 batch_tokens=None, cache_dir=None, device="cpu", progress=True, dtype=None, backend=None,
+                 cache_size: int = 50_000):
         from tart.onnx_backend import BATCH_TOKENS, resolve_backend  # names only: no onnxruntime import
 
         self.model_name, self.mode, self.pooling, self.layer = model, mode, pooling, layer
@@ -45,6 +45,7 @@ class Embedder:
         self._check_mode(mode)
         self.n_forward_calls = self.n_texts_embedded = self.n_truncated = 0
         self._cache: dict = {}
+        self.cache_size = cache_size  # in-memory embeddings kept, oldest dropped first (0: none, for a corpus pass)
         self._loaded = None
 
     @staticmethod
@@ -171,17 +172,18 @@ class Embedder:
         texts = [str(t) for t in texts]
         key = lambda t: (self.name, "stream", self.pooling, self.layer, self.max_length, t)
         todo = list(dict.fromkeys(t for t in texts if key(t) not in self._cache))
+        new = {}
         if todo:
             pre, suf = self._specials()
             seqs = [pre + x + suf for x in self._pieces(todo)]
-            vecs = self._run(seqs, [[(0, len(s))] for s in seqs])
-            for t, v in zip(todo, vecs):
-                self._cache[key(t)] = v
-            while len(self._cache) > self.MAX_CACHED:
+            new = {key(t): v for t, v in zip(todo, self._run(seqs, [[(0, len(s))] for s in seqs]))}
+            self._cache.update(new)
+            while len(self._cache) > self.cache_size:
                 self._cache.pop(next(iter(self._cache)))
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        return np.stack([self._cache[key(t)] for t in texts]).astype(np.float32)
+        # this call's new vectors from `new`: the cache may already have dropped them
+        return np.stack([new[key(t)] if key(t) in new else self._cache[key(t)] for t in texts]).astype(np.float32)
 
     # -- vanilla / leave-one-out -----------------------------------------------------------
     def embed_task(self, support_texts, support_labels, query_texts, mode=None):
@@ -217,7 +219,7 @@ class Embedder:
         return support, queries
 
 
-def load_embedder(name: str = "smollm2-135m", **kw) -> Embedder:
+def load_embedder(name: str = DEFAULT_EMBEDDER, **kw) -> Embedder:
     """The same Embedder (model loaded once, embedding cache shared) for the same arguments."""
     key = (name, tuple(sorted((k, str(v)) for k, v in kw.items())))
     with _LOCK:

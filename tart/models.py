@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from tart.defaults import EMBED_DTYPES
+from tart.defaults import DEFAULT_EMBEDDER, EMBED_DTYPES
 
 # short name -> (pip packages, module, folder inside it, GGUF file name/pattern or None)
 KNOWN_MODELS = {
@@ -96,7 +96,7 @@ def _convert_gguf(gguf: Path, root: Path) -> Path:
     return target
 
 
-def resolve_model_dir(model: str = "smollm2-135m", cache_dir=None) -> Path:
+def resolve_model_dir(model: str = DEFAULT_EMBEDDER, cache_dir=None) -> Path:
     """A local folder that plain `from_pretrained` loads (GGUF converted and cached)."""
     if model in KNOWN_MODELS:
         src = _package_source(model)
