@@ -85,11 +85,9 @@ def read_corpus(path: str, text_column: str = "text", id_column: str | None = No
     """Chunks of (ids, texts), at most chunk_size rows each, in file order. Rows whose str(id) is in
     `skip` (done by an earlier run) are checked like the others but not returned."""
     fmt = corpus_format(path)
-    if fmt != "text" and path != "-" and not Path(path).is_file():
+    if path != "-" and not Path(path).is_file():  # "-": standard input
         raise FileNotFoundError(f"no such file: {path!r}")
     if fmt == "text":
-        if path != "-" and not Path(path).is_file():
-            raise FileNotFoundError(f"no such file: {path!r}")
         text_column, id_column = "text", None  # plain text: the line is the text, its number the id
     columns = [text_column] + ([id_column] if id_column else [])
     seen: set = set()
