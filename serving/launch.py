@@ -27,6 +27,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+
+def _ended(p: psutil.Process) -> bool:
+    try:
+        return p.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
 class LocalServer:
     def __init__(self, env: dict[str, str], port: int | None = None, log_path: str | Path | None = None,
                  via_cli: bool = False):
@@ -84,7 +91,14 @@ class LocalServer:
             except psutil.NoSuchProcess:
                 pass
         _, alive = psutil.wait_procs(processes, timeout=timeout)
+        # a zombie has ended: it waits only for whoever adopted it (init, here maybe slow) to reap it
+        alive = [p for p in alive if not _ended(p)]
+        self.survivor_commands = []
         for p in alive:  # did not stop in time (it may end right now: not an error)
+            try:
+                self.survivor_commands.append(" ".join(p.cmdline())[:200])
+            except psutil.Error:
+                pass
             try:
                 p.kill()
             except psutil.NoSuchProcess:

@@ -433,7 +433,7 @@ def test_workers_die_with_the_killed_server_and_tasks_survive(server):
     ids, before = persisted_tasks(server)
     port = server.port
     survivors = server.restart(signal.SIGKILL, leader_only=True, timeout=2, env={"TART_MAX_CONCURRENCY": "2"})
-    assert survivors == [], f"workers {survivors} outlived the killed server by more than 2 s"
+    assert survivors == [], f"workers {survivors} outlived the killed server by more than 2 s: {server.survivor_commands}"
     assert server.port == port
     assert same_state(snapshot(server, ids), before)
 
