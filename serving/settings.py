@@ -3,20 +3,27 @@
 The file is named by `TART_CONFIG` (or `tart serve --config FILE`); its keys are the field names
 below, at the top level or under a `[serving]` table. Each field can also be set by the environment
 variable `TART_<FIELD NAME IN CAPITALS>`, e.g. `TART_CHECKPOINT`, `TART_EMBEDDER`, `TART_STORE_PATH`,
-`TART_MAX_EXAMPLES`, `TART_MAX_TEXTS`, `TART_MAX_TEXT_CHARS`.
+`TART_MAX_EXAMPLES`, `TART_MAX_TEXTS`, `TART_MAX_TEXT_CHARS`; an empty variable counts as unset.
+pydantic-settings reads the variables and pydantic checks every value (types, ranges, choices).
 
 Only the operator sets these: nothing in a request can change them, in particular not the store path.
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
 import os
 import tomllib
-from dataclasses import dataclass, fields
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
 from tart.defaults import DEFAULT_EMBEDDER, DEFAULT_HEAD, EMBED_DTYPES  # no torch: names only
+
+Count = Annotated[int, Field(ge=0)]
+Positive = Annotated[int, Field(ge=1)]
 
 
 def _default_store_path() -> str:
@@ -25,68 +32,60 @@ def _default_store_path() -> str:
     return str(store_path())
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(BaseSettings):
+    """The server's settings. `Settings(...)` alone is the defaults and its arguments; `load_settings` adds
+    the file and the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="TART_", env_ignore_empty=True, extra="forbid", frozen=True)
+
     # models
     checkpoint: str = DEFAULT_HEAD  # shipped head name or a checkpoint folder (tart.defaults.DEFAULT_HEAD)
     embedder: str = DEFAULT_EMBEDDER  # embedder short name or a local model folder
-    n_permutations: int = 4  # default support-set orderings averaged per prediction
-    max_permutations: int = 8  # the most a request may ask for
+    n_permutations: Positive = 4  # default support-set orderings averaged per prediction
+    max_permutations: Positive = 8  # the most a request may ask for
     # task store
-    store_path: str = dataclasses.field(default_factory=_default_store_path)
-    max_tasks: int = 10_000
+    store_path: Annotated[str, AfterValidator(lambda p: str(Path(p).expanduser()))] = Field(
+        default_factory=_default_store_path)
+    max_tasks: Positive = 10_000
     # request limits
-    max_examples: int = 256  # labelled examples per request or task
-    max_texts: int = 128  # texts to classify per request
-    max_text_chars: int = 2_000  # characters per text (examples and queries)
-    max_labels: int = 32  # distinct labels per task
-    max_label_chars: int = 100
-    max_name_chars: int = 100  # task names
-    max_body_bytes: int = 2 * 1024 * 1024  # whole HTTP request body
+    max_examples: Positive = 256  # labelled examples per request or task
+    max_texts: Positive = 128  # texts to classify per request
+    max_text_chars: Positive = 2_000  # characters per text (examples and queries)
+    max_labels: Annotated[int, Field(ge=2)] = 32  # distinct labels per task
+    max_label_chars: Positive = 100
+    max_name_chars: Positive = 100  # task names
+    max_body_bytes: Positive = 2 * 1024 * 1024  # whole HTTP request body
     # traffic and batching
-    max_concurrency: int = 64  # requests in flight on the API service; more get 429
-    timeout_s: float = 120.0  # a request running longer gets 504
-    body_timeout_s: float = 10.0  # a request's whole body must arrive within this, else 408 (it holds no slot meanwhile)
-    embed_max_batch_size: int = 64  # texts per embedder forward, across requests
-    embed_max_latency_ms: int = 20_000  # queueing budget of one embed call; past it, 503
-    embed_threads: int = 0  # torch threads of the embedding worker (0: torch's default)
-    head_threads: int = 1  # torch threads of each head computation in the API worker
-    head_concurrency: int = 2  # threads of the head's heavy lane (light requests have one of their own)
-    light_head_tokens: int = 10_000  # head cost up to which a request runs in the light lane
-    head_queue: int = 16  # requests that may wait per head lane; past it, 503 with Retry-After
-    stuck_after_s: float = 60.0  # /readyz is unready while a head or embedder job runs longer than this
+    max_concurrency: Positive = 64  # requests in flight on the API service; more get 429
+    timeout_s: Annotated[float, Field(ge=0)] = 120.0  # a request running longer gets 504
+    body_timeout_s: Annotated[float, Field(ge=1)] = 10.0  # a request's whole body must arrive within this, else 408 (it holds no slot meanwhile)
+    embed_max_batch_size: Positive = 64  # texts per embedder forward, across requests
+    embed_max_latency_ms: Positive = 20_000  # queueing budget of one embed call; past it, 503
+    embed_threads: Count = 0  # torch threads of the embedding worker (0: torch's default)
+    head_threads: Positive = 1  # torch threads of each head computation in the API worker
+    head_concurrency: Positive = 2  # threads of the head's heavy lane (light requests have one of their own)
+    light_head_tokens: Count = 10_000  # head cost up to which a request runs in the light lane
+    head_queue: Count = 16  # requests that may wait per head lane; past it, 503 with Retry-After
+    stuck_after_s: Annotated[float, Field(ge=1)] = 60.0  # /readyz is unready while a head or embedder job runs longer than this
     # cost budget of one request, checked before any work (see serving/cost.py); past it, 413
     # (measured: a request at both, SmolLM2 and the default head, in <= 10 s on the 2-core VM; docs/serving.md)
-    max_embed_tokens: int = 1_536  # tokens the embedder reads for one request
-    max_head_tokens: int = 24_576  # tokens the head reads: sequences x (query batches x context + queries)
-    # embedder runtime: torch, onnx (float32) or onnx-int8 (ONNX Runtime, the onnx extra; tart.onnx_backend)
-    embed_backend: str = "torch"
-    embed_dtype: str = "auto"  # embedder weights: auto (tart.models decides from the CPU: bfloat16 only with AMX), bfloat16, float32
+    max_embed_tokens: Positive = 1_536  # tokens the embedder reads for one request
+    max_head_tokens: Positive = 24_576  # tokens the head reads: sequences x (query batches x context + queries)
+    # embedder runtime: torch, onnx (float32) or onnx-int8 (ONNX Runtime, the onnx extra; tart.onnx_backend.BACKENDS,
+    # not imported: that module imports torch)
+    embed_backend: Literal["torch", "onnx", "onnx-int8"] = "torch"
+    embed_dtype: Literal[EMBED_DTYPES] = "auto"  # embedder weights: auto (tart.models decides from the CPU: bfloat16 only with AMX), bfloat16, float32
     # access
     host: str = "127.0.0.1"  # the address the server listens on (tart serve --host sets it)
     api_keys: str = ""  # comma-separated keys; a request must send one (Authorization: Bearer KEY)
-    require_api_key: str = "auto"  # auto: only when `host` is not a loopback address; yes; no
+    require_api_key: Literal["auto", "yes", "no"] = "auto"  # auto: only when `host` is not a loopback address
 
-    def __post_init__(self):
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.type in ("int", "float") and value < 0:
-                raise ValueError(f"setting {f.name} must be >= 0, got {value!r}")
-        for name in ("max_examples", "max_texts", "max_text_chars", "max_labels", "max_label_chars",
-                     "max_name_chars", "max_body_bytes", "max_concurrency", "embed_max_batch_size",
-                     "embed_max_latency_ms", "n_permutations", "max_permutations", "max_tasks", "head_concurrency",
-                     "head_threads", "max_embed_tokens", "max_head_tokens", "stuck_after_s", "body_timeout_s"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"setting {name} must be >= 1, got {getattr(self, name)!r}")
-        if self.max_labels < 2:
-            raise ValueError("setting max_labels must be >= 2")
-        if self.embed_dtype not in EMBED_DTYPES:
-            raise ValueError(f"setting embed_dtype must be {', '.join(EMBED_DTYPES[:-1])} or {EMBED_DTYPES[-1]}, "
-                             f"got {self.embed_dtype!r}")
-        if self.embed_backend not in ("torch", "onnx", "onnx-int8"):  # tart.onnx_backend.BACKENDS (that imports torch)
-            raise ValueError(f"setting embed_backend must be torch, onnx or onnx-int8, got {self.embed_backend!r}")
-        if self.require_api_key not in ("auto", "yes", "no"):
-            raise ValueError(f"setting require_api_key must be auto, yes or no, got {self.require_api_key!r}")
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, **_):
+        return (init_settings,)  # the file and the environment are chosen by load_settings, not found implicitly
+
+    @model_validator(mode="after")
+    def _consistent(self):
         if self.keys_required and not self.keys:
             cause = ("require_api_key is 'yes'" if self.require_api_key == "yes"
                      else f"host {self.host!r} is not a loopback address")
@@ -95,7 +94,7 @@ class Settings:
         if self.n_permutations > self.max_permutations:
             raise ValueError(f"setting n_permutations ({self.n_permutations}) exceeds max_permutations "
                              f"({self.max_permutations})")
-
+        return self
 
     @property
     def keys(self) -> frozenset[str]:
@@ -119,45 +118,47 @@ def is_loopback(host: str) -> bool:
         return False  # a host name: assume it is reachable from outside
 
 
-ENV_PREFIX = "TART_"
+class _EnvSource(EnvSettingsSource):
+    """pydantic-settings' environment source (TART_ prefix, empty = unset) over a given mapping, so that
+    `tart serve` can check the environment it is about to start the server with, and tests pass a dict."""
+
+    def __init__(self, settings_cls, environ: Mapping[str, str]):
+        self.environ = environ
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self):  # what the base class reads from os.environ (names in any case, as there)
+        return {k.lower(): v for k, v in self.environ.items() if not (self.env_ignore_empty and v == "")}
 
 
-def _coerce(name: str, kind: str, value):
-    try:
-        if kind == "int":
-            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-                raise ValueError
-            return int(value)
-        if kind == "float":
-            return float(value)
-        return str(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"setting {name} must be {'an integer' if kind == 'int' else 'a number'}, "
-                         f"got {value!r}") from None
+def _message(err: ValidationError, path) -> str:
+    """One line naming each bad setting and its value (pydantic's own report spans several lines)."""
+    parts = []
+    for e in err.errors():
+        name = ".".join(map(str, e["loc"]))
+        if e["type"] == "extra_forbidden":  # only the file can name an unknown setting
+            parts.append(f"{path}: unknown setting {name!r}; known: {', '.join(Settings.model_fields)}")
+        elif name:
+            parts.append(f"setting {name} = {e['input']!r}: {e['msg'][0].lower()}{e['msg'][1:]}")
+        else:  # the cross-field rules above
+            parts.append(e["msg"].removeprefix("Value error, "))
+    return "; ".join(parts)
 
 
-def load_settings(path: str | os.PathLike | None = None, env: dict | None = None) -> Settings:
-    """Settings from defaults < TOML file (`path` or $TART_CONFIG) < TART_* environment variables."""
+def load_settings(path: str | os.PathLike | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Settings from defaults < TOML file (`path` or $TART_CONFIG) < TART_* environment variables (`env`, by
+    default os.environ). A bad or unknown setting raises ValueError naming it; a missing file, FileNotFoundError."""
     env = os.environ if env is None else env
-    kinds = {f.name: f.type for f in fields(Settings)}
-    values: dict = {}
-    path = path or env.get(ENV_PREFIX + "CONFIG")
+    path = path or env.get("TART_CONFIG")
+    values = {}
     if path:
         with open(path, "rb") as fh:
-            data = tomllib.load(fh)
-        data = data.get("serving", data)
-        unknown = sorted(set(data) - set(kinds))
-        if unknown:
-            raise ValueError(f"{path}: unknown setting(s) {unknown}; known: {sorted(kinds)}")
-        values.update(data)
-    for name in kinds:
-        key = ENV_PREFIX + name.upper()
-        if env.get(key):
-            values[name] = env[key]
-    values = {name: _coerce(name, kinds[name], v) for name, v in values.items()}
-    if "store_path" in values:
-        values["store_path"] = str(Path(values["store_path"]).expanduser())
-    return Settings(**values)
+            values = tomllib.load(fh)
+        values = values.get("serving", values)
+    values.update(_EnvSource(Settings, env)())
+    try:
+        return Settings(**values)
+    except ValidationError as err:
+        raise ValueError(_message(err, path)) from None
 
 
 @functools.cache

@@ -162,7 +162,7 @@ def test_serving_setting_and_option():
 
     assert load_settings(env={"TART_EMBED_BACKEND": "onnx-int8"}).embed_backend == "onnx-int8"
     assert load_settings(env={}).embed_backend == "torch"
-    with pytest.raises(ValueError, match="embed_backend must be torch, onnx or onnx-int8"):
+    with pytest.raises(ValueError, match="embed_backend = 'onnx16': input should be 'torch', 'onnx' or 'onnx-int8'"):
         load_settings(env={"TART_EMBED_BACKEND": "onnx16"})
     args = __import__("argparse").Namespace(embed_backend="onnx", host="127.0.0.1")
     assert server_environment(args, base={})["TART_EMBED_BACKEND"] == "onnx"
