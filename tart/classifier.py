@@ -25,6 +25,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from tart.checkpoint_io import load_head
+from tart.data import sorted_labels
 from tart.defaults import DEFAULT_EMBEDDER, DEFAULT_HEAD
 from tart import inference
 from tart.reasoning import TartReasoningModel
@@ -59,14 +60,10 @@ def _is_texts(X) -> bool:
 
 
 def _unique_labels(y) -> np.ndarray:
-    """Distinct labels, sorted where they can be. A plain numpy array when it holds every value
+    """Distinct labels in `sorted_labels` order. A plain numpy array when it holds every value
     exactly (scikit-learn's metrics want one); else an object array (mixed types, or strings that
     numpy would change, e.g. by dropping trailing NUL characters)."""
-    seen = list(dict.fromkeys(y))
-    try:
-        seen = sorted(seen)
-    except TypeError:  # mixed, unorderable labels keep their order of first appearance
-        pass
+    seen = sorted_labels(y)
     try:
         plain = np.array(seen)
     except ValueError:  # e.g. tuples beside scalars

@@ -20,6 +20,17 @@ DATASETS_DIR = Path(__file__).parent / "datasets"
 _LABEL_TYPES = (str, int, bool)  # JSON label values that make sensible classes
 
 
+def sorted_labels(labels) -> list:
+    """The distinct labels in their canonical order, the one every method's `classes_` follows: sorted by
+    type name first, so mixed types still sort (1 before "a"); where even that cannot order them (tuples
+    holding unorderable values), in order of first appearance."""
+    distinct = list(dict.fromkeys(labels))
+    try:
+        return sorted(distinct, key=lambda v: (type(v).__name__, v))
+    except TypeError:
+        return distinct
+
+
 @dataclass
 class LabelledTexts:
     """Texts and their labels, aligned by position."""
@@ -34,8 +45,8 @@ class LabelledTexts:
 
     @property
     def classes(self) -> list:
-        """The distinct labels, sorted (by type name first, so mixed types still sort)."""
-        return sorted(set(self.labels), key=lambda v: (type(v).__name__, v))
+        """The distinct labels, sorted (`sorted_labels`)."""
+        return sorted_labels(self.labels)
 
     def __len__(self) -> int:
         return len(self.texts)

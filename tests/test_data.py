@@ -4,7 +4,7 @@ from collections import Counter
 
 import pytest
 
-from tart.data import DATASETS_DIR, LabelledTexts, balanced_split, list_datasets, load_dataset
+from tart.data import DATASETS_DIR, LabelledTexts, balanced_split, list_datasets, load_dataset, sorted_labels
 
 EXPECTED = {
     "wordnet-animal-food", "wordnet-act-state", "wordnet-artifact-person",
@@ -67,6 +67,12 @@ def test_jsonl_custom_columns_keeps_json_types(tmp_path):
     assert data.texts == ["great", "bad", "fine"]
     assert data.labels == [5, 1, 5]
     assert data.classes == [1, 5]
+
+
+def test_sorted_labels_one_order_for_any_labels():
+    assert sorted_labels(["b", "a", "b", "1"]) == ["1", "a", "b"]
+    assert sorted_labels(["a", 2, 1, "a"]) == [1, 2, "a"]  # mixed types: by type name, then value
+    assert sorted_labels([("t", "x"), 0, ("t", 1)]) == [("t", "x"), 0, ("t", 1)]  # unorderable: as first seen
 
 
 def test_json_list_and_json_lines_under_json_name(tmp_path):

@@ -65,14 +65,14 @@ def task_vectors(task: str, embedder: str | None) -> tuple[np.ndarray, np.ndarra
 
         X, y = getattr(datasets, f"load_{task.split(':', 1)[1]}")(return_X_y=True)
         return X.astype(np.float32), np.asarray(y)
-    from tart.data import load_dataset
+    from tart.data import load_dataset, sorted_labels
 
     data = load_dataset(task)
     if len(data) > POOL:  # stratified: every class keeps its share
         labels = np.asarray(data.labels)
         rng = np.random.default_rng(0)
         keep = np.concatenate([rng.choice(np.flatnonzero(labels == c), round(POOL * np.mean(labels == c)), replace=False)
-                               for c in np.unique(labels)])
+                               for c in sorted_labels(data.labels)])
         data = data.subset(sorted(keep.tolist()))
     digest = hashlib.sha1("\n".join(data.texts).encode()).hexdigest()[:12]
     from tart.models import dtype_setting

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from tart import methods as registry
+from tart.data import sorted_labels
 from tart.evaluate.report import jsonable, summarize
 from tart.evaluate.splits import EvalData, draw
 
@@ -164,7 +165,7 @@ def evaluate(data: EvalData, ks=(16, 32, 64), seeds: int = 5, methods=DEFAULT_ME
         "embedding_mode": None if is_vectors else embedding_mode,
         "layer": None if is_vectors else embedder.layer,
         "test_size": len(draws[0][1]),
-        "classes": sorted(set(map(str, data.labels))),
+        "classes": sorted_labels(map(str, data.labels)),
         "ks": ks,
         "seeds": seeds,
         "seed_list": list(seed_list),

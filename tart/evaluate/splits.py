@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tart.data import LabelledTexts, balanced_split, load_dataset
+from tart.data import LabelledTexts, balanced_split, load_dataset, sorted_labels
 
 SKLEARN_DATASETS = ("digits", "digits-pairs", "digits-A-B (e.g. digits-3-8)", "breast_cancer", "wine")
 
@@ -29,7 +29,7 @@ class EvalData:
         rows = range(len(self.labels))
         note = None
         if self.pairs:
-            pair = sorted(np.random.default_rng(seed).choice(sorted(set(self.labels)), 2, replace=False).tolist())
+            pair = sorted(np.random.default_rng(seed).choice(sorted_labels(self.labels), 2, replace=False).tolist())
             rows = [i for i in rows if self.labels[i] in pair]
             note = f"seed {seed}: digits {pair[0]} vs {pair[1]}"
         return LabelledTexts(self.name, [str(i) for i in rows], [self.labels[i] for i in rows]), note

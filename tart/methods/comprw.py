@@ -19,8 +19,9 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
+from tart.data import sorted_labels
 from tart.methods.decompose import decompose
-from tart.methods.probes import classes_of, softmax
+from tart.methods.probes import softmax
 from tart.methods.prompting import ICLClassifier
 
 
@@ -77,7 +78,7 @@ class ComponentReweightingClassifier(ClassifierMixin, BaseEstimator):
         texts, labels = list(texts), list(labels)
         if len(texts) != len(labels) or not texts:
             raise ValueError(f"need as many labels as texts (and at least one): {len(texts)} vs {len(labels)}")
-        self.classes_ = classes_of(labels)
+        self.classes_ = np.array(sorted_labels(labels))
         n_classes = len(self.classes_)
         if n_classes < 2:
             raise ValueError(f"need at least two classes, got only {self.classes_[0]!r}")

@@ -18,6 +18,8 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from tart.data import sorted_labels
+
 LOGREG_CS = (0.001, 0.01, 0.1, 1.0, 10.0, 100.0)
 
 
@@ -26,11 +28,6 @@ def softmax(scores) -> np.ndarray:
     z = np.asarray(scores, dtype=np.float64)
     z = np.exp(z - z.max(axis=1, keepdims=True))
     return z / z.sum(axis=1, keepdims=True)
-
-
-def classes_of(y) -> np.ndarray:
-    """The distinct labels, sorted (by type name first, so mixed types sort too)."""
-    return np.array(sorted(set(y), key=lambda v: (type(v).__name__, v)))
 
 
 class LogRegProbe(ClassifierMixin, BaseEstimator):
@@ -44,7 +41,7 @@ class LogRegProbe(ClassifierMixin, BaseEstimator):
 
     def fit(self, X, y):
         y = np.asarray(y)
-        self.classes_ = classes_of(y.tolist())
+        self.classes_ = np.array(sorted_labels(y.tolist()))
         folds = min(self.cv, min(int((y == c).sum()) for c in self.classes_))
         if folds >= 3:  # at least 3 examples per class: every fold sees every class
             splitter = StratifiedKFold(folds, shuffle=True, random_state=self.random_state)
@@ -82,7 +79,7 @@ class CentroidClassifier(ClassifierMixin, BaseEstimator):
 
     def fit(self, X, y):
         X, y = np.asarray(X, dtype=np.float64), np.asarray(y)
-        self.classes_ = classes_of(y.tolist())
+        self.classes_ = np.array(sorted_labels(y.tolist()))
         self.mean_ = X.mean(0)
         std = X.std(0) if self.standardize else np.ones(X.shape[1])
         self.scale_ = np.where(std > 1e-12, std, 1.0)  # constant features stay as they are

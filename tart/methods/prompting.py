@@ -18,7 +18,8 @@ import inspect
 import numpy as np
 import torch
 
-from tart.methods.probes import classes_of, softmax
+from tart.data import sorted_labels
+from tart.methods.probes import softmax
 
 
 class ICLClassifier:
@@ -41,7 +42,7 @@ class ICLClassifier:
     def fit(self, texts, labels):
         if len(texts) != len(labels) or not len(texts):
             raise ValueError(f"need as many labels as texts (and at least one): {len(texts)} vs {len(labels)}")
-        self.classes_ = classes_of(list(labels))
+        self.classes_ = np.array(sorted_labels(labels))
         self.examples_ = [self._ids(f"Input: {t}\nLabel: {y}\n\n") for t, y in zip(texts, labels)]
         self.label_ids_ = [self._ids(f" {c}") for c in self.classes_]
         full, bare = self.tokenizer("x")["input_ids"], self._ids("x")

@@ -12,7 +12,7 @@ import tempfile
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from tart.methods.probes import classes_of
+from tart.data import sorted_labels
 
 
 class SetFitClassifier(ClassifierMixin, BaseEstimator):
@@ -35,7 +35,7 @@ class SetFitClassifier(ClassifierMixin, BaseEstimator):
         texts, labels = list(texts), list(labels)
         if not texts or len(texts) != len(labels):
             raise ValueError(f"need as many labels as texts, and at least one: {len(texts)} vs {len(labels)}")
-        self.classes_ = classes_of(labels)
+        self.classes_ = np.array(sorted_labels(labels))
         if len(self.classes_) < 2:
             raise ValueError(f"need at least 2 distinct labels to classify, got 1 class: {list(self.classes_)}")
         index = {c: i for i, c in enumerate(self.classes_.tolist())}

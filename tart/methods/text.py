@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 
+from tart.data import sorted_labels
+
 
 class Embed(TransformerMixin, BaseEstimator):
     def __init__(self, embedder):
@@ -36,7 +38,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         if not texts or len(texts) != len(labels):
             raise ValueError(f"need as many labels as texts, and at least one: {len(texts)} vs {len(labels)}")
         if len(set(labels)) < 2:
-            raise ValueError(f"need at least 2 distinct labels to classify, got only {sorted(set(labels))}")
+            raise ValueError(f"need at least 2 distinct labels to classify, got only {sorted_labels(labels)}")
         self.estimator_ = self.estimator.fit(texts, labels)
         self.classes_ = np.asarray(self.estimator_.classes_)
         return self
