@@ -38,7 +38,8 @@ from tart.data import load_dataset  # noqa: E402
 from tart.serving.launch import LocalServer  # noqa: E402
 from tart.checkpoint_io import load_head  # noqa: E402
 from tart.classifier import TartClassifier  # noqa: E402
-from tart.serving.cost import QUERY_BATCH, TokenCounter  # noqa: E402
+from tart.embeddings import Embedder  # noqa: E402
+from tart.serving.cost import QUERY_BATCH  # noqa: E402
 from tart.serving.settings import Settings  # noqa: E402
 
 
@@ -102,50 +103,54 @@ def heaviest_head_request(settings: Settings, checkpoint: str, max_items: int, n
     return best[1:]
 
 
-def words(counter: TokenCounter, source: list[str], n: int, repeat: int) -> list[str]:
+def n_tokens(counter: Embedder, texts: list[str]) -> list[int]:
+    return [len(ids) for ids in counter.tokenize(texts)]
+
+
+def words(counter: Embedder, source: list[str], n: int, repeat: int) -> list[str]:
     """n distinct one-token words (another n for each repeat): the shortest texts there are."""
     seen, out = set(), []
     for w in " ".join(source).lower().split():
         w = "".join(ch for ch in w if ch.isalpha())
         if w and w not in seen:
             seen.add(w)
-            if counter.count([w])[0] == 1:
+            if n_tokens(counter, [w])[0] == 1:
                 out.append(w)
     if len(out) < n * (repeat + 1):
         raise SystemExit(f"only {len(out)} one-token words for {n} texts x {repeat + 1} repeats")
     return out[n * repeat:n * (repeat + 1)]
 
 
-def fill(counter: TokenCounter, texts: list[str], source: list[str], budget: int) -> list[str]:
+def fill(counter: Embedder, texts: list[str], source: list[str], budget: int) -> list[str]:
     """`texts` lengthened with words of `source` (each keeps its start) until their embedder cost is
     just under `budget`."""
     pool = " ".join(source).split()
-    per_text = max(1, min(budget // len(texts) - counter.specials, counter.max_length))
+    per_text = max(1, min(budget // len(texts) - counter.tokenizer.num_special_tokens_to_add(), counter.max_length))
     out = []
     for i, t in enumerate(texts):
         cur, j = t, (i * 37) % len(pool)
-        while counter.count([f"{cur} {pool[j % len(pool)]}"])[0] <= per_text:
+        while n_tokens(counter, [f"{cur} {pool[j % len(pool)]}"])[0] <= per_text:
             cur, j = f"{cur} {pool[j % len(pool)]}", j + 1
         out.append(cur)
-    total, grown = counter.embed_tokens(counter.count(out)), True
+    total, grown = counter.tokens_read(n_tokens(counter, out)), True
     while grown:  # the remainder: one more word per text, in turn, while the total fits
         grown = False
         for i, t in enumerate(out):
             longer = f"{t} {pool[(i * 37 + len(t)) % len(pool)]}"
-            extra = counter.count([longer])[0] - counter.count([t])[0]
-            if counter.count([longer])[0] <= counter.max_length and total + extra <= budget and extra > 0:
+            extra = n_tokens(counter, [longer])[0] - n_tokens(counter, [t])[0]
+            if n_tokens(counter, [longer])[0] <= counter.max_length and total + extra <= budget and extra > 0:
                 out[i], total, grown = longer, total + extra, True
-    if counter.embed_tokens(counter.count(out)) > budget:
+    if counter.tokens_read(n_tokens(counter, out)) > budget:
         raise SystemExit(f"{len(texts)} texts do not fit in {budget} embedder tokens")
     return out
 
 
-def requests_to_send(settings: Settings, counter: TokenCounter, checkpoint: str, repeat: int):
+def requests_to_send(settings: Settings, counter: Embedder, checkpoint: str, repeat: int):
     """(name, route, payload); every text is new in each repeat, so none comes from the embedder's cache."""
     tag = f"r{repeat}"
     glosses = load_dataset("wordnet-6way").texts
     fortunes = load_dataset("fortunes-computers-politics").texts
-    one_token = 1 + counter.specials
+    one_token = 1 + counter.tokenizer.num_special_tokens_to_add()
     k, perms, n_q = heaviest_head_request(settings, checkpoint, settings.max_embed_tokens // one_token)
     labels = [f"label-{i % 32}" for i in range(k)]
 
@@ -155,7 +160,7 @@ def requests_to_send(settings: Settings, counter: TokenCounter, checkpoint: str,
 
     short = words(counter, glosses + fortunes, k + n_q, repeat)
     largest = classify(fill(counter, short, glosses, settings.max_embed_tokens), labels, {"n_permutations": perms})
-    n_par = max(3, settings.max_embed_tokens // (counter.max_length + counter.specials))
+    n_par = max(3, settings.max_embed_tokens // (counter.max_length + counter.tokenizer.num_special_tokens_to_add()))
     paragraphs = fill(counter, [f"{tag} paragraph {i}:" for i in range(n_par)], fortunes, settings.max_embed_tokens)
     k_par = max(2, 2 * n_par // 3)
     embed_heavy = classify(paragraphs, ["ab"[i % 2] for i in range(k_par)], {})
@@ -169,9 +174,9 @@ def requests_to_send(settings: Settings, counter: TokenCounter, checkpoint: str,
             ("256 x 2000-character task /tasks/create", "/tasks/create", big_task)]
 
 
-def costs(payload: dict, counter: TokenCounter, checkpoint: str) -> dict:
+def costs(payload: dict, counter: Embedder, checkpoint: str) -> dict:
     texts = [e["text"] for e in payload["examples"]] + payload.get("texts", [])
-    out = {"embed_tokens": counter.embed_tokens(counter.count(texts))}
+    out = {"embed_tokens": counter.tokens_read(n_tokens(counter, texts))}
     if "texts" in payload:
         options = payload.get("options", {})
         out["head_tokens"] = head_tokens(checkpoint, [e["label"] for e in payload["examples"]], len(payload["texts"]),
@@ -197,7 +202,7 @@ def main(argv=None) -> int:
     env = {"TART_CHECKPOINT": args.checkpoint, "TART_EMBEDDER": args.embedder, "TART_STORE_PATH": str(store),
            "TART_CONFIG": "", "TART_EMBED_THREADS": str(args.embed_threads),
            **{f"TART_{k.upper()}": str(v) for k, v in budget.items()}}
-    counter = TokenCounter(args.embedder)
+    counter = Embedder(args.embedder)  # its tokenizer only
     rounds = [requests_to_send(settings, counter, args.checkpoint, r) for r in range(args.repeats)]
     results = []
     with LocalServer(env) as server:

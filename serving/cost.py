@@ -2,8 +2,9 @@
 
 Two numbers, both from the request alone:
 - embedder tokens: the tokens of every text the embedder must read (each cut at `max_length`, plus
-  the tokenizer's special tokens). The API process loads only the embedder's tokenizer, so it counts
-  exactly, and says which texts are longer than `max_length` (the embedder cuts them).
+  the tokenizer's special tokens: `Embedder.tokens_read`). The API process tokenises each text once,
+  with the embedder's own tokenizer (`Embedder.tokenize`, no model loaded), so it counts exactly, says
+  which texts are longer than `max_length` (the embedder cuts them), and sends the embedder the ids.
 - head tokens: what the head reads, as the classifier states it (`TartClassifier.plan`): each of its
   ensemble's sequences, padded to the longest, once per batch of `QUERY_BATCH` queries, plus the
   queries. One-vs-one over many labels, many permutations and many queries multiply; this is the
@@ -17,31 +18,6 @@ from __future__ import annotations
 from tart.inference import HeadCost
 
 QUERY_BATCH = 32  # the service's query_batch_size: queries per head forward (any split gives the same answers)
-
-
-class TokenCounter:
-    """The embedder's tokenizer, without its model: token counts and truncation, per text."""
-
-    def __init__(self, embedder: str, max_length: int | None = None):
-        import inspect
-
-        from transformers import AutoTokenizer
-
-        from tart.embeddings import Embedder
-        from tart.models import resolve_model_dir
-
-        self.max_length = max_length or inspect.signature(Embedder).parameters["max_length"].default
-        self.tokenizer = AutoTokenizer.from_pretrained(resolve_model_dir(embedder), local_files_only=True)
-        self.specials = len(self.tokenizer("x")["input_ids"]) - len(self.tokenizer("x", add_special_tokens=False)["input_ids"])
-
-    def count(self, texts: list[str]) -> list[int]:
-        """Tokens of each text before any cut (the embedder cuts at `max_length`)."""
-        if not texts:
-            return []
-        return [len(ids) for ids in self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
-
-    def embed_tokens(self, counts: list[int]) -> int:
-        return sum(min(max(n, 1), self.max_length) + self.specials for n in counts)
 
 
 def over_budget(embed_tokens: int, head: HeadCost | None, max_embed_tokens: int, max_head_tokens: int,

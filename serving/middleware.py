@@ -12,7 +12,8 @@
 - the whole body must arrive within `body_timeout_s`, else 408 (and the connection is closed): a
   client that sends its body slowly, or never, holds a connection but no request slot;
 - the body is validated with the route's request model (`schemas.REQUESTS`, strict: no coercion):
-  an invalid one gets 400 here, so BentoML never logs a traceback for it;
+  an invalid one gets 400 here, so BentoML never logs a traceback for it; a valid one is left in the
+  request's scope, where BentoML takes it instead of parsing the body again (`schemas._Request`);
 - only then does the request take a slot: more than `max_concurrency` API requests in flight get 429
   (with Retry-After, from `ErrorShape`). A valid body is replayed to the app.
 
@@ -123,7 +124,7 @@ class RequestGate:
                     logger.exception("could not build the OpenAPI document")
                     return await _send_error(send, 500, "could not build the OpenAPI document; see the server log")
             return await _send_json(send, 200, self._openapi_body)
-        from tart.serving.schemas import REQUESTS
+        from tart.serving.schemas import REQUESTS, VALIDATED
 
         if path in REQUESTS and method != "POST":
             return await _send_error(send, 405, f"{path} takes POST only, not {method}", [(b"allow", b"POST")])
@@ -149,9 +150,13 @@ class RequestGate:
                                                 f"{self.body_timeout_s:g} s", [(b"connection", b"close")])
         if body is None:  # answered (413) or the client left
             return
-        problem = self._invalid(path, body)
-        if problem:
+        try:
+            request = self._validated(path, body)
+        except ValidationError as err:
+            problem = validation_message(err.errors(include_url=False, include_context=False, include_input=False))
             return await _send_error(send, 400, problem)
+        if request is not None:  # BentoML takes it from here (schemas._Request): validated once
+            scope = {**scope, VALIDATED: request}
         if self.max_concurrency is not None and self.in_flight >= self.max_concurrency:
             return await _send_error(send, 429, f"too many requests in flight (max_concurrency="
                                                 f"{self.max_concurrency}): retry later")
@@ -182,17 +187,12 @@ class RequestGate:
                                      f"max_body_bytes={self.max_body_bytes} bytes")
 
     @staticmethod
-    def _invalid(path: str, body: bytes) -> str | None:
+    def _validated(path: str, body: bytes):
+        """The route's request model built from the body (raises ValidationError), or None off the API."""
         from tart.serving.schemas import REQUESTS
 
         model = REQUESTS.get(path)
-        if model is None:
-            return None
-        try:
-            model.model_validate_json(body if body.strip() else b"{}")
-        except ValidationError as err:
-            return validation_message(err.errors(include_url=False, include_context=False, include_input=False))
-        return None
+        return model.model_validate_json(body if body.strip() else b"{}") if model else None
 
 
 async def _run_until_disconnect(app, scope, body: bytes, receive, send):

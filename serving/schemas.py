@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
+from bentoml import IODescriptor
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from tart.serving.settings import get_settings
@@ -76,7 +77,23 @@ class Options(_Strict):
 
 # ---- requests (the fields are the API method's parameters) ----
 
-class ClassifyRequest(_Strict):
+VALIDATED = "tart.request"  # the ASGI scope key under which the request gate leaves the validated body
+
+
+class _Request(IODescriptor):
+    """A route's body, validated once: by the request gate (serving/middleware.py), which leaves the
+    model in the request's scope; BentoML takes it from there instead of parsing the body again."""
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    @classmethod
+    async def from_http_request(cls, request, serde):
+        validated = request.scope.get(VALIDATED)
+        if isinstance(validated, cls):
+            return validated
+        return await super().from_http_request(request, serde)  # no gate in front (e.g. a test app)
+
+
+class ClassifyRequest(_Request):
     examples: Examples
     texts: Texts
     options: Options = Field(default_factory=Options)
@@ -84,28 +101,28 @@ class ClassifyRequest(_Strict):
     _labels = field_validator("examples")(check_labels)
 
 
-class TaskCreateRequest(_Strict):
+class TaskCreateRequest(_Request):
     name: TaskName = Field(description="unique task name")
     examples: Examples
 
     _labels = field_validator("examples")(check_labels)
 
 
-class TaskRef(_Strict):
+class TaskRef(_Request):
     task_id: TaskId
 
 
-class TaskClassifyRequest(_Strict):
+class TaskClassifyRequest(_Request):
     task_id: TaskId
     texts: Texts
     options: Options = Field(default_factory=Options)
 
 
-class StatsRequest(_Strict):
+class StatsRequest(_Request):
     """No fields: the body is `{}` or empty."""
 
 
-class TaskListRequest(_Strict):
+class TaskListRequest(_Request):
     limit: int = Field(100, ge=1, le=1000)
     offset: int = Field(0, ge=0, le=10**9)
 
@@ -143,7 +160,7 @@ class Error(_Response):
     error: str = Field(description="what is wrong; a field's name first when one field is at fault")
 
 
-# the request model of each API route: the middleware validates bodies with them before BentoML does
+# the request model of each API route: the middleware validates bodies with them, once (see _Request)
 REQUESTS: dict[str, type[BaseModel]] = {}
 
 

@@ -29,7 +29,7 @@ from starlette.responses import JSONResponse
 
 from tart.classifier import TartClassifier
 from tart.serving import lifecycle, openapi
-from tart.serving.cost import QUERY_BATCH, TokenCounter, over_budget
+from tart.serving.cost import QUERY_BATCH, over_budget
 from tart.serving.headpool import Busy, HeadLanes
 from tart.serving.middleware import ErrorShape, RequestGate, json_http_errors
 from tart.serving.schemas import (ClassifyRequest, ClassifyResponse, Deleted, Example, ModelInfo, Options, Prediction,
@@ -68,23 +68,24 @@ class Embedding:
         self._forward_lock = threading.Lock()  # one forward at a time: batches and large chunks alike
         self._large_turn = asyncio.Lock()  # large chunks wait here, in arrival order
 
-    def _forward(self, texts: list[str]) -> np.ndarray:
+    def _forward(self, ids: list[list[int]]) -> np.ndarray:
         with self._forward_lock:
             self.busy_since = time.monotonic()
             try:
-                vectors = self.embedder.embed(texts)
+                vectors = self.embedder.embed_ids(ids)
             finally:
                 self.busy_since = None
         self.n_calls += 1
-        self.n_texts += len(texts)
+        self.n_texts += len(ids)
         return vectors
 
+    # texts arrive as token ids: `Tart` tokenised them to count their cost, with this embedder's tokenizer
     @bentoml.api(batchable=True, max_batch_size=S.embed_max_batch_size, max_latency_ms=S.embed_max_latency_ms)
-    def embed(self, texts: list[str]) -> np.ndarray:
-        return self._forward(texts)
+    def embed(self, ids: list[list[int]]) -> np.ndarray:
+        return self._forward(ids)
 
     @bentoml.api
-    async def embed_large(self, texts: list[str], ctx: bentoml.Context) -> np.ndarray:
+    async def embed_large(self, ids: list[list[int]], ctx: bentoml.Context) -> np.ndarray:
         """One large request's chunk, outside the adaptive batcher: it fills a batch on its own, and
         the batcher would refuse it (503) whenever its estimated time passes embed_max_latency_ms.
         Chunks take turns, one forward at a time (batches too). A chunk whose caller has gone while it
@@ -95,7 +96,7 @@ class Embedding:
                 self.n_dropped_chunks += 1
                 return np.zeros((0, int(self.embedder.dim)), dtype=np.float32)
             self.n_large_calls += 1
-            return await asyncio.to_thread(self._forward, texts)
+            return await asyncio.to_thread(self._forward, ids)
 
     def __is_ready__(self) -> bool:
         """Unready while one forward pass runs longer than stuck_after_s (the API's /readyz asks too)."""
@@ -131,6 +132,10 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
+def _counts(ids: list[list[int]]) -> list[int]:
+    return [len(x) for x in ids]
+
+
 def _info(task: Task, truncated: list[int] | None = None) -> TaskInfo:
     return TaskInfo(id=task.id, name=task.name, labels=task.labels, n_examples=task.n_examples,
                     embedder=task.embedder, created_at=task.created_at, truncated_examples=truncated or [])
@@ -148,10 +153,13 @@ class Tart:
         import torch
 
         from tart.checkpoint_io import load_head
+        from tart.embeddings import Embedder
 
         torch.set_num_threads(S.head_threads)
         self.head = load_head(S.checkpoint)
-        self.tokens = TokenCounter(S.embedder)  # the embedder's tokenizer only: costs and truncation
+        # the embedder without its model (that runs in `Embedding`): each text is tokenised here, once,
+        # to count its cost and truncation, and its ids are what `Embedding` reads
+        self.tokens = Embedder(S.embedder)
         self.store = TaskStore(S.store_path, max_tasks=S.max_tasks)
         self.fitted = FittedCache()  # registered tasks' fitted classifiers, by (task id, options)
         # the head runs in lanes of its own (serving/headpool.py): heavy requests cannot take every
@@ -165,30 +173,30 @@ class Tart:
 
     # ---- helpers ----
 
-    async def _embed_chunk(self, texts: list[str], large: bool):
+    async def _embed_chunk(self, ids: list[list[int]], large: bool):
         call = self.embedding.to_async.embed_large if large else self.embedding.to_async.embed
         try:
             try:
-                return await call(texts)
+                return await call(ids)
             except aiohttp.ClientConnectionError:  # a pooled connection closed under us: embedding is idempotent
                 self.counts["embed_retries"] += 1
-                return await call(texts)
+                return await call(ids)
         except BentoMLException as err:
             if getattr(err, "error_code", None) in (HTTPStatus.SERVICE_UNAVAILABLE, HTTPStatus.TOO_MANY_REQUESTS):
                 raise EmbedderBusy("the embedder is overloaded (its queue would wait longer than "
                                    f"embed_max_latency_ms={S.embed_max_latency_ms}): retry later") from err
             raise
 
-    async def _embed(self, texts: list[str]) -> np.ndarray:
+    async def _embed(self, ids: list[list[int]]) -> np.ndarray:
         """Small requests go through the adaptive batcher (texts of concurrent requests share a forward
         pass); a request of more than half a batch goes in chunks of `embed_max_batch_size` texts,
         one after another, straight to the embedder: the batcher would gain nothing, and could refuse
         a large valid request for its size."""
-        self.counts["texts_sent_to_embedder"] += len(texts)
+        self.counts["texts_sent_to_embedder"] += len(ids)
         n = S.embed_max_batch_size
-        if len(texts) <= n // 2:
-            return np.asarray(await self._embed_chunk(texts, large=False), dtype=np.float32)
-        parts = [await self._embed_chunk(texts[i:i + n], large=True) for i in range(0, len(texts), n)]
+        if len(ids) <= n // 2:
+            return np.asarray(await self._embed_chunk(ids, large=False), dtype=np.float32)
+        parts = [await self._embed_chunk(ids[i:i + n], large=True) for i in range(0, len(ids), n)]
         return np.concatenate([np.asarray(v, dtype=np.float32) for v in parts])
 
     def _options(self, options) -> tuple:
@@ -201,7 +209,7 @@ class Tart:
 
     def _check_cost(self, embed_counts: list[int], head=None, multiclass: str = "auto"):
         """A 413 response when the request is over budget (`head`: the classifier's plan), else None."""
-        message = over_budget(self.tokens.embed_tokens(embed_counts), head, S.max_embed_tokens, S.max_head_tokens,
+        message = over_budget(self.tokens.tokens_read(embed_counts), head, S.max_embed_tokens, S.max_head_tokens,
                               multiclass=multiclass)
         if message:
             self.counts["refused_over_budget"] += 1
@@ -250,14 +258,15 @@ class Tart:
             return hit
         task = await asyncio.to_thread(self.store.get, task_id)
         if task.embedder != S.embedder:  # cached by another embedder: re-embed once, keep the new cache
-            task.embeddings = await self._embed(task.texts)
+            ids = self.tokens.tokenize(task.texts)
+            task.embeddings = await self._embed(ids)
             await asyncio.to_thread(self.store.replace_embeddings, task.id, task.embeddings, S.embedder)
             task.embedder = S.embedder
             self.counts["examples_reembedded"] += task.n_examples
         else:
             self.counts["examples_from_cache"] += task.n_examples
         clf = await asyncio.to_thread(self._classifier(options).fit, task.embeddings, task.example_labels)
-        entry = (clf, self._truncated(self.tokens.count(task.texts)))
+        entry = (clf, self._truncated(_counts(self.tokens.tokenize(task.texts))))
         self.fitted.put(key, entry)
         return entry
 
@@ -270,13 +279,14 @@ class Tart:
         self.counts["classify_requests"] += 1
         all_texts = [e.text for e in examples] + list(texts)
         labels = [e.label for e in examples]
-        counts = self.tokens.count(all_texts)
+        ids = self.tokens.tokenize(all_texts)
+        counts = _counts(ids)
         clf = self._classifier(options)
         head = clf.plan(len(texts), labels)
         refused = self._check_cost(counts, head, options.multiclass)
         if refused:
             return refused
-        vectors = await self._embed(all_texts)
+        vectors = await self._embed(ids)
         k = len(examples)
         try:  # no head forward yet: projection and contexts only
             await asyncio.to_thread(clf.fit, vectors[:k], labels)
@@ -290,7 +300,8 @@ class Tart:
     async def create_task(self, name: str, examples: list[Example]) -> TaskInfo:
         """Register a task: its examples are embedded once and kept. Returns the task's id."""
         texts = [e.text for e in examples]
-        counts = self.tokens.count(texts)
+        ids = self.tokens.tokenize(texts)
+        counts = _counts(ids)
         refused = self._check_cost(counts)
         if refused:
             return refused
@@ -300,7 +311,7 @@ class Tart:
             return _error(413, unusable)
         if await asyncio.to_thread(self.store.name_taken, name):  # say so before embedding anything
             return _error(409, f"name: {TaskNameTaken.message(name)}")
-        vectors = await self._embed(texts)
+        vectors = await self._embed(ids)
         labels = [e.label for e in examples]
         try:
             task = await asyncio.to_thread(self.store.create, name, texts, labels, vectors, S.embedder)
@@ -326,7 +337,7 @@ class Tart:
         except TaskNotFound:
             return _error(404, f"task_id: no task with id {task_id!r}")
         examples = [Example(text=t, label=y) for t, y in zip(task.texts, task.example_labels)]
-        truncated = self._truncated(self.tokens.count(task.texts))
+        truncated = self._truncated(_counts(self.tokens.tokenize(task.texts)))
         return TaskDetail(**_info(task, truncated).model_dump(), examples=examples)
 
     @bentoml.api(route="/tasks/delete", input_spec=TaskRef)
@@ -345,7 +356,8 @@ class Tart:
     async def classify_task(self, task_id: str, texts: list[str], options) -> ClassifyResponse:
         """Classify `texts` with a registered task: only the texts are embedded."""
         self.counts["task_classify_requests"] += 1
-        counts = self.tokens.count(list(texts))
+        ids = self.tokens.tokenize(texts)
+        counts = _counts(ids)
         try:
             clf, truncated = await self._task_fitted(task_id, options)
         except TaskNotFound:
@@ -354,7 +366,7 @@ class Tart:
         refused = self._check_cost(counts, head, options.multiclass)
         if refused:
             return refused
-        queries = await self._embed(list(texts))
+        queries = await self._embed(ids)
         return await self._answer(clf, queries, counts, head.tokens, task_id=task_id, truncated_examples=truncated)
 
     def __is_ready__(self) -> bool:

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from tart.defaults import DEFAULT_EMBEDDER
-from tart.models import check_layer, is_causal, load_model, load_onnx_model, resolve_dtype
+from tart.models import check_layer, is_causal, load_model, load_onnx_model, load_tokenizer, resolve_dtype
 
 MODES = ("stream", "vanilla", "loo")
 _EMBEDDERS: dict = {}   # load_embedder memo
@@ -71,11 +71,27 @@ class Embedder:
 
     name = property(lambda self: self.model_name)
     model = property(lambda self: self._get()[0])
-    tokenizer = property(lambda self: self._get()[1])
     dim = property(lambda self: self.model.config.hidden_size)
     is_causal_lm = property(lambda self: is_causal(self.model.config))
 
+    @property
+    def tokenizer(self):
+        """The model's tokenizer, loaded without the model (a service counts tokens with it alone)."""
+        return self._loaded[1] if self._loaded is not None else load_tokenizer(self.model_name, self.cache_dir)
+
     # -- tokens ---------------------------------------------------------------------------
+    def tokenize(self, texts) -> list[list[int]]:
+        """Each text's token ids, without special tokens and before any cut at `max_length`: what a
+        caller counts (a cost, a truncation) and then hands to `embed_ids`, so a text is tokenised once."""
+        texts = [str(t) for t in texts]
+        return self.tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
+
+    def tokens_read(self, counts) -> int:
+        """Tokens the model reads for texts of these token counts: each cut at max_length, at least one
+        token (an empty text gets a filler), plus the special tokens around it."""
+        specials = self.tokenizer.num_special_tokens_to_add()
+        return sum(min(max(n, 1), self.max_length) + specials for n in counts)
+
     def _specials(self):
         """Special tokens the tokenizer wraps a text in (e.g. [CLS] ... [SEP]): prefix, suffix."""
         tok = self.tokenizer
@@ -84,12 +100,12 @@ class Embedder:
         i = next(i for i in range(len(full)) if full[i:i + len(bare)] == bare)
         return full[:i], full[i + len(bare):]
 
-    def _pieces(self, texts, truncate=True):
+    def _cut(self, ids, truncate=True):
+        """Token ids ready to read: an empty text gets one filler token (a span to pool), and each is
+        cut at max_length (with a warning) unless `truncate` is False."""
         tok = self.tokenizer
-        ids = tok(list(texts), add_special_tokens=False)["input_ids"] if texts else []
-        # an empty text still needs one token to pool
         filler = next(i for i in (tok.unk_token_id, tok.eos_token_id, tok.pad_token_id, 0) if i is not None)
-        ids = [x or [filler] for x in ids]
+        ids = [list(x) or [filler] for x in ids]
         if not truncate:
             return ids
         cut = sum(len(x) > self.max_length for x in ids)
@@ -98,6 +114,9 @@ class Embedder:
             warnings.warn(f"{cut} of {len(ids)} texts were longer than max_length={self.max_length} "
                           f"tokens and were truncated", stacklevel=3)
         return [x[:self.max_length] for x in ids]
+
+    def _pieces(self, texts, truncate=True):
+        return self._cut(self.tokenize(texts), truncate)
 
     # -- forward --------------------------------------------------------------------------
     def _run(self, seqs, spans, prefix=()):
@@ -169,21 +188,25 @@ class Embedder:
     # -- stream ---------------------------------------------------------------------------
     def embed(self, texts) -> np.ndarray:
         """Embed each text alone (stream mode); repeated texts come from the in-memory cache."""
-        texts = [str(t) for t in texts]
-        key = lambda t: (self.name, "stream", self.pooling, self.layer, self.max_length, t)
-        todo = list(dict.fromkeys(t for t in texts if key(t) not in self._cache))
+        return self.embed_ids(self.tokenize(texts))
+
+    def embed_ids(self, ids) -> np.ndarray:
+        """`embed` for texts already tokenised (`tokenize`'s ids); repeated ones come from the cache."""
+        ids = self._cut(ids)
+        key = lambda x: (self.name, "stream", self.pooling, self.layer, tuple(x))
+        todo = list(dict.fromkeys(key(x) for x in ids if key(x) not in self._cache))
         new = {}
         if todo:
             pre, suf = self._specials()
-            seqs = [pre + x + suf for x in self._pieces(todo)]
-            new = {key(t): v for t, v in zip(todo, self._run(seqs, [[(0, len(s))] for s in seqs]))}
+            seqs = [pre + list(k[-1]) + suf for k in todo]
+            new = dict(zip(todo, self._run(seqs, [[(0, len(s))] for s in seqs])))
             self._cache.update(new)
             while len(self._cache) > self.cache_size:
                 self._cache.pop(next(iter(self._cache)))
-        if not texts:
+        if not ids:
             return np.zeros((0, self.dim), dtype=np.float32)
         # this call's new vectors from `new`: the cache may already have dropped them
-        return np.stack([new[key(t)] if key(t) in new else self._cache[key(t)] for t in texts]).astype(np.float32)
+        return np.stack([new[key(x)] if key(x) in new else self._cache[key(x)] for x in ids]).astype(np.float32)
 
     # -- vanilla / leave-one-out -----------------------------------------------------------
     def embed_task(self, support_texts, support_labels, query_texts, mode=None):

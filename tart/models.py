@@ -31,6 +31,8 @@ KNOWN_MODELS = {
 }
 _MODELS: dict = {}      # (model dir, device, dtype) or (model dir, backend, layer, threads) -> (model, tokenizer)
 _LOCK = threading.Lock()
+_TOKENIZERS: dict = {}  # resolved model dir -> tokenizer
+_TOKENIZER_LOCK = threading.Lock()  # apart from _LOCK: load_model holds that one while it loads a tokenizer
 
 
 def _known() -> str:
@@ -178,10 +180,24 @@ def resolve_dtype(dtype=None, device: str = "cpu") -> torch.dtype:
 def _tokenizer(folder: Path):
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-    if tok.pad_token is None:  # our own padding is masked out; the id just has to exist
-        tok.pad_token = tok.eos_token or tok.unk_token
-    return tok
+    key = str(folder.resolve())
+    with _TOKENIZER_LOCK:
+        if key not in _TOKENIZERS:
+            tok = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+            if tok.pad_token is None:  # our own padding is masked out; the id just has to exist
+                tok.pad_token = tok.eos_token or tok.unk_token
+            _TOKENIZERS[key] = tok
+        return _TOKENIZERS[key]
+
+
+def load_tokenizer(model: str, cache_dir=None):
+    """A model's tokenizer alone, loaded once per process (the model's own, when it is loaded too):
+    a service counts a request's tokens before its model, in another process, embeds them."""
+    folder = resolve_model_dir(model, cache_dir)
+    try:
+        return _tokenizer(folder)
+    except Exception as err:
+        raise ValueError(f"could not load the tokenizer of {model!r} from {folder}: {err}; {_known()}") from err
 
 
 def check_layer(layer: int, config, name: str) -> None:

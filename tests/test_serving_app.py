@@ -110,3 +110,21 @@ def test_a_task_no_default_request_could_use_is_refused(app_client):
     assert "unusable" not in [t["name"] for t in client.post("/tasks/list", json={}).json()["tasks"]]
     task_id = client.post("/tasks/create", json={"name": "usable", "examples": EXAMPLES}).json()["id"]
     assert client.post("/tasks/classify", json={"task_id": task_id, "texts": ["a cow"]}).status_code == 200
+
+
+def test_a_request_body_is_validated_once(app_client, monkeypatch):
+    """The request gate validates the body; BentoML takes the gate's model instead of parsing it again."""
+    client, _ = app_client
+    from tart.serving import schemas
+
+    calls = []
+    original = schemas.ClassifyRequest.model_validate_json.__func__
+
+    def counting(cls, *args, **kwargs):
+        calls.append(cls.__name__)
+        return original(cls, *args, **kwargs)
+
+    monkeypatch.setattr(schemas.ClassifyRequest, "model_validate_json", classmethod(counting))
+    r = client.post("/classify", json={"examples": EXAMPLES, "texts": ["a cow"]})
+    assert r.status_code == 200, r.text
+    assert calls == ["ClassifyRequest"]

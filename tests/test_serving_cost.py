@@ -124,11 +124,11 @@ def test_over_budget_names_the_limit():
     assert "use multiclass 'auto' or 'ovr'" in over_budget(10, HeadCost(4, 16, 201), 100, 200, multiclass="ovo")
 
 
-def test_token_counter_counts_and_flags_long_texts():
-    from tart.serving.cost import TokenCounter
+def test_the_embedders_tokenizer_counts_without_loading_the_model():
+    from tart.embeddings import Embedder
 
-    counter = TokenCounter("minilm-l6", max_length=8)
-    counts = counter.count(["a cat", "word " * 20])
-    assert counts[0] == 2 and counts[1] == 20
-    assert counter.specials == 2  # [CLS] ... [SEP]
-    assert counter.embed_tokens(counts) == (2 + 2) + (8 + 2)
+    embedder = Embedder("minilm-l6", max_length=8)
+    counts = [len(ids) for ids in embedder.tokenize(["a cat", "word " * 20, ""])]
+    assert counts == [2, 20, 0]
+    assert embedder.tokens_read(counts) == (2 + 2) + (8 + 2) + (1 + 2)  # [CLS] ... [SEP]; a filler for ""
+    assert embedder._loaded is None  # the API process never loads the model
