@@ -5,6 +5,7 @@ data `tart/checkpoints/` (see pyproject.toml): a short name resolves in either p
 """
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from tart.defaults import DEFAULT_HEAD  # noqa: F401  (re-exported: the name callers import)
@@ -36,8 +37,24 @@ def resolve_checkpoint(name_or_path: str | Path | None = None) -> Path:
 
 
 def load_head(name_or_path: str | Path | None = None):
-    """The head as a `TartReasoningModel` in eval mode (importing it registers it with AutoModel)."""
+    """The head as a `TartReasoningModel` in eval mode (importing it registers it with AutoModel).
+
+    Loaded once per process per folder, so a short name and its folder's path share one copy (clone()
+    and cross-validation reuse it too). The copy is shared: read it, never change it in place
+    (`tart.training.train.warm_start` copies from it). A folder whose weights or config were rewritten
+    since loads again."""
+    folder = resolve_checkpoint(name_or_path).resolve()
+    return _load_head(folder, _saved_state(folder))
+
+
+def _saved_state(folder: Path) -> tuple:
+    """Name, size and modification time of the files a head loads from: they change when it is re-saved."""
+    files = sorted(p for p in folder.iterdir() if p.name == "config.json" or ".safetensors" in p.name)
+    return tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files)
+
+
+@functools.cache
+def _load_head(folder: Path, saved_state: tuple):
     from tart.reasoning import TartReasoningModel
 
-    head = TartReasoningModel.from_pretrained(resolve_checkpoint(name_or_path))
-    return head.eval()
+    return TartReasoningModel.from_pretrained(folder).eval()

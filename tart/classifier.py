@@ -30,16 +30,9 @@ from tart.defaults import DEFAULT_EMBEDDER, DEFAULT_HEAD
 from tart import inference
 from tart.reasoning import TartReasoningModel
 
-_HEADS: dict[str, TartReasoningModel] = {}
-
 
 def _resolve_head(head) -> TartReasoningModel:
-    if isinstance(head, TartReasoningModel):
-        return head.eval()
-    key = str(head)
-    if key not in _HEADS:  # loaded once per process: clone() and cross-validation reuse it
-        _HEADS[key] = load_head(head)
-    return _HEADS[key]
+    return head.eval() if isinstance(head, TartReasoningModel) else load_head(head)  # loaded once per folder
 
 
 def _resolve_embedder(embedder, backend=None):

@@ -109,6 +109,18 @@ def test_weights_that_disagree_with_the_config_are_refused(tmp_path):
         load_head(tmp_path)
 
 
+def test_a_head_loads_once_per_folder(tmp_path):
+    """A short name and its folder's path (any spelling) share one copy; a folder saved again reloads."""
+    shipped = load_head("tart-compact")
+    assert load_head(CHECKPOINTS / "tart-compact") is shipped
+    assert load_head(f"{CHECKPOINTS}/../{CHECKPOINTS.name}/tart-compact") is shipped
+    TartReasoningModel(TartConfig(n_dims=8, n_embd=32, n_layer=1, n_head=2)).save_pretrained(tmp_path)
+    first = load_head(tmp_path)
+    assert load_head(str(tmp_path)) is first
+    TartReasoningModel(TartConfig(n_dims=8, n_embd=32, n_layer=2, n_head=2)).save_pretrained(tmp_path)
+    assert load_head(tmp_path).config.n_layer == 2
+
+
 @pytest.mark.parametrize("kwargs, message", [
     (dict(n_embd=30, n_head=4), "divisible"), (dict(n_layer=0), "n_layer"), (dict(n_dims="16"), "n_dims"),
 ])
