@@ -34,10 +34,13 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass, field
+from typing import Annotated
 
 import numpy as np
+import pydantic
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 
 from tart import projection
 from tart.tasks import sample_tasks
@@ -45,11 +48,14 @@ from tart.tasks import sample_tasks
 FAMILIES = ("gaussian", "linear", "mlp", "tart", "real", "bank")
 
 
-@dataclass
+@pydantic.dataclasses.dataclass(config=pydantic.ConfigDict(extra="forbid"))
 class PriorSettings:
-    weights: dict = field(default_factory=lambda: {"gaussian": 0.4, "linear": 0.3, "mlp": 0.15, "tart": 0.15})
-    max_classes: int = 10
-    p_binary: float = 0.5  # share of binary tasks; the rest have 3..max_classes classes
+    """The prior's knobs (a training config's [prior] table); pydantic checks them when one is made, and an
+    unknown name is an error."""
+
+    weights: dict[str, float] = field(default_factory=lambda: {"gaussian": 0.4, "linear": 0.3, "mlp": 0.15, "tart": 0.15})
+    max_classes: Annotated[int, Field(ge=2)] = 10
+    p_binary: Annotated[float, Field(ge=0, le=1)] = 0.5  # share of binary tasks; the rest have 3..max_classes classes
     dim_min: int = 32  # input dimension D, drawn per step
     dim_max: int = 384
     beta_min: float = 0.3  # spectrum decay lambda_i = i^-beta, beta uniform in [beta_min, beta_max]
@@ -61,30 +67,26 @@ class PriorSettings:
     separation_max: float = 6.0
     scale_min: float = 0.5  # linear / mlp: logit scale, log-uniform
     scale_max: float = 10.0
-    label_noise_max: float = 0.25  # half of the linear tasks get epsilon uniform in [0, this]
+    label_noise_max: Annotated[float, Field(ge=0, le=1)] = 0.25  # half of the linear tasks get epsilon uniform in [0, this]
     tart_alpha: float = 10.0
     shrinkage: float = 0.5  # the projection's, as at inference
-    real_embedders: tuple = ("minilm-l6", "smollm2-135m")  # `real`: whose banks to draw from
-    bank_embedders: tuple = ("minilm-l6", "smollm2-135m")  # `bank`: whose embeddings of the task bank
-    bank_exclude: tuple = ()  # `bank`: sources left out (leave-one-source-out runs)
+    real_embedders: tuple[str, ...] = ("minilm-l6", "smollm2-135m")  # `real`: whose banks to draw from
+    bank_embedders: tuple[str, ...] = ("minilm-l6", "smollm2-135m")  # `bank`: whose embeddings of the task bank
+    bank_exclude: tuple[str, ...] = ()  # `bank`: sources left out (leave-one-source-out runs)
     standardize: bool = True
 
-    def validate(self) -> None:
+    @pydantic.model_validator(mode="after")
+    def _consistent(self):
         unknown = sorted(set(self.weights) - set(FAMILIES))
         if unknown:
             raise ValueError(f"unknown prior famil{'ies' if len(unknown) > 1 else 'y'} {unknown}; known: {list(FAMILIES)}")
-        if any(not isinstance(w, (int, float)) or w < 0 for w in self.weights.values()) or not sum(self.weights.values()) > 0:
+        if any(w < 0 for w in self.weights.values()) or not sum(self.weights.values()) > 0:
             raise ValueError(f"prior weights must be >= 0 and not all zero, got {self.weights}")
-        if not 2 <= self.max_classes:
-            raise ValueError(f"max_classes must be >= 2, got {self.max_classes}")
-        if not 0 <= self.p_binary <= 1:
-            raise ValueError(f"p_binary must be in [0, 1], got {self.p_binary}")
         for lo, hi in (("dim_min", "dim_max"), ("beta_min", "beta_max"), ("relevant_min", "relevant_max"),
                        ("separation_min", "separation_max"), ("scale_min", "scale_max")):
             if not 0 < getattr(self, lo) <= getattr(self, hi):
                 raise ValueError(f"need 0 < {lo} <= {hi}, got {getattr(self, lo)} and {getattr(self, hi)}")
-        if not 0 <= self.label_noise_max <= 1:
-            raise ValueError(f"label_noise_max must be in [0, 1], got {self.label_noise_max}")
+        return self
 
 
 @dataclass
@@ -217,7 +219,7 @@ def _real(gen, s, B, k, q):
 def _bank_episodes(gen, s, B, k, q, C):
     from tart.episodes import load_bank, sample_bank_episodes
 
-    bank = load_bank(s.bank_embedders[_randint(gen, 0, len(s.bank_embedders) - 1)], exclude=tuple(s.bank_exclude))
+    bank = load_bank(s.bank_embedders[_randint(gen, 0, len(s.bank_embedders) - 1)], exclude=s.bank_exclude)
     rng = np.random.default_rng(int(torch.randint(2**62, (1,), generator=gen)))
     x, y, C = sample_bank_episodes(bank, B, k, q, C, rng)
     return x, y, C, F.one_hot(y[:, k:], s.max_classes).float()  # the real labels are the targets

@@ -110,7 +110,7 @@ def test_seeded_and_reproducible():
 ])
 def test_bad_settings(settings, message):
     with pytest.raises(ValueError, match=message):
-        dataclasses.replace(PriorSettings(), **settings).validate()
+        dataclasses.replace(PriorSettings(), **settings)  # checked when made
 
 
 def test_too_few_slots_for_the_classes():

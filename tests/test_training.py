@@ -125,15 +125,18 @@ def test_resume_without_checkpoints_is_an_error(tmp_path):
 
 
 @pytest.mark.parametrize("text, message", [
-    ("[optim]\nlr = 'fast'\n", "optim.lr must be like"),
-    ("[optim]\nbatchsize = 3\n", "unknown key"),
+    ("[optim]\nlr = 'fast'\n", "optim.lr = 'fast': Input should be a valid number"),
+    ("[optim]\nbatchsize = 3\n", "unknown key 'batchsize' in \\[optim\\]; known: batch_size, lr"),
+    ("seeed = 3\n", "unknown key 'seeed' at the top level"),
+    ("[tasks]\nd = { start = 8, end = 16, step = 2 }\n", "unknown key 'step' in \\[tasks.d\\]"),
+    ("[optim]\nmax_steps = 0\n", "optim.max_steps = 0: Input should be greater than or equal to 1"),
     ("[model]\nn_embd = 30\nn_head = 4\n", "divisible"),
     ("[tasks]\nk = { start = 8, end = 128 }\n", "exceeds model.max_examples"),
     ("[tasks]\nd = { start = 8 }\n", "tasks.d"),
     ("not toml [", "not valid TOML"),
-    ("[tasks]\nsource = 'tables'\n", "source must be"),
+    ("[tasks]\nsource = 'tables'\n", "tasks.source = 'tables': Input should be 'tart' or 'prior'"),
     ("[tasks]\nsource = 'prior'\n[prior]\nweights = { trees = 1.0 }\n", "unknown prior family"),
-    ("[tasks]\nsource = 'prior'\n[prior]\nweights = 3\n", "prior.weights must be like"),
+    ("[tasks]\nsource = 'prior'\n[prior]\nweights = 3\n", "prior.weights = 3: Input should be a valid dictionary"),
     ("[model]\nn_classes = 4\n[tasks]\nsource = 'prior'\n[prior]\nmax_classes = 10\n", "exceeds model.n_classes"),
 ])
 def test_bad_configs(tmp_path, text, message):
@@ -141,6 +144,13 @@ def test_bad_configs(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(ValueError, match=message):
         load_config(path)
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parent.parent / "training" / "configs").glob("*.toml")),
+                         ids=lambda p: p.name)
+def test_shipped_configs_load(path):
+    config = load_config(path)
+    assert config.name.startswith("tart") and config.to_dict()["optim"]["max_steps"] >= 1
 
 
 def test_missing_config_file(tmp_path):
