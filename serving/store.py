@@ -10,6 +10,7 @@ A new connection per call keeps the store safe to use from the service's worker 
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import uuid
@@ -79,11 +80,22 @@ class TaskStore:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.executescript(SCHEMA)
 
-    def _connect(self) -> "_Closing":
-        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute("PRAGMA synchronous=FULL")
-        return _Closing(conn)
+    @contextlib.contextmanager
+    def _connect(self):
+        """A connection in autocommit mode with the store's pragmas, closed on leaving (sqlite3's own
+        context manager commits or rolls back but never closes)."""
+        with contextlib.closing(sqlite3.connect(self.path, timeout=30, isolation_level=None)) as conn:
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA synchronous=FULL")
+            yield conn
+
+    @contextlib.contextmanager
+    def _transaction(self):
+        """One write: BEGIN IMMEDIATE takes the write lock up front, so what the block checks still holds
+        when it writes; sqlite3's context manager then commits, or rolls back on any exception."""
+        with self._connect() as conn, conn:
+            conn.execute("BEGIN IMMEDIATE")
+            yield conn
 
     # ---- writes: one transaction each ----
 
@@ -95,43 +107,31 @@ class TaskStore:
         task = Task(id=uuid.uuid4().hex, name=name, labels=sorted(set(labels)), n_examples=len(texts),
                     embedder=embedder, dim=embeddings.shape[1],
                     created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
-        with self._connect() as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                (count,) = conn.execute("SELECT COUNT(*) FROM tasks").fetchone()
-                if count >= self.max_tasks:
-                    raise StoreFull(f"the task store is full (max_tasks={self.max_tasks}); delete a task first")
-                if conn.execute("SELECT 1 FROM tasks WHERE name = ?", (name,)).fetchone():
-                    raise TaskNameTaken(TaskNameTaken.message(name))
-                conn.execute("INSERT INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?)",
-                             (task.id, name, json.dumps(task.labels), task.n_examples, embedder, task.dim,
-                              task.created_at))
-                conn.executemany("INSERT INTO examples VALUES (?, ?, ?, ?, ?)",
-                                 [(task.id, i, t, lab, embeddings[i].tobytes())
-                                  for i, (t, lab) in enumerate(zip(texts, labels))])
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        with self._transaction() as conn:
+            (count,) = conn.execute("SELECT COUNT(*) FROM tasks").fetchone()
+            if count >= self.max_tasks:
+                raise StoreFull(f"the task store is full (max_tasks={self.max_tasks}); delete a task first")
+            if conn.execute("SELECT 1 FROM tasks WHERE name = ?", (name,)).fetchone():
+                raise TaskNameTaken(TaskNameTaken.message(name))
+            conn.execute("INSERT INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?)",
+                         (task.id, name, json.dumps(task.labels), task.n_examples, embedder, task.dim,
+                          task.created_at))
+            conn.executemany("INSERT INTO examples VALUES (?, ?, ?, ?, ?)",
+                             [(task.id, i, t, lab, embeddings[i].tobytes())
+                              for i, (t, lab) in enumerate(zip(texts, labels))])
         return task
 
     def replace_embeddings(self, task_id: str, embeddings: np.ndarray, embedder: str) -> None:
         """Re-cache a task's example embeddings (after the server changed embedder)."""
         embeddings = np.ascontiguousarray(embeddings, dtype="<f4")
-        with self._connect() as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                conn.execute("UPDATE tasks SET embedder = ?, dim = ? WHERE id = ?",
-                             (embedder, embeddings.shape[1], task_id))
-                conn.executemany("UPDATE examples SET embedding = ? WHERE task_id = ? AND position = ?",
-                                 [(row.tobytes(), task_id, i) for i, row in enumerate(embeddings)])
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        with self._transaction() as conn:
+            conn.execute("UPDATE tasks SET embedder = ?, dim = ? WHERE id = ?",
+                         (embedder, embeddings.shape[1], task_id))
+            conn.executemany("UPDATE examples SET embedding = ? WHERE task_id = ? AND position = ?",
+                             [(row.tobytes(), task_id, i) for i, row in enumerate(embeddings)])
 
     def delete(self, task_id: str) -> None:
-        with self._connect() as conn:
+        with self._transaction() as conn:
             cur = conn.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
             if cur.rowcount == 0:
                 raise TaskNotFound(task_id)
@@ -173,22 +173,6 @@ def _task(row) -> Task:
     id_, name, labels, n, embedder, dim, created = row
     return Task(id=id_, name=name, labels=json.loads(labels), n_examples=n, embedder=embedder, dim=dim,
                 created_at=created)
-
-
-class _Closing:
-    """sqlite3's own context manager commits but never closes; this one closes."""
-
-    def __init__(self, conn: sqlite3.Connection):
-        self.conn = conn
-
-    def __getattr__(self, name):
-        return getattr(self.conn, name)
-
-    def __enter__(self):
-        return self.conn
-
-    def __exit__(self, *exc):
-        self.conn.close()
 
 
 class FittedCache:

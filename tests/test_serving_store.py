@@ -56,6 +56,16 @@ def test_store_failed_create_stores_nothing(tmp_path):
         assert conn.execute("SELECT COUNT(*) FROM examples").fetchone()[0] == 4
 
 
+def test_store_write_interrupted_midway_stores_nothing(tmp_path):
+    store = TaskStore(tmp_path / "t.sqlite3")
+    with pytest.raises(KeyboardInterrupt):  # any exception, not only an Exception, rolls back
+        with store._transaction() as conn:
+            conn.execute("INSERT INTO tasks VALUES ('x', 'half', '[]', 0, 'e', 1, 'now')")
+            raise KeyboardInterrupt
+    assert store.list()[1] == 0 and not store.name_taken("half")
+    make_task(store, name="half")  # and the store is not left locked
+
+
 def test_store_replace_embeddings(tmp_path):
     store = TaskStore(tmp_path / "t.sqlite3")
     task = make_task(store)[0]
