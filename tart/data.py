@@ -16,6 +16,8 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 DATASETS_DIR = Path(__file__).parent / "datasets"
 _LABEL_TYPES = (str, int, bool)  # JSON label values that make sensible classes
 
@@ -208,36 +210,54 @@ def _read_json(path: Path) -> list[tuple[int, dict]]:
 
 def balanced_split(data: LabelledTexts, k: int, seed: int,
                    test_size: int | None = None) -> tuple[LabelledTexts, LabelledTexts]:
-    """A class-balanced support set of k examples, and a test set from the rest.
+    """A class-balanced support set of k examples, and a test set from the rest (`balanced_indices`)."""
+    support, test = balanced_indices(data.labels, k, seed, test_size)
+    return data.subset(support), data.subset(test)
+
+
+def balanced_indices(labels, k: int, seed: int, test_size: int | None = None,
+                     sampler: str = "python") -> tuple[list[int], list[int]]:
+    """Positions in `labels` of a class-balanced support set of k examples and of a test set from the rest.
 
     Each class gets k // n_classes examples; the k % n_classes left over go one each to
     classes picked at random (seeded). The support set is shuffled so the classes are
     interleaved. The test set is every other example (in the original order), or a seeded
-    random sample of test_size of them.
+    random sample of test_size of them (in the original order too).
+
+    `sampler` names the seeded draws, each kept so that the splits of reports made with it can be drawn
+    again: "python" (`random.Random(seed)`: `tart evaluate`, the analyses) or "numpy"
+    (`numpy.random.default_rng(seed)`, which shuffles the support after drawing the test set: the dev suite).
     """
-    classes = data.classes
+    if sampler not in ("python", "numpy"):
+        raise ValueError(f"sampler must be 'python' or 'numpy', got {sampler!r}")
+    classes = sorted_labels(labels)
     if k < len(classes):
         raise ValueError(f"k={k} is smaller than the number of classes ({len(classes)}): "
                          "every class needs at least one support example")
-    rng = random.Random(seed)
-    per_class = dict.fromkeys(classes, k // len(classes))
-    for c in rng.sample(classes, k % len(classes)):
-        per_class[c] += 1
+    rng = np.random.default_rng(seed) if sampler == "numpy" else random.Random(seed)
 
+    def sample(items, n) -> list:
+        return rng.choice(items, n, replace=False).tolist() if sampler == "numpy" else rng.sample(items, n)
+
+    per_class = [k // len(classes)] * len(classes)
+    for c in sample(range(len(classes)), k % len(classes)):
+        per_class[c] += 1
     support = []
-    for c in classes:
-        members = [i for i, label in enumerate(data.labels) if label == c]
-        if len(members) < per_class[c]:
-            raise ValueError(f"class {c!r} has {len(members)} examples, "
-                             f"fewer than the {per_class[c]} needed for k={k}")
-        support += rng.sample(members, per_class[c])
-    rng.shuffle(support)
+    for c, n in zip(classes, per_class):
+        members = [i for i, label in enumerate(labels) if label == c]
+        if len(members) < n:
+            raise ValueError(f"class {c!r} has {len(members)} examples, fewer than the {n} needed for k={k}")
+        support += sample(members, n)
+    if sampler == "python":
+        rng.shuffle(support)
 
     chosen = set(support)
-    rest = [i for i in range(len(data)) if i not in chosen]
+    test = [i for i in range(len(labels)) if i not in chosen]
     if test_size is not None:
-        if not 0 < test_size <= len(rest):
+        if not 0 < test_size <= len(test):
             raise ValueError(f"test_size={test_size} must be between 1 and the "
-                             f"{len(rest)} examples left after the support set")
-        rest = sorted(rng.sample(rest, test_size))
-    return data.subset(support), data.subset(rest)
+                             f"{len(test)} examples left after the support set")
+        test = sorted(sample(test, test_size))
+    if sampler == "numpy":
+        support = rng.permutation(support).tolist()
+    return support, test

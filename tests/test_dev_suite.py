@@ -1,18 +1,26 @@
 import numpy as np
 import pytest
 
-from tart.training.dev_suite import balanced_split, per_task_table, run
+from tart.data import balanced_indices
+from tart.training.dev_suite import per_task_table, run
 
 VECTORS = ("sklearn:wine", "sklearn:iris")
 
 
-def test_balanced_split_is_seeded_disjoint_and_balanced():
+def test_the_suites_splits_are_seeded_disjoint_and_balanced():
     y = np.repeat([0, 1, 2], 50)
-    s1, t1 = balanced_split(y, 16, seed=3, test_size=40)
-    s2, t2 = balanced_split(y, 16, seed=3, test_size=40)
-    assert np.array_equal(s1, s2) and np.array_equal(t1, t2)
-    assert not set(s1) & set(t1) and len(t1) == 40
+    s1, t1 = balanced_indices(y, 16, seed=3, test_size=40, sampler="numpy")
+    s2, t2 = balanced_indices(y, 16, seed=3, test_size=40, sampler="numpy")
+    assert s1 == s2 and t1 == t2
+    assert not set(s1) & set(t1) and len(t1) == 40 and t1 == sorted(t1)
     assert sorted(np.bincount(y[s1]).tolist()) == [5, 5, 6]
+    # the draws of the suite's reports: numpy's generator, the test set drawn before the support's shuffle
+    rng = np.random.default_rng(3)
+    quota = np.full(3, 5)
+    quota[rng.choice(3, 1, replace=False)] += 1
+    support = np.concatenate([rng.choice(np.flatnonzero(y == c), q, replace=False) for c, q in zip(range(3), quota)])
+    test = np.sort(rng.choice(np.setdiff1d(np.arange(150), support), 40, replace=False))
+    assert s1 == rng.permutation(support).tolist() and t1 == test.tolist()
 
 
 def test_suite_on_tables_compares_like_for_like_and_reuses_rows():
@@ -56,7 +64,7 @@ def test_residual_base_is_the_heads_base():
     with torch.no_grad():
         head.read_out.weight.zero_()
         head.read_out.bias.zero_()
-    support, test = balanced_split(y, 16, seed=0, test_size=60)
+    support, test = balanced_indices(y, 16, seed=0, test_size=60, sampler="numpy")
     base = make_method("base:nearest-mean", 0).fit(X[support], y[support]).predict(X[test])
     clf = TartClassifier(head=head, embedder=None, multiclass="native", n_permutations=1).fit(X[support], y[support])
     assert (base == clf.predict(X[test])).all() and (base == y[test]).mean() > 0.8

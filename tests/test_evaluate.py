@@ -96,8 +96,8 @@ def test_supports_balanced_and_test_set_shared_across_k():
 def test_errors_name_the_problem(head_dir, mini):
     with pytest.raises(ValueError, match="unknown dataset"):
         load_eval_data("no-such-dataset")
-    with pytest.raises(ValueError, match="unknown dataset 'sklearn:iris'"):
-        load_eval_data("sklearn:iris")
+    with pytest.raises(ValueError, match="unknown dataset 'sklearn:diabetes'.*sklearn:iris"):
+        load_eval_data("sklearn:diabetes")
     with pytest.raises(ValueError, match="digits-3-8"):
         load_eval_data("sklearn:digits-3-3")
     data = load_eval_data("sklearn:wine")

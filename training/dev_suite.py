@@ -10,9 +10,10 @@ The sources that issue 12 reserves for independent evaluation are not used here,
 or tuning.
 
 Every method sees the same support sets and test sets: per (task, k, seed) a class-balanced support
-set of k examples and up to `test_size` test examples from the rest, drawn from the seed alone. A
-text task is a fixed pool of at most `POOL` rows of its dataset (a seeded sample, class proportions
-kept), so that embedding the suite stays within minutes on two CPU cores. Embeddings are computed
+set of k examples and up to `test_size` test examples from the rest, drawn from the seed alone
+(`tart.data.balanced_indices` with numpy's draws). A text task is a fixed pool of at most `POOL` rows
+of its dataset (a seeded sample, class proportions kept), so that embedding the suite stays within
+minutes on two CPU cores. Embeddings are computed
 once per (embedder, task) and cached as .npy under the user cache folder (`$TART_CACHE_DIR/dev-suite`).
 
     python -m tart.training.dev_suite --methods probe,centroid,tart:tart-compact --json F.json [--plot F.png]
@@ -39,6 +40,8 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from tart.data import balanced_indices, load_dataset, sorted_labels
+
 TEXT_TASKS = ("wordnet-animal-food", "wordnet-act-state", "wordnet-artifact-person", "wordnet-plant-communication",
               "fortunes-computers-politics", "opinion-sentiment", "wordnet-6way", "fortunes-4way")
 VECTOR_TASKS = ("sklearn:digits", "sklearn:breast_cancer", "sklearn:wine", "sklearn:iris")
@@ -60,13 +63,11 @@ def task_vectors(task: str, embedder: str | None) -> tuple[np.ndarray, np.ndarra
 
         _, source, i = task.split(":")
         return source_tasks(embedder, source)[int(i)]
-    if task.startswith("sklearn:"):
-        from sklearn import datasets
+    if task.startswith("sklearn:"):  # integer targets: the splits follow their order
+        from tart.evaluate.splits import sklearn_table
 
-        X, y = getattr(datasets, f"load_{task.split(':', 1)[1]}")(return_X_y=True)
-        return X.astype(np.float32), np.asarray(y)
-    from tart.data import load_dataset, sorted_labels
-
+        X, y, _ = sklearn_table(task.split(":", 1)[1])
+        return X, y
     data = load_dataset(task)
     if len(data) > POOL:  # stratified: every class keeps its share
         labels = np.asarray(data.labels)
@@ -87,18 +88,6 @@ def task_vectors(task: str, embedder: str | None) -> tuple[np.ndarray, np.ndarra
 
         save_array(path, load_embedder(embedder).embed(data.texts))  # batched by tokens, with a progress bar
     return np.load(path), np.asarray(data.labels)
-
-
-def balanced_split(y: np.ndarray, k: int, seed: int, test_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Support indices (k // C per class, the remainder to random classes, shuffled) and test indices."""
-    rng = np.random.default_rng(seed)
-    classes = np.unique(y)
-    quota = np.full(len(classes), k // len(classes))
-    quota[rng.choice(len(classes), k % len(classes), replace=False)] += 1
-    support = np.concatenate([rng.choice(np.flatnonzero(y == c), q, replace=False) for c, q in zip(classes, quota)])
-    rest = np.setdiff1d(np.arange(len(y)), support)
-    test = np.sort(rng.choice(rest, min(test_size, len(rest)), replace=False))
-    return rng.permutation(support), test
 
 
 def _option(text: str) -> tuple[str, object]:
@@ -183,7 +172,7 @@ def run(methods, ks=(8, 16, 32, 64), seeds: int = 5, test_size: int = 200, embed
             accs = {m: [] for m in todo}
             seconds = {m: 0.0 for m in todo}
             for seed in range(seeds):
-                support, test = balanced_split(y, k, seed, test_size)
+                support, test = balanced_indices(y, k, seed, min(test_size, len(y) - k), sampler="numpy")
                 for m in todo:
                     start = time.perf_counter()
                     pred = make_method(m, seed).fit(X[support], y[support]).predict(X[test])

@@ -13,7 +13,7 @@ import numpy as np
 
 from tart.data import LabelledTexts, balanced_split, load_dataset, sorted_labels
 
-SKLEARN_DATASETS = ("digits", "digits-pairs", "digits-A-B (e.g. digits-3-8)", "breast_cancer", "wine")
+SKLEARN_DATASETS = ("digits", "digits-pairs", "digits-A-B (e.g. digits-3-8)", "breast_cancer", "wine", "iris")
 
 
 @dataclass
@@ -35,25 +35,30 @@ class EvalData:
         return LabelledTexts(self.name, [str(i) for i in rows], [self.labels[i] for i in rows]), note
 
 
+def sklearn_table(name: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """One of scikit-learn's bundled tables (digits, breast_cancer, wine, iris): float32 vectors, integer
+    targets and the class names."""
+    from sklearn import datasets
+
+    loaders = {"digits": datasets.load_digits, "breast_cancer": datasets.load_breast_cancer,
+               "wine": datasets.load_wine, "iris": datasets.load_iris}
+    if name not in loaders:
+        raise ValueError(f"unknown dataset {'sklearn:' + name!r}; vector datasets are sklearn:"
+                         + ", sklearn:".join(SKLEARN_DATASETS))
+    bunch = loaders[name]()
+    return bunch.data.astype(np.float32), bunch.target, [str(n) for n in bunch.target_names]
+
+
 def load_eval_data(spec: str, text_column: str = "text", label_column: str = "label") -> EvalData:
     """A bundled dataset name or .csv/.jsonl/.json file (text), or "sklearn:NAME" (vectors)."""
     if not str(spec).startswith("sklearn:"):
         data = load_dataset(spec, text_column, label_column)
         return EvalData(data.name, data.labels, texts=data.texts)
-    from sklearn import datasets
-
     name = spec.split(":", 1)[1]
     if not name.startswith("digits"):
         name = name.replace("-", "_")  # breast-cancer or breast_cancer
-    loaders = {"digits": datasets.load_digits, "breast_cancer": datasets.load_breast_cancer,
-               "wine": datasets.load_wine}
     base = "digits" if name.startswith("digits") else name
-    if base not in loaders:
-        raise ValueError(f"unknown dataset {spec!r}; vector datasets are sklearn:"
-                         + ", sklearn:".join(SKLEARN_DATASETS))
-    bunch = loaders[base]()
-    X, y = bunch.data.astype(np.float32), bunch.target
-    names = [str(n) for n in bunch.target_names]
+    X, y, names = sklearn_table(base)
     pairs = name == "digits-pairs"
     if base == "digits" and name not in ("digits", "digits-pairs"):
         parts = name.split("-")[1:]
