@@ -39,7 +39,7 @@ from tart.serving.launch import LocalServer  # noqa: E402
 from tart.checkpoint_io import load_head  # noqa: E402
 from tart.classifier import TartClassifier  # noqa: E402
 from tart.embeddings import Embedder  # noqa: E402
-from tart.serving.cost import QUERY_BATCH  # noqa: E402
+from tart.serving.cost import QUERY_BATCH, Speeds  # noqa: E402
 from tart.serving.settings import Settings  # noqa: E402
 
 
@@ -185,6 +185,11 @@ def costs(payload: dict, counter: Embedder, checkpoint: str) -> dict:
     return out
 
 
+def _speeds(server) -> Speeds:
+    stats = httpx.post(server.url + "/stats", timeout=60).json()
+    return Speeds(embedder=stats["embedder"]["tokens_per_s"], head=stats["service"]["head_tokens_per_s"])
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--embedder", default=Settings().embedder)
@@ -206,6 +211,7 @@ def main(argv=None) -> int:
     rounds = [requests_to_send(settings, counter, args.checkpoint, r) for r in range(args.repeats)]
     results = []
     with LocalServer(env) as server:
+        speeds = _speeds(server)  # what the server measured at start: its time bound's estimate, checked here
         for i in range(len(rounds[0])):
             for repeat, requests in enumerate(rounds):
                 name, route, payload = requests[i]
@@ -218,11 +224,13 @@ def main(argv=None) -> int:
                 row = {"request": name, "repeat": repeat, "status": r.status_code, "seconds": seconds,
                        "examples": len(payload["examples"]), "texts": len(payload.get("texts", [])),
                        "labels": len({e["label"] for e in payload["examples"]}), "options": payload.get("options"),
-                       **cost, "error": body.get("error"), "load_average_1min": os.getloadavg()[0], **mem.result()}
+                       **cost, "estimated_seconds": speeds.seconds(cost["embed_tokens"], cost.get("head_tokens", 0)),
+                       "error": body.get("error"), "load_average_1min": os.getloadavg()[0], **mem.result()}
                 if r.status_code == 200 and "predictions" in body:
                     row["tokens_of_texts"] = sum(p["tokens"] for p in body["predictions"])
                 results.append(row)
-                print(f"{name} #{repeat}: {r.status_code} in {seconds:.2f} s, +{row['max_extra_mb_one_process']:.0f} MB "
+                print(f"{name} #{repeat}: {r.status_code} in {seconds:.2f} s (estimated "
+                      f"{row['estimated_seconds']:.2f} s), +{row['max_extra_mb_one_process']:.0f} MB "
                       f"(one process), {cost}, load {row['load_average_1min']:.1f} {(body.get('error') or '')[:120]}",
                       flush=True)
         stats = httpx.post(server.url + "/stats", timeout=30).json()
@@ -231,7 +239,9 @@ def main(argv=None) -> int:
                       "max_head_tokens": settings.max_head_tokens, "head_context": config.max_examples,
                       "head_label_slots": config.n_classes if config.multiclass else 0},
            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "load_average_1_5_15": os.getloadavg()},
-           "embedder_dtype": stats["embedder"].get("dtype"), "results": results}
+           "embedder_dtype": stats["embedder"].get("dtype"),
+           "speeds_at_start": {"embedder_tokens_per_s": speeds.embedder, "head_tokens_per_s": speeds.head},
+           "results": results}
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(out, indent=2))

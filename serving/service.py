@@ -29,9 +29,9 @@ from starlette.responses import JSONResponse
 
 from tart.classifier import TartClassifier
 from tart.serving import lifecycle, openapi
-from tart.serving.cost import QUERY_BATCH, over_budget
+from tart.serving.cost import QUERY_BATCH, Speeds, embedder_speed, head_speed, over_budget
 from tart.serving.headpool import Busy, HeadLanes
-from tart.serving.middleware import ErrorShape, RequestGate, json_http_errors
+from tart.serving.middleware import ErrorShape, RequestGate, json_http_errors, logger
 from tart.serving.schemas import (ClassifyRequest, ClassifyResponse, Deleted, Example, ModelInfo, Options, Prediction,
                              TaskClassifyRequest, TaskCreateRequest, TaskDetail, TaskInfo, TaskList,
                              TaskListRequest, TaskRef)
@@ -60,6 +60,9 @@ class Embedding:
 
         self.embedder = load_embedder(S.embedder, progress=False, dtype=S.embed_dtype, backend=S.embed_backend)
         self.embedder.embed(["warm-up"])  # load now: a bad model fails the start, not a request
+        self.tokens_per_s = embedder_speed(self.embedder)  # once: the cost budget's time bound (serving/cost.py)
+        logger.info("embedder %s reads %.0f tokens/s on this host (measured once, at start)", S.embedder,
+                    self.tokens_per_s)
         self.n_calls = 0  # adaptive batches this service ran (each one `embed` call below)
         self.n_texts = 0
         self.busy_since = None  # when the running forward started
@@ -109,7 +112,7 @@ class Embedding:
         return {"name": S.embedder, "dim": int(e.dim), "dtype": str(e.model.dtype).replace("torch.", ""),
                 "backend": e.backend,
                 "batches": self.n_calls, "texts": self.n_texts, "large_calls": self.n_large_calls,
-                "dropped_chunks": self.n_dropped_chunks,
+                "dropped_chunks": self.n_dropped_chunks, "tokens_per_s": self.tokens_per_s,
                 "forward_calls": int(e.n_forward_calls), "texts_embedded": int(e.n_texts_embedded)}
 
 
@@ -167,6 +170,10 @@ class Tart:
         self.lanes = HeadLanes(light_threads=1, heavy_threads=S.head_concurrency, light_tokens=S.light_head_tokens,
                                max_waiting=S.head_queue)
         self.model_info = ModelInfo(head=Path(S.checkpoint).name, embedder=S.embedder)
+        self.head_tokens_per_s = head_speed(self._classifier(Options()))  # once: the cost budget's time bound
+        logger.info("head %s reads %.0f tokens/s on this host (measured once, at start)", S.checkpoint,
+                    self.head_tokens_per_s)
+        self.speeds = None  # Speeds, once the embedder has said its own (first request)
         self.counts = {"classify_requests": 0, "task_classify_requests": 0, "texts_sent_to_embedder": 0,
                        "examples_from_cache": 0, "examples_reembedded": 0, "embed_retries": 0,
                        "refused_over_budget": 0}
@@ -207,10 +214,13 @@ class Tart:
         return TartClassifier(head=self.head, embedder=None, n_permutations=perms, multiclass=multiclass,
                               fit_projection_on=projection, random_state=0, query_batch_size=QUERY_BATCH)
 
-    def _check_cost(self, embed_counts: list[int], head=None, multiclass: str = "auto"):
+    async def _check_cost(self, embed_counts: list[int], head=None, multiclass: str = "auto"):
         """A 413 response when the request is over budget (`head`: the classifier's plan), else None."""
+        if self.speeds is None:
+            embedder = await self.embedding.to_async.counters()
+            self.speeds = Speeds(embedder=embedder["tokens_per_s"], head=self.head_tokens_per_s)
         message = over_budget(self.tokens.tokens_read(embed_counts), head, S.max_embed_tokens, S.max_head_tokens,
-                              multiclass=multiclass)
+                              multiclass=multiclass, speeds=self.speeds, max_request_s=S.max_request_s)
         if message:
             self.counts["refused_over_budget"] += 1
             return _error(413, message)
@@ -283,7 +293,7 @@ class Tart:
         counts = _counts(ids)
         clf = self._classifier(options)
         head = clf.plan(len(texts), labels)
-        refused = self._check_cost(counts, head, options.multiclass)
+        refused = await self._check_cost(counts, head, options.multiclass)
         if refused:
             return refused
         vectors = await self._embed(ids)
@@ -302,7 +312,7 @@ class Tart:
         texts = [e.text for e in examples]
         ids = self.tokens.tokenize(texts)
         counts = _counts(ids)
-        refused = self._check_cost(counts)
+        refused = await self._check_cost(counts)
         if refused:
             return refused
         unusable = self._unusable_task([e.label for e in examples])
@@ -363,7 +373,7 @@ class Tart:
         except TaskNotFound:
             return _error(404, f"task_id: no task with id {task_id!r}")
         head = clf.plan(len(texts))
-        refused = self._check_cost(counts, head, options.multiclass)
+        refused = await self._check_cost(counts, head, options.multiclass)
         if refused:
             return refused
         queries = await self._embed(ids)
@@ -378,7 +388,8 @@ class Tart:
         """Counters: this service's requests and cache use, and the embedder's batches and forwards."""
         return {"service": {**self.counts, "fitted_cache_hits": self.fitted.hits,
                             "fitted_cache_misses": self.fitted.misses, **self.lanes.counters(),
-                            "head_oldest_running_s": self.lanes.oldest_running_s()},
+                            "head_oldest_running_s": self.lanes.oldest_running_s(),
+                            "head_tokens_per_s": self.head_tokens_per_s},
                 "embedder": await self.embedding.to_async.counters(), "model": self.model_info.model_dump()}
 
 

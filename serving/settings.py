@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     # (measured: a request at both, SmolLM2 and the default head, in <= 10 s on the 2-core VM; docs/serving.md)
     max_embed_tokens: Positive = 1_536  # tokens the embedder reads for one request
     max_head_tokens: Positive = 24_576  # tokens the head reads: sequences x (query batches x context + queries)
+    # and in time: a request whose tokens would take longer than this at the speeds the server measured on
+    # its host when it started (serving/cost.py, logged) gets 413 too; 0: no time bound, the token caps alone
+    max_request_s: Annotated[float, Field(ge=0)] = 10.0
     # embedder runtime: torch, onnx (float32) or onnx-int8 (ONNX Runtime, the onnx extra; tart.onnx_backend.BACKENDS,
     # not imported: that module imports torch)
     embed_backend: Literal["torch", "onnx", "onnx-int8"] = "torch"

@@ -31,7 +31,7 @@ def server(head_dir, tmp_path_factory):  # noqa: F811
     tmp = tmp_path_factory.mktemp("abuse")
     env = {"TART_CHECKPOINT": head_dir, "TART_EMBEDDER": "minilm-l6", "TART_CONFIG": "",
            "TART_STORE_PATH": str(tmp / "tasks.sqlite3"), "TART_HEAD_CONCURRENCY": "1",
-           "TART_STUCK_AFTER_S": "1", "TART_MAX_HEAD_TOKENS": "1000000", "TART_MAX_EMBED_TOKENS": "120000"}
+           "TART_STUCK_AFTER_S": "1", "TART_MAX_HEAD_TOKENS": "1000000", "TART_MAX_EMBED_TOKENS": "120000", "TART_MAX_REQUEST_S": "0"}
     with LocalServer(env, log_path=tmp / "server.log") as srv:
         yield srv
 

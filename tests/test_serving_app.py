@@ -57,6 +57,7 @@ def test_in_process_classify_and_task(app_client):
     by_id = client.post("/tasks/classify", json={"task_id": task_id, "texts": ["a cow", "rice"]}).json()
     after = client.post("/stats").json()
     assert after["embedder"]["texts"] - before["embedder"]["texts"] == 2
+    assert after["embedder"]["tokens_per_s"] > 0 and after["service"]["head_tokens_per_s"] > 0  # measured at start
     assert [p["label"] for p in by_id["predictions"]] == [p["label"] for p in body["predictions"]]
 
 

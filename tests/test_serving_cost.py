@@ -132,3 +132,25 @@ def test_the_embedders_tokenizer_counts_without_loading_the_model():
     assert counts == [2, 20, 0]
     assert embedder.tokens_read(counts) == (2 + 2) + (8 + 2) + (1 + 2)  # [CLS] ... [SEP]; a filler for ""
     assert embedder._loaded is None  # the API process never loads the model
+
+
+def test_the_time_bound_uses_the_speeds_measured_at_start():
+    from tart.serving.cost import HeadCost, Speeds, over_budget
+
+    speeds = Speeds(embedder=1000.0, head=10_000.0)
+    assert speeds.seconds(500, 20_000) == 2.5
+    assert over_budget(500, HeadCost(4, 16, 20_000), 1536, 24_576, speeds=speeds, max_request_s=3) is None
+    message = over_budget(500, HeadCost(4, 16, 20_000), 1536, 24_576, speeds=speeds, max_request_s=2)
+    assert "about 2.5 s" in message and "max_request_s=2" in message and "1000/s" in message
+    assert over_budget(500, HeadCost(4, 16, 20_000), 1536, 24_576, speeds=speeds, max_request_s=0) is None  # off
+
+
+def test_speeds_are_measured_on_the_real_embedder_and_head():
+    from tart.checkpoint_io import load_head
+    from tart.classifier import TartClassifier
+    from tart.embeddings import Embedder
+    from tart.serving.cost import embedder_speed, head_speed
+
+    embedder = embedder_speed(Embedder("minilm-l6", progress=False))
+    head = head_speed(TartClassifier(head=load_head(), embedder=None, n_permutations=2))
+    assert 0 < embedder < float("inf") and 0 < head < float("inf")
