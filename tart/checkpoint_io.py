@@ -41,7 +41,7 @@ def load_head(name_or_path: str | Path | None = None):
 
     Loaded once per process per folder, so a short name and its folder's path share one copy (clone()
     and cross-validation reuse it too). The copy is shared: read it, never change it in place
-    (`tart.training.train.warm_start` copies from it). A folder whose weights or config were rewritten
+    (`tart.surgery.warm_start` copies from it). A folder whose weights or config were rewritten
     since loads again."""
     folder = resolve_checkpoint(name_or_path).resolve()
     return _load_head(folder, _saved_state(folder))

@@ -1,6 +1,6 @@
 """The head on one task: native multi-class, its ensemble, and the binary path of a multi-class head.
 
-Uses a multi-class head widened from the shipped binary one (tart.training.train.warm_start), so the
+Uses a multi-class head widened from the shipped binary one (tart.surgery.warm_start), so the
 tests do not depend on which trained multi-class head ships."""
 import numpy as np
 import pytest
@@ -11,7 +11,7 @@ from tart.checkpoint_io import load_head
 from tart.classifier import TartClassifier
 from tart.inference import canonical_class_order, positive_probability
 from tart.reasoning import TartConfig, TartReasoningModel
-from tart.training.train import warm_start
+from tart.surgery import warm_start
 
 
 @pytest.fixture(scope="module")

@@ -207,7 +207,7 @@ def test_prior_run_trains_a_multiclass_head(tmp_path):
 def test_warm_start_widens_a_binary_head_and_refuses_other_shapes():
     from tart.checkpoint_io import load_head
     from tart.reasoning import TartConfig, TartReasoningModel
-    from tart.training.train import warm_start
+    from tart.surgery import warm_start
 
     compact = load_head("tart-compact")
     wide = TartReasoningModel(TartConfig(n_dims=32, max_examples=128, n_classes=10))
@@ -224,7 +224,7 @@ def test_warm_start_widens_a_multiclass_heads_input_and_keeps_its_answers():
     exactly as before, so fine-tuning starts from the trained head."""
     from tart.checkpoint_io import load_head
     from tart.reasoning import TartConfig, TartReasoningModel
-    from tart.training.train import warm_start
+    from tart.surgery import warm_start
 
     source = load_head("tart-residual")
     wide = TartReasoningModel(TartConfig(**{**source.config.to_diff_dict(), "n_dims": 64}))
@@ -245,7 +245,7 @@ def test_widened_label_slots_are_told_apart():
     their own (twins would stay twins under training: the prior treats every slot alike)."""
     from tart.checkpoint_io import load_head
     from tart.reasoning import TartConfig, TartReasoningModel
-    from tart.training.train import spread_label_slots, warm_start
+    from tart.surgery import spread_label_slots, warm_start
 
     wide = TartReasoningModel(TartConfig(n_dims=32, max_examples=128, n_classes=10))
     warm_start(wide, load_head("tart-compact"), "tart-compact")
@@ -267,7 +267,7 @@ def test_warm_start_adds_a_residual():
     """A same-shape head with a residual starts from a trained multi-class head: its weights, scale 1."""
     from tart.checkpoint_io import load_head
     from tart.reasoning import TartConfig, TartReasoningModel
-    from tart.training.train import warm_start
+    from tart.surgery import warm_start
 
     source = load_head("tart-prior")
     model = TartReasoningModel(TartConfig(**{**source.config.to_diff_dict(), "residual": "lda"}))
