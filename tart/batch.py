@@ -27,6 +27,7 @@ import numpy as np
 
 from tart.defaults import DEFAULT_EMBEDDER, DEFAULT_HEAD
 from tart.corpus import count_rows, import_pyarrow, read_corpus
+from tart.paths import atomic_write
 
 OUTPUT_SUFFIXES = (".jsonl", ".parquet")
 
@@ -138,12 +139,10 @@ def _resume_from(output: Path, journal: Path, resume: bool) -> set[str]:
             table = import_pyarrow().parquet.read_table(output)
             classes = table.schema.field("scores").type
             names = [classes.field(i).name for i in range(classes.num_fields)]
-            tmp = Path(f"{journal}.tmp")
-            with open(tmp, "w", encoding="utf-8") as f:
+            with atomic_write(journal, encoding="utf-8") as f:
                 for row in table.to_pylist():
                     f.write(json.dumps({"id": row["id"], "label": row["label"],
                                         "scores": {n: row["scores"][n] for n in names}}) + "\n")
-            tmp.replace(journal)
             output.unlink()
         return read_journal(journal)
     return set()
@@ -155,20 +154,18 @@ def _finish(journal: Path, output: Path, classes: list) -> None:
         journal.replace(output)
         return
     pq = import_pyarrow().parquet
-    tmp = Path(f"{output}.tmp")
     writer = None
-    with open(journal, encoding="utf-8") as f:
+    with open(journal, encoding="utf-8") as f, atomic_write(output, "wb") as sink:
         while True:
             rows = [json.loads(line) for _, line in zip(range(8192), f)]
             if not rows:
                 break
             table = arrow_table(rows, classes)
-            writer = writer or pq.ParquetWriter(tmp, table.schema)
+            writer = writer or pq.ParquetWriter(sink, table.schema)
             writer.write_table(table)
-    if writer is None:  # nothing to label: an empty file with the schema
-        writer = pq.ParquetWriter(tmp, arrow_table([], classes).schema)
-    writer.close()
-    tmp.replace(output)
+        if writer is None:  # nothing to label: an empty file with the schema
+            writer = pq.ParquetWriter(sink, arrow_table([], classes).schema)
+        writer.close()  # the footer; the sink stays open for atomic_write to sync and rename
     journal.unlink()
 
 

@@ -12,14 +12,13 @@ import importlib
 import importlib.util
 import os
 import platform
-import shutil
-import tempfile
 import threading
 from pathlib import Path
 
 import torch
 
 from tart.defaults import DEFAULT_EMBEDDER, EMBED_DTYPES
+from tart.paths import atomic_path
 
 # short name -> (pip packages, module, folder inside it, GGUF file name/pattern or None)
 KNOWN_MODELS = {
@@ -83,18 +82,14 @@ def _convert_gguf(gguf: Path, root: Path) -> Path:
         del model.hf_quantizer
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))  # same filesystem: rename is atomic
     try:
-        model.save_pretrained(tmp)
-        tok.save_pretrained(tmp)
-        try:
-            os.rename(tmp, target)
-        except OSError:  # another process finished first; its copy is as good
-            if not (target / "config.json").is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        with atomic_path(target) as tmp:  # whole or not at all
+            tmp.mkdir()
+            model.save_pretrained(tmp)
+            tok.save_pretrained(tmp)
+    except OSError:  # the rename, when another process finished first: its copy is as good
+        if not (target / "config.json").is_file():
+            raise
     return target
 
 

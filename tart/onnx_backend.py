@@ -18,14 +18,14 @@ import hashlib
 import inspect
 import logging
 import os
-import shutil
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
 import torch
+
+from tart.paths import atomic_path
 
 BACKENDS = ("torch", "onnx", "onnx-int8")
 # Padded tokens per forward pass (the Embedder's batch_tokens) on these backends. Measured on 2 threads
@@ -139,20 +139,15 @@ def exported_model(folder: Path, backend: str, layer: int, cache_dir: Path, prog
     path = target / f"{backend}-{name}.onnx"
     if path.is_file():
         return path
-    target.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=target))  # same filesystem: rename is atomic
-    try:
-        if progress:
-            print(f"tart: exporting {folder.name} to ONNX ({backend}, {name} layer), once; cached in {target}",
-                  file=sys.stderr, flush=True)
+    if progress:
+        print(f"tart: exporting {folder.name} to ONNX ({backend}, {name} layer), once; cached in {target}",
+              file=sys.stderr, flush=True)
+    # whole or not at all; another process may have finished first: its copy is as good as this one
+    with atomic_path(path) as tmp:
         if backend == "onnx":
-            _export(folder, layer, tmp / path.name)
+            _export(folder, layer, tmp)
         else:
-            fp32 = exported_model(folder, "onnx", layer, cache_dir, progress=False)
-            _quantize(folder, fp32, tmp / path.name)
-        os.replace(tmp / path.name, path)  # another process may have finished first: its copy is as good
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+            _quantize(folder, exported_model(folder, "onnx", layer, cache_dir, progress=False), tmp)
     return path
 
 

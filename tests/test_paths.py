@@ -33,3 +33,42 @@ def test_shipped_heads_resolve_by_name_from_any_folder(monkeypatch, tmp_path):
     (tmp_path / "pickled" / "pytorch_model.bin").write_bytes(b"")
     with pytest.raises(FileNotFoundError, match="pickle files are never loaded"):
         checkpoint_io.resolve_checkpoint(Path("pickled"))
+
+
+def test_atomic_write_replaces_whole_or_leaves_the_old_file(tmp_path):
+    path = tmp_path / "sub" / "out.json"
+    with paths.atomic_write(path) as f:  # makes the folder
+        f.write("old")
+    with pytest.raises(RuntimeError, match="midway"):
+        with paths.atomic_write(path) as f:
+            f.write("new, half written")
+            raise RuntimeError("midway")
+    assert path.read_text() == "old" and sorted(p.name for p in path.parent.iterdir()) == ["out.json"]
+    with paths.atomic_write(path, "wb") as f:
+        f.write(b"new")
+    assert path.read_bytes() == b"new" and len(list(path.parent.iterdir())) == 1
+
+
+def test_atomic_path_folder(tmp_path):
+    final = tmp_path / "step-1"
+    with pytest.raises(KeyboardInterrupt):  # any exception, not only an Exception
+        with paths.atomic_path(final) as tmp:
+            tmp.mkdir()
+            (tmp / "weights").write_text("part")
+            raise KeyboardInterrupt
+    assert list(tmp_path.iterdir()) == []
+    with paths.atomic_path(final) as tmp:
+        tmp.mkdir()
+        (tmp / "weights").write_text("all")
+    assert (final / "weights").read_text() == "all" and list(tmp_path.iterdir()) == [final]
+    with pytest.raises(OSError):  # a full folder is never replaced: the caller decides (tart.models)
+        with paths.atomic_path(final) as tmp:
+            tmp.mkdir()
+    assert list(tmp_path.iterdir()) == [final]
+
+
+def test_save_array_round_trip(tmp_path):
+    import numpy as np
+
+    paths.save_array(tmp_path / "x.npy", np.arange(3))
+    assert np.load(tmp_path / "x.npy").tolist() == [0, 1, 2] and len(list(tmp_path.iterdir())) == 1

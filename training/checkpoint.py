@@ -1,18 +1,19 @@
 """Resumable training state without pickle: model and optimizer tensors in safetensors, the rest JSON.
 
-A checkpoint is written to a temporary folder and renamed into place, so a folder named step-N is
-always complete: a run killed mid-write leaves only a tmp-* folder, which is ignored and cleaned.
+A checkpoint is written to a temporary folder and renamed into place (tart.paths.atomic_path), so a folder
+named step-N is always complete: a run killed mid-write leaves only a .step-N.*.tmp folder, which is
+ignored and cleaned.
 """
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
+
+from tart.paths import atomic_path
 
 PREFIX = "step-"
 
@@ -39,19 +40,14 @@ def _unflatten_optimizer(tensors: dict, meta: dict) -> dict:
 def save_checkpoint(root: Path, step: int, model, optimizer, trainer_state: dict, keep: int = 2) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"{PREFIX}{step:07d}"
-    tmp = Path(tempfile.mkdtemp(prefix="tmp-", dir=root))
-    try:
+    with atomic_path(final) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tensors, meta = _flatten_optimizer(optimizer.state_dict())
         save_file(tensors, str(tmp / "optimizer.safetensors"))
         (tmp / "optimizer.json").write_text(json.dumps(meta))
         (tmp / "trainer_state.json").write_text(json.dumps({**trainer_state, "step": step}))
-        if final.exists():
+        if final.exists():  # the same step saved again: the rename needs its place free
             shutil.rmtree(final)
-        os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     for old in list_checkpoints(root)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
@@ -74,5 +70,5 @@ def load_checkpoint(path: Path, model, optimizer) -> dict:
 
 def clean_temporary(root: Path) -> None:
     if root.is_dir():
-        for p in root.glob("tmp-*"):
+        for p in root.glob(f".{PREFIX}*.tmp"):  # atomic_path's temporary folders
             shutil.rmtree(p, ignore_errors=True)

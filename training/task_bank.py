@@ -248,16 +248,14 @@ def manifest(bank: dict) -> dict:
 def build(embedders, per_class: int, n_tasks: int, rebuild: bool = False, manifest_path=None, seed: int = 0) -> dict:
     """Collect and enumerate the tasks (or reuse the cached bank.json), then embed with each embedder."""
     from tart.embeddings import load_embedder
-    from tart.paths import save_array
+    from tart.paths import atomic_write, save_array
 
     out = bank_dir()
     if rebuild or not (out / "bank.json").is_file():
         bank = collect(per_class, seed)
         bank["tasks"] = enumerate_tasks(bank["label_sets"], n_tasks, seed)
-        out.mkdir(parents=True, exist_ok=True)
-        tmp = out / "bank.json.tmp"
-        tmp.write_text(json.dumps(bank))
-        tmp.replace(out / "bank.json")  # whole or not at all
+        with atomic_write(out / "bank.json") as f:  # whole or not at all
+            json.dump(bank, f)
         for stale in out.glob("*.npy"):  # embeddings of an older bank no longer line up
             stale.unlink()
     else:
