@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tart.defaults import DEFAULT_EMBEDDER, DEFAULT_HEAD
+from tart.defaults import DEFAULT_EMBEDDER, DEFAULT_HEAD, DEFAULT_N_PERMUTATIONS
 from tart.corpus import count_rows, import_pyarrow, read_corpus
 from tart.paths import atomic_write
 
@@ -41,7 +41,7 @@ class TaskSpec:
     labels: list
     embedder: str = DEFAULT_EMBEDDER
     head: str = DEFAULT_HEAD
-    n_permutations: int = 4
+    n_permutations: int = DEFAULT_N_PERMUTATIONS
     embed_dtype: str | None = None  # None: $TART_EMBED_DTYPE, else "auto", as the service
     device: str = "cpu"  # where the embedder runs ("cuda" on a Ray GPU actor); the head stays on the CPU
 

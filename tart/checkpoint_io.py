@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from tart.defaults import DEFAULT_HEAD  # noqa: F401  (re-exported: the name callers import)
+from tart.defaults import DEFAULT_HEAD
 
 
 def _shipped_dir() -> Path:

@@ -26,7 +26,7 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 
 from tart.checkpoint_io import load_head
 from tart.data import sorted_labels
-from tart.defaults import DEFAULT_EMBEDDER, DEFAULT_HEAD
+from tart.defaults import DEFAULT_EMBEDDER, DEFAULT_HEAD, DEFAULT_N_PERMUTATIONS, DEFAULT_SHRINKAGE
 from tart import inference
 from tart.reasoning import TartReasoningModel
 
@@ -102,11 +102,11 @@ class TartClassifier(ClassifierMixin, BaseEstimator):
         head=DEFAULT_HEAD,
         embedder=DEFAULT_EMBEDDER,
         embedding_mode: str = "stream",
-        shrinkage: float = 0.5,
+        shrinkage: float = DEFAULT_SHRINKAGE,
         standardize: bool = True,
         fit_projection_on: str = "support",
         multiclass: str = "auto",
-        n_permutations: int = 4,
+        n_permutations: int = DEFAULT_N_PERMUTATIONS,
         sign_flips: bool = True,
         random_state: int | None = 0,
         query_batch_size: int = 128,

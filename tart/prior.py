@@ -43,6 +43,7 @@ import torch.nn.functional as F
 from pydantic import Field
 
 from tart import projection
+from tart.defaults import DEFAULT_SHRINKAGE, PACKAGED_EMBEDDERS
 from tart.tasks import sample_tasks
 
 FAMILIES = ("gaussian", "linear", "mlp", "tart", "real", "bank")
@@ -69,9 +70,9 @@ class PriorSettings:
     scale_max: float = 10.0
     label_noise_max: Annotated[float, Field(ge=0, le=1)] = 0.25  # half of the linear tasks get epsilon uniform in [0, this]
     tart_alpha: float = 10.0
-    shrinkage: float = 0.5  # the projection's, as at inference
-    real_embedders: tuple[str, ...] = ("minilm-l6", "smollm2-135m")  # `real`: whose banks to draw from
-    bank_embedders: tuple[str, ...] = ("minilm-l6", "smollm2-135m")  # `bank`: whose embeddings of the task bank
+    shrinkage: float = DEFAULT_SHRINKAGE  # the projection's, as at inference
+    real_embedders: tuple[str, ...] = PACKAGED_EMBEDDERS  # `real`: whose banks to draw from
+    bank_embedders: tuple[str, ...] = PACKAGED_EMBEDDERS  # `bank`: whose embeddings of the task bank
     bank_exclude: tuple[str, ...] = ()  # `bank`: sources left out (leave-one-source-out runs)
     standardize: bool = True
 

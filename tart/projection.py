@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import torch
 
+from tart.defaults import DEFAULT_SHRINKAGE
+
 
 @dataclass
 class FittedProjection:
@@ -30,7 +32,7 @@ class FittedProjection:
     n_dims: int
 
 
-def fit_projection(X: torch.Tensor, n_dims: int, shrinkage: float = 0.5, standardize: bool = True) -> FittedProjection:
+def fit_projection(X: torch.Tensor, n_dims: int, shrinkage: float = DEFAULT_SHRINKAGE, standardize: bool = True) -> FittedProjection:
     """Fit on X (B, n, D), one projection per task: standardise, PCA, shrunk whitening."""
     if shrinkage < 0:
         raise ValueError(f"shrinkage must be >= 0, got {shrinkage}")

@@ -41,11 +41,12 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from tart.data import balanced_indices, load_dataset, sorted_labels
+from tart.defaults import DEFAULT_CAUSAL_LM, DEFAULT_EMBEDDER, DEFAULT_SHRINKAGE
 
 TEXT_TASKS = ("wordnet-animal-food", "wordnet-act-state", "wordnet-artifact-person", "wordnet-plant-communication",
               "fortunes-computers-politics", "opinion-sentiment", "wordnet-6way", "fortunes-4way")
 VECTOR_TASKS = ("sklearn:digits", "sklearn:breast_cancer", "sklearn:wine", "sklearn:iris")
-EMBEDDERS = ("smollm2-135m", "minilm-l6")
+EMBEDDERS = (DEFAULT_CAUSAL_LM, DEFAULT_EMBEDDER)  # the packaged embedders, SmolLM2 first as in every report so far
 BASELINES = ("probe", "centroid", "centroid-raw")
 POOL = 500
 
@@ -125,7 +126,7 @@ class ResidualBase:
     the head adds to it is the difference. Projected as TartClassifier projects (32 dims, shrinkage 0.5
     by default)."""
 
-    def __init__(self, lda: bool, n_dims: int = 32, shrinkage: float = 0.5):
+    def __init__(self, lda: bool, n_dims: int = 32, shrinkage: float = DEFAULT_SHRINKAGE):
         self.lda, self.n_dims, self.shrinkage = lda, n_dims, shrinkage
 
     def fit(self, X, y):

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tart.defaults import PACKAGED_EMBEDDERS
 from tart.paths import save_array
 from tart.prior import bank_path
 from tart.training.task_bank import python_docstrings
@@ -48,7 +49,7 @@ def build(embedders, size: int, seed: int = 0) -> None:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m tart.training.real_bank", description=__doc__.split("\n")[0])
     p.add_argument("--size", type=int, default=2000)
-    p.add_argument("--embedders", default="minilm-l6,smollm2-135m")
+    p.add_argument("--embedders", default=",".join(PACKAGED_EMBEDDERS))
     args = p.parse_args(argv)
     build(args.embedders.split(","), args.size)
     return 0

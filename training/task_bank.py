@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tart.defaults import PACKAGED_EMBEDDERS
 from tart.episodes import bank_dir
 
 MIN_POOL = 20  # texts per class, at least
@@ -274,7 +275,7 @@ def build(embedders, per_class: int, n_tasks: int, rebuild: bool = False, manife
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m tart.training.task_bank", description=__doc__.split("\n")[0])
-    p.add_argument("--embedders", default="minilm-l6,smollm2-135m")
+    p.add_argument("--embedders", default=",".join(PACKAGED_EMBEDDERS))
     p.add_argument("--per-class", type=int, default=100, help="pool size cap per class")
     p.add_argument("--tasks", type=int, default=3000, help="distinct tasks to enumerate")
     p.add_argument("--rebuild", action="store_true", help="collect the texts again (default: reuse bank.json)")

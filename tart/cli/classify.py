@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tart.defaults import DEFAULT_EMBEDDER
+from tart.defaults import DEFAULT_EMBEDDER, DEFAULT_HEAD, DEFAULT_N_PERMUTATIONS
 
 
 def add_parser(subparsers) -> None:
@@ -30,7 +30,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--output", default=None, help="results file, .jsonl or .parquet (default: JSON lines to stdout)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run into the same --output")
     p.add_argument("--chunk-size", type=int, default=512, help="texts embedded and written at a time")
-    p.add_argument("--permutations", type=int, default=4, help="support orders averaged")
+    p.add_argument("--permutations", type=int, default=DEFAULT_N_PERMUTATIONS, help="support orders averaged")
     p.add_argument("--engine", choices=["local", "ray"], default="local",
                    help="local: this process; ray: a Ray Data pipeline (pip install 'tart[ray]')")
     p.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
@@ -41,7 +41,6 @@ def add_parser(subparsers) -> None:
 def load_spec(args):
     """The task, fitted once: from --examples, or from --task in the service's store."""
     from tart.batch import TaskSpec
-    from tart.checkpoint_io import DEFAULT_HEAD
 
     common = dict(head=str(args.checkpoint or DEFAULT_HEAD), n_permutations=args.permutations)
     if args.examples:

@@ -6,14 +6,15 @@ from pathlib import Path
 
 from tart.cli.args import name_list
 from tart.cli.evaluate import add_run_options, set_threads
+from tart.defaults import DEFAULT_CAUSAL_LM, DEFAULT_EMBEDDER
 
 
 def add_parser(subparsers):
     p = subparsers.add_parser("compare", help="every method x embedder x k on several datasets: one table")
     p.add_argument("--data", type=name_list, default=None,
                    help="comma-separated bundled dataset names or files (default: every bundled dataset)")
-    p.add_argument("--embedders", type=name_list, default=["smollm2-135m", "minilm-l6"],
-                   help="comma-separated embedder short names or folders (default smollm2-135m,minilm-l6)")
+    p.add_argument("--embedders", type=name_list, default=[DEFAULT_CAUSAL_LM, DEFAULT_EMBEDDER],
+                   help=f"comma-separated embedder short names or folders (default {DEFAULT_CAUSAL_LM},{DEFAULT_EMBEDDER})")
     add_run_options(p)
     p.add_argument("--merge", type=name_list, default=None,
                    help="comma-separated JSON files of earlier compare runs: one table from all their reports, "

@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 from tart.cli.args import int_list, name_list
-from tart.defaults import DEFAULT_CAUSAL_LM
+from tart.defaults import DEFAULT_CAUSAL_LM, DEFAULT_N_PERMUTATIONS
 from tart.evaluate.splits import SKLEARN_DATASETS  # numpy and the data loaders: no torch
 from tart.methods import METHODS  # the registry alone: no torch
 
@@ -37,7 +37,7 @@ def add_run_options(p) -> None:
                    help=f"comma-separated, from {', '.join(METHODS)} (icl, icl-cal, comprw: causal LMs only)")
     p.add_argument("--checkpoint", default=None, help="head folder or shipped name (default: the shipped head)")
     p.add_argument("--test-size", type=int, default=200, help="test examples per seed (default 200; 0 = all)")
-    p.add_argument("--permutations", type=int, default=4, help="support orders TART averages over")
+    p.add_argument("--permutations", type=int, default=DEFAULT_N_PERMUTATIONS, help="support orders TART averages over")
     p.add_argument("--icl-max-tokens", type=int, default=None, help="prompt budget for icl (default: model context)")
     p.add_argument("--setfit-iterations", type=int, default=20,
                    help="SetFit's contrastive pairs per example (default 20, SetFit's own)")

@@ -19,6 +19,7 @@ import numpy as np
 
 from tart import methods as registry
 from tart.data import sorted_labels
+from tart.defaults import DEFAULT_HEAD, DEFAULT_N_PERMUTATIONS
 from tart.evaluate.report import jsonable, summarize
 from tart.evaluate.splits import EvalData, draw
 
@@ -83,7 +84,7 @@ def _fit_predict(name, S, Q, data: EvalData, sup, test, seed, ctx) -> tuple[np.n
 
 def evaluate(data: EvalData, ks=(16, 32, 64), seeds: int = 5, methods=DEFAULT_METHODS,
              embedder=None, checkpoint=None, test_size: int | None = 200,
-             embedding_mode: str = "stream", n_permutations: int = 4, icl_max_tokens: int | None = None,
+             embedding_mode: str = "stream", n_permutations: int = DEFAULT_N_PERMUTATIONS, icl_max_tokens: int | None = None,
              progress: bool = True, predictions: list | None = None, seed_offset: int = 0,
              setfit_iterations: int = 20) -> dict:
     """The `tart evaluate` report (see the README for its keys).
@@ -105,7 +106,7 @@ def evaluate(data: EvalData, ks=(16, 32, 64), seeds: int = 5, methods=DEFAULT_ME
     ctx = {"n_permutations": n_permutations, "icl_max_tokens": icl_max_tokens, "setfit_iterations": setfit_iterations}
     checkpoint_path = None
     if "tart" in methods:
-        from tart.checkpoint_io import DEFAULT_HEAD, load_head, resolve_checkpoint
+        from tart.checkpoint_io import load_head, resolve_checkpoint
 
         checkpoint_path = resolve_checkpoint(checkpoint or DEFAULT_HEAD)
         ctx["head"] = load_head(checkpoint_path)

@@ -17,8 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from tart.defaults import DEFAULT_CAUSAL_LM
-SETFIT_BODY = "minilm-l6"  # the packaged all-MiniLM-L6-v2
+from tart.defaults import DEFAULT_CAUSAL_LM, DEFAULT_HEAD, DEFAULT_N_PERMUTATIONS, SETFIT_BODY
 
 
 @dataclass(frozen=True)
@@ -29,8 +28,7 @@ class Method:
     summary: str
 
 
-def _tart(seed=0, head=None, n_permutations=4, **_):
-    from tart.checkpoint_io import DEFAULT_HEAD
+def _tart(seed=0, head=None, n_permutations=DEFAULT_N_PERMUTATIONS, **_):
     from tart.classifier import TartClassifier
 
     return TartClassifier(head=head or DEFAULT_HEAD, embedder=None, random_state=seed, n_permutations=n_permutations)

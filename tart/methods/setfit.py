@@ -13,10 +13,11 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from tart.data import sorted_labels
+from tart.defaults import SETFIT_BODY
 
 
 class SetFitClassifier(ClassifierMixin, BaseEstimator):
-    def __init__(self, body: str = "minilm-l6", num_iterations: int = 20, num_epochs: int = 1,
+    def __init__(self, body: str = SETFIT_BODY, num_iterations: int = 20, num_epochs: int = 1,
                  batch_size: int = 16, random_state: int | None = 0):
         self.body = body  # embedder short name (tart.models) or a sentence-transformers folder
         self.num_iterations = num_iterations
