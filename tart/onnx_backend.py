@@ -36,7 +36,7 @@ BATCH_TOKENS = 1024
 
 
 def resolve_backend(backend=None) -> str:
-    """`backend`, else $TART_EMBED_BACKEND, else torch; a clear error for anything else."""
+    """`backend`, else $TART_EMBED_BACKEND (read here only), else torch; a clear error for anything else."""
     name = str(backend or os.environ.get("TART_EMBED_BACKEND") or "torch")
     if name not in BACKENDS:
         raise ValueError(f"embedder backend must be one of {', '.join(BACKENDS)}, not {name!r}")

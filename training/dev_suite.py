@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import time
 from pathlib import Path
 
@@ -78,9 +77,10 @@ def task_vectors(task: str, embedder: str | None) -> tuple[np.ndarray, np.ndarra
         data = data.subset(sorted(keep.tolist()))
     digest = hashlib.sha1("\n".join(data.texts).encode()).hexdigest()[:12]
     from tart.models import dtype_setting
+    from tart.onnx_backend import resolve_backend
 
     dtype = dtype_setting()  # the dtype asked for ($TART_EMBED_DTYPE, else auto) names the file
-    backend = os.environ.get("TART_EMBED_BACKEND", "torch")  # an ONNX backend has its own vectors
+    backend = resolve_backend()  # $TART_EMBED_BACKEND, else torch: an ONNX backend has its own vectors
     path = _cache_dir() / f"{embedder}-{dtype if backend == 'torch' else backend}-{task}-{digest}.npy"
     if not path.exists():
         from tart.embeddings import load_embedder
