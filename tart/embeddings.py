@@ -9,7 +9,6 @@ The model runs in torch, or in ONNX Runtime (`backend="onnx"` / `"onnx-int8"`, s
 """
 from __future__ import annotations
 
-import copy
 import inspect
 import threading
 import warnings
@@ -18,7 +17,8 @@ import numpy as np
 import torch
 
 from tart.defaults import DEFAULT_EMBEDDER
-from tart.models import check_layer, is_causal, load_model, load_onnx_model, load_tokenizer, resolve_dtype
+from tart.models import (check_layer, continue_cache, is_causal, load_model, load_onnx_model, load_tokenizer,
+                         pad_right, prefix_cache, resolve_dtype)
 
 MODES = ("stream", "vanilla", "loo")
 _EMBEDDERS: dict = {}   # load_embedder memo
@@ -149,30 +149,18 @@ class Embedder:
         if self.progress and rows[-1] > 64:
             from tqdm.auto import tqdm
             batches = tqdm(batches, desc=f"embedding ({self.name})", unit="batch")
-        pad = self.tokenizer.pad_token_id or 0
         # an ONNX graph returns its exported layer as last_hidden_state
         hidden_needed = self.layer not in (-1, self.model.config.num_hidden_layers) and self.backend == "torch"
         device = self.model.device
         with torch.inference_mode():
-            past, params = None, inspect.signature(self.model.forward).parameters
-            # the cache argument was renamed `cache` in transformers 5 (`past_key_values` before)
-            arg = "cache" if "cache" in params else "past_key_values"
-            if prefix:
-                res = self.model(input_ids=torch.tensor([prefix], device=device), use_cache=True)
-                past = getattr(res, arg)
+            past = None
+            if prefix:  # read once; every batch continues a copy of its keys/values
+                past = prefix_cache(self.model, prefix)
                 self.n_forward_calls += 1
+            no_cache = {"use_cache": False} if "use_cache" in inspect.signature(self.model.forward).parameters else {}
             for batch in batches:
-                width = max(len(seqs[i]) for i in batch)
-                ids = torch.full((len(batch), width), pad, dtype=torch.long)
-                mask = torch.zeros((len(batch), len(prefix) + width), dtype=torch.long)
-                mask[:, :len(prefix)] = 1
-                for r, i in enumerate(batch):  # right padding: real tokens never attend to pads
-                    ids[r, :len(seqs[i])] = torch.tensor(seqs[i])
-                    mask[r, len(prefix):len(prefix) + len(seqs[i])] = 1
-                kw = {"use_cache": False} if "use_cache" in params else {}  # no cache to build
-                if past is not None:  # the forward extends the cache in place: give it a copy
-                    kw = {arg: copy.deepcopy(past), "use_cache": True}
-                    kw[arg].batch_repeat_interleave(len(batch))
+                ids, mask = pad_right(self.tokenizer, [seqs[i] for i in batch], len(prefix))
+                kw = no_cache if past is None else continue_cache(self.model, past, len(batch))
                 res = self.model(input_ids=ids.to(device), attention_mask=mask.to(device),
                                  output_hidden_states=hidden_needed, **kw)
                 h = res.hidden_states[self.layer] if hidden_needed else res.last_hidden_state
@@ -249,5 +237,5 @@ def load_embedder(name: str = DEFAULT_EMBEDDER, **kw) -> Embedder:
         if key not in _EMBEDDERS:
             _EMBEDDERS[key] = Embedder(name, **kw)
     emb = _EMBEDDERS[key]
-    emb.tokenizer  # load now, so a bad name fails here and not on first use
+    emb.model  # load now, so a bad name or layer fails here and not on first use
     return emb

@@ -118,6 +118,18 @@ def test_vanilla_and_loo_on_causal_lm(smol_cache):
     np.testing.assert_allclose(vq, full, atol=1e-4)
 
 
+def test_right_padding_and_a_continued_prefix_cache(smol_cache):
+    emb = smol_cache[0]
+    pad = emb.tokenizer.pad_token_id
+    ids, mask = M.pad_right(emb.tokenizer, [[5, 6, 7], [8]], prefix=2)
+    assert ids.tolist() == [[5, 6, 7], [8, pad, pad]]
+    assert mask.tolist() == [[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]]  # the prefix, then each sequence's own tokens
+    with torch.inference_mode():
+        past = M.prefix_cache(emb.model, [1, 2])
+        emb.model(input_ids=ids, attention_mask=mask, **M.continue_cache(emb.model, past, 2))
+    assert past.get_seq_length() == 2  # a batch extends its own copy, never the shared prefix's
+
+
 def test_gguf_is_cached_as_safetensors(smol_cache, monkeypatch):
     emb, cache, first_s = smol_cache
     dirs = [d for d in cache.iterdir()]

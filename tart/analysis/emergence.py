@@ -148,6 +148,7 @@ def block_states(texts, model: str = DEFAULT_CAUSAL_LM, positions: int = 4, max_
     """
     import torch
     from tart.embeddings import load_embedder
+    from tart.models import pad_right
 
     texts = [str(t) for t in texts]
     if not texts:
@@ -184,16 +185,10 @@ def block_states(texts, model: str = DEFAULT_CAUSAL_LM, positions: int = 4, max_
     if progress:
         from tqdm.auto import tqdm
         chunks = tqdm(chunks, desc="hidden states", unit="batch")
-    pad = tok.pad_token_id or 0
     try:
         with torch.inference_mode():
             for chunk in chunks:
-                width = max(len(ids[i]) for i in chunk)
-                batch = torch.full((len(chunk), width), pad, dtype=torch.long)
-                mask = torch.zeros_like(batch)
-                for r, i in enumerate(chunk):  # right padding: causal tokens never see the pads
-                    batch[r, :len(ids[i])] = torch.tensor(ids[i])
-                    mask[r, :len(ids[i])] = 1
+                batch, mask = pad_right(tok, [ids[i] for i in chunk])  # each text's last token at lens - 1
                 rows[:] = chunk
                 lens = mask.sum(1)
                 lm(input_ids=batch.to(lm.device), attention_mask=mask.to(lm.device), use_cache=False)

@@ -12,14 +12,12 @@
 """
 from __future__ import annotations
 
-import copy
-import inspect
-
 import numpy as np
 import torch
 
 from tart.data import sorted_labels
 from tart.methods.probes import softmax
+from tart.models import continue_cache, pad_right, prefix_cache
 
 
 class ICLClassifier:
@@ -75,9 +73,7 @@ class ICLClassifier:
     def prompt_cache(self, room: int):
         """The prompt's token ids and its keys/values, computed once and shared by every batch."""
         prompt = self._prompt(room)
-        device = next(self.lm.parameters()).device
-        out = self.lm(input_ids=torch.tensor([prompt], device=device), use_cache=True)
-        return prompt, getattr(out, _cache_arg(self.lm))
+        return prompt, prefix_cache(self.lm, prompt)
 
     def batch_rows(self, prompt, room: int) -> int:
         """Sequences per batch: long prompts get fewer, so the copied caches stay under batch_tokens."""
@@ -85,15 +81,9 @@ class ICLClassifier:
 
     def forward(self, prompt, past, seqs):
         """The LM's output for token lists `seqs`, each continuing the cached prompt (right-padded)."""
-        device = next(self.lm.parameters()).device
-        # right padding: the continuations start right after the cached prompt, and no real token
-        # attends to a pad
-        batch = self.tokenizer.pad({"input_ids": seqs}, padding=True, padding_side="right", return_tensors="pt")
-        mask = torch.cat([torch.ones(len(seqs), len(prompt), dtype=torch.long), batch["attention_mask"]], 1)
-        cache = copy.deepcopy(past)  # the forward extends the cache in place
-        cache.batch_repeat_interleave(len(seqs))
-        return self.lm(input_ids=batch["input_ids"].to(device), attention_mask=mask.to(device),
-                       **{_cache_arg(self.lm): cache, "use_cache": True})
+        ids, mask = pad_right(self.tokenizer, seqs, len(prompt))  # each continues right after the prompt
+        return self.lm(input_ids=ids.to(self.lm.device), attention_mask=mask.to(self.lm.device),
+                       **continue_cache(self.lm, past, len(seqs)))
 
     @torch.inference_mode()
     def score(self, queries) -> np.ndarray:
@@ -120,11 +110,6 @@ class ICLClassifier:
 
     def predict(self, queries) -> np.ndarray:
         return self.classes_[np.argmax(self.score(queries), axis=1)]
-
-
-def _cache_arg(lm) -> str:
-    """The forward's keyword for the key/value cache (renamed in transformers 5)."""
-    return "cache" if "cache" in inspect.signature(lm.forward).parameters else "past_key_values"
 
 
 def load_causal_lm(embedder):
