@@ -73,6 +73,13 @@ def _saying_if_slow(what: str):
             print(f"tart serve: done in {time.monotonic() - start:.0f} s", file=sys.stderr, flush=True)
 
 
+def bentoml_serve_argv(host: str, port: int, settings) -> list[str]:
+    """The `bentoml serve` command line of the service (`tart serve` and tests' LocalServer alike)."""
+    root = Path(__file__).resolve().parent.parent  # the folder that holds serving/ and tart/
+    return [sys.executable, "-m", "bentoml", "serve", SERVICE, "--host", host, "--port", str(port),
+            "--working-dir", str(root), "--timeout-graceful-shutdown", str(settings.shutdown_timeout_s)]
+
+
 def serve_command(args) -> None:
     from tart.serving.settings import load_settings
     from tart.checkpoint_io import resolve_checkpoint
@@ -96,9 +103,7 @@ def serve_command(args) -> None:
                        default_cache_dir(env.get("TART_CACHE_DIR")))
     for variable in ("BENTOML_HOME", "TMPDIR"):
         Path(env[variable]).mkdir(parents=True, exist_ok=True)
-    root = Path(__file__).resolve().parent.parent  # the folder that holds serving/ and tart/
-    argv = [sys.executable, "-m", "bentoml", "serve", SERVICE, "--host", args.host, "--port", str(args.port),
-            "--working-dir", str(root)]
+    argv = bentoml_serve_argv(args.host, args.port, settings)
     print(f"tart serve: http://{args.host}:{args.port} (head {settings.checkpoint}, embedder "
           f"{settings.embedder}, tasks in {settings.store_path}, API keys "
           f"{'required' if settings.keys else 'off'})", file=sys.stderr, flush=True)

@@ -48,8 +48,10 @@ class LocalServer:
         if self.via_cli:
             argv = [sys.executable, "-m", "tart.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
         else:
-            argv = [sys.executable, "-m", "bentoml", "serve", "tart.serving.service:Tart", "--host", "127.0.0.1",
-                    "--port", str(self.port), "--working-dir", str(ROOT)]
+            from tart.serving.cli import bentoml_serve_argv
+            from tart.serving.settings import load_settings
+
+            argv = bentoml_serve_argv("127.0.0.1", self.port, load_settings(env=self.env))
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(argv, env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         self.wait_ready(timeout)

@@ -18,7 +18,8 @@
   (with Retry-After, from `ErrorShape`). A valid body is replayed to the app.
 
 `json_http_errors()` makes the HTTP server itself (uvicorn, below every middleware) answer a request it
-cannot parse (a garbage request line, a bad Content-Length) with a JSON 400 instead of text/plain.
+cannot parse (a garbage request line, a bad Content-Length) with a JSON 400 instead of text/plain, and a
+request it had to cancel (a clean stop's `shutdown_timeout_s` passed) with a JSON 500.
 
 `ErrorShape` rewrites every error response (4xx and 5xx, from BentoML too) as `{"error": "..."}`,
 adds `Retry-After` to 429 and 503, and logs each 4xx at INFO in one line (method, path, status,
@@ -278,8 +279,9 @@ class ErrorShape:
 
 
 def json_http_errors() -> None:
-    """uvicorn answers a request it cannot parse itself, with a text/plain 400, before any ASGI app runs:
-    replace that answer by the API's one shape (`{"error": ...}`), for its h11 and httptools protocols."""
+    """uvicorn answers a request it cannot parse itself, with a text/plain 400, before any ASGI app runs,
+    and one whose app raised before answering (e.g. cancelled at shutdown) with a text/plain 500: replace
+    both by the API's one shape (`{"error": ...}`), for its h11 and httptools protocols."""
     message = "malformed HTTP request: {}; send HTTP/1.1 with a valid request line and headers"
 
     def h11_400(self, msg: str) -> None:
@@ -299,11 +301,21 @@ def json_http_errors() -> None:
                              + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n" + body)
         self.transport.close()
 
-    from uvicorn.protocols.http.h11_impl import H11Protocol
+    async def json_500(self) -> None:  # a request cycle's answer when the app raised before answering
+        body = _error_body("the request did not finish: the server is shutting down (its running requests are "
+                           "cancelled after shutdown_timeout_s) or it failed; see the server log")
+        await self.send({"type": "http.response.start", "status": 500,
+                         "headers": [(b"content-type", b"application/json"),
+                                     (b"content-length", str(len(body)).encode()), (b"connection", b"close")]})
+        await self.send({"type": "http.response.body", "body": body, "more_body": False})
 
-    H11Protocol.send_400_response = h11_400
+    from uvicorn.protocols.http import h11_impl
+
+    h11_impl.H11Protocol.send_400_response = h11_400
+    h11_impl.RequestResponseCycle.send_500_response = json_500
     try:
-        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+        from uvicorn.protocols.http import httptools_impl
     except ImportError:  # httptools is not installed: uvicorn uses h11
         return
-    HttpToolsProtocol.send_400_response = raw_400
+    httptools_impl.HttpToolsProtocol.send_400_response = raw_400
+    httptools_impl.RequestResponseCycle.send_500_response = json_500

@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     # traffic and batching
     max_concurrency: Positive = 64  # requests in flight on the API service; more get 429
     timeout_s: Annotated[float, Field(ge=0)] = 120.0  # a request running longer gets 504
+    # on SIGTERM the server stops taking requests and cancels those still running after this many seconds
+    # (uvicorn's graceful shutdown; without a bound, a clean stop waited for a 96 s request)
+    shutdown_timeout_s: Count = 5
     body_timeout_s: Annotated[float, Field(ge=1)] = 10.0  # a request's whole body must arrive within this, else 408 (it holds no slot meanwhile)
     embed_max_batch_size: Positive = 64  # texts per embedder forward, across requests
     embed_max_latency_ms: Positive = 20_000  # queueing budget of one embed call; past it, 503

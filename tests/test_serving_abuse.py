@@ -145,3 +145,33 @@ def test_abandoned_requests_queued_embedder_work_is_dropped(server):
           f"{chunk:.2f} s; abandoned chunks run {ran}, dropped {dropped}")
     assert after <= 2 * idle, f"a small request took {after:.2f} s (idle {idle:.2f} s) after abandoned requests"
     assert ran + dropped == 4 and ran <= 2, (ran, dropped)  # at most the running chunk (and one racing it) ran
+
+
+def test_sigterm_with_a_heavy_request_in_flight_stops_within_the_shutdown_timeout(server):
+    """A clean stop waits shutdown_timeout_s (5 s by default) for running requests, then cancels them with a
+    JSON error: it waited for a 96 s request before. Last in this file: it stops the server."""
+    import signal
+    import threading
+
+    answers = []
+
+    def heavy():  # about 4 heavy requests' worth of head work: far longer than the shutdown timeout
+        ex = [{"text": f"example {i} about topic {i % 32}", "label": f"l{i % 32}"} for i in range(256)]
+        payload = {"examples": ex, "texts": [f"query {i}" for i in range(128)],
+                   "options": {"multiclass": "ovo", "n_permutations": 4}}  # 761,856 head tokens
+        try:
+            answers.append(httpx.post(server.url + "/classify", json=payload, timeout=300))
+        except httpx.HTTPError as err:
+            answers.append(err)
+
+    client = threading.Thread(target=heavy)
+    client.start()
+    time.sleep(6)  # embedded, and in the head
+    t0 = time.monotonic()
+    killed = server.stop(signal.SIGTERM, timeout=120)
+    seconds = time.monotonic() - t0
+    client.join(60)
+    assert killed == [] and seconds < 5 + 15, f"a clean stop took {seconds:.1f} s"
+    (answer,) = answers
+    assert isinstance(answer, httpx.Response) and answer.status_code == 500, answer
+    assert "shutting down" in answer.json()["error"]
