@@ -22,7 +22,7 @@ def add_serve_parser(subparsers) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=3000, help="port to listen on (default 3000)")
     p.add_argument("--config", help="TOML settings file (see docs/serving.md); also $TART_CONFIG")
-    from tart.checkpoint_io import DEFAULT_HEAD  # no torch: names and paths only
+    from tart.defaults import DEFAULT_HEAD  # no torch: names only
 
     p.add_argument("--checkpoint", help=f"head checkpoint: shipped name or folder (default {DEFAULT_HEAD})")
     p.add_argument("--embedder", help="embedder short name or local model folder (default smollm2-135m)")

@@ -20,7 +20,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
-from tart.defaults import DEFAULT_EMBEDDER, DEFAULT_HEAD, EMBED_DTYPES  # no torch: names only
+from tart.defaults import DEFAULT_EMBEDDER, DEFAULT_HEAD, DEFAULT_N_PERMUTATIONS, EMBED_DTYPES  # no torch: names only
 
 Count = Annotated[int, Field(ge=0)]
 Positive = Annotated[int, Field(ge=1)]
@@ -41,7 +41,7 @@ class Settings(BaseSettings):
     # models
     checkpoint: str = DEFAULT_HEAD  # shipped head name or a checkpoint folder (tart.defaults.DEFAULT_HEAD)
     embedder: str = DEFAULT_EMBEDDER  # embedder short name or a local model folder
-    n_permutations: Positive = 4  # default support-set orderings averaged per prediction
+    n_permutations: Positive = DEFAULT_N_PERMUTATIONS  # default support-set orderings averaged per prediction
     max_permutations: Positive = 8  # the most a request may ask for
     # task store
     store_path: Annotated[str, AfterValidator(lambda p: str(Path(p).expanduser()))] = Field(

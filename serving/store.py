@@ -22,6 +22,8 @@ from threading import Lock
 
 import numpy as np
 
+from tart.data import sorted_labels
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
     id          TEXT PRIMARY KEY,
@@ -104,7 +106,7 @@ class TaskStore:
         embeddings = np.ascontiguousarray(embeddings, dtype="<f4")
         if embeddings.ndim != 2 or len(embeddings) != len(texts) or len(texts) != len(labels):
             raise ValueError("texts, labels and embeddings must have the same length")
-        task = Task(id=uuid.uuid4().hex, name=name, labels=sorted(set(labels)), n_examples=len(texts),
+        task = Task(id=uuid.uuid4().hex, name=name, labels=sorted_labels(labels), n_examples=len(texts),
                     embedder=embedder, dim=embeddings.shape[1],
                     created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
         with self._transaction() as conn:
