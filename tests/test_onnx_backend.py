@@ -33,7 +33,8 @@ def _tokenizer():
     return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]")
 
 
-@pytest.fixture(scope="module", params=["bert", "llama"])
+# the causal LM's exports take ~25 s of the default run: slow (`pytest -m slow tests/test_onnx_backend.py`)
+@pytest.fixture(scope="module", params=["bert", pytest.param("llama", marks=pytest.mark.slow)])
 def tiny(request, tmp_path_factory):
     """A tiny random encoder or causal LM with its tokenizer, saved as a transformers folder."""
     from transformers import BertConfig, BertModel, LlamaConfig, LlamaForCausalLM
