@@ -227,16 +227,17 @@ class Tart:
         return None
 
     def _unusable_task(self, labels: list[str]) -> str | None:
-        """Why no request with default options could use a task with these labels (its head cost for one
-        text is over max_head_tokens), else None: such a task is refused when it is registered."""
+        """Why no request with default options could use a task with these labels (one short text would
+        be over budget: head tokens, or time), else None: such a task is refused when it is registered."""
         clf = self._classifier(Options())
         head = clf.plan(1, labels)
-        if head.tokens <= S.max_head_tokens:
+        refusal = over_budget(self.tokens.tokens_read([1]), head, S.max_embed_tokens, S.max_head_tokens,
+                              speeds=self.speeds, max_request_s=S.max_request_s)
+        if refusal is None:
             return None
         return (f"examples: with default options (n_permutations={clf.n_permutations}, multiclass "
-                f"'{clf.multiclass}') one text would need {head.tokens} head tokens ({len(labels)} examples, "
-                f"{len(set(labels))} labels); the limit is max_head_tokens={S.max_head_tokens}: register fewer "
-                f"examples or labels")
+                f"'{clf.multiclass}', {len(labels)} examples, {len(set(labels))} labels) a request of one text "
+                f"would be refused ({refusal.split(': send ')[0]}): register fewer examples or labels")
 
     def _truncated(self, counts: list[int]) -> list[int]:
         return [i for i, n in enumerate(counts) if n > self.tokens.max_length]
