@@ -217,6 +217,19 @@ def _real(gen, s, B, k, q):
     return X[points], _log_uniform(gen, s.scale_min, s.scale_max, B, 1, 1) * u
 
 
+def check_sources(s: PriorSettings) -> None:
+    """Load now every embedding bank the weighted families may draw from, so that a missing one stops a
+    run before its first step (with how to build it), not when a step first picks that embedder."""
+    from tart.episodes import load_bank
+
+    if s.weights.get("real", 0) > 0:
+        for embedder in s.real_embedders:
+            _bank(embedder)
+    if s.weights.get("bank", 0) > 0:
+        for embedder in s.bank_embedders:
+            load_bank(embedder, exclude=s.bank_exclude)
+
+
 def _bank_episodes(gen, s, B, k, q, C):
     from tart.episodes import load_bank, sample_bank_episodes
 

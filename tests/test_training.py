@@ -274,3 +274,15 @@ def test_warm_start_adds_a_residual():
     warm_start(model, source, "tart-prior")
     assert model.residual_scale.item() == 1.0
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in source.state_dict().items())
+
+
+def test_a_missing_task_bank_stops_a_run_before_its_first_step(tmp_path, monkeypatch):
+    """A prior run that may draw `bank` episodes from an embedder whose task bank was never built fails at
+    once, saying how to build it, and writes nothing (it used to fail whenever a step first drew it)."""
+    monkeypatch.setenv("TART_CACHE_DIR", str(tmp_path / "empty-cache"))
+    text = TINY.format(steps=5).replace("[tasks]", '[tasks]\nsource = "prior"')
+    text += '[prior]\nweights = { bank = 0.1, gaussian = 0.9 }\nmax_classes = 2\nbank_embedders = ["minilm-l6"]\n'
+    (tmp_path / "bank.toml").write_text(text)
+    with pytest.raises(FileNotFoundError, match="python -m tart.training.task_bank"):
+        train(load_config(tmp_path / "bank.toml"), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()

@@ -17,7 +17,7 @@ import torch
 from accelerate import Accelerator
 from tqdm.auto import tqdm
 
-from tart.prior import sample_prior_batch
+from tart.prior import check_sources, sample_prior_batch
 from tart.reasoning import TartReasoningModel
 from tart.surgery import warm_start
 from tart.synthetic_eval import evaluate_synthetic, head_accuracy, plot_synthetic, sample_eval_tasks
@@ -78,6 +78,8 @@ def train(config: TrainConfig, output: Path, resume: bool = False, progress: boo
     if opt_cfg.batch_size % accelerator.num_processes:
         raise ValueError(f"batch_size {opt_cfg.batch_size} is not divisible by {accelerator.num_processes} processes")
     local_batch = opt_cfg.batch_size // accelerator.num_processes
+    if task_cfg.source == "prior":
+        check_sources(config.prior)  # a missing embedding bank stops the run here, not at some later step
 
     torch.manual_seed(config.seed)
     model = TartReasoningModel(config.model_config())
