@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import secrets
 import time
 from http import HTTPStatus
 from pathlib import Path
@@ -67,39 +68,56 @@ class Embedding:
         self.n_texts = 0
         self.busy_since = None  # when the running forward started
         self.n_large_calls = 0  # embed_large calls (chunks of large requests)
-        self.n_dropped_chunks = 0  # large chunks whose caller was gone before their turn: not run
+        self.n_dropped_chunks = 0  # large chunks whose request was gone before their turn: not run
+        self.n_dropped_texts = 0  # texts of gone requests not embedded (in batches and large chunks)
+        self.abandoned: dict[int, float] = {}  # tickets of requests the API has cancelled -> when
         self._forward_lock = threading.Lock()  # one forward at a time: batches and large chunks alike
         self._large_turn = asyncio.Lock()  # large chunks wait here, in arrival order
 
-    def _forward(self, ids: list[list[int]]) -> np.ndarray:
+    def _forward(self, rows: list[list[int]]) -> np.ndarray:
+        """Embed rows of `[-ticket, *token ids]`, but not those of an abandoned request (their rows stay
+        zero: no one reads them). Checked once the forward lock is taken, so work queued behind a running
+        forward is dropped; an abandoned request's running forward is its last."""
         with self._forward_lock:
-            self.busy_since = time.monotonic()
-            try:
-                vectors = self.embedder.embed_ids(ids)
-            finally:
-                self.busy_since = None
+            keep = [i for i, row in enumerate(rows) if -row[0] not in self.abandoned]
+            vectors = np.zeros((len(rows), int(self.embedder.dim)), dtype=np.float32)
+            if keep:
+                self.busy_since = time.monotonic()
+                try:
+                    vectors[keep] = self.embedder.embed_ids([rows[i][1:] for i in keep])
+                finally:
+                    self.busy_since = None
         self.n_calls += 1
-        self.n_texts += len(ids)
+        self.n_texts += len(keep)
+        self.n_dropped_texts += len(rows) - len(keep)
         return vectors
 
-    # texts arrive as token ids: `Tart` tokenised them to count their cost, with this embedder's tokenizer
+    # texts arrive as token ids (`Tart` tokenised them to count their cost, with this embedder's tokenizer),
+    # each row led by its request's ticket, negated (`Tart._embed`; token ids are >= 0)
     @bentoml.api(batchable=True, max_batch_size=S.embed_max_batch_size, max_latency_ms=S.embed_max_latency_ms)
-    def embed(self, ids: list[list[int]]) -> np.ndarray:
-        return self._forward(ids)
+    def embed(self, rows: list[list[int]]) -> np.ndarray:
+        return self._forward(rows)
 
     @bentoml.api
-    async def embed_large(self, ids: list[list[int]], ctx: bentoml.Context) -> np.ndarray:
+    async def embed_large(self, rows: list[list[int]]) -> np.ndarray:
         """One large request's chunk, outside the adaptive batcher: it fills a batch on its own, and
         the batcher would refuse it (503) whenever its estimated time passes embed_max_latency_ms.
-        Chunks take turns, one forward at a time (batches too). A chunk whose caller has gone while it
-        waited (the API cancelled its request) is dropped: an abandoned request's running chunk is its
-        last, and the requests behind it do not wait for work no one will read."""
+        Chunks take turns, one forward at a time (batches too)."""
         async with self._large_turn:
-            if await ctx.request.is_disconnected():
+            if rows and -rows[0][0] in self.abandoned:  # one request's chunk: gone before its turn
                 self.n_dropped_chunks += 1
-                return np.zeros((0, int(self.embedder.dim)), dtype=np.float32)
+                self.n_dropped_texts += len(rows)
+                return np.zeros((len(rows), int(self.embedder.dim)), dtype=np.float32)
             self.n_large_calls += 1
-            return await asyncio.to_thread(self._forward, ids)
+            return await asyncio.to_thread(self._forward, rows)
+
+    @bentoml.api
+    async def abandon(self, ticket: int) -> None:
+        """The API cancelled this ticket's request: its texts still waiting here are not embedded."""
+        now = time.monotonic()
+        self.abandoned[ticket] = now
+        for old in [t for t, when in self.abandoned.items() if now - when > 2 * S.timeout_s]:
+            del self.abandoned[old]  # its request ended long ago (timeout_s bounds every request)
 
     def __is_ready__(self) -> bool:
         """Unready while one forward pass runs longer than stuck_after_s (the API's /readyz asks too)."""
@@ -112,7 +130,8 @@ class Embedding:
         return {"name": S.embedder, "dim": int(e.dim), "dtype": str(e.model.dtype).replace("torch.", ""),
                 "backend": e.backend,
                 "batches": self.n_calls, "texts": self.n_texts, "large_calls": self.n_large_calls,
-                "dropped_chunks": self.n_dropped_chunks, "tokens_per_s": self.tokens_per_s,
+                "dropped_chunks": self.n_dropped_chunks, "dropped_texts": self.n_dropped_texts,
+                "tokens_per_s": self.tokens_per_s,
                 "forward_calls": int(e.n_forward_calls), "texts_embedded": int(e.n_texts_embedded)}
 
 
@@ -174,20 +193,21 @@ class Tart:
         logger.info("head %s reads %.0f tokens/s on this host (measured once, at start)", S.checkpoint,
                     self.head_tokens_per_s)
         self.speeds = None  # Speeds, once the embedder has said its own (first request)
+        self._telling: set = set()  # abandon() calls in flight to the embedder
         self.counts = {"classify_requests": 0, "task_classify_requests": 0, "texts_sent_to_embedder": 0,
                        "examples_from_cache": 0, "examples_reembedded": 0, "embed_retries": 0,
                        "refused_over_budget": 0}
 
     # ---- helpers ----
 
-    async def _embed_chunk(self, ids: list[list[int]], large: bool):
+    async def _embed_chunk(self, rows: list[list[int]], large: bool):
         call = self.embedding.to_async.embed_large if large else self.embedding.to_async.embed
         try:
             try:
-                return await call(ids)
+                return await call(rows)
             except aiohttp.ClientConnectionError:  # a pooled connection closed under us: embedding is idempotent
                 self.counts["embed_retries"] += 1
-                return await call(ids)
+                return await call(rows)
         except BentoMLException as err:
             if getattr(err, "error_code", None) in (HTTPStatus.SERVICE_UNAVAILABLE, HTTPStatus.TOO_MANY_REQUESTS):
                 raise EmbedderBusy("the embedder is overloaded (its queue would wait longer than "
@@ -198,13 +218,22 @@ class Tart:
         """Small requests go through the adaptive batcher (texts of concurrent requests share a forward
         pass); a request of more than half a batch goes in chunks of `embed_max_batch_size` texts,
         one after another, straight to the embedder: the batcher would gain nothing, and could refuse
-        a large valid request for its size."""
+        a large valid request for its size. If the request is cancelled meanwhile (its client left, or
+        timeout_s passed), the embedder is told, so that none of its texts still waiting there is run."""
         self.counts["texts_sent_to_embedder"] += len(ids)
+        ticket = secrets.randbits(62) + 1
+        rows = [[-ticket, *x] for x in ids]
         n = S.embed_max_batch_size
-        if len(ids) <= n // 2:
-            return np.asarray(await self._embed_chunk(ids, large=False), dtype=np.float32)
-        parts = [await self._embed_chunk(ids[i:i + n], large=True) for i in range(0, len(ids), n)]
-        return np.concatenate([np.asarray(v, dtype=np.float32) for v in parts])
+        try:
+            if len(rows) <= n // 2:
+                return np.asarray(await self._embed_chunk(rows, large=False), dtype=np.float32)
+            parts = [await self._embed_chunk(rows[i:i + n], large=True) for i in range(0, len(rows), n)]
+            return np.concatenate([np.asarray(v, dtype=np.float32) for v in parts])
+        except asyncio.CancelledError:
+            told = asyncio.ensure_future(self.embedding.to_async.abandon(ticket))
+            self._telling.add(told)  # a reference until it is done: the loop keeps only weak ones
+            told.add_done_callback(self._telling.discard)
+            raise
 
     def _options(self, options) -> tuple:
         return (options.n_permutations or S.n_permutations, options.multiclass, options.projection)
