@@ -11,7 +11,8 @@
   body as soon as it passes it, with 413 and a message naming the limit;
 - the whole body must arrive within `body_timeout_s`, else 408 (and the connection is closed): a
   client that sends its body slowly, or never, holds a connection but no request slot;
-- the body is validated with the route's request model (`schemas.REQUESTS`, strict: no coercion):
+- the body is validated with the route's request model (`requests`, from the service's route
+  declarations; strict: no coercion):
   an invalid one gets 400 here, so BentoML never logs a traceback for it; a valid one is left in the
   request's scope, where BentoML takes it instead of parsing the body again (`schemas._Request`);
 - only then does the request take a slot: more than `max_concurrency` API requests in flight get 429
@@ -92,8 +93,9 @@ def readable(payload) -> str:
 
 class RequestGate:
     def __init__(self, app, max_body_bytes: int, api_keys: frozenset[str] = frozenset(), openapi=None,
-                 max_concurrency: int | None = None, body_timeout_s: float = 10.0):
+                 max_concurrency: int | None = None, body_timeout_s: float = 10.0, requests=None):
         self.app = app
+        self.requests = requests or {}  # API route -> its request model (the service's declarations)
         self.max_body_bytes = max_body_bytes
         self.body_timeout_s = body_timeout_s  # the whole body must arrive within this, else 408
         self.max_concurrency = max_concurrency  # API requests in flight at most; more get 429 + Retry-After
@@ -125,9 +127,9 @@ class RequestGate:
                     logger.exception("could not build the OpenAPI document")
                     return await _send_error(send, 500, "could not build the OpenAPI document; see the server log")
             return await _send_json(send, 200, self._openapi_body)
-        from tart.serving.schemas import REQUESTS, VALIDATED
+        from tart.serving.schemas import VALIDATED
 
-        if path in REQUESTS and method != "POST":
+        if path in self.requests and method != "POST":
             return await _send_error(send, 405, f"{path} takes POST only, not {method}", [(b"allow", b"POST")])
         if method in ("GET", "HEAD", "OPTIONS"):
             return await self.app(scope, receive, send)
@@ -187,12 +189,9 @@ class RequestGate:
         await _send_error(send, 413, f"request body is {size_text}; the limit is "
                                      f"max_body_bytes={self.max_body_bytes} bytes")
 
-    @staticmethod
-    def _validated(path: str, body: bytes):
+    def _validated(self, path: str, body: bytes):
         """The route's request model built from the body (raises ValidationError), or None off the API."""
-        from tart.serving.schemas import REQUESTS
-
-        model = REQUESTS.get(path)
+        model = self.requests.get(path)
         return model.model_validate_json(body if body.strip() else b"{}") if model else None
 
 

@@ -81,10 +81,11 @@ def _error_response(status: int) -> dict:
             "content": {"application/json": {"schema": {"$ref": REF.format(model="Error")}}}}
 
 
-def build(bentoml_spec: dict) -> dict:
-    """BentoML's document with the API routes replaced as described above."""
+def build(bentoml_spec: dict, requests: dict) -> dict:
+    """BentoML's document with the API routes replaced as described above (`requests`: each API route's
+    request model, as the service declares it)."""
     spec = copy.deepcopy(bentoml_spec)
-    models = [(m, "validation") for m in schemas.REQUESTS.values()]
+    models = [(m, "validation") for m in requests.values()]
     models += [(m, "serialization") for m, _ in ROUTES.values()] + [(schemas.Error, "serialization")]
     _, top = models_json_schema(models, ref_template=REF)
     components = _nullable(top.get("$defs", {}))
@@ -93,7 +94,7 @@ def build(bentoml_spec: dict) -> dict:
         if name in ("TaskStatusResponse",)} | components
     for route, (response, extra) in ROUTES.items():
         op = spec["paths"][route]["post"]
-        request = schemas.REQUESTS[route].__name__
+        request = requests[route].__name__
         media = {"schema": {"$ref": REF.format(model=request)}}
         if route in REQUEST_EXAMPLES:
             media["example"] = REQUEST_EXAMPLES[route]

@@ -160,10 +160,6 @@ class Error(_Response):
     error: str = Field(description="what is wrong; a field's name first when one field is at fault")
 
 
-# the request model of each API route: the middleware validates bodies with them, once (see _Request)
-REQUESTS: dict[str, type[BaseModel]] = {}
-
-
 class TaskInfo(_Response):
     id: str
     name: str
@@ -187,8 +183,3 @@ class TaskList(_Response):
 class Deleted(_Response):
     id: str
     deleted: bool
-
-
-REQUESTS.update({"/classify": ClassifyRequest, "/tasks/create": TaskCreateRequest, "/tasks/list": TaskListRequest,
-                 "/tasks/get": TaskRef, "/tasks/delete": TaskRef, "/tasks/classify": TaskClassifyRequest,
-                 "/stats": StatsRequest})

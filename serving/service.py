@@ -34,7 +34,7 @@ from tart.serving.cost import QUERY_BATCH, Speeds, embedder_speed, head_speed, o
 from tart.serving.headpool import Busy, HeadLanes
 from tart.serving.middleware import ErrorShape, RequestGate, json_http_errors, logger
 from tart.serving.schemas import (ClassifyRequest, ClassifyResponse, Deleted, Example, ModelInfo, Options, Prediction,
-                             TaskClassifyRequest, TaskCreateRequest, TaskDetail, TaskInfo, TaskList,
+                             StatsRequest, TaskClassifyRequest, TaskCreateRequest, TaskDetail, TaskInfo, TaskList,
                              TaskListRequest, TaskRef)
 from tart.serving.settings import get_settings
 from tart.serving.store import FittedCache, StoreFull, Task, TaskNameTaken, TaskNotFound, TaskStore
@@ -413,7 +413,7 @@ class Tart:
         """BentoML's /readyz asks this (and the embedder's): unready while a head job is stuck."""
         return self.lanes.oldest_running_s() < S.stuck_after_s
 
-    @bentoml.api(route="/stats")
+    @bentoml.api(route="/stats", input_spec=StatsRequest)
     async def stats(self) -> dict:
         """Counters: this service's requests and cache use, and the embedder's batches and forwards."""
         return {"service": {**self.counts, "fitted_cache_hits": self.fitted.hits,
@@ -423,11 +423,16 @@ class Tart:
                 "embedder": await self.embedding.to_async.counters(), "model": self.model_info.model_dump()}
 
 
+def _requests() -> dict:
+    """Each API route's request model, as its decorator above declares it (the one list of routes)."""
+    return {api.route: api.input_spec for api in Tart.apis.values()}
+
+
 def _openapi() -> dict:
-    return openapi.build(Tart.openapi_spec.asdict())
+    return openapi.build(Tart.openapi_spec.asdict(), _requests())
 
 
 json_http_errors()  # also what the HTTP server answers a request it cannot parse
 Tart.add_asgi_middleware(ErrorShape)  # outermost: every error, the gate's included, gets one shape
 Tart.add_asgi_middleware(RequestGate, max_body_bytes=S.max_body_bytes, api_keys=S.keys, openapi=_openapi,
-                         max_concurrency=S.max_concurrency, body_timeout_s=S.body_timeout_s)
+                         max_concurrency=S.max_concurrency, body_timeout_s=S.body_timeout_s, requests=_requests())

@@ -129,3 +129,16 @@ def test_a_request_body_is_validated_once(app_client, monkeypatch):
     r = client.post("/classify", json={"examples": EXAMPLES, "texts": ["a cow"]})
     assert r.status_code == 200, r.text
     assert calls == ["ClassifyRequest"]
+
+
+def test_every_api_route_declared_by_the_service_is_gated(app_client):
+    """The gate's routes are the service's own declarations (`Tart.apis`): each takes POST only (405,
+    before its body is read) and validates its body with the model its decorator names."""
+    client, service = app_client
+    routes = {api.route for api in service.Tart.apis.values()}
+    assert {"/classify", "/tasks/create", "/tasks/classify", "/stats"} <= routes
+    for route in sorted(routes):
+        r = client.get(route)
+        assert r.status_code == 405 and r.headers["allow"] == "POST" and route in r.json()["error"], (route, r.text)
+    r = client.post("/stats", json={"unexpected": 1})
+    assert r.status_code == 400 and "unexpected" in r.json()["error"], r.text
