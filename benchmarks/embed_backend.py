@@ -138,7 +138,7 @@ def main(argv=None) -> int:
             print(f"{name} {s} texts/s by texts per forward: {sweep}", flush=True)
         result["embedders"][name] = entry
         models.clear()
-        tart_models._MODELS.clear()  # the next embedder's models only: SmolLM2 in four forms is ~2 GB
+        tart_models._LOADED.clear()  # the next embedder's models only: SmolLM2 in four forms is ~2 GB
         if args.json:  # after each embedder: a run cut short keeps what it measured
             result["machine"]["load_average_1_5_15_end"] = os.getloadavg()
             Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -10,19 +10,16 @@ The model runs in torch, or in ONNX Runtime (`backend="onnx"` / `"onnx-int8"`, s
 from __future__ import annotations
 
 import inspect
-import threading
 import warnings
 
 import numpy as np
 import torch
 
 from tart.defaults import DEFAULT_EMBEDDER
-from tart.models import (check_layer, continue_cache, is_causal, load_model, load_onnx_model, load_tokenizer,
+from tart.models import (check_layer, continue_cache, is_causal, load_model, load_onnx_model, load_tokenizer, once,
                          pad_right, prefix_cache, resolve_dtype)
 
 MODES = ("stream", "vanilla", "loo")
-_EMBEDDERS: dict = {}   # load_embedder memo
-_LOCK = threading.Lock()
 
 
 class Embedder:
@@ -232,10 +229,6 @@ class Embedder:
 
 def load_embedder(name: str = DEFAULT_EMBEDDER, **kw) -> Embedder:
     """The same Embedder (model loaded once, embedding cache shared) for the same arguments."""
-    key = (name, tuple(sorted((k, str(v)) for k, v in kw.items())))
-    with _LOCK:
-        if key not in _EMBEDDERS:
-            _EMBEDDERS[key] = Embedder(name, **kw)
-    emb = _EMBEDDERS[key]
+    emb = once(("embedder", name, *sorted((k, str(v)) for k, v in kw.items())), lambda: Embedder(name, **kw))
     emb.model  # load now, so a bad name or layer fails here and not on first use
     return emb

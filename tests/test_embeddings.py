@@ -141,7 +141,7 @@ def test_gguf_is_cached_as_safetensors(smol_cache, monkeypatch):
         raise AssertionError("the GGUF was read again")
 
     monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", no_gguf)
-    monkeypatch.setattr(M, "_MODELS", {})  # forget loaded models: the next load must use the cache
+    monkeypatch.setattr(M, "_LOADED", {})  # forget loaded models: the next load must use the cache
     again = Embedder("smollm2-135m")
     assert M.resolve_model_dir("smollm2-135m") == folder
     np.testing.assert_allclose(again.embed(TEXTS), before, atol=1e-5)

@@ -89,7 +89,7 @@ def test_export_is_reused_from_the_cache(tiny, monkeypatch):
     Embedder(folder, cache_dir=cache, progress=False, backend="onnx-int8").embed(TEXTS[:1])  # both files exist
     files = {p: p.stat().st_mtime_ns for p in (cache / "onnx").rglob("*.onnx")}
     assert {p.name for p in files} >= {"onnx-last.onnx", "onnx-int8-last.onnx"}
-    monkeypatch.setattr(M, "_MODELS", {})  # a new process, as far as loading goes
+    monkeypatch.setattr(M, "_LOADED", {})  # a new process, as far as loading goes
 
     def fail(*args, **kwargs):
         raise AssertionError("exported a second time")
@@ -122,10 +122,10 @@ def test_export_says_so_once(tiny, capsys, tmp_path, monkeypatch):
     exported.embed(["cat"])
     # a stand-in exporter (a copy of the real export): this test is about the message and the cache
     monkeypatch.setattr(O, "_export", lambda folder, layer, path: path.write_bytes(exported.model.path.read_bytes()))
-    monkeypatch.setattr(M, "_MODELS", {})
+    monkeypatch.setattr(M, "_LOADED", {})
     Embedder(folder, cache_dir=tmp_path, backend="onnx").embed(["cat"])
     assert "exporting" in capsys.readouterr().err
-    monkeypatch.setattr(M, "_MODELS", {})
+    monkeypatch.setattr(M, "_LOADED", {})
     Embedder(folder, cache_dir=tmp_path, backend="onnx").embed(["cat"])
     assert "exporting" not in capsys.readouterr().err
 
