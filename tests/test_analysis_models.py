@@ -14,11 +14,13 @@ def task():
 
 
 def test_parse_spec():
-    assert models.parse_spec("tart") == ("tart", "smollm2-135m")
-    assert models.parse_spec("logreg:minilm-l6") == ("logreg", "minilm-l6")
-    assert models.parse_spec("centroid:/some/folder") == ("centroid", "/some/folder")
-    for bad, message in [("svm", "known methods: tart, logreg, centroid, centroid-raw, icl, icl-cal, comprw, setfit"), ("", "empty model spec"),
-                         (":minilm-l6", "unknown method ''")]:
+    assert models.parse_spec("tart") == ("tart", "smollm2-135m", {})
+    assert models.parse_spec("logreg:minilm-l6") == ("logreg", "minilm-l6", {})
+    assert models.parse_spec("centroid:/some/folder") == ("centroid", "/some/folder", {})
+    assert models.parse_spec("tart:minilm-l6,n_permutations=8") == ("tart", "minilm-l6", {"n_permutations": 8})
+    for bad, message in [("svm", "known methods: tart, logreg, centroid, centroid-raw, icl, icl-cal, comprw, setfit"),
+                         ("", "empty method spec"), (":minilm-l6", "unknown method ''"),
+                         ("tart,8", "option '8' of method spec 'tart,8' is not key=value")]:
         with pytest.raises(ValueError, match=message):
             models.parse_spec(bad)
 

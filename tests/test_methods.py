@@ -67,3 +67,15 @@ def test_setfit_learns_a_clear_task():
     proba = clf.predict_proba(test.texts)
     assert proba.shape == (40, 2) and np.allclose(proba.sum(1), 1)
     assert clf.score(test.texts, test.labels) >= 0.75
+
+
+def test_one_method_spec_grammar():
+    from tart.methods import Spec, parse_spec, split_specs
+
+    assert parse_spec("logreg") == Spec("logreg")
+    assert parse_spec(" tart:tart-bank,n_permutations=8,shrinkage=0.5,sign_flips=false,mode=x ") == Spec(
+        "tart", "tart-bank", {"n_permutations": 8, "shrinkage": 0.5, "sign_flips": False, "mode": "x"})
+    assert split_specs("probe,centroid") == ["probe", "centroid"]
+    assert split_specs("probe;tart:tart-bank,n_dims=64") == ["probe", "tart:tart-bank,n_dims=64"]
+    with pytest.raises(ValueError, match="not key=value"):
+        parse_spec("tart:x,=3")

@@ -41,6 +41,7 @@ from tqdm.auto import tqdm
 
 from tart.data import balanced_indices, load_dataset, sorted_labels
 from tart.defaults import DEFAULT_CAUSAL_LM, DEFAULT_EMBEDDER, DEFAULT_SHRINKAGE
+from tart.methods import split_specs
 
 TEXT_TASKS = ("wordnet-animal-food", "wordnet-act-state", "wordnet-artifact-person", "wordnet-plant-communication",
               "fortunes-computers-politics", "opinion-sentiment", "wordnet-6way", "fortunes-4way")
@@ -91,32 +92,20 @@ def task_vectors(task: str, embedder: str | None) -> tuple[np.ndarray, np.ndarra
     return np.load(path), np.asarray(data.labels)
 
 
-def _option(text: str) -> tuple[str, object]:
-    """'key=value' of a method spec, the value as a bool, int or float where it reads as one."""
-    key, _, value = text.partition("=")
-    if value.lower() in ("true", "false"):
-        return key, value.lower() == "true"
-    for kind in (int, float):
-        try:
-            return key, kind(value)
-        except ValueError:
-            pass
-    return key, value
-
-
 def make_method(spec: str, seed: int):
+    """A method of the suite by its spec (`tart.methods.parse_spec`'s grammar): a baseline of the registry,
+    `base:nearest-mean|lda[,n_dims=,shrinkage=]` or `tart:HEAD[,param=value...]`."""
     from tart import methods
 
     if spec in BASELINES:  # from the one registry; the suite calls the logistic-regression probe "probe"
         return methods.make("logreg" if spec == "probe" else spec, seed=seed)
-    name, *options = spec.split(",")
-    params = dict(_option(o) for o in options)
-    if name in ("base:nearest-mean", "base:lda"):  # e.g. base:nearest-mean,n_dims=64,shrinkage=2
-        return ResidualBase(lda=name == "base:lda", **params)
-    if name.startswith("tart:"):
+    parsed = methods.parse_spec(spec)
+    if parsed.name == "base" and parsed.arg in ("nearest-mean", "lda"):  # e.g. base:nearest-mean,n_dims=64
+        return ResidualBase(lda=parsed.arg == "lda", **parsed.params)
+    if parsed.name == "tart" and parsed.arg:
         from tart.classifier import TartClassifier
 
-        return TartClassifier(head=name[len("tart:"):], embedder=None, random_state=seed, **params)
+        return TartClassifier(head=parsed.arg, embedder=None, random_state=seed, **parsed.params)
     raise ValueError(f"unknown method {spec!r}: probe, centroid, centroid-raw, base:nearest-mean, base:lda "
                      "or tart:HEAD[,param=value...]")
 
@@ -342,7 +331,7 @@ def main(argv=None) -> int:
         return 0
     if not args.methods:
         p.error("--methods is required unless --merge is given")
-    methods = [m for m in args.methods.split(";" if ";" in args.methods else ",") if m]
+    methods = split_specs(args.methods)
     report = run(methods, [int(k) for k in args.ks.split(",")], args.seeds, args.test_size,
                  args.embedders.split(","), args.tasks.split(","),
                  reuse=json.loads(Path(args.reuse).read_text()) if args.reuse else None)

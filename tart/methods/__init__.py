@@ -14,7 +14,7 @@ embedder), which is what the analyses use. Add a method with one `Method` entry 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from tart.defaults import DEFAULT_CAUSAL_LM, DEFAULT_HEAD, DEFAULT_N_PERMUTATIONS, SETFIT_BODY
@@ -82,6 +82,47 @@ METHODS: dict[str, Method] = {m.name: m for m in [
     Method("comprw", "prompt", _comprw, "component reweighting of the causal LM's heads and MLPs"),
     Method("setfit", "text", _setfit, "SetFit: contrastive fine-tuning of MiniLM + logistic head"),
 ]}
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A method named in one string, the grammar every tool shares: `NAME[:ARG][,key=value...]`, e.g.
+    `logreg`, `icl:smollm2-135m`, `tart:tart-bank,n_permutations=8`. What ARG names is the tool's (the
+    analyses: an embedder; the dev suite: a head); each value reads as a bool, int or float where it can."""
+    name: str
+    arg: str = ""
+    params: dict = field(default_factory=dict)
+
+
+def _value(text: str):
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_spec(text: str) -> Spec:
+    """`NAME[:ARG][,key=value...]` -> Spec; ValueError on an empty spec or an option without '='."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError("empty method spec; expected NAME[:ARG][,key=value...]")
+    head, *options = text.strip().split(",")
+    name, _, arg = head.partition(":")
+    params = {}
+    for option in options:
+        key, eq, value = option.partition("=")
+        if not eq or not key.strip():
+            raise ValueError(f"option {option!r} of method spec {text!r} is not key=value")
+        params[key.strip()] = _value(value.strip())
+    return Spec(name.strip(), arg.strip(), params)
+
+
+def split_specs(text: str) -> list[str]:
+    """A list of specs on one line: separated by ';', or by ',' when none has options (`logreg,centroid`)."""
+    return [s.strip() for s in text.split(";" if ";" in text else ",") if s.strip()]
 
 
 def get(name: str) -> Method:
