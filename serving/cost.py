@@ -55,8 +55,9 @@ def embedder_speed(embedder, n_texts: int = 24, n_tokens: int = 62) -> float:
     """The embedder's tokens per second on texts of `n_tokens` random ids (the default shape reads about
     the default max_embed_tokens), new ids each run so that its cache cannot answer."""
     rng = np.random.default_rng(0)
-    high = min(len(embedder.tokenizer), 20_000)
-    batches = [rng.integers(1_000, high, size=(n_texts, n_tokens)).tolist() for _ in range(2)]
+    vocab = len(embedder.tokenizer)  # ids from the middle of the vocabulary: no special tokens
+    batches = [rng.integers(min(1_000, vocab // 2), min(vocab, 20_000), size=(n_texts, n_tokens)).tolist()
+               for _ in range(2)]
     seconds = _fastest(lambda i: embedder.embed_ids(batches[i]))
     return embedder.tokens_read([n_tokens] * n_texts) / seconds
 

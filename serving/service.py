@@ -297,8 +297,8 @@ class Tart:
             self.counts["examples_from_cache"] += len(hit[0].y_index_)
             return hit
         task = await asyncio.to_thread(self.store.get, task_id)
+        ids = self.tokens.tokenize(task.texts)  # once: which examples are cut, and a re-embedding's input
         if task.embedder != S.embedder:  # cached by another embedder: re-embed once, keep the new cache
-            ids = self.tokens.tokenize(task.texts)
             task.embeddings = await self._embed(ids)
             await asyncio.to_thread(self.store.replace_embeddings, task.id, task.embeddings, S.embedder)
             task.embedder = S.embedder
@@ -306,7 +306,7 @@ class Tart:
         else:
             self.counts["examples_from_cache"] += task.n_examples
         clf = await asyncio.to_thread(self._classifier(options).fit, task.embeddings, task.example_labels)
-        entry = (clf, self._truncated(_counts(self.tokens.tokenize(task.texts))))
+        entry = (clf, self._truncated(_counts(ids)))
         self.fitted.put(key, entry)
         return entry
 
