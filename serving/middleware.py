@@ -11,10 +11,10 @@
   body as soon as it passes it, with 413 and a message naming the limit;
 - the whole body must arrive within `body_timeout_s`, else 408 (and the connection is closed): a
   client that sends its body slowly, or never, holds a connection but no request slot;
-- the body is validated with the route's request model (`requests`, from the service's route
-  declarations; strict: no coercion):
-  an invalid one gets 400 here, so BentoML never logs a traceback for it; a valid one is left in the
-  request's scope, where BentoML takes it instead of parsing the body again (`schemas._Request`);
+- the body is validated with the route's request model (`requests`, as the service declares its
+  routes; strict: no coercion): an invalid one gets 400 here, so BentoML never logs a traceback for
+  it; a valid one is left in the request's scope, where BentoML takes it instead of parsing the body
+  again (`schemas._Request`);
 - only then does the request take a slot: more than `max_concurrency` API requests in flight get 429
   (with Retry-After, from `ErrorShape`). A valid body is replayed to the app.
 

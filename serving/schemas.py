@@ -41,8 +41,11 @@ Texts = Annotated[list[Text], Field(min_length=1, max_length=S.max_texts,
                                     description=f"texts to classify (1 to {S.max_texts})")]
 
 
+STRICT = ConfigDict(extra="forbid", strict=True)  # no coercion, no unknown field
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = STRICT
 
 
 class Example(_Strict):
@@ -83,7 +86,7 @@ VALIDATED = "tart.request"  # the ASGI scope key under which the request gate le
 class _Request(IODescriptor):
     """A route's body, validated once: by the request gate (serving/middleware.py), which leaves the
     model in the request's scope; BentoML takes it from there instead of parsing the body again."""
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = STRICT
 
     @classmethod
     async def from_http_request(cls, request, serde):
