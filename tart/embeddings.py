@@ -81,7 +81,8 @@ class Embedder:
         """Each text's token ids, without special tokens and before any cut at `max_length`: what a
         caller counts (a cost, a truncation) and then hands to `embed_ids`, so a text is tokenised once."""
         texts = [str(t) for t in texts]
-        return self.tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
+        # verbose=False: no warning for a text past the model's length; it is cut at max_length when read
+        return self.tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"] if texts else []
 
     def tokens_read(self, counts) -> int:
         """Tokens the model reads for texts of these token counts: each cut at max_length, at least one
