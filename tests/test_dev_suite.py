@@ -83,3 +83,21 @@ def test_gaps_are_paired_over_tasks_and_seeds():
     diffs = np.array([0.1, 0.1, 0.0, -0.1])  # (task, seed) pairs
     assert g["diff"] == pytest.approx(0.025) and g["wins"] == 1 and g["tasks"] == 2
     assert g["se"] == pytest.approx(diffs.std(ddof=1) / 2)
+
+
+def test_label_names_join_the_support_set_on_text_tasks():
+    """`names=N`: each label's name, embedded by the task's embedder, is N more labelled examples (here with
+    one text example per class, the names decide clear texts); a table's integer labels get none."""
+    from tart.embeddings import load_embedder
+    from tart.training.dev_suite import WithLabelNames, make_method
+
+    emb = load_embedder("minilm-l6")
+    texts = ["a cat", "a dog", "fresh bread", "tomato soup"]
+    X, y = emb.embed(texts), np.array(["animal", "animal", "food", "food"])
+    method = make_method("centroid,names=2", 0, "minilm-l6")
+    assert isinstance(method, WithLabelNames) and method.copies == 2
+    assert not isinstance(make_method("centroid,names=2", 0, None), WithLabelNames)  # a table: no names
+    method.fit(X[[0, 2]], y[[0, 2]])
+    assert list(method.method.classes_) == ["animal", "food"]
+    queries = emb.embed(["a horse in the field", "a bowl of rice"])
+    assert list(method.predict(queries)) == ["animal", "food"]

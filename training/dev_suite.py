@@ -21,7 +21,8 @@ once per (embedder, task) and cached as .npy under the user cache folder (`$TART
 Methods: `probe` (logistic regression, C by CV on the support), `centroid` (standardised),
 `centroid-raw`, `base:nearest-mean` / `base:lda` (a residual head's base alone: `ResidualBase`), and
 `tart:HEAD[,param=value...]` (TartClassifier on the vectors, e.g.
-`tart:tart-prior,n_permutations=1,sign_flips=false`). JSON: {"tasks", "embedders", "ks", "seeds",
+`tart:tart-prior,n_permutations=1,sign_flips=false`); any of them with `names=N` (e.g. `probe,names=1`)
+also sees each label's name, embedded, as N more labelled examples on the text tasks (`WithLabelNames`). JSON: {"tasks", "embedders", "ks", "seeds",
 "test_size", "methods", "results": [{"task", "embedder", "method", "k", "accs", "mean", "seconds"}],
 "summary": [{"embedder", "method", "k", "mean", "tasks"}], "versus_best_baseline": [{"embedder",
 "method", "k", "diff", "wins", "tasks"}]}, where a suite's mean is over its 12 tasks (8 text tasks
@@ -92,22 +93,48 @@ def task_vectors(task: str, embedder: str | None) -> tuple[np.ndarray, np.ndarra
     return np.load(path), np.asarray(data.labels)
 
 
-def make_method(spec: str, seed: int):
+def make_method(spec: str, seed: int, embedder: str | None = None):
     """A method of the suite by its spec (`tart.methods.parse_spec`'s grammar): a baseline of the registry,
-    `base:nearest-mean|lda[,n_dims=,shrinkage=]` or `tart:HEAD[,param=value...]`."""
+    `base:nearest-mean|lda[,n_dims=,shrinkage=]` or `tart:HEAD[,param=value...]`; any of them with
+    `names=N` also sees each label's name as N more examples on a text task (`WithLabelNames`)."""
     from tart import methods
 
-    if spec in BASELINES:  # from the one registry; the suite calls the logistic-regression probe "probe"
-        return methods.make("logreg" if spec == "probe" else spec, seed=seed)
     parsed = methods.parse_spec(spec)
-    if parsed.name == "base" and parsed.arg in ("nearest-mean", "lda"):  # e.g. base:nearest-mean,n_dims=64
-        return ResidualBase(lda=parsed.arg == "lda", **parsed.params)
-    if parsed.name == "tart" and parsed.arg:
+    params = dict(parsed.params)
+    copies = params.pop("names", 0)
+    if parsed.name in BASELINES and not parsed.arg and not params:
+        # from the one registry; the suite calls the logistic-regression probe "probe"
+        method = methods.make("logreg" if parsed.name == "probe" else parsed.name, seed=seed)
+    elif parsed.name == "base" and parsed.arg in ("nearest-mean", "lda"):  # e.g. base:nearest-mean,n_dims=64
+        method = ResidualBase(lda=parsed.arg == "lda", **params)
+    elif parsed.name == "tart" and parsed.arg:
         from tart.classifier import TartClassifier
 
-        return TartClassifier(head=parsed.arg, embedder=None, random_state=seed, **parsed.params)
-    raise ValueError(f"unknown method {spec!r}: probe, centroid, centroid-raw, base:nearest-mean, base:lda "
-                     "or tart:HEAD[,param=value...]")
+        method = TartClassifier(head=parsed.arg, embedder=None, random_state=seed, **params)
+    else:
+        raise ValueError(f"unknown method {spec!r}: probe, centroid, centroid-raw, base:nearest-mean, base:lda "
+                         "or tart:HEAD[,param=value...], each with an optional names=N")
+    return WithLabelNames(method, embedder, copies) if copies and embedder else method
+
+
+class WithLabelNames:
+    """A method that also sees each label's name (the label itself, e.g. "animal"), embedded by the task's
+    embedder, as `copies` more labelled examples: knowledge of the task that its support set alone lacks,
+    and that every method can use. Only where labels are words: the suite's text tasks."""
+
+    def __init__(self, method, embedder: str, copies: int):
+        self.method, self.embedder, self.copies = method, embedder, copies
+
+    def fit(self, X, y):
+        from tart.embeddings import load_embedder
+
+        names = np.asarray(sorted_labels(y))
+        vectors = load_embedder(self.embedder).embed([str(n) for n in names])  # as task_vectors embeds
+        self.method.fit(np.concatenate([X] + [vectors] * self.copies), np.concatenate([y] + [names] * self.copies))
+        return self
+
+    def predict(self, X):
+        return self.method.predict(X)
 
 
 class ResidualBase:
@@ -165,7 +192,7 @@ def run(methods, ks=(8, 16, 32, 64), seeds: int = 5, test_size: int = 200, embed
                 support, test = balanced_indices(y, k, seed, min(test_size, len(y) - k), sampler="numpy")
                 for m in todo:
                     start = time.perf_counter()
-                    pred = make_method(m, seed).fit(X[support], y[support]).predict(X[test])
+                    pred = make_method(m, seed, embedder).fit(X[support], y[support]).predict(X[test])
                     seconds[m] += time.perf_counter() - start
                     accs[m].append(float((np.asarray(pred) == y[test]).mean()))
                     bar.update()
