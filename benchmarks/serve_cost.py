@@ -125,7 +125,7 @@ def fill(counter: Embedder, texts: list[str], source: list[str], budget: int) ->
     """`texts` lengthened with words of `source` (each keeps its start) until their embedder cost is
     just under `budget`."""
     pool = " ".join(source).split()
-    per_text = max(1, min(budget // len(texts) - counter.tokenizer.num_special_tokens_to_add(), counter.max_length))
+    per_text = max(1, min(budget // len(texts) - counter.n_special_tokens, counter.max_length))
     out = []
     for i, t in enumerate(texts):
         cur, j = t, (i * 37) % len(pool)
@@ -150,7 +150,7 @@ def requests_to_send(settings: Settings, counter: Embedder, checkpoint: str, rep
     tag = f"r{repeat}"
     glosses = load_dataset("wordnet-6way").texts
     fortunes = load_dataset("fortunes-computers-politics").texts
-    one_token = 1 + counter.tokenizer.num_special_tokens_to_add()
+    one_token = 1 + counter.n_special_tokens
     k, perms, n_q = heaviest_head_request(settings, checkpoint, settings.max_embed_tokens // one_token)
     labels = [f"label-{i % 32}" for i in range(k)]
 
@@ -160,7 +160,7 @@ def requests_to_send(settings: Settings, counter: Embedder, checkpoint: str, rep
 
     short = words(counter, glosses + fortunes, k + n_q, repeat)
     largest = classify(fill(counter, short, glosses, settings.max_embed_tokens), labels, {"n_permutations": perms})
-    n_par = max(3, settings.max_embed_tokens // (counter.max_length + counter.tokenizer.num_special_tokens_to_add()))
+    n_par = max(3, settings.max_embed_tokens // (counter.max_length + counter.n_special_tokens))
     paragraphs = fill(counter, [f"{tag} paragraph {i}:" for i in range(n_par)], fortunes, settings.max_embed_tokens)
     k_par = max(2, 2 * n_par // 3)
     embed_heavy = classify(paragraphs, ["ab"[i % 2] for i in range(k_par)], {})

@@ -41,9 +41,10 @@ class Embedder:
             raise ValueError(f"pooling must be 'mean' or 'last', not {pooling!r}")
         self._check_mode(mode)
         self.n_forward_calls = self.n_texts_embedded = self.n_truncated = 0
-        self._cache: dict = {}
+        self._cache: dict = {}  # token ids -> vector, this instance's (its model, pooling and layer are fixed)
         self.cache_size = cache_size  # in-memory embeddings kept, oldest dropped first (0: none, for a corpus pass)
         self._loaded = None
+        self._tokenizer = self._wrap = None  # the tokenizer, and the special tokens it wraps a text in
 
     @staticmethod
     def _check_mode(mode):
@@ -52,29 +53,32 @@ class Embedder:
             raise ValueError(f"mode must be one of stream, vanilla, leave-one-out (loo), not {mode!r}")
         return mode
 
-    # loaded lazily, once; the model itself is shared between Embedders in this process
-    def _get(self):
+    @property
+    def model(self):
+        """The model, loaded lazily, once; shared between the Embedders of this process."""
         if self._loaded is None:
             dev = self.device
             if dev == "auto":
                 dev = "cuda" if torch.cuda.is_available() and self.backend == "torch" else "cpu"
             if self.backend == "torch":
                 self._loaded = load_model(self.model_name, self.cache_dir, dev, resolve_dtype(self.dtype, dev))
-                check_layer(self.layer, self._loaded[0].config, self.model_name)
+                check_layer(self.layer, self._loaded.config, self.model_name)
             else:
                 self._loaded = load_onnx_model(self.model_name, self.cache_dir, dev, self.backend, self.layer,
                                                self.progress)
         return self._loaded
 
     name = property(lambda self: self.model_name)
-    model = property(lambda self: self._get()[0])
     dim = property(lambda self: self.model.config.hidden_size)
     is_causal_lm = property(lambda self: is_causal(self.model.config))
 
     @property
     def tokenizer(self):
-        """The model's tokenizer, loaded without the model (a service counts tokens with it alone)."""
-        return self._loaded[1] if self._loaded is not None else load_tokenizer(self.model_name, self.cache_dir)
+        """The model's tokenizer, loaded once per process and apart from the model: a service counts
+        tokens with it alone."""
+        if self._tokenizer is None:
+            self._tokenizer = load_tokenizer(self.model_name, self.cache_dir)
+        return self._tokenizer
 
     # -- tokens ---------------------------------------------------------------------------
     def tokenize(self, texts) -> list[list[int]]:
@@ -87,16 +91,19 @@ class Embedder:
     def tokens_read(self, counts) -> int:
         """Tokens the model reads for texts of these token counts: each cut at max_length, at least one
         token (an empty text gets a filler), plus the special tokens around it."""
-        specials = self.tokenizer.num_special_tokens_to_add()
-        return sum(min(max(n, 1), self.max_length) + specials for n in counts)
+        return sum(min(max(n, 1), self.max_length) + self.n_special_tokens for n in counts)
+
+    n_special_tokens = property(lambda self: sum(map(len, self._specials())))
 
     def _specials(self):
         """Special tokens the tokenizer wraps a text in (e.g. [CLS] ... [SEP]): prefix, suffix."""
-        tok = self.tokenizer
-        bare = tok("x", add_special_tokens=False)["input_ids"]
-        full = tok("x")["input_ids"]
-        i = next(i for i in range(len(full)) if full[i:i + len(bare)] == bare)
-        return full[:i], full[i + len(bare):]
+        if self._wrap is None:
+            tok = self.tokenizer
+            bare = tok("x", add_special_tokens=False)["input_ids"]
+            full = tok("x")["input_ids"]
+            i = next(i for i in range(len(full)) if full[i:i + len(bare)] == bare)
+            self._wrap = full[:i], full[i + len(bare):]
+        return self._wrap
 
     def _cut(self, ids, truncate=True):
         """Token ids ready to read: an empty text gets one filler token (a span to pool), and each is
@@ -178,21 +185,20 @@ class Embedder:
 
     def embed_ids(self, ids) -> np.ndarray:
         """`embed` for texts already tokenised (`tokenize`'s ids); repeated ones come from the cache."""
-        ids = self._cut(ids)
-        key = lambda x: (self.name, "stream", self.pooling, self.layer, tuple(x))
-        todo = list(dict.fromkeys(key(x) for x in ids if key(x) not in self._cache))
+        keys = [tuple(x) for x in self._cut(ids)]
+        todo = list(dict.fromkeys(k for k in keys if k not in self._cache))
         new = {}
         if todo:
             pre, suf = self._specials()
-            seqs = [pre + list(k[-1]) + suf for k in todo]
+            seqs = [pre + list(k) + suf for k in todo]
             new = dict(zip(todo, self._run(seqs, [[(0, len(s))] for s in seqs])))
             self._cache.update(new)
             while len(self._cache) > self.cache_size:
                 self._cache.pop(next(iter(self._cache)))
-        if not ids:
+        if not keys:
             return np.zeros((0, self.dim), dtype=np.float32)
         # this call's new vectors from `new`: the cache may already have dropped them
-        return np.stack([new[key(x)] if key(x) in new else self._cache[key(x)] for x in ids]).astype(np.float32)
+        return np.stack([new[k] if k in new else self._cache[k] for k in keys]).astype(np.float32)
 
     # -- vanilla / leave-one-out -----------------------------------------------------------
     def embed_task(self, support_texts, support_labels, query_texts, mode=None):

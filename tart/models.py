@@ -137,14 +137,13 @@ def is_causal(config) -> bool:
 
 
 # -- dtype policy -------------------------------------------------------------------------
-DTYPES = EMBED_DTYPES
 
 
 def dtype_setting(dtype=None) -> str:
     """The embedder dtype asked for: `dtype`, else $TART_EMBED_DTYPE (read here only), else "auto"."""
     name = str(dtype or os.environ.get("TART_EMBED_DTYPE") or "auto").replace("torch.", "")
-    if name not in DTYPES:
-        raise ValueError(f"embedder dtype must be one of {', '.join(DTYPES)}, not {name!r}")
+    if name not in EMBED_DTYPES:
+        raise ValueError(f"embedder dtype must be one of {', '.join(EMBED_DTYPES)}, not {name!r}")
     return name
 
 
@@ -213,16 +212,16 @@ def check_layer(layer: int, config, name: str) -> None:
 
 
 def load_model(model: str, cache_dir, device: str, dtype: torch.dtype = torch.float32, lm_head: bool = False):
-    """(transformers model, tokenizer), loaded once per process for the same folder, device, dtype and
-    head: the bare model (embeddings), or with `lm_head` the causal LM with its head (prompting)."""
+    """A transformers model, loaded once per process for the same folder, device, dtype and head: the
+    bare model (embeddings), or with `lm_head` the causal LM with its head (prompting). Its tokenizer is
+    `load_tokenizer`'s."""
     from transformers import AutoModel, AutoModelForCausalLM
     folder = resolve_model_dir(model, cache_dir)
     auto = AutoModelForCausalLM if lm_head else AutoModel
 
     def make():
         try:
-            tok = _tokenizer(folder)
-            return auto.from_pretrained(folder, local_files_only=True).to(device, dtype).eval(), tok
+            return auto.from_pretrained(folder, local_files_only=True).to(device, dtype).eval()
         except Exception as err:  # say which input failed, not just a deep transformers error
             raise ValueError(f"could not load model {model!r} from {folder}: {err}; {_known()}") from err
 
@@ -230,7 +229,7 @@ def load_model(model: str, cache_dir, device: str, dtype: torch.dtype = torch.fl
 
 
 def load_onnx_model(model: str, cache_dir, device: str, backend: str, layer: int, progress: bool):
-    """(ONNX Runtime model of `layer`, tokenizer): the same tokenizer as torch; see tart.onnx_backend."""
+    """The ONNX Runtime model of `layer` (tokenised as in torch: `load_tokenizer`); see tart.onnx_backend."""
     from transformers import AutoConfig
 
     from tart.onnx_backend import load_onnx
@@ -241,7 +240,7 @@ def load_onnx_model(model: str, cache_dir, device: str, backend: str, layer: int
     def make():
         config = AutoConfig.from_pretrained(folder, local_files_only=True)
         check_layer(layer, config, model)
-        return load_onnx(folder, config, backend, layer, default_cache_dir(cache_dir), progress), _tokenizer(folder)
+        return load_onnx(folder, config, backend, layer, default_cache_dir(cache_dir), progress)
 
     return once(("onnx", str(folder.resolve()), backend, layer, torch.get_num_threads()), make)
 

@@ -117,7 +117,7 @@ def load_causal_lm(embedder):
     per process by tart.models.load_model)."""
     from tart.models import load_model
 
-    return load_model(embedder.name, embedder.cache_dir, "cpu", torch.float32, lm_head=True)[0]
+    return load_model(embedder.name, embedder.cache_dir, "cpu", torch.float32, lm_head=True)
 
 
 class CalibratedICLClassifier(ICLClassifier):
