@@ -74,23 +74,31 @@ def head_speed(classifier, dim: int = 384, k: int = 64, n_labels: int = 4, n_que
 
 def over_budget(embed_tokens: int, head: HeadCost | None, max_embed_tokens: int, max_head_tokens: int,
                 multiclass: str = "auto", speeds: Speeds | None = None, max_request_s: float = 0) -> str | None:
-    """The refusal message when a request is over budget, else None (its advice skips what the request
-    already does: `multiclass` is the request's option). With `speeds` and `max_request_s` > 0, a
-    request whose estimated time passes max_request_s is over budget too."""
+    """The refusal message when a request is over budget, else None: what is over, then what to do."""
+    found = refusal(embed_tokens, head, max_embed_tokens, max_head_tokens, multiclass, speeds, max_request_s)
+    return None if found is None else f"{found[0]}: {found[1]}"
+
+
+def refusal(embed_tokens: int, head: HeadCost | None, max_embed_tokens: int, max_head_tokens: int,
+            multiclass: str = "auto", speeds: Speeds | None = None,
+            max_request_s: float = 0) -> tuple[str, str] | None:
+    """(what is over budget, with the numbers and the setting; what to do), or None. The advice skips what
+    the request already does (`multiclass` is the request's option). With `speeds` and `max_request_s` > 0,
+    a request whose estimated time passes max_request_s is over budget too."""
     advice = "send fewer texts or labels, or lower options.n_permutations"
     if multiclass == "ovo":  # one-vs-one costs the most
         advice = "send fewer texts or labels, lower options.n_permutations, or use multiclass 'auto' or 'ovr'"
     if embed_tokens > max_embed_tokens:
         return (f"this request needs the embedder to read {embed_tokens} tokens; the limit is "
-                f"max_embed_tokens={max_embed_tokens}: send fewer or shorter texts")
+                f"max_embed_tokens={max_embed_tokens}", "send fewer or shorter texts")
     if head is not None and head.tokens > max_head_tokens:
         return (f"this request needs {head.tokens} head tokens ({head.sequences} sequences of up to "
                 f"{head.context} examples, over the texts in batches of {QUERY_BATCH}); the limit is "
-                f"max_head_tokens={max_head_tokens}: {advice}")
+                f"max_head_tokens={max_head_tokens}", advice)
     head_tokens = head.tokens if head is not None else 0
     if speeds is not None and max_request_s > 0 and speeds.seconds(embed_tokens, head_tokens) > max_request_s:
         return (f"this request would take about {speeds.seconds(embed_tokens, head_tokens):.1f} s on this server "
                 f"({embed_tokens} embedder tokens at {speeds.embedder:.0f}/s, {head_tokens} head tokens at "
-                f"{speeds.head:.0f}/s, as measured when it started); the limit is max_request_s="
-                f"{max_request_s:g}: send fewer or shorter texts, fewer labels, or lower options.n_permutations")
+                f"{speeds.head:.0f}/s, as measured when it started); the limit is max_request_s={max_request_s:g}",
+                "send fewer or shorter texts, fewer labels, or lower options.n_permutations")
     return None

@@ -30,7 +30,7 @@ from starlette.responses import JSONResponse
 
 from tart.classifier import TartClassifier
 from tart.serving import lifecycle, openapi
-from tart.serving.cost import QUERY_BATCH, Speeds, embedder_speed, head_speed, over_budget
+from tart.serving.cost import QUERY_BATCH, Speeds, embedder_speed, head_speed, over_budget, refusal
 from tart.serving.headpool import Busy, HeadLanes
 from tart.serving.middleware import ErrorShape, RequestGate, json_http_errors, logger
 from tart.serving.schemas import (ClassifyRequest, ClassifyResponse, Deleted, Example, ModelInfo, Options, Prediction,
@@ -260,13 +260,13 @@ class Tart:
         be over budget: head tokens, or time), else None: such a task is refused when it is registered."""
         clf = self._classifier(Options())
         head = clf.plan(1, labels)
-        refusal = over_budget(self.tokens.tokens_read([1]), head, S.max_embed_tokens, S.max_head_tokens,
-                              speeds=self.speeds, max_request_s=S.max_request_s)
-        if refusal is None:
+        found = refusal(self.tokens.tokens_read([1]), head, S.max_embed_tokens, S.max_head_tokens,
+                        speeds=self.speeds, max_request_s=S.max_request_s)
+        if found is None:
             return None
         return (f"examples: with default options (n_permutations={clf.n_permutations}, multiclass "
                 f"'{clf.multiclass}', {len(labels)} examples, {len(set(labels))} labels) a request of one text "
-                f"would be refused ({refusal.split(': send ')[0]}): register fewer examples or labels")
+                f"would be refused ({found[0]}): register fewer examples or labels")
 
     def _truncated(self, counts: list[int]) -> list[int]:
         return [i for i, n in enumerate(counts) if n > self.tokens.max_length]
