@@ -75,6 +75,13 @@ class PriorSettings:
     bank_embedders: tuple[str, ...] = PACKAGED_EMBEDDERS  # `bank`: whose embeddings of the task bank
     bank_exclude: tuple[str, ...] = ()  # `bank`: sources left out (leave-one-source-out runs)
     standardize: bool = True
+    # side inputs, for a head that reads them (TartConfig.side_inputs): names of the classes (gaussian and
+    # bank tasks, each named with this probability) and U unlabelled points per task (U uniform in
+    # [0, unlabeled_max] per step; drawn like the queries, their labels never shown)
+    p_names: Annotated[float, Field(ge=0, le=1)] = 0.0
+    unlabeled_max: Annotated[int, Field(ge=0)] = 0
+    name_noise_min: float = 0.3  # gaussian: a name is its class mean + a shift shared by the task's names
+    name_noise_max: float = 3.0  # + noise of this scale (log-uniform), in the class spread's units
 
     @pydantic.model_validator(mode="after")
     def _consistent(self):
@@ -97,8 +104,11 @@ class PriorBatch:
     x_query: torch.Tensor  # (B, q, n_dims)
     y_query: torch.Tensor  # (B, q) class slots, sampled
     p_query: torch.Tensor  # (B, q, n_slots) true class probabilities given the context's classes
-    class_mask: torch.Tensor  # (B, n_slots) slots present in the context
+    class_mask: torch.Tensor  # (B, n_slots) slots present in the context or named
     family: str
+    x_names: torch.Tensor | None = None  # (B, n_slots, n_dims) projected names, zero where unnamed
+    names_mask: torch.Tensor | None = None  # (B, n_slots)
+    x_unlabeled: torch.Tensor | None = None  # (B, U, n_dims) projected unlabelled points
 
 
 def _uniform(gen, lo, hi, *shape):
@@ -154,7 +164,7 @@ def _gaussian(gen, s, B, k, q, lam, C):
     # posterior: log pi_c - 0.5 (x - mean_c)' Sigma^-1 (x - mean_c)
     d2 = (((z[:, k:, None, :] - means[:, None]) ** 2) / lam).sum(-1)
     logits = torch.log(pi.clamp_min(1e-12))[:, None] - 0.5 * d2
-    return z, y, _mask_logits(logits, C)
+    return z, y, _mask_logits(logits, C), means
 
 
 def _class_priors(gen, B, Cmax):
@@ -231,12 +241,23 @@ def check_sources(s: PriorSettings) -> None:
 
 
 def _bank_episodes(gen, s, B, k, q, C):
+    """Real episodes, and their classes' embedded names (B, max_classes, hidden) in class order."""
     from tart.episodes import load_bank, sample_bank_episodes
 
     bank = load_bank(s.bank_embedders[_randint(gen, 0, len(s.bank_embedders) - 1)], exclude=s.bank_exclude)
     rng = np.random.default_rng(int(torch.randint(2**62, (1,), generator=gen)))
-    x, y, C = sample_bank_episodes(bank, B, k, q, C, rng)
-    return x, y, C, F.one_hot(y[:, k:], s.max_classes).float()  # the real labels are the targets
+    x, y, C, names = sample_bank_episodes(bank, B, k, q, C, rng)
+    names = F.pad(names, (0, 0, 0, s.max_classes - names.shape[1])) if names is not None else None
+    return x, y, C, F.one_hot(y[:, k:], s.max_classes).float(), names  # the real labels are the targets
+
+
+def _gaussian_names(gen, s, means, lam):
+    """Names of gaussian classes: each class mean, plus a shift shared by the task's names (a name is
+    written unlike the texts of its class), plus noise of its own."""
+    B = means.shape[0]
+    shift = torch.randn(B, 1, len(lam), generator=gen) * lam.sqrt() * _uniform(gen, 0, 2, B, 1, 1)
+    noise = torch.randn(means.shape, generator=gen) * lam.sqrt() * _log_uniform(gen, s.name_noise_min, s.name_noise_max, B, 1, 1)
+    return means + shift + noise
 
 
 def _restrict(p: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
@@ -248,17 +269,19 @@ def _restrict(p: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
 
 
 def _to_slots(gen, y, p, C, n_slots):
-    """Place each task's classes 0..C-1 on a random subset of the head's label slots."""
+    """Place each task's classes 0..C-1 on a random subset of the head's label slots; also returns the
+    map (B, n_slots): class c -> slot perm[b, c]."""
     B = y.shape[0]
-    perm = torch.rand(B, n_slots, generator=gen).argsort(1)  # class c -> slot perm[b, c]
+    perm = torch.rand(B, n_slots, generator=gen).argsort(1)
     y_slots = perm.gather(1, y)
     p_slots = torch.zeros(*p.shape[:2], n_slots).scatter(2, perm[:, None, : p.shape[-1]].expand(-1, p.shape[1], -1), p)
-    return y_slots, p_slots
+    return y_slots, p_slots, perm
 
 
 def sample_prior_batch(batch_size: int, k: int, n_queries: int, n_dims: int, n_slots: int,
                        settings: PriorSettings, generator: torch.Generator, family: str | None = None) -> PriorBatch:
-    """One training batch: `batch_size` tasks of one family, projected to n_dims, on n_slots label slots."""
+    """One training batch: `batch_size` tasks of one family, projected to n_dims, on n_slots label slots;
+    with names and unlabelled points where the settings ask for them (multi-class heads)."""
     s, gen, B, q = settings, generator, batch_size, n_queries
     if k < 4:
         raise ValueError(f"prior tasks need k >= 4 context points, got {k}")
@@ -268,25 +291,30 @@ def sample_prior_batch(batch_size: int, k: int, n_queries: int, n_dims: int, n_s
         names = [f for f in FAMILIES if s.weights.get(f, 0) > 0]
         w = torch.tensor([float(s.weights[f]) for f in names])
         family = names[int(torch.multinomial(w, 1, generator=gen))]
+    side = n_slots > 2 and family != "tart"
+    U = _randint(gen, 0, s.unlabeled_max) if side and s.unlabeled_max else 0
+    raw_names = None
     if family == "tart":
         t = sample_tasks(B, k, q, d=min(16, n_dims), n_dims=n_dims, alpha=s.tart_alpha, generator=gen)
         y = torch.cat([t.y_context, t.y_query], 1).long()
         p = torch.stack([1 - t.p_query, t.p_query], -1)
         C = torch.full((B,), 2)
-        x_ctx, x_q = t.x_context, t.x_query
+        x_ctx, x_q, x_u = t.x_context, t.x_query, None
     else:
         C = _n_classes(gen, s, B, k) if n_slots > 2 else torch.full((B,), 2)
+        qU = q + U  # the unlabelled points are drawn as queries are, then their labels dropped
         if family == "bank":
-            x, y, C, p = _bank_episodes(gen, s, B, k, q, C)
+            x, y, C, p, raw_names = _bank_episodes(gen, s, B, k, qU, C)
         elif family == "real":
-            x, logits = _real(gen, s, B, k, q)
+            x, logits = _real(gen, s, B, k, qU)
         else:
             D = _randint(gen, s.dim_min, s.dim_max)
             lam = torch.arange(1, D + 1, dtype=torch.float32) ** -float(_uniform(gen, s.beta_min, s.beta_max, 1))
             if family == "gaussian":
-                z, y, logits = _gaussian(gen, s, B, k, q, lam, C)
+                z, y, logits, means = _gaussian(gen, s, B, k, qU, lam, C)
+                raw_names = _gaussian_names(gen, s, means, lam) if side and s.p_names > 0 else None
             else:
-                z, logits = (_linear if family == "linear" else _mlp)(gen, s, B, k, q, lam, C)
+                z, logits = (_linear if family == "linear" else _mlp)(gen, s, B, k, qU, lam, C)
         if family == "gaussian":
             p = torch.softmax(logits, -1)
         elif family != "bank":
@@ -294,17 +322,37 @@ def sample_prior_batch(batch_size: int, k: int, n_queries: int, n_dims: int, n_s
             if family == "linear":  # label noise on half of the tasks
                 eps = _uniform(gen, 0, s.label_noise_max, B, 1, 1) * (torch.rand(B, 1, 1, generator=gen) < 0.5)
                 p = (1 - eps) * p + eps * (torch.arange(p.shape[-1]) < C[:, None, None]) / C[:, None, None]
-            y = torch.multinomial(p.reshape(-1, p.shape[-1]), 1, generator=gen).view(B, k + q)
+            y = torch.multinomial(p.reshape(-1, p.shape[-1]), 1, generator=gen).view(B, k + qU)
             p = p[:, k:]
         if family not in ("real", "bank"):  # real embeddings keep their own axes
             rotation, _ = torch.linalg.qr(torch.randn(D, D, generator=gen))
             x = z @ rotation
-        fitted = projection.fit_projection(x[:, :k], n_dims, s.shrinkage, s.standardize)
-        x_ctx, x_q = projection.apply_projection(fitted, x[:, :k]), projection.apply_projection(fitted, x[:, k:])
-    p = _restrict(p, F.one_hot(y[:, :k], p.shape[-1]).amax(1).bool())  # a small context may miss a class
+            raw_names = None if raw_names is None else raw_names @ rotation
+        y, p = y[:, : k + q], p[:, :q]
+        # fitted on the context and the unlabelled points, as TartClassifier fits a user's task
+        fitted = projection.fit_projection(torch.cat([x[:, :k], x[:, k + q:]], 1), n_dims, s.shrinkage, s.standardize)
+        x_ctx, x_q = projection.apply_projection(fitted, x[:, :k]), projection.apply_projection(fitted, x[:, k : k + q])
+        x_u = projection.apply_projection(fitted, x[:, k + q:]) if U else None
+        if raw_names is not None and side and s.p_names > 0:
+            raw_names = projection.apply_projection(fitted, raw_names)
+        else:
+            raw_names = None
+    Cmax = p.shape[-1]
+    present = F.one_hot(y[:, :k], Cmax).sum(1) > 0
+    named = None
+    if raw_names is not None:  # a task is named with probability p_names, all its classes at once
+        named = (torch.rand(B, 1, generator=gen) < s.p_names) & (torch.arange(Cmax) < C[:, None])
+        present = present | named
+    p = _restrict(p, present)  # a small context may miss a class that no name stands for either
     y_q = torch.multinomial(p.reshape(-1, p.shape[-1]), 1, generator=gen).view(B, q)
     y = torch.cat([y[:, :k], y_q], 1)
+    x_names = names_mask = None
     if n_slots > 2:
-        y, p = _to_slots(gen, y, p, C, n_slots)
-    present = F.one_hot(y[:, :k], n_slots).amax(1).bool()
-    return PriorBatch(x_ctx.float(), y[:, :k], x_q.float(), y[:, k:], p, present, family)
+        y, p, perm = _to_slots(gen, y, p, C, n_slots)
+        present = torch.zeros(B, n_slots, dtype=torch.bool).scatter(1, perm[:, :Cmax], present)
+        if named is not None:
+            names_mask = torch.zeros(B, n_slots, dtype=torch.bool).scatter(1, perm[:, :Cmax], named)
+            x_names = torch.zeros(B, n_slots, n_dims).scatter(1, perm[:, :Cmax, None].expand(-1, -1, n_dims),
+                                                              raw_names.float() * named[..., None])
+    return PriorBatch(x_ctx.float(), y[:, :k], x_q.float(), y[:, k:], p, present, family,
+                      x_names, names_mask, None if x_u is None else x_u.float())

@@ -9,6 +9,16 @@ classes absent from a task are masked out). So label 0 is not the zero vector, t
 doubled by separate label tokens, and queries never see each other: all queries of a request go
 through one forward pass.
 
+A head with `side_inputs` (multi-class) also reads what a user has besides labelled examples, in
+tokens placed before the context, each with a flag of its own:
+  name token, slot c:  [embedded name of class c, one-hot c, 0, 1, 0]
+  unlabelled token:    [x_u, 0 …, 0, 0, 1]       (texts of the task without labels)
+They see each other (a set: no order) but not the context, so a query's answer never depends on
+context it may not see; context and queries see all of them. Its residual base is the class means
+with each name counted as `w` more examples, refined by soft k-means over the unlabelled points with
+weight `rho` (`side_mean_scores`); `w` and `rho` are read out per query by the Transformer, which so
+decides per task how much to trust each signal.
+
 Written like Hugging Face's modeling_gpt2 (config + PreTrainedModel, save/load through safetensors),
 without GPT-2's 50257-row token table, which the head never uses.
 """
@@ -40,6 +50,8 @@ class TartConfig(PretrainedConfig):
         alpha: float = 10.0,
         n_classes: int = 2,
         residual: str = "none",
+        side_inputs: bool = False,
+        refine_steps: int = 2,
         **kwargs,
     ):
         self.n_dims = n_dims  # input size: features are padded with zeros or projected to it
@@ -53,6 +65,9 @@ class TartConfig(PretrainedConfig):
         # "nearest-mean" / "lda": add a class-mean classifier's logits (learned scale) to the Transformer's,
         # so the head learns a correction to a strong baseline instead of rebuilding it (`class_mean_scores`)
         self.residual = residual
+        # name and unlabelled tokens (multi-class heads with a residual): see the module docstring
+        self.side_inputs = side_inputs
+        self.refine_steps = refine_steps  # soft k-means steps of the base over the unlabelled points
         super().__init__(**kwargs)
         self.validate()
 
@@ -67,6 +82,9 @@ class TartConfig(PretrainedConfig):
             raise ValueError(f"TartConfig.n_classes must be >= 2, got {self.n_classes}")
         if self.residual not in RESIDUALS:
             raise ValueError(f"TartConfig.residual must be one of {RESIDUALS}, got {self.residual!r}")
+        if self.side_inputs and (not self.multiclass or self.residual != "nearest-mean"):
+            raise ValueError("TartConfig.side_inputs needs a multi-class head (n_classes > 2) with "
+                             "residual='nearest-mean'")
 
     @property
     def multiclass(self) -> bool:
@@ -75,6 +93,11 @@ class TartConfig(PretrainedConfig):
     @property
     def label_width(self) -> int:
         return self.n_classes if self.multiclass else 1
+
+    @property
+    def n_flags(self) -> int:
+        """Token-kind flags after the label code: query; and name, unlabelled for a side-input head."""
+        return 3 if self.side_inputs else 1
 
 
 class SelfAttention(nn.Module):
@@ -107,6 +130,17 @@ class Block(nn.Module):
     def forward(self, h, allowed):
         h = h + self.attn(self.ln_1(h), allowed)
         return h + self.mlp(self.ln_2(h))
+
+
+@dataclass
+class SideTokens:
+    """A side-input head's tokens before the context, and what its base reads of them."""
+    tokens: torch.Tensor  # (B, n_side, n_dims + n_classes + 3)
+    present: torch.Tensor  # (B, n_side) bool
+    x_names: torch.Tensor | None
+    names_mask: torch.Tensor | None
+    x_unlabeled: torch.Tensor | None
+    unlabeled_mask: torch.Tensor | None
 
 
 @dataclass
@@ -152,6 +186,60 @@ def class_mean_scores(x_context: torch.Tensor, y_context: torch.Tensor, x_query:
     return (scores - centre) * seen
 
 
+def side_mean_scores(x_context, y_context, x_query, context_lengths, n_classes: int, x_names, names_mask,
+                     x_unlabeled, unlabeled_mask, name_weight, unlabeled_weight, steps: int,
+                     temperature: torch.Tensor | float = 1.0) -> torch.Tensor:
+    """The side-input head's base, per query: nearest class mean, where class c's mean counts the context
+    points the query sees, its name as `name_weight` more examples (if named), and the unlabelled points
+    by their soft assignment to the current means (`steps` rounds of soft k-means, each point weighted
+    `unlabeled_weight`; semi-supervised prototypes, arXiv 1803.00676). A class is present if the query
+    sees a context point of it or it is named; logits are centred over the present classes, 0 elsewhere.
+    name_weight, unlabeled_weight: (B, q). Returns (B, q, n_classes)."""
+    B, k, d = x_context.shape
+    q = x_query.shape[1]
+    x_context, x_query = x_context.float(), x_query.float()
+    visible = (torch.arange(k, device=x_query.device) < context_lengths[..., None]).float().expand(B, q, k)
+    onehot = F.one_hot(y_context.long(), n_classes).float()  # (B, k, C)
+    sums = torch.einsum("bqk,bkc,bkd->bqcd", visible, onehot, x_context)
+    counts = visible @ onehot  # (B, q, C)
+    present = counts > 0
+    if x_names is not None:
+        named = names_mask[:, None, :].float()  # (B, 1, C)
+        w = name_weight[..., None].float() * named  # (B, q, C)
+        sums = sums + w[..., None] * x_names.float()[:, None]
+        counts = counts + w
+        present = present | names_mask[:, None, :]
+    means = sums / counts.clamp_min(1e-6)[..., None]
+    if x_unlabeled is not None and steps > 0 and x_unlabeled.shape[1] > 0:
+        x_u = x_unlabeled.float()
+        weight = unlabeled_mask.float()[:, None, :, None] * unlabeled_weight.float()[..., None, None]  # (B, q, U, 1)
+        for _ in range(steps):
+            s_u = torch.einsum("bud,bqcd->bquc", x_u, means) - 0.5 * (means * means).sum(-1)[:, :, None, :]
+            s_u = (s_u * temperature).masked_fill(~present[:, :, None, :], float("-inf"))
+            r = torch.softmax(s_u, -1).nan_to_num(0.0) * weight  # (B, q, U, C)
+            means = (sums + torch.einsum("bquc,bud->bqcd", r, x_u)) / (counts + r.sum(2)).clamp_min(1e-6)[..., None]
+    scores = torch.einsum("bqd,bqcd->bqc", x_query, means) - 0.5 * (means * means).sum(-1)
+    seen = present.float()
+    centre = (scores * seen).sum(-1, keepdim=True) / seen.sum(-1, keepdim=True).clamp_min(1)
+    return (scores - centre) * seen
+
+
+def side_attention_mask(n_side: int, k: int, context_lengths: torch.Tensor, side_present: torch.Tensor) -> torch.Tensor:
+    """(B, 1, T, T) mask for [side tokens (names, unlabelled), context, queries]: side tokens see the
+    present side tokens (and themselves); context and queries see every present side token, and the
+    context / query pattern of `attention_mask` after them."""
+    B = side_present.shape[0]
+    q = context_lengths.shape[-1]
+    lengths = context_lengths.expand(B, q) if context_lengths.dim() == 1 else context_lengths
+    inner = attention_mask(k, lengths)[:, 0]  # (B, k+q, k+q)
+    T = n_side + k + q
+    allowed = torch.zeros(B, T, T, dtype=torch.bool, device=side_present.device)
+    allowed[:, :, :n_side] = side_present[:, None, :]
+    allowed[:, :n_side, :n_side] |= torch.eye(n_side, dtype=torch.bool, device=side_present.device)
+    allowed[:, n_side:, n_side:] = inner
+    return allowed[:, None]
+
+
 def attention_mask(k: int, context_lengths: torch.Tensor) -> torch.Tensor:
     """Boolean mask, True where attention is allowed: causal over the context, and query j sees
     context tokens [0, context_lengths[..., j]) and itself. context_lengths is (q,) shared by the
@@ -174,12 +262,15 @@ class TartReasoningModel(PreTrainedModel):
 
     def __init__(self, config: TartConfig):
         super().__init__(config)
-        self.read_in = nn.Linear(config.n_dims + config.label_width + 1, config.n_embd)
+        self.read_in = nn.Linear(config.n_dims + config.label_width + config.n_flags, config.n_embd)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
         self.ln_f = nn.LayerNorm(config.n_embd)
-        self.read_out = nn.Linear(config.n_embd, config.label_width)
+        # a side-input head reads out two more numbers per query: the base's name and unlabelled weights
+        self.read_out = nn.Linear(config.n_embd, config.label_width + (2 if config.side_inputs else 0))
         if config.residual != "none":
             self.residual_scale = nn.Parameter(torch.ones(()))
+        if config.side_inputs:
+            self.refine_log_temperature = nn.Parameter(torch.zeros(()))  # of the soft k-means assignments
         self.post_init()
 
     def _init_weights(self, module):
@@ -198,12 +289,19 @@ class TartReasoningModel(PreTrainedModel):
         context_lengths: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         class_mask: torch.Tensor | None = None,
+        x_names: torch.Tensor | None = None,
+        names_mask: torch.Tensor | None = None,
+        x_unlabeled: torch.Tensor | None = None,
+        unlabeled_mask: torch.Tensor | None = None,
     ) -> TartOutput:
         """x_context (B, k, n_dims), y_context (B, k): labels in {0, 1} (binary head) or class slots
         in [0, n_classes) (multi-class head); x_query (B, q, n_dims).
         context_lengths (q,) or (B, q): how many context points each query sees (default: all k).
-        class_mask (B, n_classes), multi-class only: the slots a task uses (default: those in y_context);
-        the others get -inf logits.
+        class_mask (B, n_classes), multi-class only: the slots a task uses (default: those in y_context,
+        and the named ones); the others get -inf logits.
+        Side inputs (a head with `side_inputs` only): x_names (B, n_classes, n_dims), slot c's name, with
+        names_mask (B, n_classes) saying which slots are named; x_unlabeled (B, U, n_dims) with
+        unlabeled_mask (B, U) (default: all present).
         labels: targets for a cross-entropy loss: (B, q) in [0, 1] for a binary head; for a multi-class
         head (B, q) slot indices or (B, q, n_classes) probabilities."""
         self._check_shapes(x_context, y_context, x_query)
@@ -214,16 +312,31 @@ class TartReasoningModel(PreTrainedModel):
         elif context_lengths.shape not in ((q,), (B, q)):
             raise ValueError(f"context_lengths must have shape ({q},) or ({B}, {q}), got {tuple(context_lengths.shape)}")
         context_lengths = context_lengths.to(x_query.device)
+        side = self._side_tokens(x_context, x_names, names_mask, x_unlabeled, unlabeled_mask)
         dtype = self.read_in.weight.dtype
-        ctx = torch.cat([x_context, self._label_code(y_context).to(x_context.dtype),
-                         x_context.new_zeros(B, k, 1)], -1)
-        qry = torch.cat([x_query, x_query.new_zeros(B, q, self.config.label_width), x_query.new_ones(B, q, 1)], -1)
-        h = self.read_in(torch.cat([ctx, qry], 1).to(dtype))
-        allowed = attention_mask(k, context_lengths)
+        n_flags = self.config.n_flags
+        flags = x_context.new_zeros(B, k, n_flags)
+        ctx = torch.cat([x_context, self._label_code(y_context).to(x_context.dtype), flags], -1)
+        query_flag = F.one_hot(torch.tensor(0), n_flags).to(x_query)
+        qry = torch.cat([x_query, x_query.new_zeros(B, q, self.config.label_width), query_flag.expand(B, q, -1)], -1)
+        tokens = [ctx, qry] if side is None else [side.tokens, ctx, qry]
+        h = self.read_in(torch.cat(tokens, 1).to(dtype))
+        n_side = 0 if side is None else side.tokens.shape[1]
+        allowed = attention_mask(k, context_lengths) if side is None else \
+            side_attention_mask(n_side, k, context_lengths, side.present)
         for block in self.blocks:
             h = block(h, allowed)
-        logits = self.read_out(self.ln_f(h[:, k:]))
-        if self.config.residual != "none":
+        out = self.read_out(self.ln_f(h[:, n_side + k:]))
+        logits = out[..., : self.config.label_width]
+        if self.config.side_inputs:
+            gates = out[..., self.config.label_width:].float()
+            scores = side_mean_scores(
+                x_context, y_context, x_query, context_lengths, self.config.n_classes,
+                side.x_names, side.names_mask, side.x_unlabeled, side.unlabeled_mask,
+                name_weight=2 * torch.sigmoid(gates[..., 0]), unlabeled_weight=torch.sigmoid(gates[..., 1]),
+                steps=self.config.refine_steps, temperature=self.refine_log_temperature.exp())
+            logits = logits + (self.residual_scale * scores).to(logits.dtype)
+        elif self.config.residual != "none":
             scores = class_mean_scores(x_context, y_context, x_query, context_lengths, self.config.n_classes,
                                        lda=self.config.residual == "lda")
             if not self.config.multiclass:  # log-odds of label 1
@@ -234,7 +347,9 @@ class TartReasoningModel(PreTrainedModel):
             loss = None if labels is None else F.binary_cross_entropy_with_logits(logits.float(), labels.float())
             return TartOutput(loss=loss, logits=logits)
         if class_mask is None:
-            class_mask = F.one_hot(y_context.long(), self.config.n_classes).amax(1).bool()
+            class_mask = F.one_hot(y_context.long(), self.config.n_classes).sum(1) > 0
+            if side is not None and side.names_mask is not None:
+                class_mask = class_mask | side.names_mask
         logits = logits.float().masked_fill(~class_mask[:, None, :], float("-inf"))
         loss = None
         if labels is not None:
@@ -243,6 +358,42 @@ class TartReasoningModel(PreTrainedModel):
                 labels = F.one_hot(labels.long(), self.config.n_classes).float()
             loss = -(labels.float() * log_p).sum(-1).mean()
         return TartOutput(loss=loss, logits=logits)
+
+    def _side_tokens(self, x_context, x_names, names_mask, x_unlabeled, unlabeled_mask) -> "SideTokens | None":
+        """The name and unlabelled tokens of a side-input head (None for a head without them)."""
+        if not self.config.side_inputs:
+            if x_names is not None or x_unlabeled is not None:
+                raise ValueError("this head does not read label names or unlabelled points (config.side_inputs "
+                                 "is False): pass them as examples, or use a side-input head")
+            return None
+        B, n, C = x_context.shape[0], self.config.n_dims, self.config.n_classes
+        parts, present = [], []
+        if x_names is not None:
+            if x_names.shape != (B, C, n):
+                raise ValueError(f"x_names must have shape ({B}, {C}, {n}), got {tuple(x_names.shape)}")
+            names_mask = torch.ones(B, C, dtype=torch.bool, device=x_names.device) if names_mask is None \
+                else names_mask.bool()
+            code = torch.eye(C, device=x_names.device, dtype=x_names.dtype).expand(B, C, C)
+            flag = torch.tensor([0.0, 1.0, 0.0], device=x_names.device, dtype=x_names.dtype).expand(B, C, 3)
+            parts.append(torch.cat([x_names * names_mask[..., None], code, flag], -1))
+            present.append(names_mask)
+        else:
+            names_mask = None
+        if x_unlabeled is not None:
+            U = x_unlabeled.shape[1]
+            if x_unlabeled.dim() != 3 or x_unlabeled.shape[0] != B or x_unlabeled.shape[-1] != n:
+                raise ValueError(f"x_unlabeled must have shape ({B}, U, {n}), got {tuple(x_unlabeled.shape)}")
+            unlabeled_mask = torch.ones(B, U, dtype=torch.bool, device=x_unlabeled.device) if unlabeled_mask is None \
+                else unlabeled_mask.bool()
+            flag = torch.tensor([0.0, 0.0, 1.0], device=x_unlabeled.device, dtype=x_unlabeled.dtype).expand(B, U, 3)
+            parts.append(torch.cat([x_unlabeled, x_unlabeled.new_zeros(B, U, C), flag], -1))
+            present.append(unlabeled_mask)
+        else:
+            unlabeled_mask = None
+        if not parts:
+            tokens = x_context.new_zeros(B, 0, n + C + 3)
+            return SideTokens(tokens, torch.zeros(B, 0, dtype=torch.bool, device=x_context.device), None, None, None, None)
+        return SideTokens(torch.cat(parts, 1), torch.cat(present, 1), x_names, names_mask, x_unlabeled, unlabeled_mask)
 
     def _label_code(self, y_context: torch.Tensor) -> torch.Tensor:
         if not self.config.multiclass:

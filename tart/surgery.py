@@ -38,6 +38,9 @@ def warm_start(model: TartReasoningModel, source: TartReasoningModel, name: str)
         raise ValueError(f"init_from {name!r} does not match [model]: a head can only be widened (same n_embd, "
                          "n_layer, n_head, mlp_ratio; n_dims may grow, and n_classes if the head is binary)")
     w_in, w_out = source.read_in.weight, source.read_out.weight
+    if old.multiclass and new.side_inputs and not old.side_inputs:
+        _add_side_inputs(model, source)
+        return
     if old.multiclass:  # wider input only: new input columns start at zero, so the head starts unchanged
         model.load_state_dict({k: v for k, v in given.items() if not k.startswith("read_in.")}, strict=False)
         model.read_in.weight.zero_()
@@ -58,6 +61,27 @@ def warm_start(model: TartReasoningModel, source: TartReasoningModel, name: str)
     model.read_out.weight.copy_(signs[:, None] * w_out * scale)
     model.read_out.bias.copy_(signs * source.read_out.bias * scale)
     spread_label_slots(model)
+
+
+@torch.no_grad()
+def _add_side_inputs(model: TartReasoningModel, source: TartReasoningModel) -> None:
+    """A multi-class head into a side-input one (n_dims may grow): the old input columns (features,
+    label slots, query flag) keep their weights, the name / unlabelled flags start at zero, and so do the
+    two new read-out rows (the base's name weight 1, unlabelled weight 1/2). So a name token starts out
+    read as one more labelled example of its class."""
+    new, old = model.config, source.config
+    model.load_state_dict({k: v for k, v in source.state_dict().items() if not k.startswith(("read_in", "read_out"))},
+                          strict=False)
+    w_in = source.read_in.weight
+    C = new.n_classes
+    model.read_in.weight.zero_()
+    model.read_in.weight[:, : old.n_dims] = w_in[:, : old.n_dims]
+    model.read_in.weight[:, new.n_dims : new.n_dims + C + 1] = w_in[:, old.n_dims : old.n_dims + C + 1]
+    model.read_in.bias.copy_(source.read_in.bias)
+    model.read_out.weight.zero_()
+    model.read_out.bias.zero_()
+    model.read_out.weight[:C] = source.read_out.weight
+    model.read_out.bias[:C] = source.read_out.bias
 
 
 @torch.no_grad()

@@ -134,8 +134,10 @@ def train(config: TrainConfig, output: Path, resume: bool = False, progress: boo
             if not model_cfg.multiclass:
                 target = target[..., 1] if task_cfg.soft_targets else target
             with accelerator.autocast():
+                side = {name: getattr(batch, name).to(device) for name in ("x_names", "names_mask", "x_unlabeled")
+                        if getattr(batch, name) is not None}  # a side-input head's names / unlabelled points
                 out = model(batch.x_context.to(device), batch.y_context.to(device), batch.x_query.to(device),
-                            labels=target.to(device), class_mask=batch.class_mask.to(device))
+                            labels=target.to(device), class_mask=batch.class_mask.to(device), **side)
         else:
             gen = make_generator(seed, device)
             batch = sample_tasks(local_batch, k, k, d=d, n_dims=n_dims, alpha=task_cfg.alpha,
