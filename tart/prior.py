@@ -241,14 +241,13 @@ def check_sources(s: PriorSettings) -> None:
 
 
 def _bank_episodes(gen, s, B, k, q, C):
-    """Real episodes, and their classes' embedded names (B, max_classes, hidden) in class order."""
+    """Real episodes; the bank has no label names yet (None)."""
     from tart.episodes import load_bank, sample_bank_episodes
 
     bank = load_bank(s.bank_embedders[_randint(gen, 0, len(s.bank_embedders) - 1)], exclude=s.bank_exclude)
     rng = np.random.default_rng(int(torch.randint(2**62, (1,), generator=gen)))
-    x, y, C, names = sample_bank_episodes(bank, B, k, q, C, rng)
-    names = F.pad(names, (0, 0, 0, s.max_classes - names.shape[1])) if names is not None else None
-    return x, y, C, F.one_hot(y[:, k:], s.max_classes).float(), names  # the real labels are the targets
+    x, y, C = sample_bank_episodes(bank, B, k, q, C, rng)
+    return x, y, C, F.one_hot(y[:, k:], s.max_classes).float(), None  # the real labels are the targets
 
 
 def _gaussian_names(gen, s, means, lam):
