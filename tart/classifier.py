@@ -9,6 +9,17 @@ ensemble on them in batches of `query_batch_size` (queries never see each other,
 changes no answer). Where the projection needs the queries (`fit_projection_on="support+queries"`) or
 the support's embeddings do (vanilla / leave-one-out), that work moves to `predict_proba`.
 `plan(n_queries)` says what the head will read before it runs (the service's cost budget).
+
+What a user has besides labelled examples (issue 25):
+- `label_names`: "auto" (default) embeds each label's own name (`tart.label_names`: `_`/`-` as spaces),
+  a mapping gives descriptions, None reads no names. Names need an embedder (texts); with names given
+  as a mapping, `fit([], [])` is zero-shot (k = 0) over the mapping's labels.
+- `fit(X, y, unlabeled=texts)`: texts of the task without labels (a seeded sample of at most
+  `max_unlabeled`), read by the head and used to fit the projection. Like scikit-learn's
+  semi-supervised estimators the pool is given at fit; `transductive=True` also adds each
+  `predict_proba` call's own texts to it (so a text's answer then depends on what else is in its call).
+A head with `side_inputs` reads names and unlabelled points in tokens of its own; any other head reads
+each name as one more labelled example and ignores the unlabelled pool (`tart.inference`).
 - `embedder_backend` runs a named embedder in torch, `onnx` or `onnx-int8` (ONNX Runtime, see
   tart.onnx_backend); None follows $TART_EMBED_BACKEND, else torch.
 """
@@ -26,7 +37,9 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 
 from tart.checkpoint_io import load_head
 from tart.data import sorted_labels
-from tart.defaults import DEFAULT_EMBEDDER, DEFAULT_HEAD, DEFAULT_N_PERMUTATIONS, DEFAULT_SHRINKAGE
+from tart.label_names import name_texts
+from tart.defaults import (DEFAULT_EMBEDDER, DEFAULT_HEAD, DEFAULT_MAX_UNLABELED, DEFAULT_N_PERMUTATIONS,
+                           DEFAULT_SHRINKAGE)
 from tart import inference
 from tart.reasoning import TartReasoningModel
 
@@ -50,6 +63,13 @@ def _is_texts(X) -> bool:
     return isinstance(X, (list, tuple)) and len(X) > 0 and all(isinstance(x, str) for x in X) or (
         isinstance(X, np.ndarray) and X.ndim == 1 and X.dtype.kind in "UO"
     )
+
+
+def _is_empty(X) -> bool:
+    try:
+        return X is not None and len(X) == 0
+    except TypeError:
+        return False
 
 
 def _unique_labels(y) -> np.ndarray:
@@ -95,6 +115,9 @@ class TartClassifier(ClassifierMixin, BaseEstimator):
         "n_permutations": [Interval(Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
         "query_batch_size": [Interval(Integral, 1, None, closed="left")],
+        "label_names": [None, StrOptions({"auto"}), dict],
+        "max_unlabeled": [Interval(Integral, 0, None, closed="left")],
+        "transductive": ["boolean"],
     }
 
     def __init__(
@@ -111,6 +134,9 @@ class TartClassifier(ClassifierMixin, BaseEstimator):
         random_state: int | None = 0,
         query_batch_size: int = 128,
         embedder_backend: str | None = None,
+        label_names="auto",
+        max_unlabeled: int = DEFAULT_MAX_UNLABELED,
+        transductive: bool = False,
     ):
         self.head = head
         self.embedder = embedder
@@ -124,21 +150,36 @@ class TartClassifier(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
         self.query_batch_size = query_batch_size
         self.embedder_backend = embedder_backend
+        self.label_names = label_names
+        self.max_unlabeled = max_unlabeled
+        self.transductive = transductive
 
     # -- fit ------------------------------------------------------------------------------------
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y):
-        texts = _is_texts(X)
+    def fit(self, X, y, unlabeled=None, name_vectors=None):
+        """Fit on labelled examples X, y (texts or 2-D vectors); `unlabeled`: more texts (or vectors) of the
+        task without labels. With `label_names` a mapping, X and y may be empty (zero-shot).
+        `name_vectors`: the class names already embedded (rows in `classes_` order), for a fit on vectors
+        by a caller that embeds texts itself (the service, the corpus job); ignored if label_names=None."""
+        zero_shot = _is_empty(X) and y is not None and _is_empty(y) and isinstance(self.label_names, dict)
+        if zero_shot:
+            if len(self.label_names) < 2:
+                raise ValueError(f"zero-shot classification needs label_names for at least 2 labels, got "
+                                 f"{list(self.label_names)}")
+            X, y = [], []
+        texts = zero_shot or _is_texts(X)
         if not texts:
             X = self._validate_vectors(X, reset=True)  # sets n_features_in_
-        n = self._check_length(X, "X")
+        n = len(X) if zero_shot else self._check_length(X, "X")
         y = self._check_targets(y)
         if len(y) != n:
             raise ValueError(f"X has {n} examples but y has {len(y)} labels")
         try:
-            self.classes_, self.y_index_ = _encode(y)
+            self.classes_, self.y_index_ = _encode(list(self.label_names) if zero_shot else y)
         except TypeError as err:
             raise ValueError(f"labels must be hashable values: {err}") from err
+        if zero_shot:
+            self.y_index_ = np.zeros(0, dtype=np.int64)
         if len(self.classes_) < 2:
             raise ValueError(f"need at least 2 distinct labels to classify, got 1 class: {list(self.classes_)}")
         self.head_ = _resolve_head(self.head)
@@ -147,17 +188,52 @@ class TartClassifier(ClassifierMixin, BaseEstimator):
         self.support_ = list(X) if texts else X
         if not texts:
             self.support_vectors_ = self.support_
-        elif self.embedding_mode == "stream":
-            self.support_vectors_ = self._embed(self.support_)
+        elif self.embedding_mode == "stream" or zero_shot:
+            self.support_vectors_ = self._embed(self.support_) if n else np.zeros((0, 0), dtype=np.float32)
         else:  # vanilla / leave-one-out: support and queries are embedded together at predict time
             self.support_vectors_ = None
+        self.name_vectors_ = self._embed_names(texts, name_vectors)
+        if zero_shot:
+            self.support_vectors_ = np.zeros((0, self.name_vectors_.shape[1]), dtype=np.float32)
         if texts:
             self.n_features_in_ = None if self.support_vectors_ is None else self.support_vectors_.shape[1]
+        self.unlabeled_vectors_ = self._unlabeled(unlabeled, texts)
         # the task's work, once: projection and every member's context (unless the queries are needed too)
         self.projection_ = self.ensemble_ = None
-        if self.support_vectors_ is not None and self.fit_projection_on == "support":
+        if self.support_vectors_ is not None and self.fit_projection_on == "support" and not self.transductive:
             self.projection_, self.ensemble_ = self._fit_task(self.support_vectors_)
         return self
+
+    def _embed_names(self, texts: bool, given=None) -> np.ndarray | None:
+        """Each class's name embedded (C, hidden), or None where names are off or there is no embedder."""
+        if self.label_names is None:
+            return None
+        if given is not None:
+            given = np.asarray(given, dtype=np.float32)
+            if given.ndim != 2 or len(given) != len(self.classes_):
+                raise ValueError(f"name_vectors must hold one row per class ({len(self.classes_)}), got shape {given.shape}")
+            return given
+        if not texts:
+            if isinstance(self.label_names, dict):
+                raise ValueError("label_names needs texts and an embedder: fitted on vectors, there is none to "
+                                 "embed the names (pass label_names=None)")
+            return None
+        model = str(self.embedder) if isinstance(self.embedder, (str, Path)) else getattr(self.embedder_, "model_name", None)
+        return self._embed(name_texts(self.classes_.tolist(), self.label_names, model))
+
+    def _unlabeled(self, unlabeled, texts: bool) -> np.ndarray | None:
+        """The unlabelled pool's vectors: a seeded sample of at most max_unlabeled."""
+        if unlabeled is None or self.max_unlabeled == 0:
+            return None
+        if _is_empty(unlabeled):
+            return None
+        if texts != _is_texts(unlabeled):
+            raise ValueError(f"unlabeled must be {'texts' if texts else 'vectors'} like X")
+        rng = np.random.default_rng(self.random_state)
+        keep = np.sort(rng.permutation(len(unlabeled))[: self.max_unlabeled])
+        if texts:
+            return self._embed([unlabeled[i] for i in keep])
+        return self._validate_vectors(unlabeled, reset=False)[keep]
 
     def _check_targets(self, y) -> list:
         """The labels as a list. Numbers go through scikit-learn's target checks (continuous, NaN,
@@ -213,25 +289,46 @@ class TartClassifier(ClassifierMixin, BaseEstimator):
         return self.support_vectors_, self._validate_vectors(X, reset=False)
 
     def _fit_task(self, S, Q=None):
-        """The projection (fitted on S, or on S and Q) and the ensemble's contexts on the projected S."""
-        fitted = inference.fit_task_projection(S if Q is None else np.concatenate([S, Q]),
-                                               self.head_.config.n_dims, self.shrinkage, self.standardize)
+        """The projection and the ensemble's contexts on the projected task. The projection is fitted on
+        S and the unlabelled pool (and Q where the queries take part: support+queries, transductive),
+        on the names too where those are fewer than 2 points (zero-shot)."""
+        U = self.unlabeled_vectors_
+        if self.transductive and Q is not None:  # the call's own texts join the pool, as many as it holds
+            U = Q if U is None else np.concatenate([U, Q])
+            keep = np.sort(np.random.default_rng(self.random_state).permutation(len(U))[: max(1, self.max_unlabeled)])
+            U = U[keep]
+        points = [S] + ([U] if U is not None else []) + ([Q] if Q is not None and self.fit_projection_on != "support" else [])
+        fit_on = np.concatenate(points)
+        if len(fit_on) < 2 and self.name_vectors_ is not None:
+            fit_on = np.concatenate([fit_on, self.name_vectors_])
+        fitted = inference.fit_task_projection(fit_on, self.head_.config.n_dims, self.shrinkage, self.standardize)
+        side = inference.Side(None if self.name_vectors_ is None else inference.project(fitted, self.name_vectors_),
+                              None if U is None else inference.project(fitted, U))
         ensemble = inference.Ensemble(self.head_, inference.project(fitted, S), self.y_index_, len(self.classes_),
-                                      self.multiclass, self.n_permutations, self.sign_flips, self.random_state)
+                                      self.multiclass, self.n_permutations, self.sign_flips, self.random_state, side)
         return fitted, ensemble
 
-    def plan(self, n_queries: int, y=None) -> inference.HeadCost:
+    def plan(self, n_queries: int, y=None, n_unlabeled: int = 0) -> inference.HeadCost:
         """The head's work for `n_queries` queries, known before any of it runs: of the fitted task, or
-        (unfitted) of a support set labelled `y`; it depends on the labels alone."""
+        (unfitted) of a support set labelled `y` (texts, names as `label_names` says) with `n_unlabeled`
+        unlabelled texts; it depends on the labels and those counts alone."""
         if y is None:
             check_is_fitted(self)
             y_index, n_classes, head = self.y_index_, len(self.classes_), self.head_
+            named = self.name_vectors_ is not None
+            n_unlabeled = 0 if self.unlabeled_vectors_ is None else len(self.unlabeled_vectors_)
         else:
             classes, y_index = _encode(list(y))
             n_classes, head = len(classes), _resolve_head(self.head)
-        seqs = inference.plan(y_index, n_classes, head.config, self.multiclass, self.n_permutations,
-                              self.sign_flips, self.random_state)
-        return inference.head_cost(seqs, n_queries, self.query_batch_size)
+            named = self.label_names is not None  # fitted on vectors, the caller embeds the names (name_vectors)
+            n_unlabeled = min(n_unlabeled, self.max_unlabeled)
+        if self.transductive:
+            n_unlabeled = self.max_unlabeled
+        config = head.config
+        seqs = inference.plan(inference.context_labels(y_index, n_classes, config, self.multiclass, named),
+                              n_classes, config, self.multiclass, self.n_permutations, self.sign_flips, self.random_state)
+        side = inference.side_tokens(config, n_classes, self.multiclass, named, n_unlabeled)
+        return inference.head_cost(seqs, n_queries, self.query_batch_size, side)
 
     def predict_proba(self, X, stop=None) -> np.ndarray:
         """Probabilities, columns in `classes_` order. `stop`, if given, is called before each batch of
@@ -239,8 +336,9 @@ class TartClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self)  # NotFittedError (a ValueError) before fit
         S, Q = self._vectors(X)
         projection, ensemble = self.projection_, self.ensemble_
-        if ensemble is None:  # the projection or the support's embeddings depend on these queries
-            projection, ensemble = self._fit_task(S, Q if self.fit_projection_on == "support+queries" else None)
+        if ensemble is None:  # the projection, the pool or the support's embeddings depend on these queries
+            takes_queries = self.fit_projection_on == "support+queries" or self.transductive
+            projection, ensemble = self._fit_task(S, Q if takes_queries else None)
         Q_p = inference.project(projection, Q)
         parts = []
         for start in range(0, len(Q_p), self.query_batch_size):

@@ -12,6 +12,8 @@ without loading torch).
 - SETFIT_BODY: the sentence-transformer SetFit fine-tunes (its own copy of all-MiniLM-L6-v2).
 - DEFAULT_N_PERMUTATIONS: support-set orders (with class slots and sign flips) the head's test-time
   ensemble averages, wherever the head classifies (library, `tart classify`, `tart evaluate`).
+- DEFAULT_MAX_UNLABELED: unlabelled texts of a task the head reads at most (a seeded sample of the pool):
+  what the side-input heads were trained on.
 - DEFAULT_SHRINKAGE: the per-task projection's shrinkage of the whitening, at inference and in the
   prior that trains the heads (so that they see their inputs scaled as at inference).
 """
@@ -22,4 +24,5 @@ PACKAGED_EMBEDDERS = (DEFAULT_EMBEDDER, DEFAULT_CAUSAL_LM)
 SETFIT_BODY = "minilm-l6"
 DEFAULT_N_PERMUTATIONS = 4
 DEFAULT_SHRINKAGE = 0.5
+DEFAULT_MAX_UNLABELED = 64
 EMBED_DTYPES = ("auto", "bfloat16", "float32")

@@ -16,6 +16,11 @@ The members (`plan`, from the labels alone, so the cost is known before any vect
   alone is not exactly symmetric); probabilities normalised over the classes.
 - Either way, a support set longer than the head's context is split into near-equal chunks, one
   sequence each, and the members' probabilities are averaged.
+
+What else the user has (`Side`): the classes' embedded names and unlabelled points. A head with
+`side_inputs` reads them in its own tokens, on the native path: every sequence gets every name (in its
+class's slot, with the member's sign flips) and the same unlabelled points. Any other head, or the
+binary path, reads each name as one more labelled example of its class, and no unlabelled points.
 """
 from __future__ import annotations
 
@@ -78,6 +83,33 @@ def is_native(config, n_classes: int, multiclass: str) -> bool:
 
 
 @dataclass
+class Side:
+    """A task's side inputs in the head's input space: names (C, n_dims) in class order, unlabelled (U, n_dims)."""
+    names: torch.Tensor | None = None
+    unlabeled: torch.Tensor | None = None
+
+
+def reads_side_inputs(config, n_classes: int, multiclass: str) -> bool:
+    """Whether this head reads names and unlabelled points in tokens of their own for such a task."""
+    return bool(getattr(config, "side_inputs", False)) and is_native(config, n_classes, multiclass)
+
+
+def context_labels(y: np.ndarray, n_classes: int, config, multiclass: str, named: bool) -> np.ndarray:
+    """The labels of the points the ensemble's contexts hold: the support's, and one per class where
+    names are read as examples (not by a side-input head)."""
+    if named and not reads_side_inputs(config, n_classes, multiclass):
+        return np.concatenate([y, np.arange(n_classes)]).astype(np.int64)
+    return y
+
+
+def side_tokens(config, n_classes: int, multiclass: str, named: bool, n_unlabeled: int) -> int:
+    """The side tokens each sequence carries (all of a head's name slots, and the unlabelled points)."""
+    if not reads_side_inputs(config, n_classes, multiclass):
+        return 0
+    return (config.n_classes if named else 0) + n_unlabeled
+
+
+@dataclass
 class Sequence:
     """One member's sequence: support points in order, with the label (0/1) or slot each carries."""
     support: np.ndarray
@@ -110,6 +142,7 @@ def plan(y: np.ndarray, n_classes: int, config, multiclass: str = "auto", n_memb
     max_k, n_dims, n = config.max_examples, config.n_dims, len(y)
     ones = np.ones(n_dims)
     seqs = []
+    n_chunks = max(1, -(-n // max_k))  # names only (k = 0): one empty context
     if is_native(config, n_classes, multiclass):
         rank = np.arange(n_classes) if rank is None else rank
         for m in range(n_members):
@@ -118,7 +151,7 @@ def plan(y: np.ndarray, n_classes: int, config, multiclass: str = "auto", n_memb
                 signs = rng.choice([-1.0, 1.0], n_dims) if sign_flips else ones
                 order, slots = rng.permutation(n), rng.permutation(config.n_classes)[rank]
             seqs += [Sequence(chunk, slots[y[chunk]], signs, slots, 0, False)
-                     for chunk in np.array_split(order, -(-n // max_k))]
+                     for chunk in np.array_split(order, n_chunks)]
         return seqs
     for p, (idx, labels, _, _) in enumerate(binary_problems(y, n_classes, multiclass)):
         n_chunks = -(-len(idx) // max_k)
@@ -132,12 +165,12 @@ def plan(y: np.ndarray, n_classes: int, config, multiclass: str = "auto", n_memb
 @dataclass(frozen=True)
 class HeadCost:
     sequences: int
-    context: int  # longest support chunk
+    context: int  # longest support chunk, with the side tokens (names, unlabelled) it carries
     tokens: int  # what the head reads: each sequence, padded to `context`, once per query batch, plus the queries
 
 
-def head_cost(seqs: list[Sequence], n_queries: int, query_batch: int) -> HeadCost:
-    context = max(len(s.support) for s in seqs)
+def head_cost(seqs: list[Sequence], n_queries: int, query_batch: int, side_tokens: int = 0) -> HeadCost:
+    context = max(len(s.support) for s in seqs) + side_tokens
     return HeadCost(len(seqs), context, len(seqs) * (-(-n_queries // query_batch) * context + n_queries))
 
 
@@ -145,12 +178,21 @@ class Ensemble:
     """The padded contexts of every member, built once per task; `proba` runs them on a batch of queries."""
 
     def __init__(self, head: TartReasoningModel, S_p: torch.Tensor, y: np.ndarray, n_classes: int,
-                 multiclass: str = "auto", n_members: int = 4, sign_flips: bool = True, seed=0):
+                 multiclass: str = "auto", n_members: int = 4, sign_flips: bool = True, seed=0,
+                 side: Side | None = None):
         config = head.config
+        side = side or Side()
         self.head, self.n_classes = head, n_classes
         self.native = is_native(config, n_classes, multiclass)
+        tokens = reads_side_inputs(config, n_classes, multiclass)
+        if side.names is not None and not tokens:  # each name, one more labelled example of its class
+            S_p = torch.cat([S_p, side.names.to(S_p.dtype)])
+            y = context_labels(y, n_classes, config, multiclass, named=True)
         self.problems = None if self.native else binary_problems(y, n_classes, multiclass)
-        rank = canonical_class_order(S_p, y, n_classes) if self.native else None
+        # named classes are ordered with their name as one more point, so k = 0 has an order too
+        order_S, order_y = (S_p, y) if side.names is None or not tokens else \
+            (torch.cat([S_p, side.names.to(S_p.dtype)]), np.concatenate([y, np.arange(n_classes)]))
+        rank = canonical_class_order(order_S, order_y, n_classes) if self.native else None
         seqs = plan(y, n_classes, config, multiclass, n_members, sign_flips, seed, rank)
         device = next(head.parameters()).device
         L = max(len(s.support) for s in seqs)
@@ -171,6 +213,14 @@ class Ensemble:
         else:
             self.swapped = torch.tensor([s.swapped for s in seqs])
             self.owner = torch.tensor([s.problem for s in seqs])
+        self.side = {}  # the head's side-input tokens, per sequence
+        if tokens and side.names is not None:
+            names = torch.zeros(len(seqs), config.n_classes, S_p.shape[1])
+            for i, s in enumerate(seqs):
+                names[i, s.slots] = side.names.float() * self.signs[i].cpu()
+            self.side["x_names"], self.side["names_mask"] = names.to(device), self.mask
+        if tokens and side.unlabeled is not None and len(side.unlabeled):
+            self.side["x_unlabeled"] = (side.unlabeled.float()[None].to(device) * self.signs[:, None, :])
 
     @torch.inference_mode()
     def proba(self, Q_p: torch.Tensor) -> np.ndarray:
@@ -178,7 +228,8 @@ class Ensemble:
         x_q = Q_p.to(self.x.device)[None] * self.signs[:, None, :]
         lengths = self.lengths[:, None].expand(-1, len(Q_p))
         if self.native:
-            logits = self.head(self.x, self.labels, x_q, context_lengths=lengths, class_mask=self.mask).logits
+            logits = self.head(self.x, self.labels, x_q, context_lengths=lengths, class_mask=self.mask,
+                               **self.side).logits
             p = torch.softmax(logits.float(), -1).cpu()  # (n_seqs, q, slots)
             p = p.gather(2, self.slot_of_class[:, None, :].expand(-1, len(Q_p), -1))  # (n_seqs, q, C) in class order
             return p.mean(0).double().numpy()

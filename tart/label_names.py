@@ -50,3 +50,13 @@ def name_text(name: str, embedder: str | None = None) -> str:
     if embedder is None or str(embedder) in SENTENCE_ENCODERS:
         return name
     return CAUSAL_LM_TEMPLATE.format(name=name)
+
+
+def name_texts(labels: Sequence, label_names=None, embedder: str | None = None) -> list[str]:
+    """The texts to embed for the names of the distinct `labels`, in the order of every method's
+    `classes_` (`tart.data.sorted_labels`): `resolve_names`, then `name_text`. `label_names`: None,
+    "auto" (the labels' own names) or a mapping label -> description."""
+    from tart.data import sorted_labels
+
+    descriptions = label_names if isinstance(label_names, Mapping) else None
+    return [name_text(name, embedder) for name in resolve_names(sorted_labels(labels), descriptions)]
