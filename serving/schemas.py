@@ -76,6 +76,9 @@ class Options(_Strict):
                             "else one-vs-rest; 'ovr': one-vs-rest binary problems; 'ovo': one-vs-one")
     projection: Literal["support", "support+queries"] = Field(
         "support", description="what the projection to the head's input size is fitted on")
+    label_names: bool = Field(
+        True, description="read each label's name (the label, '_' and '-' as spaces), embedded like a text, "
+                          "as what the label means")
 
 
 # ---- requests (the fields are the API method's parameters) ----

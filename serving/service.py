@@ -29,6 +29,7 @@ from bentoml.exceptions import BentoMLException
 from starlette.responses import JSONResponse
 
 from tart.classifier import TartClassifier
+from tart.label_names import name_texts
 from tart.serving import lifecycle, openapi
 from tart.serving.cost import QUERY_BATCH, Speeds, embedder_speed, head_speed, over_budget, refusal
 from tart.serving.headpool import Busy, HeadLanes
@@ -236,12 +237,18 @@ class Tart:
             raise
 
     def _options(self, options) -> tuple:
-        return (options.n_permutations or S.n_permutations, options.multiclass, options.projection)
+        return (options.n_permutations or S.n_permutations, options.multiclass, options.projection,
+                options.label_names)
 
     def _classifier(self, options) -> TartClassifier:
-        perms, multiclass, projection = self._options(options)
+        perms, multiclass, projection, names = self._options(options)
         return TartClassifier(head=self.head, embedder=None, n_permutations=perms, multiclass=multiclass,
-                              fit_projection_on=projection, random_state=0, query_batch_size=QUERY_BATCH)
+                              fit_projection_on=projection, random_state=0, query_batch_size=QUERY_BATCH,
+                              label_names="auto" if names else None)
+
+    def _name_texts(self, labels: list[str], options) -> list[str]:
+        """The texts of the labels' names the classifier reads (none when the request turns names off)."""
+        return name_texts(labels, "auto", S.embedder) if options.label_names else []
 
     async def _check_cost(self, embed_counts: list[int], head=None, multiclass: str = "auto"):
         """A 413 response when the request is over budget (`head`: the classifier's plan), else None."""
@@ -305,7 +312,10 @@ class Tart:
             self.counts["examples_reembedded"] += task.n_examples
         else:
             self.counts["examples_from_cache"] += task.n_examples
-        clf = await asyncio.to_thread(self._classifier(options).fit, task.embeddings, task.example_labels)
+        names = self._name_texts(task.example_labels, options)
+        name_vectors = await self._embed(self.tokens.tokenize(names)) if names else None
+        clf = await asyncio.to_thread(self._classifier(options).fit, task.embeddings, task.example_labels,
+                                      name_vectors=name_vectors)
         entry = (clf, self._truncated(_counts(ids)))
         self.fitted.put(key, entry)
         return entry
@@ -317,8 +327,9 @@ class Tart:
     async def classify(self, examples: list[Example], texts: list[str], options) -> ClassifyResponse:
         """Classify `texts` given labelled `examples` (nothing is stored)."""
         self.counts["classify_requests"] += 1
-        all_texts = [e.text for e in examples] + list(texts)
         labels = [e.label for e in examples]
+        names = self._name_texts(labels, options)  # embedded with the texts, last
+        all_texts = [e.text for e in examples] + list(texts) + names
         ids = self.tokens.tokenize(all_texts)
         counts = _counts(ids)
         clf = self._classifier(options)
@@ -327,12 +338,12 @@ class Tart:
         if refused:
             return refused
         vectors = await self._embed(ids)
-        k = len(examples)
+        k, n = len(examples), len(texts)
         try:  # no head forward yet: projection and contexts only
-            await asyncio.to_thread(clf.fit, vectors[:k], labels)
+            await asyncio.to_thread(clf.fit, vectors[:k], labels, name_vectors=vectors[k + n:] if names else None)
         except ValueError as err:
             return _error(422, f"examples: {err}")
-        return await self._answer(clf, vectors[k:], counts[k:], head.tokens,
+        return await self._answer(clf, vectors[k:k + n], counts[k:k + n], head.tokens,
                                   truncated_examples=self._truncated(counts[:k]))
 
     @bentoml.api(route="/tasks/create", input_spec=TaskCreateRequest)
@@ -351,14 +362,16 @@ class Tart:
             return _error(413, unusable)
         if await asyncio.to_thread(self.store.name_taken, name):  # say so before embedding anything
             return _error(409, f"name: {TaskNameTaken.message(name)}")
-        vectors = await self._embed(ids)
         labels = [e.label for e in examples]
+        names = self._name_texts(labels, Options())
+        vectors = await self._embed(ids + self.tokens.tokenize(names))
+        vectors, name_vectors = vectors[:len(texts)], vectors[len(texts):]
         try:
             task = await asyncio.to_thread(self.store.create, name, texts, labels, vectors, S.embedder)
         except (TaskNameTaken, StoreFull) as err:
             return _error(409, f"name: {err}" if isinstance(err, TaskNameTaken) else str(err))
         # what depends only on the examples is prepared now, for the default options
-        clf = await asyncio.to_thread(self._classifier(Options()).fit, vectors, labels)
+        clf = await asyncio.to_thread(self._classifier(Options()).fit, vectors, labels, name_vectors=name_vectors)
         truncated = self._truncated(counts)
         self.fitted.put((task.id, *self._options(Options())), (clf, truncated))
         return _info(task, truncated)

@@ -27,6 +27,7 @@ import numpy as np
 
 from tart.defaults import DEFAULT_EMBEDDER, DEFAULT_HEAD, DEFAULT_N_PERMUTATIONS
 from tart.corpus import count_rows, import_pyarrow, read_corpus
+from tart.label_names import name_texts
 from tart.paths import atomic_write
 
 OUTPUT_SUFFIXES = (".jsonl", ".parquet")
@@ -39,6 +40,7 @@ class TaskSpec:
 
     support: np.ndarray  # (k, dim) the examples' embeddings
     labels: list
+    names: np.ndarray | None = None  # (C, dim) the labels' names embedded, in sorted_labels order; None: no names
     embedder: str = DEFAULT_EMBEDDER
     head: str = DEFAULT_HEAD
     n_permutations: int = DEFAULT_N_PERMUTATIONS
@@ -46,9 +48,24 @@ class TaskSpec:
     device: str = "cpu"  # where the embedder runs ("cuda" on a Ray GPU actor); the head stays on the CPU
 
     @classmethod
-    def from_examples(cls, texts: list[str], labels: list, embedder: str = DEFAULT_EMBEDDER, **kw) -> "TaskSpec":
-        vectors = _embedder(embedder, kw.get("embed_dtype"), kw.get("device", "cpu")).embed(list(texts))
-        return cls(support=vectors, labels=list(labels), embedder=embedder, **kw)
+    def from_examples(cls, texts: list[str], labels: list, embedder: str = DEFAULT_EMBEDDER, label_names="auto",
+                      **kw) -> "TaskSpec":
+        """Embed the examples, and the labels' names (`label_names` as TartClassifier's) in the same call."""
+        names = [] if label_names is None else name_texts(labels, label_names, embedder)
+        vectors = _embedder(embedder, kw.get("embed_dtype"), kw.get("device", "cpu")).embed(list(texts) + names)
+        k = len(texts)
+        return cls(support=vectors[:k], labels=list(labels), names=vectors[k:] if names else None,
+                   embedder=embedder, **kw)
+
+    @classmethod
+    def from_embeddings(cls, support: np.ndarray, labels: list, embedder: str = DEFAULT_EMBEDDER,
+                        label_names="auto", **kw) -> "TaskSpec":
+        """Examples embedded already (a registered task's store); only the names are embedded here."""
+        names = None
+        if label_names is not None:
+            names = _embedder(embedder, kw.get("embed_dtype"), kw.get("device", "cpu")).embed(
+                name_texts(labels, label_names, embedder))
+        return cls(support=support, labels=list(labels), names=names, embedder=embedder, **kw)
 
     def load(self) -> "Labeller":
         return Labeller(self)
@@ -70,7 +87,8 @@ class Labeller:
 
         self.embedder = _embedder(spec.embedder, spec.embed_dtype, spec.device)
         self.clf = TartClassifier(head=spec.head, embedder=None, n_permutations=spec.n_permutations,
-                                  random_state=0).fit(spec.support, spec.labels)
+                                  random_state=0, label_names=None if spec.names is None else "auto",
+                                  ).fit(spec.support, spec.labels, name_vectors=spec.names)
         self.classes = self.clf.classes_.tolist()
 
     def __call__(self, texts: list[str]) -> np.ndarray:

@@ -183,7 +183,7 @@ def test_over_budget_requests_get_413_naming_the_limit(server):
     r = post(server, "/classify", payload)
     assert r.status_code == 413 and "max_embed_tokens=1000" in r.json()["error"], r.text
     heavy = {"examples": [{"text": f"thing {i}", "label": f"l{i % 5}"} for i in range(15)], "texts": ["x"] * 8,
-             "options": {"multiclass": "ovo", "n_permutations": 8}}
+             "options": {"multiclass": "ovo", "n_permutations": 8, "label_names": False}}
     r = post(server, "/classify", heavy)
     assert r.status_code == 413 and "max_head_tokens=2000" in r.json()["error"], r.text
     after = counters(server)
@@ -200,8 +200,8 @@ def test_large_requests_bypass_the_batcher(server):
         return counters(server)["embedder"]["large_calls"]
 
     start = large_calls()
-    small = {"examples": examples(ANIMALS, FOODS), "texts": [f"small {i} {time.time()}" for i in range(8)]}  # 16
-    check_predictions(ok(post(server, "/classify", small)), 8, {"animal", "food"})
+    small = {"examples": examples(ANIMALS, FOODS), "texts": [f"small {i} {time.time()}" for i in range(6)]}  # 16 with the 2 names
+    check_predictions(ok(post(server, "/classify", small)), 6, {"animal", "food"})
     assert large_calls() == start
     big = {"examples": [{"text": f"{t} {i}", "label": y} for i, (t, y) in
                         enumerate(zip(ANIMALS * 2 + FOODS * 2, ["animal"] * 8 + ["food"] * 8))],
@@ -381,7 +381,7 @@ def test_concurrent_requests_share_embedder_batches(server):
             # open the n connections first, so the burst below reaches the server at once
             await asyncio.gather(*(client.post("/tasks/list", json={}) for _ in range(n)))
             payloads = [{"examples": examples(ANIMALS, FOODS),  # new texts: the embedder's cache can't help
-                         "texts": [f"burst {i} text {j} {time.time()}" for j in range(8)]} for i in range(n)]
+                         "texts": [f"burst {i} text {j} {time.time()}" for j in range(6)]} for i in range(n)]
             return await asyncio.gather(*(client.post("/classify", json=p) for p in payloads))
 
     before = counters(server)["embedder"]
@@ -389,7 +389,7 @@ def test_concurrent_requests_share_embedder_batches(server):
     after = counters(server)["embedder"]
     assert [r.status_code for r in responses] == [200] * n
     batches = after["batches"] - before["batches"]
-    assert after["texts"] - before["texts"] == n * 16
+    assert after["texts"] - before["texts"] == n * 16  # 8 examples, 6 texts and the 2 label names: the batcher's
     assert batches < n, f"{n} concurrent requests ran as {batches} embedder batches"
 
 

@@ -99,15 +99,16 @@ def test_openapi_document_is_true(app_client):
 
 def test_a_task_no_default_request_could_use_is_refused(app_client):
     """Under max_head_tokens=400, 12 examples of 6 labels (one-vs-rest with the random binary head: 6 problems
-    x 2 label swaps x 4 orders = 48 sequences of 12 examples, 624 tokens for one text) fit no request with
-    default options: refused at creation, with the numbers, and nothing stored. The 6 examples of 3 labels
-    the other tests register (168 tokens for one text) still are accepted and answer a default request."""
+    x 2 label swaps x 4 orders = 48 sequences of 12 examples and the 6 label names, 912 tokens for one text)
+    fit no request with default options: refused at creation, with the numbers, and nothing stored. The 6
+    examples of 3 labels the other tests register (24 sequences of 9, 240 tokens for one text) still are
+    accepted and answer a default request."""
     client, _ = app_client
     wide = [{"text": f"thing {i}", "label": f"label-{i % 6}"} for i in range(12)]
     r = client.post("/tasks/create", json={"name": "unusable", "examples": wide})
     assert r.status_code == 413, r.text
     message = r.json()["error"]
-    assert "default options" in message and "624 head tokens" in message and "max_head_tokens=400" in message
+    assert "default options" in message and "912 head tokens" in message and "max_head_tokens=400" in message
     assert "unusable" not in [t["name"] for t in client.post("/tasks/list", json={}).json()["tasks"]]
     task_id = client.post("/tasks/create", json={"name": "usable", "examples": EXAMPLES}).json()["id"]
     assert client.post("/tasks/classify", json={"task_id": task_id, "texts": ["a cow"]}).status_code == 200

@@ -94,7 +94,9 @@ def test_head_cost_is_what_the_head_reads(config, counts, multiclass, perms, n_q
     calls = []
     hook = head.register_forward_hook(lambda _m, args, _out: calls.append((args[0].shape, args[2].shape)))
     rng = np.random.default_rng(0)
-    clf.fit(rng.normal(size=(len(labels), 48)).astype(np.float32), labels)
+    # as the service fits: the label names embedded with the texts
+    clf.fit(rng.normal(size=(len(labels), 48)).astype(np.float32), labels,
+            name_vectors=rng.normal(size=(len(counts), 48)).astype(np.float32))
     clf.predict_proba(rng.normal(size=(n_queries, 48)).astype(np.float32))
     hook.remove()
     assert clf.plan(n_queries) == cost  # the fitted task states the same cost
@@ -110,7 +112,7 @@ def test_a_native_head_costs_no_binary_problems():
     binary = service_classifier(_random_head(**BINARY_HEAD)).plan(10, labels)
     native = service_classifier(_random_head(**MULTICLASS_HEAD)).plan(10, labels)
     assert (binary.sequences, native.sequences) == (3 * 4 * 2, 4)
-    assert (binary.tokens, native.tokens) == (24 * (60 + 10), 4 * (60 + 10))
+    assert (binary.tokens, native.tokens) == (24 * (63 + 10), 4 * (63 + 10))  # 60 examples and 3 names
 
 
 def test_over_budget_names_the_limit():

@@ -29,6 +29,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--id-column", default=None, help="corpus column of unique ids (default: line / row number)")
     p.add_argument("--output", default=None, help="results file, .jsonl or .parquet (default: JSON lines to stdout)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run into the same --output")
+    p.add_argument("--label-names", default="auto", metavar="FILE|none",
+                   help="what the labels mean: a JSON file {label: description}; 'none' reads no names "
+                        "(default: each label's own name, '_' and '-' as spaces)")
     p.add_argument("--chunk-size", type=int, default=512, help="texts embedded and written at a time")
     p.add_argument("--permutations", type=int, default=DEFAULT_N_PERMUTATIONS, help="support orders averaged")
     p.add_argument("--engine", choices=["local", "ray"], default="local",
@@ -38,11 +41,27 @@ def add_parser(subparsers) -> None:
     p.set_defaults(func=run)
 
 
+def read_label_names(value: str):
+    """--label-names: "auto", "none" (None), or a JSON file's mapping label -> description."""
+    if value in ("auto", "none"):
+        return None if value == "none" else "auto"
+    import json
+
+    try:
+        names = json.loads(Path(value).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"--label-names {value}: not a readable JSON file ({err})") from None
+    if not isinstance(names, dict) or not all(isinstance(v, str) for v in names.values()):
+        raise ValueError(f"--label-names {value}: must hold a JSON object {{label: description}}")
+    return names
+
+
 def load_spec(args):
     """The task, fitted once: from --examples, or from --task in the service's store."""
     from tart.batch import TaskSpec
 
-    common = dict(head=str(args.checkpoint or DEFAULT_HEAD), n_permutations=args.permutations)
+    common = dict(head=str(args.checkpoint or DEFAULT_HEAD), n_permutations=args.permutations,
+                  label_names=read_label_names(args.label_names))
     if args.examples:
         from tart.data import load_dataset
 
@@ -60,7 +79,7 @@ def load_spec(args):
     except TaskNotFound:
         raise ValueError(f"--task: no task with id {args.task!r} in the store at {path}") from None
     if task.embedder == args.embedder:  # the stored embeddings are this embedder's: no re-embedding
-        return TaskSpec(support=task.embeddings, labels=task.example_labels, embedder=args.embedder, **common)
+        return TaskSpec.from_embeddings(task.embeddings, task.example_labels, embedder=args.embedder, **common)
     return TaskSpec.from_examples(task.texts, task.example_labels, embedder=args.embedder, **common)
 
 
