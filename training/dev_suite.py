@@ -101,7 +101,18 @@ def make_method(spec: str, seed: int, embedder: str | None = None):
 
     parsed = methods.parse_spec(spec)
     params = dict(parsed.params)
-    copies = params.pop("names", 0)
+    copies, pool = params.pop("names", 0), params.pop("pool", 0)
+    side_base = parsed.name == "base" and parsed.arg == "side"
+    if side_base or (parsed.name == "tart" and parsed.arg and (copies or pool)):
+        # names and unlabelled points read the library's way (fit's name_vectors and unlabeled), not as copies
+        if side_base:
+            method = SideBase(**params)
+        else:
+            from tart.classifier import TartClassifier
+
+            method = TartClassifier(head=parsed.arg, embedder=None, random_state=seed,
+                                    label_names="auto" if copies else None, **params)
+        return WithSideInputs(method, embedder if copies else None, bool(pool))
     if parsed.name in BASELINES and not parsed.arg and not params:
         # from the one registry; the suite calls the logistic-regression probe "probe"
         method = methods.make("logreg" if parsed.name == "probe" else parsed.name, seed=seed)
@@ -112,8 +123,9 @@ def make_method(spec: str, seed: int, embedder: str | None = None):
 
         method = TartClassifier(head=parsed.arg, embedder=None, random_state=seed, **params)
     else:
-        raise ValueError(f"unknown method {spec!r}: probe, centroid, centroid-raw, base:nearest-mean, base:lda "
-                         "or tart:HEAD[,param=value...], each with an optional names=N")
+        raise ValueError(f"unknown method {spec!r}: probe, centroid, centroid-raw, base:nearest-mean, base:lda, "
+                         "base:side or tart:HEAD[,param=value...], each with an optional names=N (and pool=1 "
+                         "for tart and base:side: the test points as the unlabelled pool)")
     return WithLabelNames(method, embedder, copies) if copies and embedder else method
 
 
@@ -135,6 +147,68 @@ class WithLabelNames:
 
     def predict(self, X):
         return self.method.predict(X)
+
+
+class WithSideInputs:
+    """A method that reads what a user has besides examples the library's own way (`fit(X, y, unlabeled,
+    name_vectors)`): each label's name embedded by the task's embedder (`tart.label_names`), and with
+    `pool` the test points as its unlabelled pool, of which the method keeps a seeded sample, as
+    `tart classify` reads a corpus and `tart evaluate` a split's test texts."""
+
+    def __init__(self, method, embedder: str | None, pool: bool):
+        self.method, self.embedder, self.pool = method, embedder, pool
+
+    def fit(self, X, y):
+        self.X_, self.y_ = X, y
+        return self
+
+    def predict(self, X):
+        names = None
+        if self.embedder:
+            from tart.embeddings import load_embedder
+            from tart.label_names import name_texts
+
+            names = load_embedder(self.embedder).embed(name_texts(self.y_, "auto", self.embedder))
+        return self.method.fit(self.X_, self.y_, unlabeled=X if self.pool else None, name_vectors=names).predict(X)
+
+
+class SideBase:
+    """The side-input head's base alone (`tart.reasoning.side_mean_scores` with its initial weights: a
+    name counts as one example, an unlabelled point half, 2 rounds of soft k-means), projected as
+    TartClassifier projects; `base:side` in the suite."""
+
+    def __init__(self, n_dims: int = 64, shrinkage: float = DEFAULT_SHRINKAGE, max_unlabeled: int = 64, steps: int = 2):
+        self.n_dims, self.shrinkage, self.max_unlabeled, self.steps = n_dims, shrinkage, max_unlabeled, steps
+
+    def fit(self, X, y, unlabeled=None, name_vectors=None):
+        import torch
+
+        from tart.inference import fit_task_projection, project
+
+        self.classes_, y_index = np.unique(y, return_inverse=True)
+        U = None
+        if unlabeled is not None:
+            U = unlabeled[np.sort(np.random.default_rng(0).permutation(len(unlabeled))[: self.max_unlabeled])]
+        self.projection_ = fit_task_projection(X if U is None else np.concatenate([X, U]), self.n_dims,
+                                               self.shrinkage, True)
+        as_batch = lambda A: None if A is None else torch.as_tensor(project(self.projection_, A))[None]
+        self.S_, self.y_ = as_batch(X), torch.from_numpy(y_index)[None]
+        self.names_, self.U_ = as_batch(name_vectors), as_batch(U)
+        return self
+
+    def predict(self, X):
+        import torch
+
+        from tart.inference import project
+        from tart.reasoning import side_mean_scores
+
+        Q = torch.as_tensor(project(self.projection_, X))[None]
+        C, q = len(self.classes_), Q.shape[1]
+        names_mask = None if self.names_ is None else torch.ones(1, C, dtype=torch.bool)
+        u_mask = None if self.U_ is None else torch.ones(1, self.U_.shape[1], dtype=torch.bool)
+        scores = side_mean_scores(self.S_, self.y_, Q, torch.tensor([self.S_.shape[1]]), C, self.names_, names_mask,
+                                  self.U_, u_mask, torch.ones(1, q), torch.full((1, q), 0.5), self.steps)[0]
+        return self.classes_[scores.argmax(-1).numpy()]
 
 
 class ResidualBase:
