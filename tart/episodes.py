@@ -3,7 +3,8 @@
 An episode is what a user brings: a few real labelled texts (the support, class-balanced as far as the
 pools allow) and texts to classify (queries), embedded by a packaged embedder. `sample_bank_episodes`
 returns raw embeddings; the prior (`tart.prior`, family `bank`) projects them with the very
-`fit_projection` that inference uses, so the head trains on exactly what it will read.
+`fit_projection` that inference uses, so the head trains on exactly what it will read. With
+`with_names=True` it also returns each class's name, embedded (a bank built before names has none).
 """
 from __future__ import annotations
 
@@ -29,14 +30,17 @@ def bank_dir() -> Path:
 class TaskBank:
     vectors: torch.Tensor  # (n_texts, hidden), one embedder's
     tasks: list[tuple[list[np.ndarray], str]]  # per task: each class's row indices, and its source
+    names: torch.Tensor | None = None  # (n_names, hidden): the classes' names, embedded; None in an old bank
+    name_ids: list[np.ndarray] | None = None  # per task: each class's row in `names`
 
     def sources(self) -> list[str]:
         return sorted({s for _, s in self.tasks})
 
 
 @functools.lru_cache(maxsize=None)
-def _read_bank(embedder: str, root: Path) -> tuple[dict, torch.Tensor]:
-    """bank.json and one embedder's vectors, read once however many source selections use them."""
+def _read_bank(embedder: str, root: Path) -> tuple[dict, torch.Tensor, torch.Tensor | None]:
+    """bank.json and one embedder's vectors and names (None if the bank has none), read once however
+    many source selections use them."""
     meta, vectors = root / "bank.json", root / f"{embedder}.npy"
     if not meta.is_file() or not vectors.is_file():
         raise FileNotFoundError(f"the task bank for {embedder!r} is not in {root}: build it with "
@@ -45,23 +49,29 @@ def _read_bank(embedder: str, root: Path) -> tuple[dict, torch.Tensor]:
     X = torch.from_numpy(np.load(vectors)).float()
     if len(X) != len(bank["texts"]):
         raise ValueError(f"{vectors} has {len(X)} rows for {len(bank['texts'])} texts: rebuild the bank")
-    return bank, X
+    names = root / f"{embedder}-names.npy"
+    N = torch.from_numpy(np.load(names)).float() if "names" in bank and names.is_file() else None
+    if N is not None and len(N) != len(bank["names"]):
+        raise ValueError(f"{names} has {len(N)} rows for {len(bank['names'])} names: rebuild the bank")
+    return bank, X, N
 
 
 @functools.lru_cache(maxsize=None)
 def load_bank(embedder: str, root: str | None = None, exclude: tuple = (), only: tuple = ()) -> TaskBank:
     """One embedder's bank; `exclude` / `only` keep the tasks of some sources (leave-one-source-out)."""
-    bank, X = _read_bank(embedder, Path(root) if root else bank_dir())
-    tasks = []
+    bank, X, N = _read_bank(embedder, Path(root) if root else bank_dir())
+    tasks, name_ids = [], []
     for task in bank["tasks"]:
         label_set = bank["label_sets"][task["label_set"]]
         source = label_set["source"]
         if source in exclude or (only and source not in only):
             continue
         tasks.append(([np.asarray(label_set["classes"][c]) for c in task["classes"]], source))
+        if N is not None:
+            name_ids.append(np.asarray([label_set["names"][c] for c in task["classes"]]))
     if not tasks:
         raise ValueError(f"no task left in the bank after exclude={exclude} only={only}")
-    return TaskBank(X, tasks)
+    return TaskBank(X, tasks, N, name_ids if N is not None else None)
 
 
 def _support_quota(available: np.ndarray, k: int) -> np.ndarray | None:
@@ -81,16 +91,21 @@ def _support_quota(available: np.ndarray, k: int) -> np.ndarray | None:
 
 
 def sample_bank_episodes(bank: TaskBank, B: int, k: int, q: int, n_classes: torch.Tensor,
-                         rng: np.random.Generator, tries: int = 50):
-    """B episodes: x (B, k + q, hidden) raw embeddings, y (B, k + q) classes in [0, C_b), C (B,).
+                         rng: np.random.Generator, tries: int = 50, with_names: bool = False):
+    """B episodes: x (B, k + q, hidden) raw embeddings, y (B, k + q) classes in [0, C_b), C (B,), and
+    with `with_names` names (B, max C, hidden): class c's name in row c, zeros past C_b.
     Task b takes n_classes[b] of its classes (fewer if it has fewer); the support is class-balanced
     as far as the pools allow and shuffled; queries are drawn from the rest of the task's rows."""
-    rows, labels, C_out = [], [], []
+    if with_names and bank.names is None:
+        raise ValueError("this task bank has no label names: rebuild it with `python -m tart.training.task_bank --rebuild`")
+    rows, labels, C_out, name_rows = [], [], [], []
     for b in range(B):
         for _ in range(tries):
-            pools, _ = bank.tasks[rng.integers(len(bank.tasks))]
+            t = rng.integers(len(bank.tasks))
+            pools, _ = bank.tasks[t]
             C = min(int(n_classes[b]), len(pools))
-            chosen = [rng.permutation(pools[i]) for i in rng.choice(len(pools), C, replace=False)]
+            classes = rng.choice(len(pools), C, replace=False)
+            chosen = [rng.permutation(pools[i]) for i in classes]
             quota = _support_quota(np.array([len(p) - MIN_QUERIES_PER_CLASS for p in chosen]), k)
             if quota is not None:
                 break
@@ -105,8 +120,16 @@ def sample_bank_episodes(bank: TaskBank, B: int, k: int, q: int, n_classes: torc
         rows.append(np.concatenate([support[order], rest[pick]]))
         labels.append(np.concatenate([y_support[order], y_rest[pick]]))
         C_out.append(C)
+        if with_names:
+            name_rows.append(bank.name_ids[t][classes])
     x = bank.vectors[torch.from_numpy(np.stack(rows))]
-    return x, torch.from_numpy(np.stack(labels)).long(), torch.tensor(C_out)
+    y, C_out = torch.from_numpy(np.stack(labels)).long(), torch.tensor(C_out)
+    if not with_names:
+        return x, y, C_out
+    names = torch.zeros(B, int(C_out.max()), bank.names.shape[1])
+    for b, ids in enumerate(name_rows):
+        names[b, : len(ids)] = bank.names[torch.from_numpy(ids)]
+    return x, y, C_out, names
 
 
 @functools.lru_cache(maxsize=None)

@@ -241,13 +241,19 @@ def check_sources(s: PriorSettings) -> None:
 
 
 def _bank_episodes(gen, s, B, k, q, C):
-    """Real episodes; the bank has no label names yet (None)."""
+    """Real episodes, with their classes' names (raw embeddings, in class order, zeros past C; None from
+    a bank built before names)."""
     from tart.episodes import load_bank, sample_bank_episodes
 
     bank = load_bank(s.bank_embedders[_randint(gen, 0, len(s.bank_embedders) - 1)], exclude=s.bank_exclude)
     rng = np.random.default_rng(int(torch.randint(2**62, (1,), generator=gen)))
-    x, y, C = sample_bank_episodes(bank, B, k, q, C, rng)
-    return x, y, C, F.one_hot(y[:, k:], s.max_classes).float(), None  # the real labels are the targets
+    if bank.names is None:
+        x, y, C = sample_bank_episodes(bank, B, k, q, C, rng)
+        names = None
+    else:
+        x, y, C, names = sample_bank_episodes(bank, B, k, q, C, rng, with_names=True)
+        names = F.pad(names, (0, 0, 0, s.max_classes - names.shape[1]))
+    return x, y, C, F.one_hot(y[:, k:], s.max_classes).float(), names  # the real labels are the targets
 
 
 def _gaussian_names(gen, s, means, lam):

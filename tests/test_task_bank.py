@@ -10,7 +10,7 @@ import torch
 
 from tart import episodes, projection
 from tart.prior import PriorSettings, sample_prior_batch
-from tart.training import task_bank
+from tart.training import reserved, task_bank, user_text
 
 DUMP = """Package: a
 Description: Real-time strategy game of ancient warfare
@@ -75,12 +75,21 @@ def test_tasks_are_distinct_and_of_2_to_10_classes():
     assert {"label_set": 1, "classes": ["x", "y", "z"]} in tasks  # a small label set, whole
 
 
+def _names_and_origins(info: dict) -> list[str]:
+    """Every name a manifest gives its sources, label sets and datasets, and where they come from."""
+    names = list(info.get("sources", {})) + [ls["source"] for ls in info.get("label_sets", [])]
+    names += [ls["name"] for ls in info.get("label_sets", [])] + [d["name"] for d in info.get("datasets", [])]
+    return names + [json.dumps(info.get("origins", {})), json.dumps([d["origins"] for d in info.get("datasets", [])])]
+
+
 def test_committed_manifest_has_only_reviewed_sources_and_enough_tasks():
     info = json.loads(task_bank.MANIFEST.read_text())
+    # no set reserved for independent evaluation, by name, alias or origin (a `reuters-topics` label set fails)
+    assert not reserved.reserved_names(*_names_and_origins(info))
     assert set(info["sources"]) == set(task_bank.LICENCES)  # the reviewed sources, no other
     dev_suite = ("wordnet", "fortunes", "opinion")  # the dev suite's sources: never trained on
     assert not any(d in ls["source"] or d in ls["name"] for d in dev_suite for ls in info["label_sets"])
-    assert len(info["sources"]) >= 4 and info["tasks"] >= 2000
+    assert len(info["sources"]) >= 4 and info["tasks"] >= 2000 and info["user_text_share"] >= 0.3
     assert info["min_pool"] >= 20 and info["max_classes"] == 10
     assert all(e["licence"] for e in info["sources"].values())
     # no dictionary glosses of any source (the dev suite's WordNet tasks are glosses)
@@ -155,3 +164,100 @@ def test_bank_family_projects_through_the_inference_projection(tiny_bank, monkey
     for i in range(8):  # each task projected exactly as TartClassifier projects a user's support set
         S_p, _ = project_task(raw[0][i].numpy(), raw[0][i].numpy()[:1], 32, s.shrinkage, s.standardize)
         assert torch.allclose(b.x_context[i], S_p, atol=1e-4)
+
+
+def test_user_text_datasets_are_recorded_and_either_bank_or_dev():
+    info = json.loads(user_text.MANIFEST.read_text())
+    assert not reserved.reserved_names(*_names_and_origins(info))
+    kinds = {d["kind"] for d in info["datasets"]}
+    assert len(info["datasets"]) >= 6 and {"intents", "emotions", "questions", "spam messages"} <= kinds
+    for d in info["datasets"]:
+        assert d["role"] in ("bank", "dev") and d["licence"] and d["rows"] <= 5000
+        assert all(o["repo"] and len(o["commit"]) == 40 and o["paths"] for o in d["origins"])
+    from tart.training.dev_suite import USER_TEXT_TASKS
+
+    dev = {d["name"] for d in user_text.datasets("dev")}
+    assert {t.split(":")[1] for t in USER_TEXT_TASKS} <= dev  # leave-one-source-out: dev sets never train
+    assert not dev & {s.removeprefix("user-text/") for s in task_bank.LICENCES}
+
+
+def test_reserved_texts_are_found_and_ordinary_texts_pass():
+    assert reserved.reserved_texts(["Simplistic, silly and tedious.", "How would you say fly in Italian?",
+                                    "It is a truth universally acknowledged, that a single man in possession of "
+                                    "a good fortune, must be in want of a wife.",
+                                    "ichthyosaur: any of several marine reptiles of the Mesozoic having a body like "
+                                    "a porpoise with dorsal and tail fins and paddle-shaped limbs"]) == [
+        "Simplistic, silly and tedious.", "How would you say fly in Italian?",
+        "It is a truth universally acknowledged, that a single man in possession of a good fortune, must be in want "
+        "of a wife.", "ichthyosaur: any of several marine reptiles of the Mesozoic having a body like a porpoise "
+        "with dorsal and tail fins and paddle-shaped limbs"]
+    assert not reserved.reserved_texts(["Command-line tool to convert images between formats", "wake me up at 7am"])
+
+
+def test_the_built_bank_and_dev_texts_hold_no_reserved_text():
+    """Over the collected texts: the bank built in the user cache and the dev suite's user-text sets."""
+    bank = episodes.bank_dir() / "bank.json"
+    if not bank.is_file() or not (user_text.data_dir() / "snips.jsonl.gz").is_file():
+        pytest.skip("no task bank or user-text datasets built here")
+    texts = json.loads(bank.read_text())["texts"]
+    texts += [t for d in user_text.datasets("dev") for pool in user_text.read(d["name"]).values() for t in pool]
+    assert not reserved.reserved_texts(texts)
+
+
+def test_user_text_tasks_get_their_share_and_classes_their_names():
+    label_sets = [{"source": "user-text/intents", "name": "intents", "classes": {f"do_{i}": [i] for i in range(12)}},
+                  {"source": "debian-packages", "name": "section", "classes": {f"s{i}": [i] for i in range(30)}}]
+    tasks = task_bank.enumerate_tasks(label_sets, 100, user_share=0.4)
+    assert sum(t["label_set"] == 0 for t in tasks) == 40 and len(tasks) == 100
+    assert task_bank.class_name("debian-packages", "section", "admin") == "administration utilities"
+    assert task_bank.class_name("man-pages", "section", "3pm") == "library functions, Perl modules"
+    assert task_bank.class_name("user-text/trec", "trec", "HUM") == "person"  # the manifest's name for a code
+    assert task_bank.class_name("user-text/hwu64", "hwu64", "play_music") == "play music"
+
+
+@pytest.fixture
+def named_bank(tiny_bank):
+    """The tiny bank with a name per class: its class centre, so a name's place can be checked."""
+    bank = json.loads((tiny_bank / "bank.json").read_text())
+    X = np.load(tiny_bank / "minilm-l6.npy")
+    bank["names"], centres = [], []
+    for ls in bank["label_sets"]:
+        ls["names"] = {}
+        for c, rows in ls["classes"].items():
+            ls["names"][c] = len(bank["names"])
+            bank["names"].append(f"{ls['name']} {c}")
+            centres.append(X[rows].mean(0))
+    (tiny_bank / "bank.json").write_text(json.dumps(bank))
+    np.save(tiny_bank / "minilm-l6-names.npy", np.stack(centres).astype(np.float32))
+    yield tiny_bank
+
+
+def test_bank_episodes_carry_each_class_name_in_its_class_row(named_bank):
+    bank = episodes.load_bank("minilm-l6", str(named_bank))
+    x, y, C, names = episodes.sample_bank_episodes(bank, 16, 12, 8, torch.full((16,), 3), np.random.default_rng(1),
+                                                   with_names=True)
+    assert names.shape == (16, int(C.max()), 24)
+    for b in range(16):
+        means = torch.stack([x[b][y[b] == c].mean(0) for c in range(int(C[b]))])
+        # class c's name is its class centre: nearer to class c's rows than to any other class's
+        assert torch.equal(torch.cdist(means, names[b, : int(C[b])]).argmin(1), torch.arange(int(C[b])))
+        assert not names[b, int(C[b]):].any()
+    old = episodes.load_bank("minilm-l6", str(named_bank), only=("src-b",))
+    assert old.names is not None and len(old.name_ids) == len(old.tasks)
+
+
+def test_an_old_bank_without_names_still_loads_and_refuses_names(tiny_bank):
+    bank = episodes.load_bank("minilm-l6", str(tiny_bank))
+    assert bank.names is None
+    with pytest.raises(ValueError, match="no label names"):
+        episodes.sample_bank_episodes(bank, 2, 8, 4, torch.full((2,), 2), np.random.default_rng(0), with_names=True)
+
+
+def test_bank_family_gives_named_tasks_their_names(named_bank, monkeypatch):
+    monkeypatch.setattr(episodes, "bank_dir", lambda: named_bank)
+    s = dataclasses.replace(PriorSettings(), bank_embedders=("minilm-l6",), p_binary=0.5, p_names=1.0)
+    b = sample_prior_batch(8, 16, 8, 16, 10, s, torch.Generator().manual_seed(0), family="bank")
+    assert b.x_names is not None and b.x_names.shape == (8, 10, 16)
+    # every class of a task is named (p_names = 1), in its slot, and no other slot
+    assert torch.equal(b.names_mask, b.x_names.abs().sum(-1) > 0)
+    assert torch.all(b.names_mask.sum(1) >= 2) and torch.all(b.class_mask >= b.names_mask)

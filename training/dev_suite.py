@@ -1,11 +1,14 @@
 """The dev suite: where every choice about the head (prior, width, ensembles, default settings) is made.
 
-12 real tasks from 4 sources, each embedded by both packaged embedders (vector tasks need none):
+15 real tasks from 7 sources, each embedded by both packaged embedders (vector tasks need none):
 - WordNet noun glosses by supersense (Debian `wordnet-base`): animal/food, act/state, artifact/person,
   plant/communication, and 6 supersenses at once;
 - fortune cookies by topic (Debian `fortunes`): computers/politics, and 4 topics at once;
 - the Hu & Liu opinion lexicon (Debian `r-cran-tidytext`): positive/negative words;
-- scikit-learn's bundled tables: digits (10 classes), breast cancer, wine (3), iris (3).
+- scikit-learn's bundled tables: digits (10 classes), breast cancer, wine (3), iris (3);
+- user-written text (`USER_TEXT_TASKS`, the `dev` datasets of `tart.training.user_text`, never in the
+  task bank): SNIPS assistant intents (7), Amazon / Yelp review sentences (positive/negative), AG News
+  topics (4).
 The sources that issue 12 reserves for independent evaluation are not used here, for data, training
 or tuning.
 
@@ -25,7 +28,7 @@ Methods: `probe` (logistic regression, C by CV on the support), `centroid` (stan
 also sees each label's name, embedded, as N more labelled examples on the text tasks (`WithLabelNames`). JSON: {"tasks", "embedders", "ks", "seeds",
 "test_size", "methods", "results": [{"task", "embedder", "method", "k", "accs", "mean", "seconds"}],
 "summary": [{"embedder", "method", "k", "mean", "tasks"}], "versus_best_baseline": [{"embedder",
-"method", "k", "diff", "wins", "tasks"}]}, where a suite's mean is over its 12 tasks (8 text tasks
+"method", "k", "diff", "wins", "tasks"}]}, where a suite's mean is over its 15 tasks (11 text tasks
 embedded by that embedder + the 4 vector tasks) and the best baseline is, per embedder and k, the best
 mean of probe / centroid / centroid-raw.
 """
@@ -40,12 +43,14 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from tart.data import balanced_indices, load_dataset, sorted_labels
+from tart.data import LabelledTexts, balanced_indices, load_dataset, sorted_labels
 from tart.defaults import DEFAULT_CAUSAL_LM, DEFAULT_EMBEDDER, DEFAULT_SHRINKAGE
 from tart.methods import split_specs
 
 TEXT_TASKS = ("wordnet-animal-food", "wordnet-act-state", "wordnet-artifact-person", "wordnet-plant-communication",
               "fortunes-computers-politics", "opinion-sentiment", "wordnet-6way", "fortunes-4way")
+USER_TEXT_TASKS = ("user-text:snips", "user-text:review-sentences", "user-text:ag-news")
+TEXT_TASKS = TEXT_TASKS + USER_TEXT_TASKS
 VECTOR_TASKS = ("sklearn:digits", "sklearn:breast_cancer", "sklearn:wine", "sklearn:iris")
 EMBEDDERS = (DEFAULT_CAUSAL_LM, DEFAULT_EMBEDDER)  # the packaged embedders, SmolLM2 first as in every report so far
 BASELINES = ("probe", "centroid", "centroid-raw")
@@ -70,7 +75,7 @@ def task_vectors(task: str, embedder: str | None) -> tuple[np.ndarray, np.ndarra
 
         X, y, _ = sklearn_table(task.split(":", 1)[1])
         return X, y
-    data = load_dataset(task)
+    data = _user_text(task.split(":", 1)[1]) if task.startswith("user-text:") else load_dataset(task)
     if len(data) > POOL:  # stratified: every class keeps its share
         labels = np.asarray(data.labels)
         rng = np.random.default_rng(0)
@@ -91,6 +96,16 @@ def task_vectors(task: str, embedder: str | None) -> tuple[np.ndarray, np.ndarra
 
         save_array(path, load_embedder(embedder).embed(data.texts))  # batched by tokens, with a progress bar
     return np.load(path), np.asarray(data.labels)
+
+
+def _user_text(name: str) -> LabelledTexts:
+    """A dev dataset of user-written text (`tart.training.user_text`); a bank dataset never is one."""
+    from tart.training import user_text
+
+    if name not in {d["name"] for d in user_text.datasets("dev")}:
+        raise ValueError(f"{name!r} is not a dev dataset of tart.training.user_text")
+    by_label = user_text.read(name)
+    return LabelledTexts(name, [t for c in by_label for t in by_label[c]], [c for c in by_label for _ in by_label[c]])
 
 
 def make_method(spec: str, seed: int, embedder: str | None = None):
@@ -394,7 +409,7 @@ def plot(report: dict, path) -> None:
         ax.set_xscale("log", base=2)
         ax.set_xticks(report["ks"], [str(k) for k in report["ks"]])
         ax.set_xlabel("k (labelled examples)")
-        ax.set_ylabel("mean accuracy, 12 tasks")
+        ax.set_ylabel(f"mean accuracy, {len(report['tasks'])} tasks")
         ax.set_title(f"dev suite, {e}")
         ax.grid(alpha=0.3)
     axes[0][-1].legend(fontsize=7)

@@ -2,9 +2,9 @@
 
 Learned few-shot heads that beat a tuned probe on frozen features were meta-trained on real labelled
 episodes (CAML on CLIP features, TabDPT on real tables), not on a synthetic prior alone. This module
-collects labelled short texts from four sources that are on every machine of this project (or one
-`apt-get update` away), none shared with the dev suite or the sets reserved for independent checks,
-and none of them dictionary glosses (the dev suite's WordNet tasks are glosses):
+collects labelled short texts from sources that are on every machine of this project (or one
+`apt-get update` away, or rebuilt from saved snapshots), none shared with the dev suite or the sets
+reserved for independent checks (`tart.training.reserved`), and none of them dictionary glosses:
 
 - `debian-packages`: one-line package descriptions (`apt-cache dumpavail`), labelled by archive
   `Section:` and by each debtags facet (`field::`, `use::`, `works-with::`, `game::`, ...); a package
@@ -13,12 +13,20 @@ and none of them dictionary glosses (the dev suite's WordNet tasks are glosses):
   name dropped, labelled by manual section (1 commands, 2 system calls, 3pm Perl modules, ...);
 - `python-libraries`: first sentences of docstrings of the installed third-party Python packages,
   labelled by package, and within a large package by its sub-package;
-- `python-stdlib`: first sentences of the standard library's docstrings, labelled by module.
+- `python-stdlib`: first sentences of the standard library's docstrings, labelled by module;
+- `user-text/{name}`: the `bank` datasets of user-written text (`tart.training.user_text`: intents,
+  emotions, questions, spam), labelled by their own labels. They get `USER_SHARE` of the tasks: they
+  are what users classify.
+
+Every class carries a *name*, the text the head reads for it beside the examples: the dataset's own
+label (`play_music` -> "play music", or the manifest's name for a code like TREC's "HUM"), the Debian
+section's title, the debtags value, the manual section's title, the package or module name.
 
 A *label set* is one labelling of one source (e.g. debian-packages / works-with); a *task* is a set
 of 2-10 of its classes, each with a pool of >= 20 texts. `build` enumerates the tasks, embeds every
 text with each packaged embedder, and writes under `$TART_CACHE_DIR/task-bank/`:
-`bank.json` (texts, sources, label sets, tasks), `{embedder}.npy` (float32, texts × hidden) and
+`bank.json` (texts, names, sources, label sets, tasks), `{embedder}.npy` (float32, texts × hidden),
+`{embedder}-names.npy` (the names as `tart.label_names.name_text` writes them for that embedder) and
 `manifest.json` (sources, licences, counts), committed as training/task_bank_manifest.json.
 
     python -m tart.training.task_bank [--embedders minilm-l6,smollm2-135m] [--per-class 100] [--rebuild]
@@ -40,9 +48,12 @@ import numpy as np
 
 from tart.defaults import PACKAGED_EMBEDDERS
 from tart.episodes import bank_dir
+from tart.label_names import default_name, name_text
+from tart.training import reserved, user_text
 
 MIN_POOL = 20  # texts per class, at least
 MAX_CLASSES = 10
+USER_SHARE = 0.4  # of the tasks, from user-written text
 MANIFEST = Path(__file__).with_name("task_bank_manifest.json")
 
 # The sources, each reviewed for the bank's rule (no dev-suite source, no set reserved for independent
@@ -54,9 +65,38 @@ LICENCES = {
                  "built locally, not redistributed",
     "python-libraries": "docstrings of installed PyPI packages (BSD / MIT / Apache-2.0); built locally, not redistributed",
     "python-stdlib": "CPython standard library docstrings (PSF licence); built locally, not redistributed",
+    **{f"user-text/{d['name']}": d["licence"] for d in user_text.datasets("bank")},
 }
 MAN_SECTIONS = {"1": "user commands", "2": "system calls", "3": "library functions", "4": "devices",
                 "5": "file formats", "6": "games", "7": "conventions and miscellany", "8": "administration"}
+MAN_SUFFIXES = {"pm": "Perl modules", "ssl": "OpenSSL", "perl": "Perl", "tcl": "Tcl", "x": "X11", "ncurses": "ncurses"}
+# The Debian archive's section titles (packages.debian.org); a section not here is named by itself.
+DEBIAN_SECTIONS = {
+    "admin": "administration utilities", "cli-mono": "Mono and CLI", "comm": "communication programs",
+    "database": "databases", "debug": "debug symbols", "devel": "development", "doc": "documentation",
+    "editors": "editors", "education": "education", "electronics": "electronics", "embedded": "embedded software",
+    "fonts": "fonts", "games": "games", "gnu-r": "GNU R", "golang": "Go", "graphics": "graphics",
+    "hamradio": "ham radio", "httpd": "web servers", "interpreters": "interpreters", "introspection":
+    "GObject introspection", "kernel": "kernels", "libdevel": "library development", "libs": "libraries",
+    "localization": "language packs", "mail": "mail", "math": "mathematics", "metapackages": "metapackages",
+    "misc": "miscellaneous", "net": "network", "news": "newsgroups", "oldlibs": "old libraries",
+    "otherosfs": "other operating systems and file systems", "science": "science", "shells": "shells",
+    "sound": "sound and music", "tasks": "tasks", "tex": "TeX", "text": "text processing", "utils": "utilities",
+    "vcs": "version control systems", "video": "video", "web": "web software", "x11": "X Window System software",
+}
+
+
+def class_name(source: str, label_set: str, label: str) -> str:
+    """The name of one class: what the head reads for it beside the examples."""
+    if source == "debian-packages" and label_set == "section":
+        return DEBIAN_SECTIONS.get(label, default_name(label))
+    if source == "man-pages":
+        title = MAN_SECTIONS.get(label[0], label)
+        return f"{title}, {MAN_SUFFIXES.get(label[1:], label[1:])}" if len(label) > 1 else title
+    if source.startswith("user-text/"):
+        names = next(d for d in user_text.datasets() if f"user-text/{d['name']}" == source).get("label_names", {})
+        return names.get(label, default_name(label))
+    return default_name(label)
 
 
 def _clean(text: str, min_chars: int = 12, max_chars: int = 240) -> str | None:
@@ -186,9 +226,10 @@ def collect(per_class: int, seed: int = 0) -> dict:
         "man-pages": man_pages(),
         "python-libraries": python_docstrings(site, [p for p in THIRD_PARTY if (site / p).is_dir()]),
         "python-stdlib": python_docstrings(Path(sysconfig.get_paths()["stdlib"]), stdlib=True),
+        **{f"user-text/{d['name']}": {d["name"]: user_text.read(d["name"])} for d in user_text.datasets("bank")},
     }
     rng = np.random.default_rng(seed)
-    index, label_sets = {}, []
+    index, names, label_sets = {}, {}, []
     for source, sets in raw.items():
         for name, classes in sorted(sets.items()):
             kept = {c: t for c, t in sorted(classes.items()) if len(t) >= MIN_POOL}
@@ -198,14 +239,26 @@ def collect(per_class: int, seed: int = 0) -> dict:
             for c, pool in kept.items():
                 pool = [pool[i] for i in sorted(rng.choice(len(pool), min(per_class, len(pool)), replace=False))]
                 pools[c] = [index.setdefault(t, len(index)) for t in pool]
-            label_sets.append({"source": source, "name": name, "classes": pools})
-    return {"texts": list(index), "label_sets": label_sets}
+            label_sets.append({"source": source, "name": name, "classes": pools,
+                               "names": {c: names.setdefault(class_name(source, name, c), len(names)) for c in pools}})
+    return {"texts": list(index), "names": list(names), "label_sets": label_sets}
 
 
-def enumerate_tasks(label_sets: list[dict], n_tasks: int, seed: int = 0) -> list[dict]:
+def enumerate_tasks(label_sets: list[dict], n_tasks: int, seed: int = 0, user_share: float = 0.0) -> list[dict]:
     """Distinct tasks: every label set of <= 10 classes whole, then random class subsets (2-10 classes)
-    spread over label sets in proportion to the square root of their class count."""
+    spread over label sets in proportion to the square root of their class count; `user_share` of the
+    tasks from the user-text label sets (as far as they have distinct tasks), the rest from the others."""
+    user = [i for i, ls in enumerate(label_sets) if ls["source"].startswith("user-text/")]
+    other = [i for i in range(len(label_sets)) if i not in user]
+    if user_share <= 0 or not user or not other:
+        return _enumerate(label_sets, range(len(label_sets)), n_tasks, seed)
+    n_user = round(user_share * n_tasks)
+    return _enumerate(label_sets, user, n_user, seed) + _enumerate(label_sets, other, n_tasks - n_user, seed)
+
+
+def _enumerate(label_sets: list[dict], indices, n_tasks: int, seed: int) -> list[dict]:
     rng = np.random.default_rng(seed)
+    indices = list(indices)
     tasks, seen = [], set()
 
     def add(i, classes):
@@ -214,15 +267,15 @@ def enumerate_tasks(label_sets: list[dict], n_tasks: int, seed: int = 0) -> list
             seen.add(key)
             tasks.append({"label_set": i, "classes": sorted(classes)})
 
-    for i, ls in enumerate(label_sets):
-        if len(ls["classes"]) <= MAX_CLASSES:
-            add(i, list(ls["classes"]))
-    weights = np.sqrt([len(ls["classes"]) for ls in label_sets])
+    for i in indices:
+        if len(label_sets[i]["classes"]) <= MAX_CLASSES:
+            add(i, list(label_sets[i]["classes"]))
+    weights = np.sqrt([len(label_sets[i]["classes"]) for i in indices])
     weights /= weights.sum()
     for _ in range(50 * n_tasks):
         if len(tasks) >= n_tasks:
             break
-        i = int(rng.choice(len(label_sets), p=weights))
+        i = indices[int(rng.choice(len(indices), p=weights))]
         names = list(label_sets[i]["classes"])
         size = 2 if rng.random() < 0.4 else int(rng.integers(2, min(MAX_CLASSES, len(names)) + 1))
         add(i, list(rng.choice(names, size, replace=False)))
@@ -240,10 +293,13 @@ def manifest(bank: dict) -> dict:
         by_source[bank["label_sets"][task["label_set"]]["source"]]["tasks"] += 1
     sources = {s: {**{k: v for k, v in e.items() if k != "texts"}, "texts": len(e["texts"]), "licence": LICENCES[s]}
                for s, e in sorted(by_source.items())}
-    return {"texts": len(bank["texts"]), "tasks": len(bank["tasks"]), "min_pool": MIN_POOL,
+    user = sum(e["tasks"] for s, e in sources.items() if s.startswith("user-text/"))
+    return {"texts": len(bank["texts"]), "tasks": len(bank["tasks"]), "names": len(bank.get("names", [])),
+            "user_text_share": round(user / max(1, len(bank["tasks"])), 3), "min_pool": MIN_POOL,
             "max_classes": MAX_CLASSES, "sources": sources,
             "label_sets": [{"source": ls["source"], "name": ls["name"], "classes": len(ls["classes"])}
-                           for ls in bank["label_sets"]]}
+                           for ls in bank["label_sets"]],
+            "origins": {f"user-text/{d['name']}": d["origins"] for d in user_text.datasets("bank")}}
 
 
 def build(embedders, per_class: int, n_tasks: int, rebuild: bool = False, manifest_path=None, seed: int = 0) -> dict:
@@ -254,7 +310,10 @@ def build(embedders, per_class: int, n_tasks: int, rebuild: bool = False, manife
     out = bank_dir()
     if rebuild or not (out / "bank.json").is_file():
         bank = collect(per_class, seed)
-        bank["tasks"] = enumerate_tasks(bank["label_sets"], n_tasks, seed)
+        found = reserved.reserved_texts(bank["texts"])
+        if found:
+            raise ValueError(f"texts of reserved sets in the bank, e.g. {found[:3]}: remove their source")
+        bank["tasks"] = enumerate_tasks(bank["label_sets"], n_tasks, seed, USER_SHARE)
         with atomic_write(out / "bank.json") as f:  # whole or not at all
             json.dump(bank, f)
         for stale in out.glob("*.npy"):  # embeddings of an older bank no longer line up
@@ -267,9 +326,12 @@ def build(embedders, per_class: int, n_tasks: int, rebuild: bool = False, manife
     print(f"{info['texts']} texts, {info['tasks']} tasks: " +
           ", ".join(f"{s} {e['tasks']} tasks / {e['texts']} texts" for s, e in info["sources"].items()))
     for name in embedders:
-        X = load_embedder(name).embed(bank["texts"])  # batched by tokens, with a progress bar
+        embedder = load_embedder(name)
+        X = embedder.embed(bank["texts"])  # batched by tokens, with a progress bar
         save_array(out / f"{name}.npy", X.astype(np.float32))
-        print(f"{out / name}.npy: {X.shape[0]} × {X.shape[1]}")
+        N = embedder.embed([name_text(n, name) for n in bank["names"]])
+        save_array(out / f"{name}-names.npy", N.astype(np.float32))
+        print(f"{out / name}.npy: {X.shape[0]} × {X.shape[1]}, {len(N)} names")
     return info
 
 
