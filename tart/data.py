@@ -142,9 +142,13 @@ def _read_csv(path: Path) -> list[tuple[int, dict]]:
 
 
 def iter_csv(path: Path):
-    """(line where the record starts, row) pairs, one at a time; the first row is the header."""
+    """(line where the record starts, row) pairs, one at a time; the first row is the header.
+
+    Parsed strictly: a quote that is never closed is an error, not a field that swallows the rest of the
+    file (the csv module's default reads to the end of the file inside the quote and drops every later row).
+    """
     with path.open(encoding="utf-8-sig", newline="") as f:
-        reader = csv.reader(f)
+        reader = csv.reader(f, strict=True)
         header = None
         while True:
             start = reader.line_num + 1
@@ -153,6 +157,9 @@ def iter_csv(path: Path):
             except StopIteration:
                 break
             except csv.Error as err:
+                if "unexpected end of data" in str(err):
+                    raise ValueError(f"{path} line {start}: malformed CSV (a quote opened in this record is "
+                                     "never closed)") from None
                 raise ValueError(f"{path} line {start}: malformed CSV ({err})") from None
             if not fields:  # blank line
                 continue

@@ -1,6 +1,7 @@
 """`tart classify` on a corpus (tart.corpus, tart.batch): formats, chunking, resume after SIGKILL, bad input."""
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -152,12 +153,17 @@ def test_a_torn_last_line_is_dropped_and_labelled_again(spec, labeller, tmp_path
     ("c.jsonl", '{"text": "a cat"}\n{"text": 3}\n', "c.jsonl line 2: text in column 'text' must be a string"),
     ("c.jsonl", '{"text": "a cat"}\n{"text": "a do\n', "c.jsonl line 2: malformed JSON"),
     ("c.csv", "text\na cat\nb,c\n", "c.csv line 3: 2 fields, but the header has 1"),
+    # an unclosed quote: before, the csv module read the rest of the file into one field and dropped every
+    # later row, exit 0 (issue 28, item 1)
+    ("c.csv", 'id,text\n1,a goal\n2,"an unclosed quote\n3,bread\n4,a server\n',
+     "c.csv line 3: malformed CSV (a quote opened in this record is never closed)"),
+    ("c.csv", 'id,text\n1,a goal\n2,"an unclosed quote\n3,"bread, warm"\n', "c.csv line 3: malformed CSV"),
     ("c.json", "[]", "write one object per line as .jsonl"),
 ])
 def test_bad_input_names_the_row_or_column(spec, labeller, tmp_path, name, content, message):
     (tmp_path / name).write_text(content)
     out = tmp_path / "out.jsonl"
-    with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+    with pytest.raises(ValueError, match=re.escape(message)):
         classify_corpus(spec, str(tmp_path / name), str(out), labeller=labeller)
     assert not out.exists() and not journal_path(out).exists()  # nothing written: nothing left behind
 
