@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,43 +121,104 @@ def arrow_table(rows: list[dict], classes: list):
                      "label": pa.array(labels, label_type), "scores": scores})
 
 
-def read_journal(path: Path) -> set[str]:
-    """The ids a journal holds (as strings). A last line without its newline was cut by a kill: it is
-    cut off the file, and its row is labelled again."""
+RESULT_KEYS = {"id", "label", "scores"}  # a result line holds exactly these (result_rows)
+
+
+def scan_journal(path: Path, finished: bool = False) -> tuple[set[str], int]:
+    """The ids a journal holds (as strings), and the bytes of its whole lines. Reads only: a file that is
+    not a tart classify journal is an error here, before anything renames or cuts it. A last line without
+    its newline was cut by a kill (a finished output, written whole, has none)."""
     done, good = set(), 0
     with open(path, "rb") as f:
         for number, line in enumerate(f, start=1):
-            if not line.endswith(b"\n"):
+            if not line.endswith(b"\n") and not finished:
                 break
             try:
-                done.add(str(json.loads(line)["id"]))
-            except (ValueError, KeyError, TypeError):
+                row = json.loads(line)
+                if not isinstance(row, dict) or set(row) != RESULT_KEYS or not isinstance(row["scores"], dict):
+                    raise ValueError
+            except ValueError:  # json's errors are ValueErrors too
                 raise ValueError(f"{path} line {number}: not a result line; this file is not a tart classify "
-                                 "journal, or it was edited") from None
+                                 "output or journal (or it was edited), and is left as it is") from None
+            done.add(str(row["id"]))
             good += len(line)
+    return done, good
+
+
+def read_journal(path: Path) -> set[str]:
+    """The ids a journal holds, with a last line cut by a kill cut off the file (its row is labelled again)."""
+    done, good = scan_journal(path)
     if good != path.stat().st_size:
         with open(path, "r+b") as f:
             f.truncate(good)
     return done
 
 
-def _resume_from(output: Path, journal: Path, resume: bool) -> set[str]:
-    """The ids already done, with the journal ready to append to."""
+def check_output(output: str | None, resume: bool) -> None:
+    """Everything about --output that can be known before a model loads: its suffix, that its folder exists
+    and can be written, and that what is already there is ours to continue (--resume) or is refused."""
+    if output is None:
+        if resume:
+            raise ValueError("--resume needs --output: the output file is the record of what is done")
+        return
+    out = Path(output)
+    if out.suffix.lower() not in OUTPUT_SUFFIXES:
+        raise ValueError(f"--output {output}: unknown suffix; expected .jsonl or .parquet")
+    if out.suffix.lower() == ".parquet":
+        import_pyarrow()  # say so now, not after the corpus is labelled
+    folder = out.parent
+    if not folder.is_dir():
+        raise ValueError(f"--output {output}: folder {folder} does not exist")
+    try:  # a real write (os.access says yes to root, and knows nothing of read-only mounts); leaves nothing
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as err:
+        raise ValueError(f"--output {output}: cannot write in folder {folder} ({err.strerror})") from None
+    journal = journal_path(out)
+    for path in (out, journal):
+        if path.is_dir():
+            raise ValueError(f"--output {output}: {path} is a directory; name a .jsonl or .parquet file")
     if not resume:
-        for path in (output, journal):
+        for path in (out, journal):
             if path.exists():
-                what = "an unfinished run's results" if path == journal else "a finished run's results"
-                raise FileExistsError(f"{path} exists ({what}); pass --resume to continue it, or remove it")
+                what = "an unfinished run's results" if path == journal else "a file of that name"
+                raise FileExistsError(f"{path} exists ({what}); pass --resume to continue the run that wrote "
+                                      "it, or remove it")
+        return
+    # --resume: the journal, else a finished output, must be ours; checked by reading, nothing renamed yet
+    if journal.exists():
+        scan_journal(journal)
+    elif out.exists() and out.suffix.lower() == ".jsonl":
+        scan_journal(out, finished=True)
+    elif out.exists():
+        _read_parquet_output(out)
+
+
+def _read_parquet_output(path: Path):
+    """A finished Parquet output's table and label names; anything else is refused, untouched."""
+    pq = import_pyarrow().parquet
+    try:
+        table = pq.read_table(path)
+        scores = table.schema.field("scores").type
+        names = [scores.field(i).name for i in range(scores.num_fields)]
+        if set(table.schema.names) != RESULT_KEYS:
+            raise ValueError
+    except Exception:  # pyarrow's own errors (not Parquet, no such field, not a struct) have no common base
+        raise ValueError(f"{path}: not a tart classify output (columns id, label, scores), and is left "
+                         "as it is") from None
+    return table, names
+
+
+def _resume_from(output: Path, journal: Path, resume: bool) -> set[str]:
+    """The ids already done, with the journal ready to append to (check_output has vetted both files)."""
+    if not resume:
         return set()
     if journal.exists():
         return read_journal(journal)
     if output.exists():  # a finished run: its rows become the journal again, new rows are added to it
-        if output.suffix == ".jsonl":
+        if output.suffix.lower() == ".jsonl":
             output.replace(journal)
         else:
-            table = import_pyarrow().parquet.read_table(output)
-            classes = table.schema.field("scores").type
-            names = [classes.field(i).name for i in range(classes.num_fields)]
+            table, names = _read_parquet_output(output)
             with atomic_write(journal, encoding="utf-8") as f:
                 for row in table.to_pylist():
                     f.write(json.dumps({"id": row["id"], "label": row["label"],
@@ -168,7 +230,7 @@ def _resume_from(output: Path, journal: Path, resume: bool) -> set[str]:
 
 def _finish(journal: Path, output: Path, classes: list) -> None:
     """The journal becomes the output, whole or not at all."""
-    if output.suffix == ".jsonl":
+    if output.suffix.lower() == ".jsonl":
         journal.replace(output)
         return
     pq = import_pyarrow().parquet
@@ -194,12 +256,7 @@ def classify_corpus(spec: TaskSpec, texts: str, output: str | None = None, text_
                     progress: bool | None = None, labeller: Labeller | None = None) -> dict:
     """Label every row of `texts` (see tart.corpus) into `output` (.jsonl or .parquet), or print JSON
     lines (with the text) to standard output when output is None. Returns counts and timings."""
-    if output is not None and Path(output).suffix.lower() not in OUTPUT_SUFFIXES:
-        raise ValueError(f"--output {output}: unknown suffix; expected .jsonl or .parquet")
-    if output is None and resume:
-        raise ValueError("--resume needs --output: the output file is the record of what is done")
-    if output is not None and Path(output).suffix.lower() == ".parquet":
-        import_pyarrow()  # say so now, not after the corpus is labelled
+    check_output(output, resume)
     out = Path(output) if output else None
     journal = journal_path(out) if out else None
     done = _resume_from(out, journal, resume) if out else set()

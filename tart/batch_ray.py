@@ -19,6 +19,7 @@ from pathlib import Path
 
 from tart.batch import TaskSpec, arrow_table, result_rows
 from tart.corpus import corpus_format
+from tart.data import is_blank
 
 
 def _import_ray():
@@ -62,7 +63,7 @@ class _Labelling:
         for key, text in zip(ids, texts):
             if key is None or key == "":
                 raise ValueError(f"a row has no id in column {self.id_column!r} (its text: {str(text)[:80]!r})")
-            if not isinstance(text, str) or not text.strip():
+            if not isinstance(text, str) or is_blank(text):
                 raise ValueError(f"row with id {key!r}: empty text in column {self.text_column!r}")
         return arrow_table(result_rows(ids, self.labeller(texts), self.labeller.classes), self.labeller.classes)
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from tart.data import iter_csv, iter_json_lines
+from tart.data import is_blank, iter_csv, iter_json_lines, not_utf8
 
 TABLE_SUFFIXES = (".csv", ".jsonl", ".parquet")
 
@@ -69,15 +69,21 @@ def _rows(path: str, fmt: str, columns: list[str]):
             for row in batch.to_pylist():
                 number += 1
                 yield number, row
+    elif path == "-":
+        # bytes, decoded here: sys.stdin's own decoding depends on the locale (and may hand undecodable
+        # bytes on as lone surrogates, which the tokenizer then fails on)
+        for number, raw in enumerate(sys.stdin.buffer, start=1):
+            try:
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError:
+                raise not_utf8("standard input", [raw], first=number) from None
+            if line.strip():
+                yield number, {"text": line.strip()}
     else:
-        f = sys.stdin if path == "-" else open(path, encoding="utf-8")
-        try:
+        with open(path, encoding="utf-8-sig") as f:
             for number, line in enumerate(f, start=1):
                 if line.strip():
                     yield number, {"text": line.strip()}
-        finally:
-            if f is not sys.stdin:
-                f.close()
 
 
 def read_corpus(path: str, text_column: str = "text", id_column: str | None = None, chunk_size: int = 512,
@@ -90,10 +96,17 @@ def read_corpus(path: str, text_column: str = "text", id_column: str | None = No
     if fmt == "text":
         text_column, id_column = "text", None  # plain text: the line is the text, its number the id
     columns = [text_column] + ([id_column] if id_column else [])
+    try:
+        yield from _checked_chunks(path, fmt, text_column, id_column, columns, chunk_size, skip)
+    except UnicodeDecodeError:
+        raise not_utf8(path) from None
+
+
+def _checked_chunks(path, fmt, text_column, id_column, columns, chunk_size, skip):
     seen: set = set()
     ids, texts = [], []
     for line, row in _rows(path, fmt, columns):
-        where = f"{path} {'row' if fmt == 'parquet' else 'line'} {line}"
+        where = f"{'standard input' if path == '-' else path} {'row' if fmt == 'parquet' else 'line'} {line}"
         for column in columns:
             if column not in row:
                 raise ValueError(f"{where}: column {column!r} not found; "
@@ -101,8 +114,9 @@ def read_corpus(path: str, text_column: str = "text", id_column: str | None = No
         text = row[text_column]
         if not isinstance(text, str):
             raise ValueError(f"{where}: text in column {text_column!r} must be a string, got {text!r}")
-        if not text.strip():
-            raise ValueError(f"{where}: empty text in column {text_column!r}")
+        if is_blank(text):
+            raise ValueError(f"{where}: empty text in column {text_column!r} (nothing but whitespace or "
+                             "invisible characters)")
         key = row[id_column] if id_column else line
         if isinstance(key, bool) or not isinstance(key, (str, int)) or key == "":
             raise ValueError(f"{where}: id in column {id_column!r} must be a non-empty string or an integer, "
@@ -120,3 +134,12 @@ def read_corpus(path: str, text_column: str = "text", id_column: str | None = No
             ids, texts = [], []
     if texts:
         yield ids, texts
+
+
+def check_corpus(path: str, text_column: str = "text", id_column: str | None = None) -> int:
+    """Read the whole corpus once, checking every row as read_corpus does, and return its row count: a bad
+    row, an unreadable file or an empty one fails here, before a model loads, not after some chunks."""
+    n = sum(len(ids) for ids, _ in read_corpus(path, text_column, id_column, chunk_size=4096))
+    if not n:
+        raise ValueError(f"{path}: no texts to classify")
+    return n

@@ -13,6 +13,7 @@ import csv
 import json
 import os
 import random
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import numpy as np
 
 DATASETS_DIR = Path(__file__).parent / "datasets"
 _LABEL_TYPES = (str, int, bool)  # JSON label values that make sensible classes
+CSV_FIELD_LIMIT = 2**31 - 1  # characters: the largest the csv module takes on every platform (a C long)
 
 
 def sorted_labels(labels) -> list:
@@ -58,6 +60,13 @@ class LabelledTexts:
                              [self.labels[i] for i in indices])
 
 
+def is_blank(text: str) -> bool:
+    """A text with nothing to read: only whitespace, control characters and invisible format characters
+    (zero-width spaces and joiners, byte order marks, soft hyphens: Unicode categories Cc and Cf). A
+    tokenizer drops them all, so such a text would be classified from no tokens at all."""
+    return all(c.isspace() or unicodedata.category(c) in ("Cc", "Cf") for c in text)
+
+
 def list_datasets() -> list[str]:
     """Names of the bundled datasets."""
     return sorted(p.stem for p in DATASETS_DIR.glob("*.csv"))
@@ -82,8 +91,9 @@ def load_dataset(name_or_path: str | os.PathLike, text_column: str = "text",
         text, label = row[text_column], row[label_column]
         if not isinstance(text, str):
             raise ValueError(f"{where}: text must be a string, got {text!r}")
-        if not text.strip():
-            raise ValueError(f"{where}: empty text in column {text_column!r}")
+        if is_blank(text):
+            raise ValueError(f"{where}: empty text in column {text_column!r} (nothing but whitespace or "
+                             "invisible characters)")
         if label is None or label == "" or not isinstance(label, _LABEL_TYPES):
             raise ValueError(f"{where}: label in column {label_column!r} must be a non-empty "
                              f"string, an integer or a boolean, got {label!r}")
@@ -101,8 +111,32 @@ def load_dataset(name_or_path: str | os.PathLike, text_column: str = "text",
 
 def read_lines(path: str | os.PathLike) -> list[str]:
     """The non-empty lines of a UTF-8 text file, stripped (one text per line)."""
-    lines = (line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines())
+    lines = (line.strip() for line in read_text(Path(path)).splitlines())
     return [line for line in lines if line]
+
+
+def read_text(path: Path) -> str:
+    """A UTF-8 file's text (a byte order mark dropped); anything else is an error naming the line."""
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise not_utf8(path) from None
+
+
+def not_utf8(path: Path | str, lines=None, first: int = 1) -> ValueError:
+    """The error for input that is not UTF-8 text, naming its first line that does not decode. The line is
+    found by reading the bytes again (a decoder reads in blocks and knows no lines); `lines` are the raw
+    lines from line `first` on, when they cannot be read again (standard input)."""
+    if lines is None:
+        with open(path, "rb") as f:
+            return not_utf8(path, f)
+    for number, line in enumerate(lines, start=first):
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError as err:
+            return ValueError(f"{path} line {number}: not UTF-8 text (byte 0x{line[err.start]:02x} at "
+                              f"column {err.start + 1}); save it as UTF-8")
+    return ValueError(f"{path}: not UTF-8 text; save it as UTF-8")
 
 
 def read_rows(name_or_path: str | os.PathLike) -> tuple[Path, list[tuple[int, dict]]]:
@@ -142,9 +176,16 @@ def _read_csv(path: Path) -> list[tuple[int, dict]]:
 
 
 def iter_csv(path: Path):
-    """(line where the record starts, row) pairs, one at a time; the first row is the header."""
+    """(line where the record starts, row) pairs, one at a time; the first row is the header.
+
+    Parsed strictly: a quote that is never closed is an error, not a field that swallows the rest of the
+    file (the csv module's default reads to the end of the file inside the quote and drops every later row).
+    """
+    # a field may be as long as a JSON line's text may (the csv module's default stops at 128 KiB); an
+    # embedder reads only its first max-length tokens of either
+    csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
     with path.open(encoding="utf-8-sig", newline="") as f:
-        reader = csv.reader(f)
+        reader = csv.reader(f, strict=True)
         header = None
         while True:
             start = reader.line_num + 1
@@ -152,7 +193,12 @@ def iter_csv(path: Path):
                 fields = next(reader)
             except StopIteration:
                 break
+            except UnicodeDecodeError:
+                raise not_utf8(path) from None
             except csv.Error as err:
+                if "unexpected end of data" in str(err):
+                    raise ValueError(f"{path} line {start}: malformed CSV (a quote opened in this record is "
+                                     "never closed)") from None
                 raise ValueError(f"{path} line {start}: malformed CSV ({err})") from None
             if not fields:  # blank line
                 continue
@@ -188,11 +234,11 @@ def iter_json_lines(path: Path, lines):
 
 
 def _read_jsonl(path: Path) -> list[tuple[int, dict]]:
-    return _parse_json_lines(path, path.read_text(encoding="utf-8-sig"))
+    return _parse_json_lines(path, read_text(path))
 
 
 def _read_json(path: Path) -> list[tuple[int, dict]]:
-    text = path.read_text(encoding="utf-8-sig")
+    text = read_text(path)
     if not text.strip():
         return []
     try:

@@ -1,6 +1,7 @@
 """`tart classify` on a corpus (tart.corpus, tart.batch): formats, chunking, resume after SIGKILL, bad input."""
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -152,12 +153,19 @@ def test_a_torn_last_line_is_dropped_and_labelled_again(spec, labeller, tmp_path
     ("c.jsonl", '{"text": "a cat"}\n{"text": 3}\n', "c.jsonl line 2: text in column 'text' must be a string"),
     ("c.jsonl", '{"text": "a cat"}\n{"text": "a do\n', "c.jsonl line 2: malformed JSON"),
     ("c.csv", "text\na cat\nb,c\n", "c.csv line 3: 2 fields, but the header has 1"),
+    # an unclosed quote: before, the csv module read the rest of the file into one field and dropped every
+    # later row, exit 0 (issue 28, item 1)
+    ("c.csv", 'id,text\n1,a goal\n2,"an unclosed quote\n3,bread\n4,a server\n',
+     "c.csv line 3: malformed CSV (a quote opened in this record is never closed)"),
+    ("c.csv", 'id,text\n1,a goal\n2,"an unclosed quote\n3,"bread, warm"\n', "c.csv line 3: malformed CSV"),
     ("c.json", "[]", "write one object per line as .jsonl"),
+    # zero-width spaces are not whitespace to str.strip(), and a tokenizer drops them: 0 tokens (item 7)
+    ("c.csv", "text\na cat\n\u200b\u200b\ufeff\n", "c.csv line 3: empty text in column 'text' (nothing but"),
 ])
 def test_bad_input_names_the_row_or_column(spec, labeller, tmp_path, name, content, message):
     (tmp_path / name).write_text(content)
     out = tmp_path / "out.jsonl"
-    with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+    with pytest.raises(ValueError, match=re.escape(message)):
         classify_corpus(spec, str(tmp_path / name), str(out), labeller=labeller)
     assert not out.exists() and not journal_path(out).exists()  # nothing written: nothing left behind
 
@@ -199,3 +207,128 @@ def test_cli_task_from_the_store_and_unknown_task(spec, labeller, examples_csv, 
     assert main(common + ["--task", "nope", "--store", str(store.path), "--output", str(tmp_path / "o.jsonl")]) == 2
     assert "no task with id 'nope'" in capsys.readouterr().err
     assert not (tmp_path / "o.jsonl").exists() and not journal_path(tmp_path / "o.jsonl").exists()
+
+
+# -- what a run may touch, and what fails before a model loads (issue 28, items 2 and 5-7) ----------------
+
+NO_MODEL = "/no/such/embedder"  # loading it would fail: an error about anything else came before any load
+
+
+def cli_error(capsys, *args, texts=None, examples=None):
+    """Run `tart classify` with an embedder that cannot load; the one-line error it prints."""
+    argv = ["classify", "--examples", str(examples), "--embedder", NO_MODEL, *map(str, args)]
+    assert main(argv + (["--texts", str(texts)] if texts else [])) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and NO_MODEL not in err
+    return err
+
+
+def test_resume_leaves_a_file_that_is_not_ours_as_it_is(spec, labeller, tmp_path):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("\n".join(corpus_texts(3)) + "\n")
+    # a user's notes, and JSON lines that look close (an id, but not our result rows)
+    for content in ["my notes\n", '{"id": 1}\n', '{"id": 1, "label": "a", "scores": {"a": 1.0}}\n{"id": 2']:
+        out = tmp_path / "notes.jsonl"
+        out.write_text(content)
+        with pytest.raises(ValueError, match="notes.jsonl line (1|2): not a result line; .* left as it is"):
+            classify_corpus(spec, str(corpus), str(out), resume=True, labeller=labeller)
+        assert out.read_text() == content and not journal_path(out).exists()  # before: renamed to .partial
+    # a journal that is not ours is refused too, and left as it is
+    out.unlink()
+    journal_path(out).write_text("my notes\n")
+    with pytest.raises(ValueError, match="notes.jsonl.partial line 1: not a result line"):
+        classify_corpus(spec, str(corpus), str(out), resume=True, labeller=labeller)
+    assert journal_path(out).read_text() == "my notes\n"
+
+
+def test_resume_leaves_a_parquet_file_that_is_not_ours_as_it_is(spec, labeller, tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("\n".join(corpus_texts(3)) + "\n")
+    out = tmp_path / "mine.parquet"
+    pq.write_table(pa.table({"id": ["1"], "price": [3.5]}), out)
+    before = out.read_bytes()
+    with pytest.raises(ValueError, match="mine.parquet: not a tart classify output"):
+        classify_corpus(spec, str(corpus), str(out), resume=True, labeller=labeller)
+    assert out.read_bytes() == before and not journal_path(out).exists()
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_an_output_that_is_a_directory_is_refused_untouched(examples_csv, tmp_path, capsys, resume):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("a cat\n")
+    folder = tmp_path / "out.jsonl"
+    folder.mkdir()
+    (folder / "keep.txt").write_text("mine")
+    err = cli_error(capsys, "--output", folder, *(["--resume"] if resume else []), texts=corpus,
+                    examples=examples_csv)
+    assert err.endswith(f"--output {folder}: {folder} is a directory; name a .jsonl or .parquet file")
+    assert [p.name for p in folder.iterdir()] == ["keep.txt"] and not journal_path(folder).exists()
+
+
+def unwritable_folder(tmp_path) -> Path:
+    """A folder this process really cannot write in: a read-only one, or, as root (whom permissions do not
+    stop), /sys, which is read-only on Linux."""
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    for candidate in (folder, Path("/sys")):
+        try:
+            (candidate / "probe").touch()
+            (candidate / "probe").unlink()
+        except OSError:
+            return candidate
+    pytest.skip("no folder here refuses writes")
+
+
+def test_an_output_folder_that_cannot_be_written_fails_before_the_model_loads(examples_csv, tmp_path, capsys):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("a cat\n")
+    folder = unwritable_folder(tmp_path)
+    err = cli_error(capsys, "--output", folder / "o.jsonl", texts=corpus, examples=examples_csv)
+    assert err.endswith(f"--output {folder / 'o.jsonl'}: cannot write in folder {folder} (Permission denied)")
+    err = cli_error(capsys, "--output", tmp_path / "nope" / "o.jsonl", texts=corpus, examples=examples_csv)
+    assert err.endswith(f"folder {tmp_path / 'nope'} does not exist")
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("e.jsonl", b"", "e.jsonl: no texts to classify"),
+    ("e.txt", b"\n  \n", "e.txt: no texts to classify"),
+    ("h.csv", b"id,text\n", "h.csv: no texts to classify"),
+    ("l.csv", b"text\na cat\ncaf\xe9 au lait\n", "l.csv line 3: not UTF-8 text (byte 0xe9 at column 4)"),
+    ("l.jsonl", b'{"text": "a cat"}\n{"text": "caf\xe9"}\n', "l.jsonl line 2: not UTF-8 text (byte 0xe9 at"),
+    ("l.txt", b"a cat\n\x89PNG\r\n", "l.txt line 2: not UTF-8 text (byte 0x89 at column 1)"),
+    # late in the file: before, hundreds of rows were labelled before the error (and a quote swallowed rows)
+    ("q.csv", b"id,text\n" + b"".join(b"%d,a cat\n" % i for i in range(2000)) + b'2000,"open\n2001,x\n',
+     "q.csv line 2002: malformed CSV (a quote opened in this record is never closed)"),
+])
+def test_bad_or_empty_input_fails_before_the_model_loads(examples_csv, tmp_path, capsys, name, content, message):
+    (tmp_path / name).write_bytes(content)
+    err = cli_error(capsys, "--output", tmp_path / "o.jsonl", texts=tmp_path / name, examples=examples_csv)
+    assert message in err
+    assert not (tmp_path / "o.jsonl").exists() and not journal_path(tmp_path / "o.jsonl").exists()
+
+
+def test_stdin_that_is_not_utf8_names_its_line(spec, labeller, monkeypatch, tmp_path):
+    import io
+
+    # a real text stream over bytes, as a pipe gives (its own decoding is not used: the bytes are read)
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"a cat\ncaf\xe9\n"), errors="surrogateescape"))
+    with pytest.raises(ValueError, match=r"standard input line 2: not UTF-8 text \(byte 0xe9 at column 4\)"):
+        classify_corpus(spec, "-", None, labeller=labeller)
+
+
+def test_a_huge_csv_field_is_read_as_the_same_text_in_jsonl_is(spec, labeller, tmp_path):
+    text = "a sleepy cat " * 20_000  # 260k characters: past the csv module's default limit of 128 KiB
+    (tmp_path / "c.csv").write_text(f"text\n{text}\na dog\n")
+    (tmp_path / "c.jsonl").write_text(json.dumps({"text": text}) + "\n" + json.dumps({"text": "a dog"}) + "\n")
+    rows = {}
+    for name in ("c.csv", "c.jsonl"):
+        out = tmp_path / f"{name}.out.jsonl"
+        with pytest.warns(UserWarning, match="1 of 2 texts were longer than max_length"):  # said, then cut
+            classify_corpus(spec, str(tmp_path / name), str(out), labeller=labeller)
+        rows[name] = read_jsonl(out)
+    assert len(rows["c.csv"]) == 2
+    assert np.allclose(rows["c.csv"][0]["scores"]["animal"], rows["c.jsonl"][0]["scores"]["animal"], atol=1e-5)

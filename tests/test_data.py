@@ -140,6 +140,20 @@ def test_empty_text_names_the_line(tmp_path):
     path = write(tmp_path / "d.jsonl", '{"text": "a", "label": 1}\n{"text": "", "label": 2}\n')
     with pytest.raises(ValueError, match="line 2: empty text"):
         load_dataset(path)
+    # zero-width spaces and a soft hyphen: not whitespace to str.strip(), and no token to a tokenizer
+    path = write(tmp_path / "z.jsonl", '{"text": "a", "label": 1}\n{"text": "\\u200b\\u00ad ", "label": 2}\n')
+    with pytest.raises(ValueError, match="line 2: empty text .*invisible"):
+        load_dataset(path)
+
+
+def test_examples_that_are_not_utf8_or_have_an_unclosed_quote_name_the_line(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_bytes(b"text,label\na,x\ncaf\xe9,y\n")
+    with pytest.raises(ValueError, match=r"d.csv line 3: not UTF-8 text \(byte 0xe9 at column 4\)"):
+        load_dataset(path)
+    path = write(tmp_path / "q.csv", 'text,label\na,x\n"b,y\nc,x\nd,y\n')
+    with pytest.raises(ValueError, match="q.csv line 3: malformed CSV .*never closed"):
+        load_dataset(path)
 
 
 def test_malformed_json_line(tmp_path):

@@ -43,3 +43,12 @@ def test_readme_examples_print_what_they_show(tmp_path, monkeypatch):
                                               ("['food' 'food']", "['animal' 'food']", False)])
 def test_output_comparison(got, want, same):
     assert same_output(got, want) is same
+
+
+def test_ci_runs_the_readmes_test_command_then_the_slow_tests():
+    """.ci/run calls the README's test command first, then the slow tests; the README names both."""
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert re.findall(r"^run (python -m pytest[^|]*?) \|\|", ci, re.M) == [
+        "python -m pytest -q", "python -m pytest -q -m slow"]
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "The test command is `python -m pytest -q`" in readme and "`python -m pytest -q -m slow`" in readme

@@ -145,8 +145,11 @@ def test_abandoned_requests_queued_embedder_work_is_dropped(server):
           f"{chunk:.2f} s; abandoned chunks run {ran}, dropped {dropped}")
     assert after <= 2 * idle, f"a small request took {after:.2f} s (idle {idle:.2f} s) after abandoned requests"
     # at most the running chunk (and one racing it) ran; every other chunk that reached the embedder was
-    # dropped (a request whose first chunk ended before its client left has sent a second: dropped too)
-    assert ran <= 2 and ran + dropped >= 4, (ran, dropped)
+    # dropped. Not an exact count, and cannot be one: a request sends its chunks one after another, so
+    # one whose chunk ended before its client left (timing: 1 s against a chunk's time on this host) has
+    # sent another, dropped too. What is exact: each request sent at least one chunk, and at most one
+    # of its chunks is dropped (it sends no more once it is cancelled).
+    assert ran <= 2 and 4 <= ran + dropped and dropped <= 4, (ran, dropped)
 
 
 def test_abandoned_small_requests_texts_are_not_embedded(server):

@@ -147,12 +147,32 @@ def test_the_time_bound_uses_the_speeds_measured_at_start():
     assert over_budget(500, HeadCost(4, 16, 20_000), 1536, 24_576, speeds=speeds, max_request_s=0) is None  # off
 
 
-def test_speeds_are_measured_on_the_real_embedder_and_head():
+def test_speeds_are_measured_on_the_real_embedder_and_head(monkeypatch):
     from tart.checkpoint_io import load_head
-    from tart.classifier import TartClassifier
     from tart.embeddings import Embedder
-    from tart.serving.cost import embedder_speed, head_speed
+    from tart.serving import cost
 
-    embedder = embedder_speed(Embedder("minilm-l6", progress=False))
-    head = head_speed(TartClassifier(head=load_head(), embedder=None, n_permutations=2))
-    assert 0 < embedder < float("inf") and 0 < head < float("inf")
+    # spies only: the real embedder and head run, timed by the real clock; each speed must be the tokens
+    # they really read divided by the time it took
+    timed = []
+    fastest = cost._fastest
+    monkeypatch.setattr(cost, "_fastest", lambda run, repeats=2: timed.append(fastest(run, repeats)) or timed[-1])
+    embedder = Embedder("minilm-l6", progress=False)
+    batches = []
+    embed_ids = embedder.embed_ids
+    monkeypatch.setattr(embedder, "embed_ids", lambda ids: batches.append(ids) or embed_ids(ids))
+
+    speed = cost.embedder_speed(embedder)
+    # two batches of 24 texts of 62 ids each, new ids each run (the cache cannot answer), no special tokens
+    assert len(batches) == 2 and batches[0] != batches[1]
+    assert all(len(b) == 24 and all(len(t) == 62 for t in b) for b in batches)
+    assert not set(embedder.tokenizer.all_special_ids) & {i for b in batches for t in b for i in t}
+    # what MiniLM reads: each text's 62 ids plus [CLS] and [SEP]
+    assert embedder.n_special_tokens == 2 and speed == pytest.approx(24 * 64 / timed[0], rel=1e-12)
+
+    clf = TartClassifier(head=load_head(), embedder=None, n_permutations=2)
+    speed = cost.head_speed(clf)
+    tokens = clf.plan(32).tokens  # head_speed fitted clf on 64 examples of 4 labels; it reads 32 queries
+    # at least the 64 examples in each of the 2 orders, and the queries
+    assert tokens > 64 * 2 and speed == pytest.approx(tokens / timed[1], rel=1e-12)
+    assert 0 < timed[0] < float("inf") and 0 < timed[1] < float("inf")

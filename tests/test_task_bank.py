@@ -161,9 +161,28 @@ def test_bank_family_projects_through_the_inference_projection(tiny_bank, monkey
     # the targets are the real labels (one-hot), on the slots of the context's classes
     assert torch.all(b.p_query.max(-1).values == 1) and torch.all(b.p_query.argmax(-1) == b.y_query)
     assert torch.all(b.class_mask.gather(1, b.y_query))
+    bank_x = np.load(tiny_bank / "minilm-l6.npy")
+    label_sets = json.loads((tiny_bank / "bank.json").read_text())["label_sets"]
+    bank_class = {r: (ls["name"], c) for ls in label_sets for c, rows in ls["classes"].items() for r in rows}
     for i in range(8):  # each task projected exactly as TartClassifier projects a user's support set
-        S_p, _ = project_task(raw[0][i].numpy(), raw[0][i].numpy()[:1], 32, s.shrinkage, s.standardize)
-        assert torch.allclose(b.x_context[i], S_p, atol=1e-4)
+        fitted_on = raw[0][i].numpy()
+        # what the projection was fitted on is the bank's own rows, as stored (not normalised, not rescaled)
+        gap = np.abs(fitted_on[:, None] - bank_x[None]).max(-1)
+        assert gap.min(1).max() < 1e-6
+        context_rows = gap[:16].argmin(1)
+        S_p, bank_p = project_task(fitted_on, bank_x, 32, s.shrinkage, s.standardize)
+        assert torch.allclose(b.x_context[i], S_p[:16], atol=1e-4)
+        # each query is a bank row projected by the same fit (not one of its own)
+        gap = torch.cdist(b.x_query[i].double(), torch.as_tensor(bank_p).double())
+        assert gap.min(1).values.max() < 1e-3
+        query_rows = gap.argmin(1).tolist()
+        # and every row keeps its own label: one slot per bank class, in the context and the queries alike
+        slot = {}
+        labels = b.y_context[i].tolist() + b.y_query[i].tolist()
+        for row, y in zip(context_rows.tolist() + query_rows, labels):
+            assert slot.setdefault(bank_class[row], y) == y, f"task {i}: row {row} is not labelled by its class"
+        assert len(set(slot.values())) == len(slot) >= 2
+
 
 
 def test_user_text_datasets_are_recorded_and_either_bank_or_dev():

@@ -86,14 +86,19 @@ def load_spec(args):
 def run(args) -> None:
     if args.chunk_size < 1:
         raise ValueError(f"--chunk-size must be >= 1, got {args.chunk_size}")
-    if args.texts != "-":  # a missing file or column fails now, before any model is loaded
-        from tart.corpus import read_corpus
+    # what can be checked is checked now, before any model is loaded (that takes seconds; reading does not)
+    if args.texts != "-":
+        from tart.corpus import check_corpus
 
-        next(read_corpus(args.texts, args.text_column, args.id_column, chunk_size=1), None)
+        check_corpus(args.texts, args.text_column, args.id_column)
     if args.engine == "ray":
         from tart.batch_ray import check_ray_job
 
         check_ray_job(args.texts, args.output, args.id_column, args.resume)
+    else:
+        from tart.batch import check_output
+
+        check_output(args.output, args.resume)
     spec = load_spec(args)
     if args.engine == "ray":
         from tart.batch_ray import classify_corpus_ray
