@@ -42,6 +42,7 @@ class TaskSpec:
     support: np.ndarray  # (k, dim) the examples' embeddings
     labels: list
     names: np.ndarray | None = None  # (C, dim) the labels' names embedded, in sorted_labels order; None: no names
+    unlabeled: np.ndarray | None = None  # (U, dim) texts of the corpus without labels (a sample), embedded
     embedder: str = DEFAULT_EMBEDDER
     head: str = DEFAULT_HEAD
     n_permutations: int = DEFAULT_N_PERMUTATIONS
@@ -50,23 +51,23 @@ class TaskSpec:
 
     @classmethod
     def from_examples(cls, texts: list[str], labels: list, embedder: str = DEFAULT_EMBEDDER, label_names="auto",
-                      **kw) -> "TaskSpec":
-        """Embed the examples, and the labels' names (`label_names` as TartClassifier's) in the same call."""
-        names = [] if label_names is None else name_texts(labels, label_names, embedder)
-        vectors = _embedder(embedder, kw.get("embed_dtype"), kw.get("device", "cpu")).embed(list(texts) + names)
-        k = len(texts)
-        return cls(support=vectors[:k], labels=list(labels), names=vectors[k:] if names else None,
-                   embedder=embedder, **kw)
+                      unlabeled: list[str] = (), **kw) -> "TaskSpec":
+        """Embed the examples, the labels' names (`label_names` as TartClassifier's) and the unlabelled
+        texts, in one call."""
+        return cls.from_embeddings(None, labels, embedder, label_names, unlabeled, texts=list(texts), **kw)
 
     @classmethod
-    def from_embeddings(cls, support: np.ndarray, labels: list, embedder: str = DEFAULT_EMBEDDER,
-                        label_names="auto", **kw) -> "TaskSpec":
-        """Examples embedded already (a registered task's store); only the names are embedded here."""
-        names = None
-        if label_names is not None:
-            names = _embedder(embedder, kw.get("embed_dtype"), kw.get("device", "cpu")).embed(
-                name_texts(labels, label_names, embedder))
-        return cls(support=support, labels=list(labels), names=names, embedder=embedder, **kw)
+    def from_embeddings(cls, support: np.ndarray | None, labels: list, embedder: str = DEFAULT_EMBEDDER,
+                        label_names="auto", unlabeled: list[str] = (), texts: list[str] = (), **kw) -> "TaskSpec":
+        """Examples embedded already (a registered task's store): only the names and unlabelled texts are
+        embedded here (and `texts`, the examples, where support is None)."""
+        names = [] if label_names is None else name_texts(labels, label_names, embedder)
+        todo = list(texts) + names + list(unlabeled)
+        vectors = _embedder(embedder, kw.get("embed_dtype"), kw.get("device", "cpu")).embed(todo) if todo else None
+        k, c = len(texts), len(names)
+        return cls(support=vectors[:k] if support is None else support, labels=list(labels),
+                   names=vectors[k:k + c] if c else None, unlabeled=vectors[k + c:] if len(unlabeled) else None,
+                   embedder=embedder, **kw)
 
     def load(self) -> "Labeller":
         return Labeller(self)
@@ -89,7 +90,7 @@ class Labeller:
         self.embedder = _embedder(spec.embedder, spec.embed_dtype, spec.device)
         self.clf = TartClassifier(head=spec.head, embedder=None, n_permutations=spec.n_permutations,
                                   random_state=0, label_names=None if spec.names is None else "auto",
-                                  ).fit(spec.support, spec.labels, name_vectors=spec.names)
+                                  ).fit(spec.support, spec.labels, unlabeled=spec.unlabeled, name_vectors=spec.names)
         self.classes = self.clf.classes_.tolist()
 
     def __call__(self, texts: list[str]) -> np.ndarray:

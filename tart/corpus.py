@@ -13,6 +13,7 @@ Parquet needs pyarrow (`pip install "tart[parquet]"`), imported only for Parquet
 """
 from __future__ import annotations
 
+import random
 import sys
 from pathlib import Path
 
@@ -136,10 +137,20 @@ def _checked_chunks(path, fmt, text_column, id_column, columns, chunk_size, skip
         yield ids, texts
 
 
-def check_corpus(path: str, text_column: str = "text", id_column: str | None = None) -> int:
-    """Read the whole corpus once, checking every row as read_corpus does, and return its row count: a bad
-    row, an unreadable file or an empty one fails here, before a model loads, not after some chunks."""
-    n = sum(len(ids) for ids, _ in read_corpus(path, text_column, id_column, chunk_size=4096))
+def check_corpus(path: str, text_column: str = "text", id_column: str | None = None, sample: int = 0,
+                 seed: int = 0) -> tuple[int, list[str]]:
+    """Read the whole corpus once, checking every row as read_corpus does: a bad row, an unreadable file
+    or an empty one fails here, before a model loads, not after some chunks. Returns the row count and a
+    uniform sample of at most `sample` texts (reservoir sampling, seeded: the unlabelled pool a head reads)."""
+    rng = random.Random(seed)
+    n, reservoir = 0, []
+    for _, texts in read_corpus(path, text_column, id_column, chunk_size=4096):
+        for text in texts:
+            if len(reservoir) < sample:
+                reservoir.append(text)
+            elif sample and (j := rng.randrange(n + 1)) < sample:
+                reservoir[j] = text
+            n += 1
     if not n:
         raise ValueError(f"{path}: no texts to classify")
-    return n
+    return n, reservoir

@@ -105,7 +105,7 @@ def test_sigkill_half_way_then_resume_gives_one_row_per_id(examples_csv, tmp_pat
     corpus.write_text("\n".join(texts) + "\n")
     out = tmp_path / "out.jsonl"
     cmd = [sys.executable, "-m", "tart.cli", "classify", "--examples", str(examples_csv), "--texts", str(corpus),
-           "--embedder", EMBEDDER, "--output", str(out), "--chunk-size", "8"]
+           "--embedder", EMBEDDER, "--output", str(out), "--chunk-size", "8", "--unlabeled-sample", "0"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     journal = journal_path(out)
     deadline = time.monotonic() + 120
@@ -127,6 +127,23 @@ def test_sigkill_half_way_then_resume_gives_one_row_per_id(examples_csv, tmp_pat
     classify_corpus(spec, str(corpus), str(whole), labeller=labeller)
     expected = {r["id"]: r["label"] for r in read_jsonl(whole)}
     assert {r["id"]: r["label"] for r in rows} == expected
+
+
+def test_cli_reads_a_sample_of_the_corpus_as_the_library_reads_unlabelled_texts(examples_csv, tmp_path, capsys):
+    from tart.classifier import TartClassifier
+    from tart.corpus import check_corpus
+
+    texts = corpus_texts(90)
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("\n".join(texts) + "\n")
+    n, sample = check_corpus(str(corpus), sample=64)
+    assert n == 90 and len(sample) == 64 and len(set(sample)) == 64 and set(sample) <= set(texts)
+    assert check_corpus(str(corpus), sample=64)[1] == sample  # seeded: a resumed run reads the same pool
+    assert main(["classify", "--examples", str(examples_csv), "--texts", str(corpus), "--embedder", EMBEDDER]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    clf = TartClassifier(embedder=EMBEDDER).fit([t for t, _ in EXAMPLES], [y for _, y in EXAMPLES], unlabeled=sample)
+    proba = clf.predict_proba(texts)
+    assert np.allclose([[r["scores"][c] for c in clf.classes_] for r in rows], proba, atol=1e-4)  # printed to 4 places
 
 
 def test_a_torn_last_line_is_dropped_and_labelled_again(spec, labeller, tmp_path):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tart.defaults import DEFAULT_EMBEDDER, DEFAULT_HEAD, DEFAULT_N_PERMUTATIONS
+from tart.defaults import DEFAULT_EMBEDDER, DEFAULT_HEAD, DEFAULT_MAX_UNLABELED, DEFAULT_N_PERMUTATIONS
 
 
 def add_parser(subparsers) -> None:
@@ -32,6 +32,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--label-names", default="auto", metavar="FILE|none",
                    help="what the labels mean: a JSON file {label: description}; 'none' reads no names "
                         "(default: each label's own name, '_' and '-' as spaces)")
+    p.add_argument("--unlabeled-sample", type=int, default=DEFAULT_MAX_UNLABELED, metavar="N",
+                   help="texts of the corpus (a seeded uniform sample) the head reads as the task's unlabelled "
+                        "texts; 0: none (with --texts -: none, standard input is read once)")
     p.add_argument("--chunk-size", type=int, default=512, help="texts embedded and written at a time")
     p.add_argument("--permutations", type=int, default=DEFAULT_N_PERMUTATIONS, help="support orders averaged")
     p.add_argument("--engine", choices=["local", "ray"], default="local",
@@ -56,12 +59,13 @@ def read_label_names(value: str):
     return names
 
 
-def load_spec(args):
-    """The task, fitted once: from --examples, or from --task in the service's store."""
+def load_spec(args, unlabeled: list[str] = ()):
+    """The task, fitted once: from --examples, or from --task in the service's store; `unlabeled`: texts
+    of the corpus the head reads without labels."""
     from tart.batch import TaskSpec
 
     common = dict(head=str(args.checkpoint or DEFAULT_HEAD), n_permutations=args.permutations,
-                  label_names=read_label_names(args.label_names))
+                  label_names=read_label_names(args.label_names), unlabeled=unlabeled)
     if args.examples:
         from tart.data import load_dataset
 
@@ -86,11 +90,14 @@ def load_spec(args):
 def run(args) -> None:
     if args.chunk_size < 1:
         raise ValueError(f"--chunk-size must be >= 1, got {args.chunk_size}")
+    if args.unlabeled_sample < 0:
+        raise ValueError(f"--unlabeled-sample must be >= 0, got {args.unlabeled_sample}")
     # what can be checked is checked now, before any model is loaded (that takes seconds; reading does not)
+    unlabeled = []
     if args.texts != "-":
         from tart.corpus import check_corpus
 
-        check_corpus(args.texts, args.text_column, args.id_column)
+        _, unlabeled = check_corpus(args.texts, args.text_column, args.id_column, sample=args.unlabeled_sample)
     if args.engine == "ray":
         from tart.batch_ray import check_ray_job
 
@@ -99,7 +106,7 @@ def run(args) -> None:
         from tart.batch import check_output
 
         check_output(args.output, args.resume)
-    spec = load_spec(args)
+    spec = load_spec(args, unlabeled)
     if args.engine == "ray":
         from tart.batch_ray import classify_corpus_ray
 
