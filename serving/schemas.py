@@ -79,6 +79,9 @@ class Options(_Strict):
     label_names: bool = Field(
         True, description="read each label's name (the label, '_' and '-' as spaces), embedded like a text, "
                           "as what the label means")
+    transductive: bool = Field(
+        False, description="also read this request's texts as unlabelled texts of the task (a text's answer "
+                           "then depends on the others in its request)")
 
 
 # ---- requests (the fields are the API method's parameters) ----
@@ -102,6 +105,10 @@ class _Request(IODescriptor):
 class ClassifyRequest(_Request):
     examples: Examples
     texts: Texts
+    unlabeled: list[Text] = Field(
+        default_factory=list, max_length=S.max_texts,
+        description="texts of the task without labels, which a head with side inputs reads (how the texts to "
+                    "classify are spread); a seeded sample of at most 64 is read")
     options: Options = Field(default_factory=Options)
 
     _labels = field_validator("examples")(check_labels)

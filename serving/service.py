@@ -238,13 +238,13 @@ class Tart:
 
     def _options(self, options) -> tuple:
         return (options.n_permutations or S.n_permutations, options.multiclass, options.projection,
-                options.label_names)
+                options.label_names, options.transductive)
 
     def _classifier(self, options) -> TartClassifier:
-        perms, multiclass, projection, names = self._options(options)
+        perms, multiclass, projection, names, transductive = self._options(options)
         return TartClassifier(head=self.head, embedder=None, n_permutations=perms, multiclass=multiclass,
                               fit_projection_on=projection, random_state=0, query_batch_size=QUERY_BATCH,
-                              label_names="auto" if names else None)
+                              label_names="auto" if names else None, transductive=transductive)
 
     def _name_texts(self, labels: list[str], options) -> list[str]:
         """The texts of the labels' names the classifier reads (none when the request turns names off)."""
@@ -324,23 +324,26 @@ class Tart:
 
     @bentoml.api(route="/classify", input_spec=ClassifyRequest)
     @_busy
-    async def classify(self, examples: list[Example], texts: list[str], options) -> ClassifyResponse:
-        """Classify `texts` given labelled `examples` (nothing is stored)."""
+    async def classify(self, examples: list[Example], texts: list[str], unlabeled: list[str], options) -> ClassifyResponse:
+        """Classify `texts` given labelled `examples` and, optionally, `unlabeled` texts of the task (nothing
+        is stored)."""
         self.counts["classify_requests"] += 1
         labels = [e.label for e in examples]
-        names = self._name_texts(labels, options)  # embedded with the texts, last
-        all_texts = [e.text for e in examples] + list(texts) + names
+        names = self._name_texts(labels, options)  # embedded with the texts, after them
+        clf = self._classifier(options)
+        unlabeled = [unlabeled[i] for i in clf.unlabeled_sample(len(unlabeled))]
+        all_texts = [e.text for e in examples] + list(texts) + names + unlabeled
         ids = self.tokens.tokenize(all_texts)
         counts = _counts(ids)
-        clf = self._classifier(options)
-        head = clf.plan(len(texts), labels)
+        head = clf.plan(len(texts), labels, n_unlabeled=len(unlabeled))
         refused = await self._check_cost(counts, head, options.multiclass)
         if refused:
             return refused
         vectors = await self._embed(ids)
-        k, n = len(examples), len(texts)
+        k, n, c = len(examples), len(texts), len(names)
         try:  # no head forward yet: projection and contexts only
-            await asyncio.to_thread(clf.fit, vectors[:k], labels, name_vectors=vectors[k + n:] if names else None)
+            await asyncio.to_thread(clf.fit, vectors[:k], labels, unlabeled=vectors[k + n + c:] if unlabeled else None,
+                                    name_vectors=vectors[k + n:k + n + c] if names else None)
         except ValueError as err:
             return _error(422, f"examples: {err}")
         return await self._answer(clf, vectors[k:k + n], counts[k:k + n], head.tokens,

@@ -221,6 +221,11 @@ class TartClassifier(ClassifierMixin, BaseEstimator):
         model = str(self.embedder) if isinstance(self.embedder, (str, Path)) else getattr(self.embedder_, "model_name", None)
         return self._embed(name_texts(self.classes_.tolist(), self.label_names, model))
 
+    def unlabeled_sample(self, n: int) -> np.ndarray:
+        """Which of n unlabelled texts the classifier reads: a seeded sample of at most max_unlabeled, in
+        their order (a caller that embeds texts itself embeds only these)."""
+        return np.sort(np.random.default_rng(self.random_state).permutation(n)[: self.max_unlabeled])
+
     def _unlabeled(self, unlabeled, texts: bool) -> np.ndarray | None:
         """The unlabelled pool's vectors: a seeded sample of at most max_unlabeled."""
         if unlabeled is None or self.max_unlabeled == 0:
@@ -229,8 +234,7 @@ class TartClassifier(ClassifierMixin, BaseEstimator):
             return None
         if texts != _is_texts(unlabeled):
             raise ValueError(f"unlabeled must be {'texts' if texts else 'vectors'} like X")
-        rng = np.random.default_rng(self.random_state)
-        keep = np.sort(rng.permutation(len(unlabeled))[: self.max_unlabeled])
+        keep = self.unlabeled_sample(len(unlabeled))
         if texts:
             return self._embed([unlabeled[i] for i in keep])
         return self._validate_vectors(unlabeled, reset=False)[keep]
@@ -295,8 +299,7 @@ class TartClassifier(ClassifierMixin, BaseEstimator):
         U = self.unlabeled_vectors_
         if self.transductive and Q is not None:  # the call's own texts join the pool, as many as it holds
             U = Q if U is None else np.concatenate([U, Q])
-            keep = np.sort(np.random.default_rng(self.random_state).permutation(len(U))[: max(1, self.max_unlabeled)])
-            U = U[keep]
+            U = U[self.unlabeled_sample(len(U))]
         points = [S] + ([U] if U is not None else []) + ([Q] if Q is not None and self.fit_projection_on != "support" else [])
         fit_on = np.concatenate(points)
         if len(fit_on) < 2 and self.name_vectors_ is not None:
@@ -322,8 +325,8 @@ class TartClassifier(ClassifierMixin, BaseEstimator):
             n_classes, head = len(classes), _resolve_head(self.head)
             named = self.label_names is not None  # fitted on vectors, the caller embeds the names (name_vectors)
             n_unlabeled = min(n_unlabeled, self.max_unlabeled)
-        if self.transductive:
-            n_unlabeled = self.max_unlabeled
+        if self.transductive:  # the call's texts join the pool
+            n_unlabeled = min(self.max_unlabeled, n_unlabeled + n_queries)
         config = head.config
         seqs = inference.plan(inference.context_labels(y_index, n_classes, config, self.multiclass, named),
                               n_classes, config, self.multiclass, self.n_permutations, self.sign_flips, self.random_state)

@@ -143,3 +143,24 @@ def test_every_api_route_declared_by_the_service_is_gated(app_client):
         assert r.status_code == 405 and r.headers["allow"] == "POST" and route in r.json()["error"], (route, r.text)
     r = client.post("/stats", json={"unexpected": 1})
     assert r.status_code == 400 and "unexpected" in r.json()["error"], r.text
+
+
+def test_unlabelled_texts_and_transductive_requests(app_client):
+    """`unlabeled` texts are read (here through the projection they help fit); a text's answer does not
+    depend on the others in its request unless the request says `transductive`."""
+    client, _ = app_client
+
+    def scores(texts, **extra):
+        body = client.post("/classify", json={"examples": EXAMPLES, "texts": texts, **extra})
+        assert body.status_code == 200, body.text
+        return np.array([[p["scores"][c] for c in ("animal", "food", "tool")] for p in body.json()["predictions"]])
+
+    alone, together = scores(["a cow"]), scores(["a cow", "rice", "a hammer"])
+    assert np.allclose(alone[0], together[0], atol=1e-5)
+    pool = ["a horse", "pasta", "a wrench", "a lamb"]
+    assert not np.allclose(scores(["a cow"], unlabeled=pool)[0], alone[0], atol=1e-4)
+    transductive = {"options": {"transductive": True}}
+    assert not np.allclose(scores(["a cow"], **transductive)[0], scores(["a cow", "rice", "a hammer"], **transductive)[0],
+                           atol=1e-4)
+    r = client.post("/classify", json={"examples": EXAMPLES, "texts": ["a cow"], "unlabeled": ["x"] * 5})
+    assert r.status_code == 400 and "unlabeled" in r.json()["error"]

@@ -176,3 +176,28 @@ def test_speeds_are_measured_on_the_real_embedder_and_head(monkeypatch):
     # at least the 64 examples in each of the 2 orders, and the queries
     assert tokens > 64 * 2 and speed == pytest.approx(tokens / timed[1], rel=1e-12)
     assert 0 < timed[0] < float("inf") and 0 < timed[1] < float("inf")
+
+
+@pytest.mark.parametrize("n_unlabeled,transductive,n_queries", [(0, False, 5), (20, False, 40), (100, False, 3),
+                                                                (10, True, 5), (0, True, 70)])
+def test_side_tokens_are_counted_as_the_head_reads_them(n_unlabeled, transductive, n_queries):
+    """A side-input head reads the names and the unlabelled sample in tokens of their own: the plan, made
+    before any vector exists, counts them exactly (transductive: the call's texts join the pool)."""
+    head = _random_head(**MULTICLASS_HEAD, residual="nearest-mean", side_inputs=True)
+    labels = [f"c{i}" for i, n in enumerate((5, 7, 4)) for _ in range(n)]
+    clf = TartClassifier(head=head, embedder=None, random_state=0, query_batch_size=QUERY_BATCH,
+                         transductive=transductive)
+    cost = clf.plan(n_queries, labels, n_unlabeled=n_unlabeled)
+    calls = []
+    hook = head.register_forward_hook(lambda _m, args, kwargs, _out: calls.append(
+        (args[0].shape, args[2].shape, kwargs.get("x_names"), kwargs.get("x_unlabeled"))), with_kwargs=True)
+    rng = np.random.default_rng(0)
+    unlabeled = rng.normal(size=(n_unlabeled, 48)).astype(np.float32) if n_unlabeled else None
+    clf.fit(rng.normal(size=(len(labels), 48)).astype(np.float32), labels, unlabeled=unlabeled,
+            name_vectors=rng.normal(size=(3, 48)).astype(np.float32))
+    clf.predict_proba(rng.normal(size=(n_queries, 48)).astype(np.float32))
+    hook.remove()
+    side = [(0 if n is None else n.shape[1]) + (0 if u is None else u.shape[1]) for *_, n, u in calls]
+    assert {ctx[0] for ctx, *_ in calls} == {cost.sequences}
+    assert {ctx[1] + s for (ctx, *_), s in zip(calls, side)} == {cost.context}
+    assert sum(ctx[0] * (ctx[1] + s + q[1]) for (ctx, q, *_), s in zip(calls, side)) == cost.tokens
