@@ -78,6 +78,26 @@ def test_text_report_keys_and_shapes(csv_path, head_dir, mini):
     assert "| tart |" in format_table(report)
 
 
+def test_tart_reads_names_and_the_test_texts_as_the_library_does(csv_path, head_dir, mini):
+    """`tart` is the default TartClassifier on the split: label names, and the test texts as unlabelled
+    pool (where `tart classify` reads its corpus); `tart-nopool` the same without the pool."""
+    from tart.classifier import TartClassifier
+    from tart.label_names import name_texts
+
+    data = load_eval_data(str(csv_path), "sentence", "topic")
+    predictions = []
+    evaluate(data, ks=[4], seeds=1, methods=["tart", "tart-nopool"], embedder=mini, checkpoint=head_dir,
+             test_size=8, progress=False, predictions=predictions)
+    (supports, test), = [_draw(data, [4], 0, 8, [])]
+    texts, labels = [data.texts[i] for i in supports[4]], [data.labels[i] for i in supports[4]]
+    queries = [data.texts[i] for i in test]
+    clf = TartClassifier(head=head_dir, embedder=mini, random_state=0)
+    for method, pool in (("tart", queries), ("tart-nopool", None)):
+        expected = clf.fit(texts, labels, unlabeled=pool).predict(queries)
+        assert [p["prediction"] for p in predictions if p["method"] == method] == list(expected)
+    assert name_texts(labels) == ["animal", "finance"]
+
+
 def test_supports_balanced_and_test_set_shared_across_k():
     data = load_eval_data("wordnet-6way")
     notes = []

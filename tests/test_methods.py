@@ -7,9 +7,9 @@ from tart.methods.probes import CentroidClassifier, LogRegProbe
 
 
 def test_registry_names_and_kinds():
-    assert list(methods.METHODS) == ["tart", "logreg", "centroid", "centroid-raw", "icl", "icl-cal", "comprw", "setfit"]
+    assert list(methods.METHODS) == ["tart", "tart-nopool", "logreg", "centroid", "centroid-raw", "icl", "icl-cal", "comprw", "setfit"]
     assert {m.reads for m in methods.METHODS.values()} == {"vectors", "prompt", "text"}
-    with pytest.raises(ValueError, match="unknown method 'svm'; known: tart, logreg"):
+    with pytest.raises(ValueError, match="unknown method 'svm'; known: tart, tart-nopool, logreg"):
         methods.make("svm")
     assert methods.make("centroid").standardize and not methods.make("centroid-raw").standardize
 

@@ -75,6 +75,14 @@ def _fit_predict(name, S, Q, data: EvalData, sup, test, seed, ctx) -> tuple[np.n
     """One method's predictions on the test set, and extra facts to report (icl's prompt)."""
     model = registry.make(name, seed=seed, **ctx)
     y_sup = [data.labels[i] for i in sup]
+    if name in ("tart", "tart-nopool") and data.vectors is None:
+        # what the library reads by default on text: the labels' names, and where `tart classify` reads a
+        # sample of its corpus, the texts to classify (here the split's test texts) as the unlabelled pool
+        from tart.label_names import name_texts
+
+        embedder = ctx["embedder"]
+        names = embedder.embed(name_texts(y_sup, "auto", embedder.name))
+        return model.fit(S, y_sup, unlabeled=Q if name == "tart" else None, name_vectors=names).predict(Q), {}
     if registry.get(name).reads == "vectors":
         return model.fit(S, y_sup).predict(Q), {}
     pred = model.fit([data.texts[i] for i in sup], y_sup).predict([data.texts[i] for i in test])
@@ -105,7 +113,8 @@ def evaluate(data: EvalData, ks=(16, 32, 64), seeds: int = 5, methods=DEFAULT_ME
     methods = check_methods(list(methods), embedder, is_vectors, notes)
     ctx = {"n_permutations": n_permutations, "icl_max_tokens": icl_max_tokens, "setfit_iterations": setfit_iterations}
     checkpoint_path = None
-    if "tart" in methods:
+    ctx["embedder"] = embedder
+    if "tart" in methods or "tart-nopool" in methods:
         from tart.checkpoint_io import load_head, resolve_checkpoint
 
         checkpoint_path = resolve_checkpoint(checkpoint or DEFAULT_HEAD)

@@ -73,7 +73,9 @@ def _setfit(seed=0, setfit_body=None, setfit_iterations=20, **_):
 
 
 METHODS: dict[str, Method] = {m.name: m for m in [
-    Method("tart", "vectors", _tart, "the reasoning head on the embeddings (TartClassifier)"),
+    Method("tart", "vectors", _tart, "the reasoning head on the embeddings (TartClassifier), reading what it reads "
+                                     "by default: on text, the labels' names and the test texts as unlabelled pool"),
+    Method("tart-nopool", "vectors", _tart, "tart without the unlabelled pool (label names still read on text)"),
     Method("logreg", "vectors", _logreg, "logistic regression on standardised embeddings, C by CV on the support set"),
     Method("centroid", "vectors", _centroid(True), "nearest class mean by cosine, standardised features"),
     Method("centroid-raw", "vectors", _centroid(False), "nearest class mean by cosine, raw (centred) embeddings"),
