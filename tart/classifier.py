@@ -297,16 +297,15 @@ class TartClassifier(ClassifierMixin, BaseEstimator):
 
     def _fit_task(self, S, Q=None):
         """The projection and the ensemble's contexts on the projected task. The projection is fitted on
-        S and the unlabelled pool (and Q where the queries take part: support+queries, transductive),
-        on the names too where those are fewer than 2 points (zero-shot)."""
+        S, the unlabelled pool and the names (and Q where the queries take part: support+queries,
+        transductive), as the prior fits it in training."""
         U = self.unlabeled_vectors_
         if self.transductive and Q is not None:  # the call's own texts join the pool, as many as it holds
             U = Q if U is None else np.concatenate([U, Q])
             U = U[self.unlabeled_sample(len(U))]
         points = [S] + ([U] if U is not None else []) + ([Q] if Q is not None and self.fit_projection_on != "support" else [])
-        fit_on = np.concatenate(points)
-        if len(fit_on) < 2 and self.name_vectors_ is not None:
-            fit_on = np.concatenate([fit_on, self.name_vectors_])
+        # the names too: projected by a fit on the support alone, a name keeps only the support's few directions
+        fit_on = np.concatenate(points + ([self.name_vectors_] if self.name_vectors_ is not None else []))
         # a feature's spread over a handful of points is noise: dividing by it swamps the few directions that
         # matter (zero-shot from 2 names: 38 % on animal-vs-food, 68 % unstandardised)
         standardize = self.standardize and len(fit_on) >= MIN_POINTS_TO_STANDARDIZE

@@ -256,6 +256,13 @@ def _bank_episodes(gen, s, B, k, q, C):
     return x, y, C, F.one_hot(y[:, k:], s.max_classes).float(), names  # the real labels are the targets
 
 
+def _own_names(names: torch.Tensor, C: torch.Tensor) -> torch.Tensor:
+    """(B, Cmax, D) names with the rows past each task's C classes replaced by its own names again
+    (c -> c mod C): the projection of a batch is fitted on as many points per task, none foreign."""
+    idx = torch.arange(names.shape[1])[None] % C[:, None]
+    return names.gather(1, idx[..., None].expand(-1, -1, names.shape[2]))
+
+
 def _gaussian_names(gen, s, means, lam):
     """Names of gaussian classes: each class mean, plus a shift shared by the task's names (a name is
     written unlike the texts of its class), plus noise of its own."""
@@ -298,6 +305,9 @@ def sample_prior_batch(batch_size: int, k: int, n_queries: int, n_dims: int, n_s
         family = names[int(torch.multinomial(w, 1, generator=gen))]
     side = n_slots > 2 and family != "tart"
     U = _randint(gen, 0, s.unlabeled_max) if side and s.unlabeled_max else 0
+    # a batch is named (every task, all its classes) with probability p_names, so that the projection is
+    # fitted on the names too, as TartClassifier fits it on a named task's support, pool and names
+    named_batch = side and s.p_names > 0 and bool(torch.rand(1, generator=gen) < s.p_names)
     raw_names = None
     if family == "tart":
         t = sample_tasks(B, k, q, d=min(16, n_dims), n_dims=n_dims, alpha=s.tart_alpha, generator=gen)
@@ -317,7 +327,7 @@ def sample_prior_batch(batch_size: int, k: int, n_queries: int, n_dims: int, n_s
             lam = torch.arange(1, D + 1, dtype=torch.float32) ** -float(_uniform(gen, s.beta_min, s.beta_max, 1))
             if family == "gaussian":
                 z, y, logits, means = _gaussian(gen, s, B, k, qU, lam, C)
-                raw_names = _gaussian_names(gen, s, means, lam) if side and s.p_names > 0 else None
+                raw_names = _gaussian_names(gen, s, means, lam) if named_batch else None
             else:
                 z, logits = (_linear if family == "linear" else _mlp)(gen, s, B, k, qU, lam, C)
         if family == "gaussian":
@@ -334,19 +344,19 @@ def sample_prior_batch(batch_size: int, k: int, n_queries: int, n_dims: int, n_s
             x = z @ rotation
             raw_names = None if raw_names is None else raw_names @ rotation
         y, p = y[:, : k + q], p[:, :q]
-        # fitted on the context and the unlabelled points, as TartClassifier fits a user's task
-        fitted = projection.fit_projection(torch.cat([x[:, :k], x[:, k + q:]], 1), n_dims, s.shrinkage, s.standardize)
+        raw_names = raw_names if named_batch else None
+        # fitted on the context, the unlabelled points and the names, as TartClassifier fits a user's task
+        fit_on = [x[:, :k], x[:, k + q:]] + ([_own_names(raw_names, C)] if raw_names is not None else [])
+        fitted = projection.fit_projection(torch.cat(fit_on, 1), n_dims, s.shrinkage, s.standardize)
         x_ctx, x_q = projection.apply_projection(fitted, x[:, :k]), projection.apply_projection(fitted, x[:, k : k + q])
         x_u = projection.apply_projection(fitted, x[:, k + q:]) if U else None
-        if raw_names is not None and side and s.p_names > 0:
+        if raw_names is not None:
             raw_names = projection.apply_projection(fitted, raw_names)
-        else:
-            raw_names = None
     Cmax = p.shape[-1]
     present = F.one_hot(y[:, :k], Cmax).sum(1) > 0
     named = None
-    if raw_names is not None:  # a task is named with probability p_names, all its classes at once
-        named = (torch.rand(B, 1, generator=gen) < s.p_names) & (torch.arange(Cmax) < C[:, None])
+    if raw_names is not None:  # a named task's classes are all named
+        named = torch.arange(Cmax) < C[:, None]
         present = present | named
     p = _restrict(p, present)  # a small context may miss a class that no name stands for either
     y_q = torch.multinomial(p.reshape(-1, p.shape[-1]), 1, generator=gen).view(B, q)

@@ -204,8 +204,8 @@ class SideBase:
         U = None
         if unlabeled is not None:
             U = unlabeled[np.sort(np.random.default_rng(0).permutation(len(unlabeled))[: self.max_unlabeled])]
-        self.projection_ = fit_task_projection(X if U is None else np.concatenate([X, U]), self.n_dims,
-                                               self.shrinkage, True)
+        fit_on = [X] + [A for A in (U, name_vectors) if A is not None]  # as TartClassifier fits it
+        self.projection_ = fit_task_projection(np.concatenate(fit_on), self.n_dims, self.shrinkage, True)
         as_batch = lambda A: None if A is None else torch.as_tensor(project(self.projection_, A))[None]
         self.S_, self.y_ = as_batch(X), torch.from_numpy(y_index)[None]
         self.names_, self.U_ = as_batch(name_vectors), as_batch(U)
