@@ -345,8 +345,9 @@ def sample_prior_batch(batch_size: int, k: int, n_queries: int, n_dims: int, n_s
             raw_names = None if raw_names is None else raw_names @ rotation
         y, p = y[:, : k + q], p[:, :q]
         raw_names = raw_names if named_batch else None
-        # fitted on the context, the unlabelled points and the names, as TartClassifier fits a user's task
-        fit_on = [x[:, :k], x[:, k + q:]] + ([_own_names(raw_names, C)] if raw_names is not None else [])
+        # fitted on the context and the names, as TartClassifier fits a user's task (the unlabelled points
+        # are projected by it)
+        fit_on = [x[:, :k]] + ([_own_names(raw_names, C)] if raw_names is not None else [])
         fitted = projection.fit_projection(torch.cat(fit_on, 1), n_dims, s.shrinkage, s.standardize)
         x_ctx, x_q = projection.apply_projection(fitted, x[:, :k]), projection.apply_projection(fitted, x[:, k : k + q])
         x_u = projection.apply_projection(fitted, x[:, k + q:]) if U else None

@@ -117,6 +117,8 @@ def make_method(spec: str, seed: int, embedder: str | None = None):
     parsed = methods.parse_spec(spec)
     params = dict(parsed.params)
     copies, pool = params.pop("names", 0), params.pop("pool", 0)
+    if parsed.name == "nearest-name":
+        return NearestName(embedder)
     side_base = parsed.name == "base" and parsed.arg == "side"
     if side_base or (parsed.name == "tart" and parsed.arg and (copies or pool)):
         # names and unlabelled points read the library's way (fit's name_vectors and unlabeled), not as copies
@@ -164,6 +166,38 @@ class WithLabelNames:
         return self.method.predict(X)
 
 
+def reads_names(spec: str) -> bool:
+    """Whether a method spec can classify from the labels' names alone (k = 0)."""
+    from tart import methods
+
+    parsed = methods.parse_spec(spec)
+    return parsed.name == "nearest-name" or (parsed.name in ("tart", "base") and bool(parsed.params.get("names")))
+
+
+def _embed_names(labels, embedder: str) -> np.ndarray:
+    """Each class's name, embedded by the task's embedder as the library embeds it (tart.label_names)."""
+    from tart.embeddings import load_embedder
+    from tart.label_names import name_texts
+
+    return load_embedder(embedder).embed(name_texts(labels, "auto", embedder))
+
+
+class NearestName:
+    """Zero-shot baseline: each text gets the label whose name, embedded, is nearest by cosine."""
+
+    def __init__(self, embedder: str):
+        self.embedder = embedder
+
+    def fit(self, X, y):
+        self.classes_ = np.asarray(sorted_labels(list(y) or self.classes))
+        N = _embed_names(self.classes_.tolist(), self.embedder)
+        self.names_ = N / np.linalg.norm(N, axis=1, keepdims=True)
+        return self
+
+    def predict(self, X):
+        return self.classes_[(X @ self.names_.T / np.linalg.norm(X, axis=1, keepdims=True)).argmax(1)]
+
+
 class WithSideInputs:
     """A method that reads what a user has besides examples the library's own way (`fit(X, y, unlabeled,
     name_vectors)`): each label's name embedded by the task's embedder (`tart.label_names`), and with
@@ -178,12 +212,14 @@ class WithSideInputs:
         return self
 
     def predict(self, X):
-        names = None
-        if self.embedder:
-            from tart.embeddings import load_embedder
-            from tart.label_names import name_texts
+        from tart.label_names import default_name
 
-            names = load_embedder(self.embedder).embed(name_texts(self.y_, "auto", self.embedder))
+        labels = list(self.y_) if len(self.y_) else list(self.classes)  # k = 0: the task's classes, named
+        names = _embed_names(labels, self.embedder) if self.embedder else None
+        if not len(self.y_):
+            self.method.classes = sorted_labels(labels)  # the side base
+            if hasattr(self.method, "set_params"):  # TartClassifier: zero-shot over these names
+                self.method.set_params(label_names={c: default_name(c) for c in sorted_labels(labels)})
         return self.method.fit(self.X_, self.y_, unlabeled=X if self.pool else None, name_vectors=names).predict(X)
 
 
@@ -198,14 +234,17 @@ class SideBase:
     def fit(self, X, y, unlabeled=None, name_vectors=None):
         import torch
 
+        from tart.classifier import MIN_POINTS_TO_STANDARDIZE  # projected as TartClassifier projects
         from tart.inference import fit_task_projection, project
 
-        self.classes_, y_index = np.unique(y, return_inverse=True)
+        self.classes_ = np.asarray(sorted_labels(list(y)) if len(y) else self.classes)  # k = 0: the named classes
+        y_index = np.searchsorted(self.classes_, y) if len(y) else np.zeros(0, dtype=np.int64)
         U = None
         if unlabeled is not None:
             U = unlabeled[np.sort(np.random.default_rng(0).permutation(len(unlabeled))[: self.max_unlabeled])]
-        fit_on = [X] + [A for A in (U, name_vectors) if A is not None]  # as TartClassifier fits it
-        self.projection_ = fit_task_projection(np.concatenate(fit_on), self.n_dims, self.shrinkage, True)
+        fit_on = [X] + ([name_vectors] if name_vectors is not None else [])  # as TartClassifier fits it
+        fit_on = np.concatenate(fit_on)
+        self.projection_ = fit_task_projection(fit_on, self.n_dims, self.shrinkage, len(fit_on) >= MIN_POINTS_TO_STANDARDIZE)
         as_batch = lambda A: None if A is None else torch.as_tensor(project(self.projection_, A))[None]
         self.S_, self.y_ = as_batch(X), torch.from_numpy(y_index)[None]
         self.names_, self.U_ = as_batch(name_vectors), as_batch(U)
@@ -271,17 +310,27 @@ def run(methods, ks=(8, 16, 32, 64), seeds: int = 5, test_size: int = 200, embed
         X, y = task_vectors(task, embedder)
         for k in ks:
             todo = [m for m in methods if (task, embedder or "none", k, m) not in done]
+            if k == 0:  # zero-shot: the methods that read names, on the text tasks
+                todo = [m for m in todo if embedder and reads_names(m)]
+            else:  # the nearest name is a zero-shot baseline only
+                todo = [m for m in todo if m != "nearest-name"]
             bar.update(seeds * (len(methods) - len(todo)))
-            if k < len(np.unique(y)) or not todo:
+            if (k and k < len(np.unique(y))) or not todo:
                 bar.update(seeds * len(todo) if todo else 0)
                 continue
             accs = {m: [] for m in todo}
             seconds = {m: 0.0 for m in todo}
             for seed in range(seeds):
-                support, test = balanced_indices(y, k, seed, min(test_size, len(y) - k), sampler="numpy")
+                if k:
+                    support, test = balanced_indices(y, k, seed, min(test_size, len(y) - k), sampler="numpy")
+                else:  # zero-shot: a seeded sample of test texts, no support
+                    support = []
+                    test = sorted(np.random.default_rng(seed).permutation(len(y))[:test_size].tolist())
                 for m in todo:
                     start = time.perf_counter()
-                    pred = make_method(m, seed, embedder).fit(X[support], y[support]).predict(X[test])
+                    method = make_method(m, seed, embedder)
+                    method.classes = sorted_labels(y)  # what a zero-shot method names (its support has none)
+                    pred = method.fit(X[support], y[support]).predict(X[test])
                     seconds[m] += time.perf_counter() - start
                     accs[m].append(float((np.asarray(pred) == y[test]).mean()))
                     bar.update()
