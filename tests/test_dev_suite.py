@@ -101,3 +101,25 @@ def test_label_names_join_the_support_set_on_text_tasks():
     assert list(method.method.classes_) == ["animal", "food"]
     queries = emb.embed(["a horse in the field", "a bowl of rice"])
     assert list(method.predict(queries)) == ["animal", "food"]
+
+
+def test_names_and_pool_the_librarys_way_and_zero_shot():
+    """`tart:HEAD,names=1[,pool=1]` and `base:side` read names (and the test points as pool) through fit's
+    name_vectors / unlabeled; at k = 0 only such methods run, beside the nearest-name baseline."""
+    from tart.classifier import TartClassifier
+    from tart.embeddings import load_embedder
+    from tart.training.dev_suite import NearestName, SideBase, WithSideInputs, make_method, reads_names
+
+    emb = load_embedder("minilm-l6")
+    X = emb.embed(["a cat", "a dog", "fresh bread", "tomato soup", "a horse in the field", "a bowl of rice"])
+    y = np.array(["animal", "animal", "food", "food", "animal", "food"])
+    for spec, inner in (("tart:tart-compact,names=1,pool=1", TartClassifier), ("base:side,names=1", SideBase)):
+        method = make_method(spec, 0, "minilm-l6")
+        assert isinstance(method, WithSideInputs) and isinstance(method.method, inner)
+        assert list(method.fit(X[[0, 2]], y[[0, 2]]).predict(X[4:])) == ["animal", "food"]
+    assert isinstance(make_method("nearest-name", 0, "minilm-l6"), NearestName)
+    assert [reads_names(m) for m in ("probe", "nearest-name", "base:side,names=1", "tart:x")] == [False, True, True, False]
+    report = run(["nearest-name", "probe", "base:side,names=1,pool=1"], ks=(0,), seeds=2, test_size=40,
+                 embedders=("minilm-l6",), tasks=("wordnet-animal-food",), progress=False)
+    assert {r["method"] for r in report["results"]} == {"nearest-name", "base:side,names=1,pool=1"}
+    assert all(r["mean"] > 0.8 for r in report["results"])  # animal vs food from the two words alone
