@@ -25,7 +25,11 @@ Methods: `probe` (logistic regression, C by CV on the support), `centroid` (stan
 `centroid-raw`, `base:nearest-mean` / `base:lda` (a residual head's base alone: `ResidualBase`), and
 `tart:HEAD[,param=value...]` (TartClassifier on the vectors, e.g.
 `tart:tart-prior,n_permutations=1,sign_flips=false`); any of them with `names=N` (e.g. `probe,names=1`)
-also sees each label's name, embedded, as N more labelled examples on the text tasks (`WithLabelNames`). JSON: {"tasks", "embedders", "ks", "seeds",
+also sees each label's name, embedded, as N more labelled examples on the text tasks (`WithLabelNames`),
+except `tart:HEAD,names=1` and `base:side,names=1` (the side-input head's base alone, `SideBase`), which
+read names the library's way (fit's `name_vectors`, `WithSideInputs`; `bare=1`: a causal LM's names
+without the template), and with `pool=1` the test points as unlabelled pool. `--ks 0` is zero-shot:
+those methods and `nearest-name` (cosine to each embedded name) on the text tasks. JSON: {"tasks", "embedders", "ks", "seeds",
 "test_size", "methods", "results": [{"task", "embedder", "method", "k", "accs", "mean", "seconds"}],
 "summary": [{"embedder", "method", "k", "mean", "tasks"}], "versus_best_baseline": [{"embedder",
 "method", "k", "diff", "wins", "tasks"}]}, where a suite's mean is over its 15 tasks (11 text tasks
@@ -110,13 +114,14 @@ def _user_text(name: str) -> LabelledTexts:
 
 def make_method(spec: str, seed: int, embedder: str | None = None):
     """A method of the suite by its spec (`tart.methods.parse_spec`'s grammar): a baseline of the registry,
-    `base:nearest-mean|lda[,n_dims=,shrinkage=]` or `tart:HEAD[,param=value...]`; any of them with
-    `names=N` also sees each label's name as N more examples on a text task (`WithLabelNames`)."""
+    `base:nearest-mean|lda[,n_dims=,shrinkage=]`, `base:side`, `nearest-name` or `tart:HEAD[,param=value...]`;
+    with `names=N` each label's name as N more examples on a text task (`WithLabelNames`), or for tart
+    and base:side read the library's way, with `pool=1` the test points as unlabelled pool (`WithSideInputs`)."""
     from tart import methods
 
     parsed = methods.parse_spec(spec)
     params = dict(parsed.params)
-    copies, pool = params.pop("names", 0), params.pop("pool", 0)
+    copies, pool, bare = params.pop("names", 0), params.pop("pool", 0), params.pop("bare", 0)
     if parsed.name == "nearest-name":
         return NearestName(embedder)
     side_base = parsed.name == "base" and parsed.arg == "side"
@@ -129,7 +134,7 @@ def make_method(spec: str, seed: int, embedder: str | None = None):
 
             method = TartClassifier(head=parsed.arg, embedder=None, random_state=seed,
                                     label_names="auto" if copies else None, **params)
-        return WithSideInputs(method, embedder if copies else None, bool(pool))
+        return WithSideInputs(method, embedder if copies else None, bool(pool), bool(bare))
     if parsed.name in BASELINES and not parsed.arg and not params:
         # from the one registry; the suite calls the logistic-regression probe "probe"
         method = methods.make("logreg" if parsed.name == "probe" else parsed.name, seed=seed)
@@ -174,12 +179,13 @@ def reads_names(spec: str) -> bool:
     return parsed.name == "nearest-name" or (parsed.name in ("tart", "base") and bool(parsed.params.get("names")))
 
 
-def _embed_names(labels, embedder: str) -> np.ndarray:
-    """Each class's name, embedded by the task's embedder as the library embeds it (tart.label_names)."""
+def _embed_names(labels, embedder: str, bare: bool = False) -> np.ndarray:
+    """Each class's name, embedded by the task's embedder as the library embeds it (tart.label_names), or
+    `bare`: without the causal LMs' template (to choose it)."""
     from tart.embeddings import load_embedder
     from tart.label_names import name_texts
 
-    return load_embedder(embedder).embed(name_texts(labels, "auto", embedder))
+    return load_embedder(embedder).embed(name_texts(labels, "auto", None if bare else embedder))
 
 
 class NearestName:
@@ -204,8 +210,8 @@ class WithSideInputs:
     `pool` the test points as its unlabelled pool, of which the method keeps a seeded sample, as
     `tart classify` reads a corpus and `tart evaluate` a split's test texts."""
 
-    def __init__(self, method, embedder: str | None, pool: bool):
-        self.method, self.embedder, self.pool = method, embedder, pool
+    def __init__(self, method, embedder: str | None, pool: bool, bare: bool = False):
+        self.method, self.embedder, self.pool, self.bare = method, embedder, pool, bare
 
     def fit(self, X, y):
         self.X_, self.y_ = X, y
@@ -215,7 +221,7 @@ class WithSideInputs:
         from tart.label_names import default_name
 
         labels = list(self.y_) if len(self.y_) else list(self.classes)  # k = 0: the task's classes, named
-        names = _embed_names(labels, self.embedder) if self.embedder else None
+        names = _embed_names(labels, self.embedder, self.bare) if self.embedder else None
         if not len(self.y_):
             self.method.classes = sorted_labels(labels)  # the side base
             if hasattr(self.method, "set_params"):  # TartClassifier: zero-shot over these names
