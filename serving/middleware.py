@@ -40,8 +40,8 @@ logger = logging.getLogger("bentoml.tart")  # under BentoML's logger: its handle
 PROBES = {"/healthz", "/livez", "/readyz"}  # never behind a key: orchestrators call them
 
 
-def _error_body(message: str) -> bytes:
-    return json.dumps({"error": message}).encode()
+def _error_body(message: str, task_id: str | None = None) -> bytes:
+    return json.dumps({"error": message} | ({"task_id": task_id} if task_id else {})).encode()
 
 
 async def _send_json(send, status: int, body: bytes, extra_headers=()):
@@ -234,7 +234,8 @@ async def _run_until_disconnect(app, scope, body: bytes, receive, send):
 
 
 class ErrorShape:
-    """Every error response as {"error": "..."}; Retry-After on 429/503; 4xx logged at INFO, one line."""
+    """Every error response as {"error": "..."} (+ "task_id" on a 409 name clash); Retry-After on 429/503;
+    4xx logged at INFO, one line."""
 
     def __init__(self, app, retry_after_s: int = 1):
         self.app = app
@@ -261,7 +262,9 @@ class ErrorShape:
             except ValueError:
                 payload = raw.decode("utf-8", "replace")
             text = readable(payload)
-            body = _error_body(text)
+            # the one extra field the error schema has: a taken name's task id (409 from /tasks/create)
+            task_id = payload.get("task_id") if isinstance(payload, dict) and start["status"] == 409 else None
+            body = _error_body(text, task_id if isinstance(task_id, str) else None)
             status = start["status"]
             headers = [(k, v) for k, v in start.get("headers", [])
                        if k.lower() not in (b"content-length", b"content-type")]

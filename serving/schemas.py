@@ -168,9 +168,11 @@ class ClassifyResponse(_Response):
         default_factory=list, description="positions of the examples longer than the embedder reads (cut)")
 
 
-class Error(_Response):
+class Error(BaseModel):
     """Every error response, whatever its status."""
     error: str = Field(description="what is wrong; a field's name first when one field is at fault")
+    # only in the 409 for a taken task name, hence not required (and not in `_Response`, which would be)
+    task_id: str | None = Field(None, description="409 for a taken name only: the id of the task that has it")
 
 
 class TaskInfo(_Response):

@@ -155,6 +155,11 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
+def _name_taken(err: TaskNameTaken) -> JSONResponse:
+    # the existing task's id too, so a client re-running its set-up can go on with that task
+    return JSONResponse({"error": f"name: {err}", "task_id": err.task_id}, status_code=409)
+
+
 def _counts(ids: list[list[int]]) -> list[int]:
     return [len(x) for x in ids]
 
@@ -363,16 +368,19 @@ class Tart:
         if unusable:
             self.counts["refused_over_budget"] += 1
             return _error(413, unusable)
-        if await asyncio.to_thread(self.store.name_taken, name):  # say so before embedding anything
-            return _error(409, f"name: {TaskNameTaken.message(name)}")
+        taken = await asyncio.to_thread(self.store.id_of, name)  # say so before embedding anything
+        if taken:
+            return _name_taken(TaskNameTaken(name, taken))
         labels = [e.label for e in examples]
         names = self._name_texts(labels, Options())
         vectors = await self._embed(ids + self.tokens.tokenize(names))
         vectors, name_vectors = vectors[:len(texts)], vectors[len(texts):]
         try:
             task = await asyncio.to_thread(self.store.create, name, texts, labels, vectors, S.embedder)
-        except (TaskNameTaken, StoreFull) as err:
-            return _error(409, f"name: {err}" if isinstance(err, TaskNameTaken) else str(err))
+        except TaskNameTaken as err:
+            return _name_taken(err)
+        except StoreFull as err:
+            return _error(409, str(err))
         # what depends only on the examples is prepared now, for the default options
         clf = await asyncio.to_thread(self._classifier(Options()).fit, vectors, labels, name_vectors=name_vectors)
         truncated = self._truncated(counts)
