@@ -70,7 +70,7 @@ def _field(loc) -> str:
 def _message(error: dict) -> str:
     if error.get("type") == "string_pattern_mismatch" and "'\\S'" in error.get("msg", ""):
         return "must contain a non-whitespace character"  # the schemas' pattern \S, said plainly
-    return error.get("msg", "")
+    return error.get("msg", "").removeprefix("Value error, ")  # our validators' own words, without pydantic's tag
 
 
 def validation_message(errors: list[dict]) -> str:

@@ -188,3 +188,19 @@ def test_unlabelled_texts_and_transductive_requests(app_client):
                            atol=1e-4)
     r = client.post("/classify", json={"examples": EXAMPLES, "texts": ["a cow"], "unlabeled": ["x"] * 5})
     assert r.status_code == 400 and "unlabeled" in r.json()["error"]
+
+
+@pytest.mark.parametrize("invisible", ["\u200b", "\ufeff", "\u00ad", "\u200d", "\u200c", " \u200b\t\ufeff "],
+                         ids=["zwsp", "bom", "soft-hyphen", "zwj", "zwnj", "mixed-with-spaces"])
+def test_texts_of_only_zero_width_characters_are_refused_naming_the_field(app_client, invisible):
+    client, _ = app_client
+    before = client.post("/stats").json()["embedder"]["texts"]
+    r = client.post("/classify", json={"examples": EXAMPLES, "texts": ["a cow", invisible * 3]})
+    assert r.status_code == 400 and r.json()["error"] == ("texts[1]: must contain a visible character, not only "
+                                                          "spaces, control or zero-width characters")
+    examples = [{"text": invisible, "label": "animal"}] + EXAMPLES[1:]
+    r = client.post("/tasks/create", json={"name": "invisible", "examples": examples})
+    assert r.status_code == 400 and r.json()["error"].startswith("examples[0].text: "), r.text
+    assert client.post("/stats").json()["embedder"]["texts"] == before  # refused before anything is embedded
+    # a visible character among them is a text
+    assert client.post("/classify", json={"examples": EXAMPLES, "texts": [invisible + "a cow"]}).status_code == 200
