@@ -231,7 +231,7 @@ def load_model(model: str, cache_dir, device: str, dtype: torch.dtype = torch.fl
     return once(("torch", str(folder.resolve()), device, dtype, lm_head), make)
 
 
-def load_onnx_model(model: str, cache_dir, device: str, backend: str, layer: int, progress: bool):
+def load_onnx_model(model: str, cache_dir, device: str, backend: str, layer: int):
     """The ONNX Runtime model of `layer` (tokenised as in torch: `load_tokenizer`); see tart.onnx_backend."""
     from transformers import AutoConfig
 
@@ -243,7 +243,7 @@ def load_onnx_model(model: str, cache_dir, device: str, backend: str, layer: int
     def make():
         config = AutoConfig.from_pretrained(folder, local_files_only=True)
         check_layer(layer, config, model)
-        return load_onnx(folder, config, backend, layer, default_cache_dir(cache_dir), progress)
+        return load_onnx(folder, config, backend, layer, default_cache_dir(cache_dir))
 
     return once(("onnx", str(folder.resolve()), backend, layer, torch.get_num_threads()), make)
 
