@@ -20,7 +20,8 @@
 
 `json_http_errors()` makes the HTTP server itself (uvicorn, below every middleware) answer a request it
 cannot parse (a garbage request line, a bad Content-Length) with a JSON 400 instead of text/plain, and a
-request it had to cancel (a clean stop's `shutdown_timeout_s` passed) with a JSON 500.
+request it had to cancel (a clean stop's `shutdown_timeout_s` passed) with a JSON 503 "the server is
+shutting down" (a JSON 500 if the app failed otherwise before answering).
 
 `ErrorShape` rewrites every error response (4xx and 5xx, from BentoML too) as `{"error": "..."}`,
 adds `Retry-After` to 429 and 503, and logs each 4xx at INFO in one line (method, path, status,
@@ -34,6 +35,8 @@ import json
 import logging
 
 from pydantic import ValidationError
+
+from tart.serving import lifecycle
 
 logger = logging.getLogger("bentoml.tart")  # under BentoML's logger: its handlers, its format
 
@@ -304,10 +307,15 @@ def json_http_errors() -> None:
         self.transport.close()
 
     async def json_500(self) -> None:  # a request cycle's answer when the app raised before answering
-        body = _error_body("the request did not finish: the server is shutting down (its running requests are "
-                           "cancelled after shutdown_timeout_s) or it failed; see the server log")
-        await self.send({"type": "http.response.start", "status": 500,
-                         "headers": [(b"content-type", b"application/json"),
+        if lifecycle.stopping():  # cancelled by a clean stop (shutdown_timeout_s passed): retry elsewhere
+            status, retry = 503, [(b"retry-after", b"1")]
+            body = _error_body("the server is shutting down: this request was still running after "
+                               "shutdown_timeout_s and was cancelled; retry it on a running server")
+        else:
+            status, retry = 500, []
+            body = _error_body("the request did not finish: it failed; see the server log")
+        await self.send({"type": "http.response.start", "status": status,
+                         "headers": [(b"content-type", b"application/json"), *retry,
                                      (b"content-length", str(len(body)).encode()), (b"connection", b"close")]})
         await self.send({"type": "http.response.body", "body": body, "more_body": False})
 

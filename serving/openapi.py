@@ -51,7 +51,7 @@ STATUS = {
     422: "the classifier refused the examples",
     429: "too many requests in flight (max_concurrency): retry later",
     500: "an unexpected error (a bug): the server log has the details",
-    503: "the embedder's queue is full: retry after the Retry-After seconds",
+    503: "the embedder's queue is full, or the server is shutting down: retry after the Retry-After seconds",
     504: "the request ran longer than timeout_s",
 }
 COMMON = {400, 401, 408, 413, 415, 429, 500, 503, 504}
