@@ -14,6 +14,8 @@ import threading
 import time
 from pathlib import Path
 
+from tart.defaults import DEFAULT_EMBEDDER  # no torch: names only
+
 SERVICE = "tart.serving.service:Tart"
 
 
@@ -25,7 +27,7 @@ def add_serve_parser(subparsers) -> None:
     from tart.defaults import DEFAULT_HEAD  # no torch: names only
 
     p.add_argument("--checkpoint", help=f"head checkpoint: shipped name or folder (default {DEFAULT_HEAD})")
-    p.add_argument("--embedder", help="embedder short name or local model folder (default smollm2-135m)")
+    p.add_argument("--embedder", help=f"embedder short name or local model folder (default {DEFAULT_EMBEDDER})")
     p.add_argument("--embed-backend", choices=("torch", "onnx", "onnx-int8"),
                    help="embedder runtime (default torch; onnx, onnx-int8: ONNX Runtime, the onnx extra)")
     p.add_argument("--store", help="SQLite file for registered tasks")

@@ -9,6 +9,12 @@ with SIGKILL it cannot stop them, and they would keep answering on the port, so 
 - everywhere, a daemon thread that checks every 0.2 s whether the parent changed (the worker was
   re-parented to init or a subreaper), and then ends the worker with SIGTERM, then, 0.3 s later,
   at once (os._exit).
+
+A clean stop (SIGTERM, Ctrl+C) reaches every worker at once. The embedding worker would stop as soon
+as no call is running, while the API worker's requests in flight still need it for their next chunk
+(they got a generic 500). So the embedding worker lingers (`linger_on_stop`): it passes the signal on
+to its server only once it has been idle a moment, or after the API's own shutdown timeout. And the API
+worker notes the stop (`note_stop`), so a request that finds the embedder gone anyway says so plainly.
 """
 from __future__ import annotations
 
@@ -19,6 +25,7 @@ import signal
 import sys
 import threading
 import time
+from typing import Callable
 
 PR_SET_PDEATHSIG = 1
 
@@ -62,3 +69,56 @@ def die_with_parent(interval: float = 0.2, grace: float = 0.3, only_workers: boo
     if os.getppid() != parent:  # the parent died before the prctl call
         os.kill(os.getpid(), signal.SIGTERM)
     threading.Thread(target=_watch, args=(parent, interval, grace), name="die-with-parent", daemon=True).start()
+
+
+_stopping = threading.Event()
+
+
+def stopping() -> bool:
+    """Whether this worker has been told to stop (after `note_stop` or `linger_on_stop`)."""
+    return _stopping.is_set()
+
+
+def _on_stop(pass_on: Callable) -> None:
+    """Wrap the server's SIGTERM/SIGINT handlers (uvicorn's, installed before the services start):
+    `pass_on(previous_handler, signum, frame)` decides when the server hears of it."""
+    if threading.current_thread() is not threading.main_thread():
+        return  # signals are the main thread's
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        previous = signal.getsignal(sig)
+        if not callable(previous):
+            continue
+
+        def handler(signum, frame, previous=previous):
+            again = _stopping.is_set()
+            _stopping.set()
+            if again:  # a second signal: no more waiting
+                previous(signum, frame)
+            else:
+                pass_on(previous, signum, frame)
+        signal.signal(sig, handler)
+
+
+def note_stop(only_workers: bool = True) -> None:
+    """Remember that a stop began; the server hears of it at once."""
+    if not only_workers or is_service_worker():
+        _on_stop(lambda previous, signum, frame: previous(signum, frame))
+
+
+def linger_on_stop(idle_for: Callable[[], float], idle_s: float, max_s: float, then: Callable[[], None],
+                   only_workers: bool = True) -> None:
+    """On a stop signal, keep serving until `idle_for()` (seconds since this worker last worked) reaches
+    `idle_s`, or `max_s` have passed; then call `then()` and pass the signal on to the server."""
+    if only_workers and not is_service_worker():
+        return
+
+    def pass_on(previous, signum, frame):
+        def wait():
+            deadline = time.monotonic() + max_s
+            while idle_for() < idle_s and time.monotonic() < deadline:
+                time.sleep(0.05)
+            then()
+            previous(signum, frame)  # uvicorn's handler only sets flags: any thread may call it
+        threading.Thread(target=wait, name="linger-on-stop", daemon=True).start()
+
+    _on_stop(pass_on)

@@ -20,7 +20,8 @@
 
 `json_http_errors()` makes the HTTP server itself (uvicorn, below every middleware) answer a request it
 cannot parse (a garbage request line, a bad Content-Length) with a JSON 400 instead of text/plain, and a
-request it had to cancel (a clean stop's `shutdown_timeout_s` passed) with a JSON 500.
+request it had to cancel (a clean stop's `shutdown_timeout_s` passed) with a JSON 503 "the server is
+shutting down" (a JSON 500 if the app failed otherwise before answering).
 
 `ErrorShape` rewrites every error response (4xx and 5xx, from BentoML too) as `{"error": "..."}`,
 adds `Retry-After` to 429 and 503, and logs each 4xx at INFO in one line (method, path, status,
@@ -35,13 +36,15 @@ import logging
 
 from pydantic import ValidationError
 
+from tart.serving import lifecycle
+
 logger = logging.getLogger("bentoml.tart")  # under BentoML's logger: its handlers, its format
 
 PROBES = {"/healthz", "/livez", "/readyz"}  # never behind a key: orchestrators call them
 
 
-def _error_body(message: str) -> bytes:
-    return json.dumps({"error": message}).encode()
+def _error_body(message: str, task_id: str | None = None) -> bytes:
+    return json.dumps({"error": message} | ({"task_id": task_id} if task_id else {})).encode()
 
 
 async def _send_json(send, status: int, body: bytes, extra_headers=()):
@@ -70,7 +73,7 @@ def _field(loc) -> str:
 def _message(error: dict) -> str:
     if error.get("type") == "string_pattern_mismatch" and "'\\S'" in error.get("msg", ""):
         return "must contain a non-whitespace character"  # the schemas' pattern \S, said plainly
-    return error.get("msg", "")
+    return error.get("msg", "").removeprefix("Value error, ")  # our validators' own words, without pydantic's tag
 
 
 def validation_message(errors: list[dict]) -> str:
@@ -234,7 +237,8 @@ async def _run_until_disconnect(app, scope, body: bytes, receive, send):
 
 
 class ErrorShape:
-    """Every error response as {"error": "..."}; Retry-After on 429/503; 4xx logged at INFO, one line."""
+    """Every error response as {"error": "..."} (+ "task_id" on a 409 name clash); Retry-After on 429/503;
+    4xx logged at INFO, one line."""
 
     def __init__(self, app, retry_after_s: int = 1):
         self.app = app
@@ -261,7 +265,9 @@ class ErrorShape:
             except ValueError:
                 payload = raw.decode("utf-8", "replace")
             text = readable(payload)
-            body = _error_body(text)
+            # the one extra field the error schema has: a taken name's task id (409 from /tasks/create)
+            task_id = payload.get("task_id") if isinstance(payload, dict) and start["status"] == 409 else None
+            body = _error_body(text, task_id if isinstance(task_id, str) else None)
             status = start["status"]
             headers = [(k, v) for k, v in start.get("headers", [])
                        if k.lower() not in (b"content-length", b"content-type")]
@@ -301,10 +307,15 @@ def json_http_errors() -> None:
         self.transport.close()
 
     async def json_500(self) -> None:  # a request cycle's answer when the app raised before answering
-        body = _error_body("the request did not finish: the server is shutting down (its running requests are "
-                           "cancelled after shutdown_timeout_s) or it failed; see the server log")
-        await self.send({"type": "http.response.start", "status": 500,
-                         "headers": [(b"content-type", b"application/json"),
+        if lifecycle.stopping():  # cancelled by a clean stop (shutdown_timeout_s passed): retry elsewhere
+            status, retry = 503, [(b"retry-after", b"1")]
+            body = _error_body("the server is shutting down: this request was still running after "
+                               "shutdown_timeout_s and was cancelled; retry it on a running server")
+        else:
+            status, retry = 500, []
+            body = _error_body("the request did not finish: it failed; see the server log")
+        await self.send({"type": "http.response.start", "status": status,
+                         "headers": [(b"content-type", b"application/json"), *retry,
                                      (b"content-length", str(len(body)).encode()), (b"connection", b"close")]})
         await self.send({"type": "http.response.body", "body": body, "more_body": False})
 

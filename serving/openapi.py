@@ -43,7 +43,7 @@ STATUS = {
     401: "an API key is required (Authorization: Bearer KEY or X-API-Key) and none valid was sent",
     404: "no task with this task_id",
     408: "the request body did not arrive within body_timeout_s",
-    409: "a task with this name exists, or the task store is full",
+    409: "a task with this name exists (the body's task_id is its id), or the task store is full",
     413: "the body is larger than max_body_bytes, or the request's cost is over max_embed_tokens or "
          "max_head_tokens (the message names the limit); for /tasks/create, a task that no request with "
          "default options could use",
@@ -51,7 +51,7 @@ STATUS = {
     422: "the classifier refused the examples",
     429: "too many requests in flight (max_concurrency): retry later",
     500: "an unexpected error (a bug): the server log has the details",
-    503: "the embedder's queue is full: retry after the Retry-After seconds",
+    503: "the embedder's queue is full, or the server is shutting down: retry after the Retry-After seconds",
     504: "the request ran longer than timeout_s",
 }
 COMMON = {400, 401, 408, 413, 415, 429, 500, 503, 504}

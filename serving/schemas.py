@@ -13,18 +13,22 @@ from typing import Annotated, Literal
 from bentoml import IODescriptor
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from tart.data import is_blank
 from tart.serving.settings import get_settings
 
 S = get_settings()
 
 
 def _clean_text(value: str) -> str:
-    # blank texts are refused by the pattern \S below (one rule, the one the document states: Python's
-    # str.strip() also strips U+001C-U+001F, which JSON Schema's \s does not count as space)
+    # whitespace-only texts are refused by the pattern \S below, the rule the document states; this also
+    # refuses texts of only zero-width / control characters (ZWSP, BOM, soft hyphen, ZWJ), which the
+    # tokenizer drops: they would be classified from no tokens at all (the corpus reader's rule, is_blank)
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
         raise ValueError("must be valid Unicode text (no lone surrogate code points)") from None
+    if is_blank(value):
+        raise ValueError("must contain a visible character, not only spaces, control or zero-width characters")
     return value
 
 
@@ -168,9 +172,11 @@ class ClassifyResponse(_Response):
         default_factory=list, description="positions of the examples longer than the embedder reads (cut)")
 
 
-class Error(_Response):
+class Error(BaseModel):
     """Every error response, whatever its status."""
     error: str = Field(description="what is wrong; a field's name first when one field is at fault")
+    # only in the 409 for a taken task name, hence not required (and not in `_Response`, which would be)
+    task_id: str | None = Field(None, description="409 for a taken name only: the id of the task that has it")
 
 
 class TaskInfo(_Response):

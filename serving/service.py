@@ -25,7 +25,7 @@ from pathlib import Path
 import aiohttp
 import bentoml
 import numpy as np
-from bentoml.exceptions import BentoMLException
+from bentoml.exceptions import BentoMLException, ServiceUnavailable
 from starlette.responses import JSONResponse
 
 from tart.classifier import TartClassifier
@@ -41,6 +41,7 @@ from tart.serving.settings import get_settings
 from tart.serving.store import FittedCache, StoreFull, Task, TaskNameTaken, TaskNotFound, TaskStore
 
 S = get_settings()
+SHUTTING_DOWN = "the server is shutting down: retry the request on a running server"
 
 
 # BentoML's client to a dependency closes its connection pool every `max_requests` calls (default 100)
@@ -74,12 +75,34 @@ class Embedding:
         self.abandoned: dict[int, float] = {}  # tickets of requests the API has cancelled -> when
         self._forward_lock = threading.Lock()  # one forward at a time: batches and large chunks alike
         self._large_turn = asyncio.Lock()  # large chunks wait here, in arrival order
+        # on a clean stop, serve the API's requests in flight until idle a moment (serving/lifecycle.py)
+        self._calls, self._last_call = 0, time.monotonic()
+        self._calls_lock = threading.Lock()
+        # at most until 1 s before the API cancels its requests (shutdown_timeout_s), then refuse what still
+        # waits: those requests answer 503 "shutting down" themselves, before being cancelled
+        self.closing = False
+        lifecycle.linger_on_stop(self._idle_for, idle_s=1.0, max_s=max(0.0, S.shutdown_timeout_s - 1.0),
+                                 then=self._close)
+
+    def _close(self) -> None:
+        self.closing = True
+
+    def _idle_for(self) -> float:
+        with self._calls_lock:
+            return 0.0 if self._calls else time.monotonic() - self._last_call
+
+    def _call(self, delta: int) -> None:
+        with self._calls_lock:
+            self._calls += delta
+            self._last_call = time.monotonic()
 
     def _forward(self, rows: list[list[int]]) -> np.ndarray:
         """Embed rows of `[-ticket, *token ids]`, but not those of an abandoned request (their rows stay
         zero: no one reads them). Checked once the forward lock is taken, so work queued behind a running
         forward is dropped; an abandoned request's running forward is its last."""
         with self._forward_lock:
+            if self.closing:  # refused, not zeros: a request still waiting for these rows would read them
+                raise ServiceUnavailable(SHUTTING_DOWN)
             keep = [i for i, row in enumerate(rows) if -row[0] not in self.abandoned]
             vectors = np.zeros((len(rows), int(self.embedder.dim)), dtype=np.float32)
             if keep:
@@ -97,14 +120,27 @@ class Embedding:
     # each row led by its request's ticket, negated (`Tart._embed`; token ids are >= 0)
     @bentoml.api(batchable=True, max_batch_size=S.embed_max_batch_size, max_latency_ms=S.embed_max_latency_ms)
     def embed(self, rows: list[list[int]]) -> np.ndarray:
-        return self._forward(rows)
+        self._call(+1)
+        try:
+            return self._forward(rows)
+        finally:
+            self._call(-1)
 
     @bentoml.api
     async def embed_large(self, rows: list[list[int]]) -> np.ndarray:
         """One large request's chunk, outside the adaptive batcher: it fills a batch on its own, and
         the batcher would refuse it (503) whenever its estimated time passes embed_max_latency_ms.
         Chunks take turns, one forward at a time (batches too)."""
+        self._call(+1)
+        try:
+            return await self._embed_large(rows)
+        finally:
+            self._call(-1)
+
+    async def _embed_large(self, rows: list[list[int]]) -> np.ndarray:
         async with self._large_turn:
+            if self.closing:
+                raise ServiceUnavailable(SHUTTING_DOWN)
             if rows and -rows[0][0] in self.abandoned:  # one request's chunk: gone before its turn
                 self.n_dropped_chunks += 1
                 self.n_dropped_texts += len(rows)
@@ -136,23 +172,29 @@ class Embedding:
                 "forward_calls": int(e.n_forward_calls), "texts_embedded": int(e.n_texts_embedded)}
 
 
-class EmbedderBusy(Exception):
-    pass
+class Unavailable(Exception):
+    """503 (with Retry-After): the embedder is overloaded, or the server is stopping."""
 
 
 def _busy(handler):
-    """An API method that answers 503 (with Retry-After, from the error middleware) when the embedder is overloaded."""
+    """An API method that answers 503 (with Retry-After, from the error middleware) when the embedder is
+    overloaded or gone with a stopping server."""
     @functools.wraps(handler)
     async def wrapper(*args, **kwargs):
         try:
             return await handler(*args, **kwargs)
-        except EmbedderBusy as err:
+        except Unavailable as err:
             return _error(503, str(err))
     return wrapper
 
 
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
+
+
+def _name_taken(err: TaskNameTaken) -> JSONResponse:
+    # the existing task's id too, so a client re-running its set-up can go on with that task
+    return JSONResponse({"error": f"name: {err}", "task_id": err.task_id}, status_code=409)
 
 
 def _counts(ids: list[list[int]]) -> list[int]:
@@ -173,6 +215,7 @@ class Tart:
 
     def __init__(self):
         lifecycle.die_with_parent()
+        lifecycle.note_stop()  # a request that outlives the embedder then says why (503), not a bare 500
         import torch
 
         from tart.checkpoint_io import load_head
@@ -209,10 +252,16 @@ class Tart:
             except aiohttp.ClientConnectionError:  # a pooled connection closed under us: embedding is idempotent
                 self.counts["embed_retries"] += 1
                 return await call(rows)
+        except aiohttp.ClientConnectionError as err:
+            if lifecycle.stopping():  # the embedding worker has stopped before this request could finish
+                raise Unavailable(SHUTTING_DOWN) from err
+            raise
         except BentoMLException as err:
+            if lifecycle.stopping() and getattr(err, "error_code", None) == HTTPStatus.SERVICE_UNAVAILABLE:
+                raise Unavailable(SHUTTING_DOWN) from err  # the embedder refuses work once it closes
             if getattr(err, "error_code", None) in (HTTPStatus.SERVICE_UNAVAILABLE, HTTPStatus.TOO_MANY_REQUESTS):
-                raise EmbedderBusy("the embedder is overloaded (its queue would wait longer than "
-                                   f"embed_max_latency_ms={S.embed_max_latency_ms}): retry later") from err
+                raise Unavailable("the embedder is overloaded (its queue would wait longer than "
+                                  f"embed_max_latency_ms={S.embed_max_latency_ms}): retry later") from err
             raise
 
     async def _embed(self, ids: list[list[int]]) -> np.ndarray:
@@ -363,16 +412,19 @@ class Tart:
         if unusable:
             self.counts["refused_over_budget"] += 1
             return _error(413, unusable)
-        if await asyncio.to_thread(self.store.name_taken, name):  # say so before embedding anything
-            return _error(409, f"name: {TaskNameTaken.message(name)}")
+        taken = await asyncio.to_thread(self.store.id_of, name)  # say so before embedding anything
+        if taken:
+            return _name_taken(TaskNameTaken(name, taken))
         labels = [e.label for e in examples]
         names = self._name_texts(labels, Options())
         vectors = await self._embed(ids + self.tokens.tokenize(names))
         vectors, name_vectors = vectors[:len(texts)], vectors[len(texts):]
         try:
             task = await asyncio.to_thread(self.store.create, name, texts, labels, vectors, S.embedder)
-        except (TaskNameTaken, StoreFull) as err:
-            return _error(409, f"name: {err}" if isinstance(err, TaskNameTaken) else str(err))
+        except TaskNameTaken as err:
+            return _name_taken(err)
+        except StoreFull as err:
+            return _error(409, str(err))
         # what depends only on the examples is prepared now, for the default options
         clf = await asyncio.to_thread(self._classifier(Options()).fit, vectors, labels, name_vectors=name_vectors)
         truncated = self._truncated(counts)

@@ -50,9 +50,12 @@ class TaskNotFound(KeyError):
 
 
 class TaskNameTaken(ValueError):
-    @staticmethod
-    def message(name: str) -> str:
-        return f"a task named {name!r} already exists; delete it or pick another name"
+    """The name is taken; `task_id` is the task that holds it (a client re-running its set-up can use it)."""
+
+    def __init__(self, name: str, task_id: str):
+        super().__init__(f"a task named {name!r} already exists (task_id {task_id}); use it, delete it or "
+                         f"pick another name")
+        self.task_id = task_id
 
 
 class StoreFull(ValueError):
@@ -113,8 +116,9 @@ class TaskStore:
             (count,) = conn.execute("SELECT COUNT(*) FROM tasks").fetchone()
             if count >= self.max_tasks:
                 raise StoreFull(f"the task store is full (max_tasks={self.max_tasks}); delete a task first")
-            if conn.execute("SELECT 1 FROM tasks WHERE name = ?", (name,)).fetchone():
-                raise TaskNameTaken(TaskNameTaken.message(name))
+            taken = conn.execute("SELECT id FROM tasks WHERE name = ?", (name,)).fetchone()
+            if taken:
+                raise TaskNameTaken(name, taken[0])
             conn.execute("INSERT INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?)",
                          (task.id, name, json.dumps(task.labels), task.n_examples, embedder, task.dim,
                           task.created_at))
@@ -159,9 +163,11 @@ class TaskStore:
         with self._connect() as conn:
             return conn.execute("SELECT 1 FROM tasks WHERE id = ?", (task_id,)).fetchone() is not None
 
-    def name_taken(self, name: str) -> bool:
+    def id_of(self, name: str) -> str | None:
+        """The id of the task with this name, or None."""
         with self._connect() as conn:
-            return conn.execute("SELECT 1 FROM tasks WHERE name = ?", (name,)).fetchone() is not None
+            row = conn.execute("SELECT id FROM tasks WHERE name = ?", (name,)).fetchone()
+        return row[0] if row else None
 
     def list(self, limit: int = 100, offset: int = 0) -> tuple[list[Task], int]:
         with self._connect() as conn:

@@ -64,8 +64,7 @@ class Embedder:
                 self._loaded = load_model(self.model_name, self.cache_dir, dev, resolve_dtype(self.dtype, dev))
                 check_layer(self.layer, self._loaded.config, self.model_name)
             else:
-                self._loaded = load_onnx_model(self.model_name, self.cache_dir, dev, self.backend, self.layer,
-                                               self.progress)
+                self._loaded = load_onnx_model(self.model_name, self.cache_dir, dev, self.backend, self.layer)
         return self._loaded
 
     name = property(lambda self: self.model_name)

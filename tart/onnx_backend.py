@@ -33,6 +33,9 @@ BACKENDS = ("torch", "onnx", "onnx-int8")
 # at 8-32 texts per forward (~130-550 tokens) and 12-45 % lower at 128 (~2000 tokens) on both embedders;
 # torch's rose with the batch, hence its 8192.
 BATCH_TOKENS = 1024
+# what the one-time export costs, said before it starts (measured on a 2-core VM: MiniLM-L6 11-14 s,
+# SmolLM2-135M 157 s; docs/embedder-backends.md)
+EXPORT_TIME = "on 2 CPU cores about 15 s for MiniLM-L6, 3 min for SmolLM2-135M"
 
 
 def resolve_backend(backend=None) -> str:
@@ -131,23 +134,24 @@ def _quantize(folder: Path, src: Path, path: Path) -> None:
         root.setLevel(level)
 
 
-def exported_model(folder: Path, backend: str, layer: int, cache_dir: Path, progress: bool = True) -> Path:
-    """The .onnx file for (model folder, backend, layer): exported (and quantised) once, then reused."""
+def exported_model(folder: Path, backend: str, layer: int, cache_dir: Path, announce: bool = True) -> Path:
+    """The .onnx file for (model folder, backend, layer): exported (and quantised) once, then reused.
+    The export says so on stderr first, progress bars or not: it is a silent half minute or more."""
     _require_onnx()
     target = Path(cache_dir) / "onnx" / f"{folder.name}-{_key(folder)}"
     name = f"layer{layer}" if layer != -1 else "last"
     path = target / f"{backend}-{name}.onnx"
     if path.is_file():
         return path
-    if progress:
-        print(f"tart: exporting {folder.name} to ONNX ({backend}, {name} layer), once; cached in {target}",
-              file=sys.stderr, flush=True)
+    if announce:
+        print(f"tart: exporting {folder.parent.name}/{folder.name} to ONNX ({backend}, {name} layer) once ({EXPORT_TIME}), "
+              f"cached at {path}", file=sys.stderr, flush=True)
     # whole or not at all; another process may have finished first: its copy is as good as this one
     with atomic_path(path) as tmp:
         if backend == "onnx":
             _export(folder, layer, tmp)
         else:
-            _quantize(folder, exported_model(folder, "onnx", layer, cache_dir, progress=False), tmp)
+            _quantize(folder, exported_model(folder, "onnx", layer, cache_dir, announce=False), tmp)
     return path
 
 
@@ -178,8 +182,8 @@ class OnnxModel:
     __call__ = forward
 
 
-def load_onnx(folder: Path, config, backend: str, layer: int, cache_dir: Path, progress: bool = True) -> OnnxModel:
+def load_onnx(folder: Path, config, backend: str, layer: int, cache_dir: Path) -> OnnxModel:
     """A session for (folder, backend, layer), exported on first use; intra-op threads: torch's count
     (tart serve sets it from embed_threads, the commands from --threads)."""
-    path = exported_model(Path(folder), backend, layer, cache_dir, progress)
+    path = exported_model(Path(folder), backend, layer, cache_dir)
     return OnnxModel(path, config, backend, torch.get_num_threads())

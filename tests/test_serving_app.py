@@ -3,6 +3,8 @@ runs locally): classify, tasks, a stale cache, the OpenAPI document."""
 from __future__ import annotations
 
 import importlib
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -90,11 +92,33 @@ def test_openapi_document_is_true(app_client):
         for status, response in responses.items():
             if status != "200":
                 assert response["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
-    # the 409 a name clash gets is the documented shape
+    assert set(schemas["Error"]["properties"]) == {"error", "task_id"}
+    # the 409 a name clash gets is the documented shape, with the existing task's id
     body = {"name": "dup", "examples": EXAMPLES}
-    assert client.post("/tasks/create", json=body).status_code == 200
+    created = client.post("/tasks/create", json=body).json()
     r = client.post("/tasks/create", json=body)
-    assert r.status_code == 409 and list(r.json()) == ["error"]
+    assert r.status_code == 409 and r.json() == {
+        "error": f"name: a task named 'dup' already exists (task_id {created['id']}); use it, delete it or "
+                 f"pick another name", "task_id": created["id"]}
+
+
+def test_rerunning_the_readme_registration_snippet_gets_the_same_task(app_client):
+    """README's snippet reads `id`, or `task_id` when the name is taken (a re-run): both runs give one task."""
+    import re
+    from pathlib import Path
+
+    client, _ = app_client
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    snippet = re.search(r"ID=\$\(curl -s http://127.0.0.1:3000/tasks/create .*?-d '(.*?)' \\\n"
+                        r"  \| python -c '(.*?)'\)", readme, re.S)
+    body, parse = snippet.group(1), snippet.group(2)
+    ids = []
+    for _ in range(2):
+        answer = client.post("/tasks/create", content=body, headers={"Content-Type": "application/json"}).text
+        run = subprocess.run([sys.executable, "-c", parse], input=answer, capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr
+        ids.append(run.stdout.strip())
+    assert ids[0] == ids[1] and client.post("/tasks/get", json={"task_id": ids[0]}).status_code == 200
 
 
 def test_a_task_no_default_request_could_use_is_refused(app_client):
@@ -163,3 +187,19 @@ def test_unlabelled_texts_and_transductive_requests(app_client):
     assert np.allclose(scores(["a cow"], options={"transductive": True})[0], alone[0], atol=1e-5)
     r = client.post("/classify", json={"examples": EXAMPLES, "texts": ["a cow"], "unlabeled": ["x"] * 5})
     assert r.status_code == 400 and "unlabeled" in r.json()["error"]
+
+
+@pytest.mark.parametrize("invisible", ["\u200b", "\ufeff", "\u00ad", "\u200d", "\u200c", " \u200b\t\ufeff "],
+                         ids=["zwsp", "bom", "soft-hyphen", "zwj", "zwnj", "mixed-with-spaces"])
+def test_texts_of_only_zero_width_characters_are_refused_naming_the_field(app_client, invisible):
+    client, _ = app_client
+    before = client.post("/stats").json()["embedder"]["texts"]
+    r = client.post("/classify", json={"examples": EXAMPLES, "texts": ["a cow", invisible * 3]})
+    assert r.status_code == 400 and r.json()["error"] == ("texts[1]: must contain a visible character, not only "
+                                                          "spaces, control or zero-width characters")
+    examples = [{"text": invisible, "label": "animal"}] + EXAMPLES[1:]
+    r = client.post("/tasks/create", json={"name": "invisible", "examples": examples})
+    assert r.status_code == 400 and r.json()["error"].startswith("examples[0].text: "), r.text
+    assert client.post("/stats").json()["embedder"]["texts"] == before  # refused before anything is embedded
+    # a visible character among them is a text
+    assert client.post("/classify", json={"examples": EXAMPLES, "texts": [invisible + "a cow"]}).status_code == 200

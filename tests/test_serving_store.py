@@ -62,7 +62,7 @@ def test_store_write_interrupted_midway_stores_nothing(tmp_path):
         with store._transaction() as conn:
             conn.execute("INSERT INTO tasks VALUES ('x', 'half', '[]', 0, 'e', 1, 'now')")
             raise KeyboardInterrupt
-    assert store.list()[1] == 0 and not store.name_taken("half")
+    assert store.list()[1] == 0 and store.id_of("half") is None
     make_task(store, name="half")  # and the store is not left locked
 
 
