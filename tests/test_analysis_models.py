@@ -18,7 +18,7 @@ def test_parse_spec():
     assert models.parse_spec("logreg:minilm-l6") == ("logreg", "minilm-l6", {})
     assert models.parse_spec("centroid:/some/folder") == ("centroid", "/some/folder", {})
     assert models.parse_spec("tart:minilm-l6,n_permutations=8") == ("tart", "minilm-l6", {"n_permutations": 8})
-    for bad, message in [("svm", "known methods: tart, logreg, centroid, centroid-raw, icl, icl-cal, comprw, setfit"),
+    for bad, message in [("svm", "known methods: tart, tart-nopool, logreg, centroid, centroid-raw, icl, icl-cal, comprw, setfit"),
                          ("", "empty method spec"), (":minilm-l6", "unknown method ''"),
                          ("tart,8", "option '8' of method spec 'tart,8' is not key=value")]:
         with pytest.raises(ValueError, match=message):
