@@ -7,8 +7,6 @@ from tart.checkpoint_io import load_head
 from tart.classifier import TartClassifier
 from tart.data import balanced_split, load_dataset
 from tart.label_names import CAUSAL_LM_TEMPLATE, default_name, name_texts, resolve_names
-from tart.reasoning import TartConfig, TartReasoningModel
-from tart.surgery import warm_start
 
 EMBEDDER = "minilm-l6"
 
@@ -20,14 +18,9 @@ def animal_food():
 
 @pytest.fixture(scope="module")
 def side_head():
-    """A side-input head warm-started from tart-bank (its side inputs start at zero weight in the
-    Transformer, but its base already reads names and unlabelled points)."""
-    source = load_head("tart-bank")
-    c = source.config
-    head = TartReasoningModel(TartConfig(n_dims=c.n_dims, n_embd=c.n_embd, n_layer=c.n_layer, n_head=c.n_head,
-                                         max_examples=c.max_examples, n_classes=c.n_classes,
-                                         residual="nearest-mean", side_inputs=True, refine_steps=2)).eval()
-    warm_start(head, source, "tart-bank")
+    """The shipped head that reads names and unlabelled points in tokens of their own."""
+    head = load_head("tart-reader")
+    assert head.config.side_inputs
     return head
 
 
