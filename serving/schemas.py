@@ -121,6 +121,10 @@ class ClassifyRequest(_Request):
 class TaskCreateRequest(_Request):
     name: TaskName = Field(description="unique task name")
     examples: Examples
+    unlabeled: list[Text] = Field(
+        default_factory=list, max_length=S.max_texts,
+        description="texts of the task without labels, kept with it (a seeded sample of at most 64 is embedded "
+                    "and kept), which a head with side inputs reads with every request")
 
     _labels = field_validator("examples")(check_labels)
 

@@ -355,16 +355,19 @@ class Tart:
         task = await asyncio.to_thread(self.store.get, task_id)
         ids = self.tokens.tokenize(task.texts)  # once: which examples are cut, and a re-embedding's input
         if task.embedder != S.embedder:  # cached by another embedder: re-embed once, keep the new cache
-            task.embeddings = await self._embed(ids)
-            await asyncio.to_thread(self.store.replace_embeddings, task.id, task.embeddings, S.embedder)
+            vectors = await self._embed(ids + self.tokens.tokenize(task.unlabeled_texts))
+            task.embeddings, task.unlabeled_embeddings = vectors[:len(ids)], vectors[len(ids):]
+            await asyncio.to_thread(self.store.replace_embeddings, task.id, task.embeddings, S.embedder,
+                                    task.unlabeled_embeddings)
             task.embedder = S.embedder
             self.counts["examples_reembedded"] += task.n_examples
         else:
             self.counts["examples_from_cache"] += task.n_examples
         names = self._name_texts(task.example_labels, options)
         name_vectors = await self._embed(self.tokens.tokenize(names)) if names else None
+        unlabeled = task.unlabeled_embeddings if len(task.unlabeled_texts) else None
         clf = await asyncio.to_thread(self._classifier(options).fit, task.embeddings, task.example_labels,
-                                      name_vectors=name_vectors)
+                                      unlabeled=unlabeled, name_vectors=name_vectors)
         entry = (clf, self._truncated(_counts(ids)))
         self.fitted.put(key, entry)
         return entry
@@ -400,12 +403,15 @@ class Tart:
 
     @bentoml.api(route="/tasks/create", input_spec=TaskCreateRequest)
     @_busy
-    async def create_task(self, name: str, examples: list[Example]) -> TaskInfo:
-        """Register a task: its examples are embedded once and kept. Returns the task's id."""
+    async def create_task(self, name: str, examples: list[Example], unlabeled: list[str]) -> TaskInfo:
+        """Register a task: its examples (and a sample of its unlabelled texts) are embedded once and kept.
+        Returns the task's id."""
         texts = [e.text for e in examples]
         ids = self.tokens.tokenize(texts)
         counts = _counts(ids)
-        refused = await self._check_cost(counts)
+        unlabeled = [unlabeled[i] for i in self._classifier(Options()).unlabeled_sample(len(unlabeled))]
+        u_ids = self.tokens.tokenize(unlabeled)
+        refused = await self._check_cost(counts + _counts(u_ids))
         if refused:
             return refused
         unusable = self._unusable_task([e.label for e in examples])
@@ -417,16 +423,18 @@ class Tart:
             return _name_taken(TaskNameTaken(name, taken))
         labels = [e.label for e in examples]
         names = self._name_texts(labels, Options())
-        vectors = await self._embed(ids + self.tokens.tokenize(names))
-        vectors, name_vectors = vectors[:len(texts)], vectors[len(texts):]
+        vectors = await self._embed(ids + self.tokens.tokenize(names) + u_ids)
+        k, c = len(texts), len(names)
+        vectors, name_vectors, U = vectors[:k], vectors[k:k + c], vectors[k + c:]
         try:
-            task = await asyncio.to_thread(self.store.create, name, texts, labels, vectors, S.embedder)
+            task = await asyncio.to_thread(self.store.create, name, texts, labels, vectors, S.embedder, unlabeled, U)
         except TaskNameTaken as err:
             return _name_taken(err)
         except StoreFull as err:
             return _error(409, str(err))
         # what depends only on the examples is prepared now, for the default options
-        clf = await asyncio.to_thread(self._classifier(Options()).fit, vectors, labels, name_vectors=name_vectors)
+        clf = await asyncio.to_thread(self._classifier(Options()).fit, vectors, labels, unlabeled=U if unlabeled else None,
+                                      name_vectors=name_vectors)
         truncated = self._truncated(counts)
         self.fitted.put((task.id, *self._options(Options())), (clf, truncated))
         return _info(task, truncated)

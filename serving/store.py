@@ -42,6 +42,13 @@ CREATE TABLE IF NOT EXISTS examples (
     embedding   BLOB NOT NULL,          -- float32, little-endian, `dim` values
     PRIMARY KEY (task_id, position)
 );
+CREATE TABLE IF NOT EXISTS unlabeled (     -- texts of the task without labels, which side-input heads read
+    task_id     TEXT NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,
+    position    INTEGER NOT NULL,
+    text        TEXT NOT NULL,
+    embedding   BLOB NOT NULL,          -- as examples.embedding
+    PRIMARY KEY (task_id, position)
+);
 """
 
 
@@ -74,6 +81,8 @@ class Task:
     texts: list[str] | None = None
     example_labels: list[str] | None = None
     embeddings: np.ndarray | None = None  # (n_examples, dim) float32
+    unlabeled_texts: list[str] | None = None
+    unlabeled_embeddings: np.ndarray | None = None  # (n_unlabeled, dim) float32
 
 
 class TaskStore:
@@ -105,10 +114,12 @@ class TaskStore:
     # ---- writes: one transaction each ----
 
     def create(self, name: str, texts: list[str], labels: list[str], embeddings: np.ndarray,
-               embedder: str) -> Task:
+               embedder: str, unlabeled: list[str] = (), unlabeled_embeddings: np.ndarray | None = None) -> Task:
         embeddings = np.ascontiguousarray(embeddings, dtype="<f4")
         if embeddings.ndim != 2 or len(embeddings) != len(texts) or len(texts) != len(labels):
             raise ValueError("texts, labels and embeddings must have the same length")
+        if len(unlabeled) != (0 if unlabeled_embeddings is None else len(unlabeled_embeddings)):
+            raise ValueError("unlabeled texts and their embeddings must have the same length")
         task = Task(id=uuid.uuid4().hex, name=name, labels=sorted_labels(labels), n_examples=len(texts),
                     embedder=embedder, dim=embeddings.shape[1],
                     created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
@@ -125,16 +136,25 @@ class TaskStore:
             conn.executemany("INSERT INTO examples VALUES (?, ?, ?, ?, ?)",
                              [(task.id, i, t, lab, embeddings[i].tobytes())
                               for i, (t, lab) in enumerate(zip(texts, labels))])
+            if len(unlabeled):
+                U = np.ascontiguousarray(unlabeled_embeddings, dtype="<f4")
+                conn.executemany("INSERT INTO unlabeled VALUES (?, ?, ?, ?)",
+                                 [(task.id, i, t, U[i].tobytes()) for i, t in enumerate(unlabeled)])
         return task
 
-    def replace_embeddings(self, task_id: str, embeddings: np.ndarray, embedder: str) -> None:
-        """Re-cache a task's example embeddings (after the server changed embedder)."""
+    def replace_embeddings(self, task_id: str, embeddings: np.ndarray, embedder: str,
+                           unlabeled_embeddings: np.ndarray | None = None) -> None:
+        """Re-cache a task's example (and unlabelled) embeddings, after the server changed embedder."""
         embeddings = np.ascontiguousarray(embeddings, dtype="<f4")
         with self._transaction() as conn:
             conn.execute("UPDATE tasks SET embedder = ?, dim = ? WHERE id = ?",
                          (embedder, embeddings.shape[1], task_id))
             conn.executemany("UPDATE examples SET embedding = ? WHERE task_id = ? AND position = ?",
                              [(row.tobytes(), task_id, i) for i, row in enumerate(embeddings)])
+            if unlabeled_embeddings is not None:
+                U = np.ascontiguousarray(unlabeled_embeddings, dtype="<f4")
+                conn.executemany("UPDATE unlabeled SET embedding = ? WHERE task_id = ? AND position = ?",
+                                 [(row.tobytes(), task_id, i) for i, row in enumerate(U)])
 
     def delete(self, task_id: str) -> None:
         with self._transaction() as conn:
@@ -156,6 +176,11 @@ class TaskStore:
                 task.texts = [r[0] for r in rows]
                 task.example_labels = [r[1] for r in rows]
                 task.embeddings = np.frombuffer(b"".join(r[2] for r in rows), dtype="<f4").reshape(
+                    len(rows), task.dim).astype(np.float32)
+                rows = conn.execute("SELECT text, embedding FROM unlabeled WHERE task_id = ? ORDER BY position",
+                                    (task_id,)).fetchall()
+                task.unlabeled_texts = [r[0] for r in rows]
+                task.unlabeled_embeddings = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(
                     len(rows), task.dim).astype(np.float32)
         return task
 

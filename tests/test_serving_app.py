@@ -203,3 +203,16 @@ def test_texts_of_only_zero_width_characters_are_refused_naming_the_field(app_cl
     assert client.post("/stats").json()["embedder"]["texts"] == before  # refused before anything is embedded
     # a visible character among them is a text
     assert client.post("/classify", json={"examples": EXAMPLES, "texts": [invisible + "a cow"]}).status_code == 200
+
+
+def test_a_registered_task_keeps_its_unlabelled_texts(app_client):
+    client, _ = app_client
+    pool = ["a lamb", "noodles", "a wrench"]
+    r = client.post("/tasks/create", json={"name": "with-pool", "examples": EXAMPLES, "unlabeled": pool})
+    assert r.status_code == 200, r.text
+    task = TaskStore(get_settings().store_path).get(r.json()["id"])
+    assert task.unlabeled_texts == pool and task.unlabeled_embeddings.shape == (3, 384)
+    answer = client.post("/tasks/classify", json={"task_id": task.id, "texts": ["a cow"]})
+    assert answer.status_code == 200
+    r = client.post("/tasks/create", json={"name": "too-many", "examples": EXAMPLES, "unlabeled": ["x"] * 5})
+    assert r.status_code == 400 and "unlabeled" in r.json()["error"]

@@ -76,6 +76,31 @@ def test_store_replace_embeddings(tmp_path):
     np.testing.assert_array_equal(got.embeddings, new)
 
 
+def test_store_keeps_a_tasks_unlabelled_texts(tmp_path):
+    """Kept with the task, re-embedded with its examples, deleted with it; a store made before them
+    (no such table) gains it when opened."""
+    path = tmp_path / "t.sqlite3"
+    with sqlite3.connect(path) as conn:  # a store from before: its tables without `unlabeled`
+        conn.executescript("CREATE TABLE tasks (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, labels TEXT NOT NULL, "
+                           "n_examples INTEGER NOT NULL, embedder TEXT NOT NULL, dim INTEGER NOT NULL, "
+                           "created_at TEXT NOT NULL);")
+    store = TaskStore(path)
+    U = np.arange(24, dtype=np.float32).reshape(3, 8)
+    task = store.create("t", ["a text", "b text"], ["a", "b"], np.zeros((2, 8), np.float32), "minilm-l6",
+                        ["u0", "u1", "u2"], U)
+    got = TaskStore(path).get(task.id)
+    assert got.unlabeled_texts == ["u0", "u1", "u2"]
+    np.testing.assert_array_equal(got.unlabeled_embeddings, U)
+    assert make_task(store, name="plain")[0] and store.get(store.id_of("plain")).unlabeled_texts == []
+    store.replace_embeddings(task.id, np.ones((2, 5), np.float32), "other", np.full((3, 5), 2, np.float32))
+    np.testing.assert_array_equal(store.get(task.id).unlabeled_embeddings, np.full((3, 5), 2))
+    with pytest.raises(ValueError, match="unlabeled texts and their embeddings"):
+        store.create("bad", ["a"], ["a"], np.zeros((1, 8)), "e", ["u0", "u1"], np.zeros((1, 8)))
+    store.delete(task.id)
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM unlabeled").fetchone()[0] == 0
+
+
 def test_fitted_cache_is_lru_and_drops_a_task():
     from tart.serving.store import FittedCache
 
