@@ -15,9 +15,11 @@ What a user has besides labelled examples (issue 25):
   a mapping gives descriptions, None reads no names. Names need an embedder (texts); with names given
   as a mapping, `fit([], [])` is zero-shot (k = 0) over the mapping's labels.
 - `fit(X, y, unlabeled=texts)`: texts of the task without labels (a seeded sample of at most
-  `max_unlabeled`), read by the head and used to fit the projection. Like scikit-learn's
-  semi-supervised estimators the pool is given at fit; `transductive=True` also adds each
-  `predict_proba` call's own texts to it (so a text's answer then depends on what else is in its call).
+  `max_unlabeled`), read by a head with side inputs. Like scikit-learn's semi-supervised estimators
+  the pool is given at fit; `transductive=True` also adds each `predict_proba` call's own texts to it
+  (so a text's answer then depends on what else is in its call).
+The projection is fitted on the support and the names, never on the pool (its many directions,
+whitened, would drown the support's few); the pool is projected by it.
 A head with `side_inputs` reads names and unlabelled points in tokens of its own; any other head reads
 each name as one more labelled example and ignores the unlabelled pool (`tart.inference`).
 - `embedder_backend` runs a named embedder in torch, `onnx` or `onnx-int8` (ONNX Runtime, see
@@ -195,12 +197,12 @@ class TartClassifier(ClassifierMixin, BaseEstimator):
         self.support_ = list(X) if texts else X
         if not texts:
             self.support_vectors_ = self.support_
-        elif self.embedding_mode == "stream" or zero_shot:
-            self.support_vectors_ = self._embed(self.support_) if n else np.zeros((0, 0), dtype=np.float32)
+        elif self.embedding_mode == "stream" and not zero_shot:
+            self.support_vectors_ = self._embed(self.support_)
         else:  # vanilla / leave-one-out: support and queries are embedded together at predict time
             self.support_vectors_ = None
         self.name_vectors_ = self._embed_names(texts, name_vectors)
-        if zero_shot:
+        if zero_shot:  # no support: an empty one, as wide as the names
             self.support_vectors_ = np.zeros((0, self.name_vectors_.shape[1]), dtype=np.float32)
         if texts:
             self.n_features_in_ = None if self.support_vectors_ is None else self.support_vectors_.shape[1]
@@ -308,12 +310,11 @@ class TartClassifier(ClassifierMixin, BaseEstimator):
             U = Q if U is None else np.concatenate([U, Q])
             U = U[self.unlabeled_sample(len(U))]
         # the names too: projected by a fit on the support alone, a name keeps only the support's few
-        # directions. Not the unlabelled pool: whitened, its many directions drown the support's few
-        # (snips, k = 8: 0.755 -> 0.573 with 64 unlabelled texts in the fit); it is projected after.
+        # directions. Not the unlabelled pool (see the module docstring): it is projected after.
         points = [S] + ([Q] if Q is not None and self.fit_projection_on == "support+queries" else [])
         fit_on = np.concatenate(points + ([self.name_vectors_] if self.name_vectors_ is not None else []))
-        # a feature's spread over a handful of points is noise: dividing by it swamps the few directions that
-        # matter (zero-shot from 2 names: 38 % on animal-vs-food, 68 % unstandardised)
+        # a feature's spread over a handful of points is noise: dividing by it swamps the few directions
+        # that matter (zero-shot from 2 names was below chance on animal-vs-food, standardised)
         standardize = self.standardize and len(fit_on) >= MIN_POINTS_TO_STANDARDIZE
         fitted = inference.fit_task_projection(fit_on, self.head_.config.n_dims, self.shrinkage, standardize)
         side = inference.Side(None if self.name_vectors_ is None else inference.project(fitted, self.name_vectors_),
