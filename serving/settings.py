@@ -72,7 +72,7 @@ class Settings(BaseSettings):
     head_concurrency: Positive = 2  # threads of the head's heavy lane (light requests have one of their own)
     light_head_tokens: Count = 10_000  # head cost up to which a request runs in the light lane
     # requests that may wait per head lane; past it, 503 with Retry-After. Unset: max_concurrency (a fixed
-    # 16 refused 6.5 % of requests at 32 clients, half of max_concurrency); set lower to shed load earlier
+    # 16 refused 48 % of requests at 32 clients, half of max_concurrency: docs/serving.md); set lower to shed load earlier
     head_queue: Count = None
     stuck_after_s: Annotated[float, Field(ge=1)] = 60.0  # /readyz is unready while a head or embedder job runs longer than this
     # cost budget of one request, checked before any work (see serving/cost.py); past it, 413
