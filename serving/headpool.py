@@ -3,8 +3,10 @@
 - Lanes: a request whose head cost (`TartClassifier.plan`) is at most `light_tokens` runs in the
   light lane, others in the heavy lane, each with its own threads: heavy requests cannot make a
   light one wait behind them.
-- Bounded queues: a lane holds at most its threads plus `max_waiting` jobs; past that, `Busy` (the
-  service answers 503 with Retry-After) instead of a queue that grows while clients time out.
+- Bounded queues: a lane holds at most its threads plus `max_waiting` jobs (its `capacity`); past
+  that, `Busy` (the service answers 503 with Retry-After) instead of a queue that grows while clients
+  time out. From the settings: light 1 + `head_queue`, heavy `head_concurrency` + `head_queue`, and
+  `head_queue` defaults to `max_concurrency`, so the API's own limit (429) bites first.
 - Cancellation: a job is called with `stop=`, a callable that turns True when the request's coroutine
   is cancelled (the client disconnected, or the request passed `timeout_s`): a job not started yet
   never starts, and a running one (`TartClassifier.predict_proba`) stops before its next batch of 32
@@ -39,6 +41,11 @@ class Lane:
         self.cancelled = 0  # requests gone while their job waited or ran (the job stops at its next check)
         self.completed = 0  # jobs that ran to their end
 
+    @property
+    def capacity(self) -> int:
+        """Jobs this lane holds, running or waiting, before it answers Busy."""
+        return self.threads + self.max_waiting
+
     def _done(self, _future) -> None:
         with self._lock:
             self.pending -= 1
@@ -46,7 +53,7 @@ class Lane:
     async def run(self, fn, *args):
         """Run `fn(*args, stop=...)` on this lane; raises Busy when the lane is full."""
         with self._lock:
-            if self.pending >= self.threads + self.max_waiting:
+            if self.pending >= self.capacity:
                 raise Busy(f"the head's {self.name} lane is full ({self.pending} requests running or "
                            f"waiting): retry later")
             self.pending += 1
@@ -90,6 +97,12 @@ class HeadLanes:
         self.light_tokens = light_tokens
         self.light = Lane("light", light_threads, max_waiting)
         self.heavy = Lane("heavy", heavy_threads, max_waiting)
+
+    @classmethod
+    def from_settings(cls, settings) -> "HeadLanes":
+        """The service's lanes: one light thread of its own, `head_concurrency` heavy ones."""
+        return cls(light_threads=1, heavy_threads=settings.head_concurrency,
+                   light_tokens=settings.light_head_tokens, max_waiting=settings.head_queue)
 
     async def run(self, head_tokens: int, fn, *args):
         return await (self.light if head_tokens <= self.light_tokens else self.heavy).run(fn, *args)

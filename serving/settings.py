@@ -56,7 +56,10 @@ class Settings(BaseSettings):
     max_name_chars: Positive = 100  # task names
     max_body_bytes: Positive = 2 * 1024 * 1024  # whole HTTP request body
     # traffic and batching
-    max_concurrency: Positive = 64  # requests in flight on the API service; more get 429
+    # requests in flight on the API service; more get 429. The head lanes refuse (503) past their own
+    # capacity: light 1 + head_queue, heavy head_concurrency + head_queue (serving/headpool.py); with
+    # head_queue left unset it equals max_concurrency, so this is the limit that bites
+    max_concurrency: Positive = 64
     timeout_s: Annotated[float, Field(ge=0)] = 120.0  # a request running longer gets 504
     # on SIGTERM the server stops taking requests and cancels those still running after this many seconds
     # (uvicorn's graceful shutdown; without a bound, a clean stop waited for a 96 s request)
@@ -68,7 +71,9 @@ class Settings(BaseSettings):
     head_threads: Positive = 1  # torch threads of each head computation in the API worker
     head_concurrency: Positive = 2  # threads of the head's heavy lane (light requests have one of their own)
     light_head_tokens: Count = 10_000  # head cost up to which a request runs in the light lane
-    head_queue: Count = 16  # requests that may wait per head lane; past it, 503 with Retry-After
+    # requests that may wait per head lane; past it, 503 with Retry-After. Unset: max_concurrency (a fixed
+    # 16 refused 48 % of requests at 32 clients, half of max_concurrency: docs/serving.md); set lower to shed load earlier
+    head_queue: Count = None
     stuck_after_s: Annotated[float, Field(ge=1)] = 60.0  # /readyz is unready while a head or embedder job runs longer than this
     # cost budget of one request, checked before any work (see serving/cost.py); past it, 413
     # (measured: a request at both, SmolLM2 and the default head, in <= 10 s on the 2-core VM; docs/serving.md)
@@ -89,6 +94,17 @@ class Settings(BaseSettings):
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, **_):
         return (init_settings,)  # the file and the environment are chosen by load_settings, not found implicitly
+
+    @model_validator(mode="before")
+    @classmethod
+    def _head_queue_follows_concurrency(cls, values):
+        if isinstance(values, dict) and values.get("head_queue") is None:
+            try:
+                values = {**values, "head_queue": int(values.get("max_concurrency",
+                                                                  cls.model_fields["max_concurrency"].default))}
+            except (TypeError, ValueError):  # a bad max_concurrency: its own error names it, once
+                values = {**values, "head_queue": 0}
+        return values
 
     @model_validator(mode="after")
     def _consistent(self):

@@ -10,6 +10,7 @@ import time
 import pytest
 
 from tart.serving.headpool import Busy, HeadLanes, Lane
+from tart.serving.settings import Settings, load_settings
 
 
 def spinning_job(started: threading.Event, steps: list, release: threading.Event | None = None):
@@ -101,3 +102,36 @@ def test_gate_cancels_the_app_when_the_client_disconnects():
 
     elapsed, sent = asyncio.run(scenario())
     assert state == {"cancelled": True, "finished": False} and elapsed < 1 and sent == []
+
+
+def test_lane_limits_follow_the_settings():
+    """A lane holds its threads + head_queue; head_queue unset follows max_concurrency, from any source."""
+    default = HeadLanes.from_settings(Settings())
+    assert Settings().head_queue == Settings().max_concurrency == 64
+    assert (default.light.capacity, default.heavy.capacity) == (1 + 64, 2 + 64)
+    lanes = HeadLanes.from_settings(Settings(max_concurrency=8, head_concurrency=3, light_head_tokens=123))
+    assert (lanes.light.capacity, lanes.heavy.capacity, lanes.light_tokens) == (1 + 8, 3 + 8, 123)
+    assert load_settings(env={"TART_MAX_CONCURRENCY": "10"}).head_queue == 10
+    assert load_settings(env={"TART_MAX_CONCURRENCY": "10", "TART_HEAD_QUEUE": "0"}).head_queue == 0
+    assert Settings(head_queue=4).head_queue == 4 and Settings(head_queue=4).max_concurrency == 64
+    with pytest.raises(ValueError, match=r"^setting max_concurrency = 'x': [^;]*$"):  # named once, not twice
+        load_settings(env={"TART_MAX_CONCURRENCY": "x"})
+
+
+def _refused_of_32_light_requests(settings) -> int:
+    """32 light requests at once (each 20 ms of real work on the lane's thread): how many get Busy."""
+    async def scenario():
+        lanes = HeadLanes.from_settings(settings)
+        results = await asyncio.gather(*(lanes.run(50, lambda stop: time.sleep(0.02)) for _ in range(32)),
+                                       return_exceptions=True)
+        assert lanes.light.pending == 0 and lanes.light.completed == sum(r is None for r in results)
+        return sum(isinstance(r, Busy) for r in results)
+    return asyncio.run(scenario())
+
+
+def test_32_clients_are_not_refused_by_a_head_lane_under_the_default_max_concurrency():
+    """Issue 28 item 9: at 32 clients (half of max_concurrency) the light lane used to queue 16 and
+    refuse the rest; now only an explicit, smaller head_queue sheds load, exactly past its capacity."""
+    assert _refused_of_32_light_requests(Settings()) == 0
+    assert _refused_of_32_light_requests(Settings(head_queue=16)) == 32 - (1 + 16)
+

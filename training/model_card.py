@@ -8,7 +8,7 @@ from pathlib import Path
 def _results_table(report: dict) -> str:
     if not report:
         return "(no synthetic evaluation was run)"
-    lines = ["| k | head | logreg (best C on the queries) | logreg (C by CV on the support) | oracle |",
+    lines = ["| k | head | logreg (best C per task, on its queries) | logreg (C by CV on the support) | oracle |",
              "|---|---|---|---|---|"]
     for r in report["results"]:
         cv = f"{r['logreg_cv']:.3f}" if "logreg_cv" in r else "–"
