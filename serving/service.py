@@ -230,8 +230,7 @@ class Tart:
         self.fitted = FittedCache()  # registered tasks' fitted classifiers, by (task id, options)
         # the head runs in lanes of its own (serving/headpool.py): heavy requests cannot take every
         # core, nor make light ones wait; queues are bounded; a gone request's job stops
-        self.lanes = HeadLanes(light_threads=1, heavy_threads=S.head_concurrency, light_tokens=S.light_head_tokens,
-                               max_waiting=S.head_queue)
+        self.lanes = HeadLanes.from_settings(S)
         self.model_info = ModelInfo(head=Path(S.checkpoint).name, embedder=S.embedder)
         self.head_tokens_per_s = head_speed(self._classifier(Options()))  # once: the cost budget's time bound
         logger.info("head %s reads %.0f tokens/s on this host (measured once, at start)", S.checkpoint,
