@@ -105,7 +105,9 @@ def classify_corpus_ray(spec: TaskSpec, texts: str, output: str, text_column: st
                  log_to_driver=False)
     resources = ray.cluster_resources()
     gpus = int(resources.get("GPU", 0))
-    n_actors = actors or max(1, gpus or int(resources.get("CPU", 1) // cpus_per_actor))
+    # on CPUs, one is left to Ray Data's own tasks: a Parquet read lists its files in a task that needs a
+    # CPU, and with every CPU held by an actor it waits for ever (seen on 2 CPUs: "ListFiles 0/1, 3/2 CPU")
+    n_actors = actors or max(1, gpus or int(resources.get("CPU", 1) // cpus_per_actor) - 1)
     if gpus:  # each actor embeds on its own GPU
         spec = dataclasses.replace(spec, device="cuda")
     ds = _read(ray, texts, [text_column, id_column])

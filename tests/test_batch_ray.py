@@ -49,6 +49,21 @@ def test_ray_labels_equal_the_local_engines(ray_local, tmp_path):
     assert not (tmp_path / "bad.parquet").exists()
 
 
+@pytest.mark.slow  # Ray's start and one actor loading the embedder and head
+@pytest.mark.timeout(300)
+def test_a_parquet_corpus_with_the_default_actors_finishes(ray_local, tmp_path):
+    """With one actor per CPU the Parquet read's file listing found no CPU and waited for ever (issue 28,
+    item 4): the default pool leaves one CPU to Ray Data's own tasks."""
+    import pyarrow.parquet as pq
+
+    spec = TaskSpec.from_examples([t for t, _ in EXAMPLES], [y for _, y in EXAMPLES], embedder=EMBEDDER)
+    corpus = tmp_path / "c.parquet"
+    pq.write_table(pa.table({"id": list(range(40)), "text": corpus_texts(40)}), corpus)
+    stats = classify_corpus_ray(spec, str(corpus), str(tmp_path / "out.parquet"), id_column="id", chunk_size=16)
+    assert stats["actors"] == 1  # 2 CPUs: one actor, one CPU for reading and writing
+    assert sorted(int(r["id"]) for r in pq.read_table(tmp_path / "out.parquet").to_pylist()) == list(range(40))
+
+
 def test_what_the_ray_engine_refuses_up_front(tmp_path):
     with pytest.raises(ValueError, match="not plain text"):
         check_ray_job(str(tmp_path / "c.txt"), "o.parquet", "id", False)

@@ -40,7 +40,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--engine", choices=["local", "ray"], default="local",
                    help="local: this process; ray: a Ray Data pipeline (pip install 'tart[ray]')")
     p.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
-    p.add_argument("--actors", type=int, default=None, help="Ray: actors in the pool (default: one per CPU or GPU)")
+    p.add_argument("--actors", type=int, default=None, help="Ray: actors in the pool (default: one per GPU, else one per CPU but one)")
     p.set_defaults(func=run)
 
 
