@@ -405,22 +405,22 @@ class Tart:
     async def create_task(self, name: str, examples: list[Example], unlabeled: list[str]) -> TaskInfo:
         """Register a task: its examples (and a sample of its unlabelled texts) are embedded once and kept.
         Returns the task's id."""
-        texts = [e.text for e in examples]
+        texts, labels = [e.text for e in examples], [e.label for e in examples]
         ids = self.tokens.tokenize(texts)
         counts = _counts(ids)
-        unlabeled = [unlabeled[i] for i in self._classifier(Options()).unlabeled_sample(len(unlabeled))]
+        clf = self._classifier(Options())  # what depends only on the task is prepared for the default options
+        unlabeled = [unlabeled[i] for i in clf.unlabeled_sample(len(unlabeled))]
         u_ids = self.tokens.tokenize(unlabeled)
         refused = await self._check_cost(counts + _counts(u_ids))
         if refused:
             return refused
-        unusable = self._unusable_task([e.label for e in examples])
+        unusable = self._unusable_task(labels)
         if unusable:
             self.counts["refused_over_budget"] += 1
             return _error(413, unusable)
         taken = await asyncio.to_thread(self.store.id_of, name)  # say so before embedding anything
         if taken:
             return _name_taken(TaskNameTaken(name, taken))
-        labels = [e.label for e in examples]
         names = self._name_texts(labels, Options())
         vectors = await self._embed(ids + self.tokens.tokenize(names) + u_ids)
         k, c = len(texts), len(names)
@@ -431,9 +431,7 @@ class Tart:
             return _name_taken(err)
         except StoreFull as err:
             return _error(409, str(err))
-        # what depends only on the examples is prepared now, for the default options
-        clf = await asyncio.to_thread(self._classifier(Options()).fit, vectors, labels, unlabeled=U if unlabeled else None,
-                                      name_vectors=name_vectors)
+        await asyncio.to_thread(clf.fit, vectors, labels, unlabeled=U if unlabeled else None, name_vectors=name_vectors)
         truncated = self._truncated(counts)
         self.fitted.put((task.id, *self._options(Options())), (clf, truncated))
         return _info(task, truncated)

@@ -240,14 +240,14 @@ def check_sources(s: PriorSettings) -> None:
             load_bank(embedder, exclude=s.bank_exclude)
 
 
-def _bank_episodes(gen, s, B, k, q, C):
-    """Real episodes, with their classes' names (raw embeddings, in class order, zeros past C; None from
-    a bank built before names)."""
+def _bank_episodes(gen, s, B, k, q, C, named: bool):
+    """Real episodes, and if `named` their classes' names (raw embeddings, in class order, zeros past C;
+    None unnamed or from a bank built before names)."""
     from tart.episodes import load_bank, sample_bank_episodes
 
     bank = load_bank(s.bank_embedders[_randint(gen, 0, len(s.bank_embedders) - 1)], exclude=s.bank_exclude)
     rng = np.random.default_rng(int(torch.randint(2**62, (1,), generator=gen)))
-    if bank.names is None:
+    if not named or bank.names is None:  # the draws are the same either way: names only look up rows
         x, y, C = sample_bank_episodes(bank, B, k, q, C, rng)
         names = None
     else:
@@ -319,7 +319,7 @@ def sample_prior_batch(batch_size: int, k: int, n_queries: int, n_dims: int, n_s
         C = _n_classes(gen, s, B, k) if n_slots > 2 else torch.full((B,), 2)
         qU = q + U  # the unlabelled points are drawn as queries are, then their labels dropped
         if family == "bank":
-            x, y, C, p, raw_names = _bank_episodes(gen, s, B, k, qU, C)
+            x, y, C, p, raw_names = _bank_episodes(gen, s, B, k, qU, C, named_batch)
         elif family == "real":
             x, logits = _real(gen, s, B, k, qU)
         else:
@@ -344,7 +344,6 @@ def sample_prior_batch(batch_size: int, k: int, n_queries: int, n_dims: int, n_s
             x = z @ rotation
             raw_names = None if raw_names is None else raw_names @ rotation
         y, p = y[:, : k + q], p[:, :q]
-        raw_names = raw_names if named_batch else None
         # fitted on the context and the names, as TartClassifier fits a user's task (the unlabelled points
         # are projected by it)
         fit_on = [x[:, :k]] + ([_own_names(raw_names, C)] if raw_names is not None else [])

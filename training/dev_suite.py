@@ -335,7 +335,8 @@ def run(methods, ks=(8, 16, 32, 64), seeds: int = 5, test_size: int = 200, embed
                 for m in todo:
                     start = time.perf_counter()
                     method = make_method(m, seed, embedder)
-                    method.classes = sorted_labels(y)  # what a zero-shot method names (its support has none)
+                    if not k:
+                        method.classes = sorted_labels(y)  # what a zero-shot method names (its support has none)
                     pred = method.fit(X[support], y[support]).predict(X[test])
                     seconds[m] += time.perf_counter() - start
                     accs[m].append(float((np.asarray(pred) == y[test]).mean()))
