@@ -40,7 +40,7 @@ def write_corpus(path: Path, n: int) -> None:
 
 
 def spec_for(embedder: str):
-    from tart.batch import TaskSpec
+    from tart.corpus.job import TaskSpec
     from tart.data import balanced_split, load_dataset
 
     support, _ = balanced_split(load_dataset("wordnet-animal-food"), k=16, seed=0)
@@ -49,7 +49,7 @@ def spec_for(embedder: str):
 
 def child(args) -> dict:
     """One measured job in this (fresh) process; with --raw, the raw embedder on the same texts around it."""
-    from tart.batch import classify_corpus
+    from tart.corpus.job import classify_corpus
 
     spec = spec_for(args.embedder)
     labeller = spec.load()
@@ -74,7 +74,7 @@ def child(args) -> dict:
 
 def raw_pass(embedder, args, first_half: bool) -> tuple[int, float]:
     """The embedder alone on half of the corpus's chunks (the same chunks as the job)."""
-    from tart.corpus import read_corpus
+    from tart.corpus.reader import read_corpus
 
     n_chunks = -(-sum(1 for _ in open(args.corpus)) // args.chunk_size)
     n, t = 0, time.perf_counter()
@@ -96,7 +96,7 @@ def run_child(args, corpus: Path, name: str, raw: bool) -> dict:
 def ray_part(args, corpus_small: Path, corpus: Path) -> dict:
     import ray
 
-    from tart.batch_ray import classify_corpus_ray
+    from tart.corpus.ray_engine import classify_corpus_ray
 
     spec = spec_for(args.embedder)
     t = time.perf_counter()

@@ -6,13 +6,13 @@ For each embedder (default: minilm-l6 and smollm2-135m), in one run, on the same
 2. Throughput: texts/s on short texts (WordNet glosses) and on paragraphs (fortunes joined to about
    1000 characters, near the 256-token cut), --batch texts per call; runs alternate between the
    backends --repeats times and the best of each is kept. Each backend batches with its default token
-   budget (torch 8192 tokens per forward, ONNX Runtime tart.onnx_backend.BATCH_TOKENS).
+   budget (torch 8192 tokens per forward, ONNX Runtime tart.lm.onnx.BATCH_TOKENS).
 3. Closeness: cosine of each text's vector to torch float32's (min, mean) on the mixed-length set
    (short texts and paragraphs together, embedded in padded batches).
 4. Batch size: texts/s against texts per forward pass (short texts, one forward per call), per backend:
    where the token budget per forward comes from.
 5. The dev suite (optional, --dev-suite TORCH.json INT8.json): per embedder, method and k, the change
-   in mean accuracy from torch float32 to onnx-int8 vectors, from two `python -m tart.training.dev_suite`
+   in mean accuracy from torch float32 to onnx-int8 vectors, from two `python -m tart.evaluate.dev_suite`
    reports run with TART_EMBED_DTYPE=float32 and with TART_EMBED_BACKEND=onnx-int8.
 The 1-, 5- and 15-minute load averages are recorded before and after: the machine is shared.
 
@@ -35,8 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from embed_dtype import best_throughput, text_sets, throughput  # noqa: E402  (the same texts and timing)
 
-from tart import models as tart_models  # noqa: E402
-from tart.embeddings import Embedder  # noqa: E402
+from tart.lm import models as tart_models  # noqa: E402
+from tart.lm.embedder import Embedder  # noqa: E402
 
 # name -> Embedder arguments
 SETUPS = {"torch-float32": {"backend": "torch", "dtype": "float32"},
@@ -50,8 +50,8 @@ def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def load(name: str, setup: dict) -> tuple[Embedder, dict]:
-    from tart.onnx_backend import exported_model
-    from tart.models import default_cache_dir, resolve_model_dir
+    from tart.lm.onnx import exported_model
+    from tart.lm.models import default_cache_dir, resolve_model_dir
 
     info = {}
     if setup["backend"] != "torch":  # the one-time export, timed apart from the load

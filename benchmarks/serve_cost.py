@@ -36,9 +36,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tart.data import load_dataset  # noqa: E402
 from tart.serving.launch import LocalServer  # noqa: E402
-from tart.checkpoint_io import load_head  # noqa: E402
+from tart.head.load import load_head  # noqa: E402
 from tart.classifier import TartClassifier  # noqa: E402
-from tart.embeddings import Embedder  # noqa: E402
+from tart.lm.embedder import Embedder  # noqa: E402
 from tart.serving.cost import QUERY_BATCH, Speeds  # noqa: E402
 from tart.serving.settings import Settings  # noqa: E402
 

@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tart.serving.launch import LocalServer  # noqa: E402
 from tart.serving.settings import Settings  # noqa: E402
 from tart.data import load_dataset  # noqa: E402
-from tart.models import resolve_dtype  # noqa: E402
+from tart.lm.models import resolve_dtype  # noqa: E402
 
 
 def text_stream(texts: list[str]):
@@ -96,7 +96,7 @@ async def run_load(url: str, endpoints: list[str], task_id: str, examples: list,
 
 def raw_embedder(name: str, texts: list[str], batch_size: int, max_seconds: float, dtype: str) -> dict:
     """Embed `texts` in order, in batches, without HTTP; stop after the batch that passes max_seconds."""
-    from tart.embeddings import Embedder
+    from tart.lm.embedder import Embedder
 
     embedder = Embedder(name, progress=False, dtype=dtype)  # a fresh in-memory cache: every text is embedded
     embedder.embed(["warm-up"])

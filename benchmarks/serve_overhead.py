@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tart.classifier import TartClassifier  # noqa: E402
 from tart.data import load_dataset  # noqa: E402
-from tart.embeddings import load_embedder  # noqa: E402
-from tart.models import resolve_dtype  # noqa: E402
+from tart.lm.embedder import load_embedder  # noqa: E402
+from tart.lm.models import resolve_dtype  # noqa: E402
 from tart.serving.cost import QUERY_BATCH  # noqa: E402
 from tart.serving.launch import LocalServer  # noqa: E402
 from tart.serving.settings import Settings  # noqa: E402

@@ -15,8 +15,8 @@ import time
 
 import torch
 
-from tart.reasoning import TartReasoningModel
-from tart.tasks import make_generator, sample_tasks
+from tart.head.model import TartReasoningModel
+from tart.tasks.synthetic import make_generator, sample_tasks
 from tart.training.config import load_config
 
 

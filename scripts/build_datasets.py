@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Rebuild the small labelled text datasets vendored in tart/datasets/.
+"""Rebuild the small labelled text datasets vendored in tart/data/bundled/.
 
 Every source is a Debian package, fetched with `apt-get download` and unpacked
 with `dpkg -x` into a temporary folder (no root, nothing installed):
@@ -16,7 +16,7 @@ Sampling is seeded and balanced, so a rebuild with the same package versions
 and seed gives the same files. Writes one CSV per dataset (columns text,label),
 index.json and LICENSES.md.
 
-    python scripts/build_datasets.py [--out tart/datasets] [--seed 0]
+    python scripts/build_datasets.py [--out tart/data/bundled] [--seed 0]
 """
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Rebuild tart/datasets/wordnet-synonyms.tsv.gz, the synonym table of `tart analyze invariance`.
+"""Rebuild tart/data/bundled/wordnet-synonyms.tsv.gz, the synonym table of `tart analyze invariance`.
 
 Source: WordNet 3.0 from Debian's `wordnet-base` package (read from /usr/share/wordnet when it is
 installed, else fetched with `apt-get download` and unpacked with `dpkg -x`, as
@@ -11,7 +11,7 @@ other lemmas of the synsets it belongs to, taken sense by sense in WordNet's fre
 single, all-lowercase alphabetic lemmas are kept on both sides (no phrases, no proper nouns).
 Deterministic: the same package version gives the same file.
 
-    python scripts/build_synonyms.py [--out tart/datasets/wordnet-synonyms.tsv.gz]
+    python scripts/build_synonyms.py [--out tart/data/bundled/wordnet-synonyms.tsv.gz]
 """
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ rm -rf /tmp/tartsrc                    # nothing of the checkout is left
 cd /tmp/empty-folder
 export HF_HUB_OFFLINE=1
 ls -A
-python -c "import tart, tart.training, tart.serving, tart.checkpoint_io as c; print(tart.__file__); print(c.CHECKPOINTS, sorted(p.name for p in c.CHECKPOINTS.iterdir()))"
+python -c "import tart, tart.training, tart.serving, tart.head.load as c; print(tart.__file__); print(c.CHECKPOINTS, sorted(p.name for p in c.CHECKPOINTS.iterdir()))"
 python -c "import importlib.util as u; print('top-level training:', u.find_spec('training'), 'serving:', u.find_spec('serving'))"
 ls /tmp/tartvenv/lib/python3.11/site-packages | grep -iE "^(tart|training|serving|checkpoints)" || true
 time tart --help

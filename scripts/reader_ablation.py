@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from tart.checkpoint_io import load_head
+from tart.head.load import load_head
 from tart.training import dev_suite
 
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tart.inference import HeadCost
+from tart.head.ensemble import HeadCost
 
 QUERY_BATCH = 32  # the service's query_batch_size: queries per head forward (any split gives the same answers)
 

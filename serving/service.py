@@ -29,7 +29,7 @@ from bentoml.exceptions import BentoMLException, ServiceUnavailable
 from starlette.responses import JSONResponse
 
 from tart.classifier import TartClassifier
-from tart.label_names import name_texts
+from tart.data.label_names import name_texts
 from tart.serving import lifecycle, openapi
 from tart.serving.cost import QUERY_BATCH, Speeds, embedder_speed, head_speed, over_budget, refusal
 from tart.serving.headpool import Busy, HeadLanes
@@ -59,7 +59,7 @@ class Embedding:
 
         if S.embed_threads:
             torch.set_num_threads(S.embed_threads)
-        from tart.embeddings import load_embedder
+        from tart.lm.embedder import load_embedder
 
         self.embedder = load_embedder(S.embedder, progress=False, dtype=S.embed_dtype, backend=S.embed_backend)
         self.embedder.embed(["warm-up"])  # load now: a bad model fails the start, not a request
@@ -218,8 +218,8 @@ class Tart:
         lifecycle.note_stop()  # a request that outlives the embedder then says why (503), not a bare 500
         import torch
 
-        from tart.checkpoint_io import load_head
-        from tart.embeddings import Embedder
+        from tart.head.load import load_head
+        from tart.lm.embedder import Embedder
 
         torch.set_num_threads(S.head_threads)
         self.head = load_head(S.checkpoint)

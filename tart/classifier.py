@@ -2,7 +2,7 @@
 
 A scikit-learn estimator, no gradient step. `fit` does the task's work once: labels to class indices,
 the support set's embeddings, the projection into the head's input space (fitted on the support) and
-the padded context of every member of the test-time ensemble (`tart.inference`: native multi-class on
+the padded context of every member of the test-time ensemble (`tart.head.ensemble`: native multi-class on
 a head with enough label slots, else one-vs-rest / one-vs-one binary problems; orders, slots, sign
 flips, chunks past the head's context). `predict_proba` embeds and projects the queries and runs the
 ensemble on them in batches of `query_batch_size` (queries never see each other, so the batch size
@@ -11,7 +11,7 @@ the support's embeddings do (vanilla / leave-one-out), that work moves to `predi
 `plan(n_queries)` says what the head will read before it runs (the service's cost budget).
 
 What a user has besides labelled examples (issue 25):
-- `label_names`: "auto" (default) embeds each label's own name (`tart.label_names`: `_`/`-` as spaces),
+- `label_names`: "auto" (default) embeds each label's own name (`tart.data.label_names`: `_`/`-` as spaces),
   a mapping gives descriptions, None reads no names. Names need an embedder (texts); with names given
   as a mapping, `fit([], [])` is zero-shot (k = 0) over the mapping's labels.
 - `fit(X, y, unlabeled=texts)`: texts of the task without labels (a seeded sample of at most
@@ -21,9 +21,9 @@ What a user has besides labelled examples (issue 25):
 The projection is fitted on the support and the names, never on the pool (its many directions,
 whitened, would drown the support's few); the pool is projected by it.
 A head with `side_inputs` reads names and unlabelled points in tokens of its own; any other head reads
-each name as one more labelled example and ignores the unlabelled pool (`tart.inference`).
+each name as one more labelled example and ignores the unlabelled pool (`tart.head.ensemble`).
 - `embedder_backend` runs a named embedder in torch, `onnx` or `onnx-int8` (ONNX Runtime, see
-  tart.onnx_backend); None follows $TART_EMBED_BACKEND, else torch.
+  tart.lm.onnx); None follows $TART_EMBED_BACKEND, else torch.
 """
 from __future__ import annotations
 
@@ -37,13 +37,13 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
-from tart.checkpoint_io import load_head
+from tart.head.load import load_head
 from tart.data import sorted_labels
-from tart.label_names import name_texts
+from tart.data.label_names import name_texts
 from tart.defaults import (DEFAULT_EMBEDDER, DEFAULT_HEAD, DEFAULT_MAX_UNLABELED, DEFAULT_N_PERMUTATIONS,
                            DEFAULT_SHRINKAGE)
-from tart import inference
-from tart.reasoning import TartReasoningModel
+from tart.head import ensemble
+from tart.head.model import TartReasoningModel
 
 
 def _resolve_head(head) -> TartReasoningModel:
@@ -56,7 +56,7 @@ def _resolve_embedder(embedder, backend=None):
             raise ValueError(f"embedder_backend={backend!r} applies to an embedder given by name or folder, "
                              f"not to {type(embedder).__name__}")
         return embedder
-    from tart.embeddings import load_embedder
+    from tart.lm.embedder import load_embedder
 
     return load_embedder(str(embedder), **({"backend": backend} if backend else {}))
 
@@ -110,7 +110,7 @@ class TartClassifier(ClassifierMixin, BaseEstimator):
     _parameter_constraints: dict = {
         "head": [str, os.PathLike, TartReasoningModel],
         "embedder": "no_validation",  # None, a short name or folder, or any object with .embed
-        "embedder_backend": [None, StrOptions({"torch", "onnx", "onnx-int8"})],  # tart.onnx_backend.BACKENDS
+        "embedder_backend": [None, StrOptions({"torch", "onnx", "onnx-int8"})],  # tart.lm.onnx.BACKENDS
         "embedding_mode": [StrOptions({"stream", "vanilla", "loo", "leave-one-out"})],
         "shrinkage": [Interval(Real, 0, 1, closed="both")],
         "standardize": ["boolean"],
@@ -316,14 +316,14 @@ class TartClassifier(ClassifierMixin, BaseEstimator):
         # a feature's spread over a handful of points is noise: dividing by it swamps the few directions
         # that matter (zero-shot from 2 names was below chance on animal-vs-food, standardised)
         standardize = self.standardize and len(fit_on) >= MIN_POINTS_TO_STANDARDIZE
-        fitted = inference.fit_task_projection(fit_on, self.head_.config.n_dims, self.shrinkage, standardize)
-        side = inference.Side(None if self.name_vectors_ is None else inference.project(fitted, self.name_vectors_),
-                              None if U is None else inference.project(fitted, U))
-        ensemble = inference.Ensemble(self.head_, inference.project(fitted, S), self.y_index_, len(self.classes_),
-                                      self.multiclass, self.n_permutations, self.sign_flips, self.random_state, side)
-        return fitted, ensemble
+        fitted = ensemble.fit_task_projection(fit_on, self.head_.config.n_dims, self.shrinkage, standardize)
+        side = ensemble.Side(None if self.name_vectors_ is None else ensemble.project(fitted, self.name_vectors_),
+                              None if U is None else ensemble.project(fitted, U))
+        members = ensemble.Ensemble(self.head_, ensemble.project(fitted, S), self.y_index_, len(self.classes_),
+                                     self.multiclass, self.n_permutations, self.sign_flips, self.random_state, side)
+        return fitted, members
 
-    def plan(self, n_queries: int, y=None, n_unlabeled: int = 0) -> inference.HeadCost:
+    def plan(self, n_queries: int, y=None, n_unlabeled: int = 0) -> ensemble.HeadCost:
         """The head's work for `n_queries` queries, known before any of it runs: of the fitted task, or
         (unfitted) of a support set labelled `y` (texts, names as `label_names` says) with `n_unlabeled`
         unlabelled texts; it depends on the labels and those counts alone."""
@@ -340,26 +340,26 @@ class TartClassifier(ClassifierMixin, BaseEstimator):
         if self.transductive:  # the call's texts join the pool
             n_unlabeled = min(self.max_unlabeled, n_unlabeled + n_queries)
         config = head.config
-        seqs = inference.plan(inference.context_labels(y_index, n_classes, config, self.multiclass, named),
+        seqs = ensemble.plan(ensemble.context_labels(y_index, n_classes, config, self.multiclass, named),
                               n_classes, config, self.multiclass, self.n_permutations, self.sign_flips, self.random_state)
-        side = inference.side_tokens(config, n_classes, self.multiclass, named, n_unlabeled)
-        return inference.head_cost(seqs, n_queries, self.query_batch_size, side)
+        side = ensemble.side_tokens(config, n_classes, self.multiclass, named, n_unlabeled)
+        return ensemble.head_cost(seqs, n_queries, self.query_batch_size, side)
 
     def predict_proba(self, X, stop=None) -> np.ndarray:
         """Probabilities, columns in `classes_` order. `stop`, if given, is called before each batch of
         `query_batch_size` queries; when it returns True, `Stopped` is raised (the service's cancellation)."""
         check_is_fitted(self)  # NotFittedError (a ValueError) before fit
         S, Q = self._vectors(X)
-        projection, ensemble = self.projection_, self.ensemble_
-        if ensemble is None:  # the projection, the pool or the support's embeddings depend on these queries
+        projection, members = self.projection_, self.ensemble_
+        if members is None:  # the projection, the pool or the support's embeddings depend on these queries
             takes_queries = self.fit_projection_on == "support+queries" or self.transductive
-            projection, ensemble = self._fit_task(S, Q if takes_queries else None)
-        Q_p = inference.project(projection, Q)
+            projection, members = self._fit_task(S, Q if takes_queries else None)
+        Q_p = ensemble.project(projection, Q)
         parts = []
         for start in range(0, len(Q_p), self.query_batch_size):
             if stop is not None and stop():
                 raise Stopped(f"stopped before query {start} of {len(Q_p)}")
-            parts.append(ensemble.proba(Q_p[start : start + self.query_batch_size]))
+            parts.append(members.proba(Q_p[start : start + self.query_batch_size]))
         return np.concatenate(parts)
 
     def predict(self, X) -> np.ndarray:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from transformers import AutoModel, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
-import tart.reasoning  # noqa: F401  (registers the "tart" model type with AutoModel)
+import tart.head.model  # noqa: F401  (registers the "tart" model type with AutoModel)
 from tart.classifier import TartClassifier
 from tart.defaults import DEFAULT_EMBEDDER
 

@@ -15,7 +15,7 @@ from tart.methods.comprw import ComponentReweightingClassifier, fit_component_we
 from tart.methods.decompose import decompose, label_tokens
 from tart.methods.prompting import CalibratedICLClassifier, ICLClassifier
 from tart.cli import main
-from tart.embeddings import load_embedder
+from tart.lm.embedder import load_embedder
 from tart.evaluate import evaluate, load_eval_data
 
 torch.set_num_threads(1)  # much faster than 2 when other jobs keep the cores busy

@@ -67,7 +67,7 @@ def test_project_is_standardised_and_shared():
 
 def test_block_states_match_the_models_hidden_states():
     """Hooks give hidden_states[0..n-1] exactly and the last block's output before the final norm."""
-    from tart.embeddings import load_embedder
+    from tart.lm.embedder import load_embedder
 
     torch.set_num_threads(1)
     last, first, lengths = block_states(TEXTS[:4], "smollm2-135m", positions=3, batch_size=2, progress=False)

@@ -1,4 +1,4 @@
-"""`tart classify` on a corpus (tart.corpus, tart.batch): formats, chunking, resume after SIGKILL, bad input."""
+"""`tart classify` on a corpus (tart.corpus.reader, tart.corpus.job): formats, chunking, resume after SIGKILL, bad input."""
 import json
 import os
 import re
@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tart.batch import TaskSpec, classify_corpus, journal_path
+from tart.corpus.job import TaskSpec, classify_corpus, journal_path
 from tart.cli import main
 
 EXAMPLES = [("a cat sleeping on the sofa", "animal"), ("a dog barking at the mailman", "animal"),
@@ -131,7 +131,7 @@ def test_sigkill_half_way_then_resume_gives_one_row_per_id(examples_csv, tmp_pat
 
 def test_cli_reads_a_sample_of_the_corpus_as_the_library_reads_unlabelled_texts(examples_csv, tmp_path, capsys):
     from tart.classifier import TartClassifier
-    from tart.corpus import check_corpus
+    from tart.corpus.reader import check_corpus
 
     texts = corpus_texts(90)
     corpus = tmp_path / "c.txt"

@@ -7,8 +7,8 @@ import pytest
 pytest.importorskip("ray")
 pa = pytest.importorskip("pyarrow")
 
-from tart.batch import TaskSpec, classify_corpus  # noqa: E402
-from tart.batch_ray import check_ray_job, classify_corpus_ray  # noqa: E402
+from tart.corpus.job import TaskSpec, classify_corpus  # noqa: E402
+from tart.corpus.ray_engine import check_ray_job, classify_corpus_ray  # noqa: E402
 
 from tests.test_batch import EMBEDDER, EXAMPLES, corpus_texts  # noqa: E402
 

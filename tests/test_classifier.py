@@ -7,7 +7,7 @@ from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from tart.checkpoint_io import load_head
+from tart.head.load import load_head
 from tart.classifier import TartClassifier
 
 
@@ -86,7 +86,7 @@ def test_support_longer_than_the_context_is_chunked(head, cancer):
 def test_fit_does_the_task_work_once(head, cancer, monkeypatch):
     """The projection is fitted once per fit, not per query batch nor per predict call; a stop
     callback is asked before each batch."""
-    from tart import projection
+    from tart.head import projection
     from tart.classifier import Stopped
 
     calls = []

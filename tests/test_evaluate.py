@@ -14,11 +14,11 @@ import torch
 from tart.cli import build_parser
 from tart.methods.probes import CentroidClassifier, LogRegProbe
 from tart.methods.prompting import ICLClassifier, load_causal_lm
-from tart.embeddings import load_embedder
+from tart.lm.embedder import load_embedder
 from tart.evaluate import evaluate, load_eval_data
 from tart.evaluate.report import format_table
 from tart.evaluate.splits import draw as _draw
-from tart.reasoning import TartConfig, TartReasoningModel
+from tart.head.model import TartConfig, TartReasoningModel
 
 torch.set_num_threads(1)  # much faster than 2 when another job keeps the cores busy
 
@@ -82,7 +82,7 @@ def test_tart_reads_names_and_the_test_texts_as_the_library_does(csv_path, head_
     """`tart` is the default TartClassifier on the split: label names, and the test texts as unlabelled
     pool (where `tart classify` reads its corpus); `tart-nopool` the same without the pool."""
     from tart.classifier import TartClassifier
-    from tart.label_names import name_texts
+    from tart.data.label_names import name_texts
 
     data = load_eval_data(str(csv_path), "sentence", "topic")
     predictions = []

@@ -1,17 +1,17 @@
 """The head on one task: native multi-class, its ensemble, and the binary path of a multi-class head.
 
-Uses a multi-class head widened from the shipped binary one (tart.surgery.warm_start), so the
+Uses a multi-class head widened from the shipped binary one (tart.head.warm_start.warm_start), so the
 tests do not depend on which trained multi-class head ships."""
 import numpy as np
 import pytest
 import torch
 from sklearn.datasets import load_wine
 
-from tart.checkpoint_io import load_head
+from tart.head.load import load_head
 from tart.classifier import TartClassifier
-from tart.inference import canonical_class_order, positive_probability
-from tart.reasoning import TartConfig, TartReasoningModel
-from tart.surgery import warm_start
+from tart.head.ensemble import canonical_class_order, positive_probability
+from tart.head.model import TartConfig, TartReasoningModel
+from tart.head.warm_start import warm_start
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +81,7 @@ def test_widened_head_starts_as_the_binary_head(multiclass_head):
 def test_projection_matches_standardised_pca_with_shrunk_whitening():
     from sklearn.decomposition import PCA
 
-    from tart.inference import project_task
+    from tart.head.ensemble import project_task
 
     rng = np.random.default_rng(0)
     S = rng.normal(size=(16, 50)) * np.linspace(3, 0.1, 50)

@@ -3,10 +3,10 @@ the library (TartClassifier), the corpus job and a side-input head."""
 import numpy as np
 import pytest
 
-from tart.checkpoint_io import load_head
+from tart.head.load import load_head
 from tart.classifier import TartClassifier
 from tart.data import balanced_split, load_dataset
-from tart.label_names import CAUSAL_LM_TEMPLATE, default_name, name_texts, resolve_names
+from tart.data.label_names import CAUSAL_LM_TEMPLATE, default_name, name_texts, resolve_names
 
 EMBEDDER = "minilm-l6"
 
@@ -93,7 +93,7 @@ def test_unlabelled_pool_is_read_and_answers_do_not_depend_on_the_request(side_h
 
 
 def test_the_corpus_job_reads_the_names_as_the_library_does(animal_food, tmp_path):
-    from tart.batch import TaskSpec
+    from tart.corpus.job import TaskSpec
 
     support, test = animal_food
     spec = TaskSpec.from_examples(support.texts, support.labels, embedder=EMBEDDER)

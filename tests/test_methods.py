@@ -37,7 +37,7 @@ def test_logreg_probe_separable():
 def test_icl_query_is_tokenised_like_the_examples():
     from transformers import AutoTokenizer
 
-    from tart.models import resolve_model_dir
+    from tart.lm.models import resolve_model_dir
     from tart.methods.prompting import ICLClassifier
 
     tok = AutoTokenizer.from_pretrained(resolve_model_dir("smollm2-135m"))

@@ -1,4 +1,4 @@
-"""ONNX Runtime embedder backends (tart.onnx_backend) on tiny random models built here: no download.
+"""ONNX Runtime embedder backends (tart.lm.onnx) on tiny random models built here: no download.
 
 The export must keep the attention mask's padding logic (a legacy trace once froze it as a constant):
 padded batches of mixed lengths and unpadded single texts must match torch, in every embedding mode.
@@ -15,9 +15,9 @@ import torch
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
-from tart import models as M  # noqa: E402
-from tart import onnx_backend as O  # noqa: E402
-from tart.embeddings import Embedder  # noqa: E402
+from tart.lm import models as M  # noqa: E402
+from tart.lm import onnx as O  # noqa: E402
+from tart.lm.embedder import Embedder  # noqa: E402
 
 TEXTS = ["a cat", "the cat sat on the mat", "dogs", "a dog and a cat sat on a very long mat in the sun today",
          "", "sun mat dog the a"]

@@ -1,5 +1,5 @@
 """pyproject.toml lists every importable folder of the installed packages (setuptools warns "Package would be
-ignored" for one it finds but `packages` lacks, as it did for tart.datasets and tart.training.configs)."""
+ignored" for one it finds but `packages` lacks, as it did for tart.data.bundled and tart.training.configs)."""
 import tomllib
 from pathlib import Path
 

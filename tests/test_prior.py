@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from tart import projection
-from tart.prior import PriorSettings, sample_prior_batch
+from tart.head import projection
+from tart.tasks.prior import PriorSettings, sample_prior_batch
 
 
 def batch(family, k=32, q=64, B=256, n_slots=10, seed=0, **settings):
@@ -144,7 +144,7 @@ def test_relevance_power_puts_the_signal_where_the_projection_keeps_it():
 def real_bank(tmp_path_factory):
     """A small real bank: 256 docstring sentences of a few stdlib packages (parsing all of it takes ~8 s)
     embedded by the packaged MiniLM."""
-    from tart import prior
+    from tart.tasks import prior
     from tart.training import real_bank
 
     mp = pytest.MonkeyPatch()
@@ -164,7 +164,7 @@ def test_real_family_labels_real_embeddings(real_bank):
     assert torch.allclose(b.p_query.sum(-1), torch.ones(128, 32), atol=1e-5)
     assert torch.all(b.class_mask.gather(1, b.y_query))
     assert 0.55 < bayes_accuracy(b) < 0.99
-    from tart.reasoning import class_mean_scores
+    from tart.head.model import class_mean_scores
 
     scores = class_mean_scores(b.x_context, b.y_context, b.x_query, torch.tensor([64]), 10)
     scores = scores.masked_fill(~b.class_mask[:, None], float("-inf"))
@@ -175,7 +175,7 @@ def test_real_family_labels_real_embeddings(real_bank):
 
 
 def test_real_family_without_a_bank_says_how_to_build_one(tmp_path, monkeypatch):
-    from tart import prior
+    from tart.tasks import prior
 
     monkeypatch.setenv("TART_CACHE_DIR", str(tmp_path))
     prior._bank.cache_clear()

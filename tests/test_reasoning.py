@@ -4,9 +4,9 @@ import pytest
 import torch
 from transformers import AutoConfig, AutoModel
 
-from tart.checkpoint_io import CHECKPOINTS, load_head
-from tart.reasoning import TartConfig, TartReasoningModel, attention_mask
-from tart.tasks import make_generator, sample_tasks
+from tart.head.load import CHECKPOINTS, load_head
+from tart.head.model import TartConfig, TartReasoningModel, attention_mask
+from tart.tasks.synthetic import make_generator, sample_tasks
 
 
 @pytest.fixture
@@ -143,7 +143,7 @@ def test_wrong_input_shapes(model):
 
 def test_class_mean_scores_are_nearest_class_mean():
     """The residual's scores rank classes as nearest class mean over the context each query sees."""
-    from tart.reasoning import class_mean_scores
+    from tart.head.model import class_mean_scores
 
     gen = torch.Generator().manual_seed(0)
     x_ctx, x_q = torch.randn(2, 12, 4, generator=gen), torch.randn(2, 5, 4, generator=gen)
@@ -163,7 +163,7 @@ def test_class_mean_scores_are_nearest_class_mean():
 @pytest.mark.parametrize("n_classes", [2, 5])
 def test_nearest_mean_residual_adds_its_logits(n_classes):
     """With the Transformer's read-out zeroed, a centroid-residual head is nearest class mean exactly."""
-    from tart.reasoning import class_mean_scores
+    from tart.head.model import class_mean_scores
 
     config = TartConfig(n_dims=8, n_embd=32, n_layer=2, n_head=2, max_examples=16, n_classes=n_classes,
                         residual="nearest-mean")
@@ -187,7 +187,7 @@ def test_nearest_mean_residual_adds_its_logits(n_classes):
 def test_lda_scores_match_shrunk_lda():
     """residual="lda": linear discriminant scores with the pooled within-class covariance shrunk toward I
     by 8 / (8 + k), over each query's visible context."""
-    from tart.reasoning import class_mean_scores
+    from tart.head.model import class_mean_scores
 
     gen = torch.Generator().manual_seed(2)
     x_ctx, x_q = torch.randn(2, 16, 3, generator=gen) * torch.tensor([2.0, 1.0, 0.3]), torch.randn(2, 4, 3, generator=gen)

@@ -37,14 +37,14 @@ def examples(*groups):
 
 @pytest.fixture(scope="module")
 def head_dir(tmp_path_factory):
-    from tart.checkpoint_io import CHECKPOINTS, DEFAULT_HEAD
+    from tart.head.load import CHECKPOINTS, DEFAULT_HEAD
 
     shipped = CHECKPOINTS / DEFAULT_HEAD  # the default head, whichever it is
     if (shipped / "config.json").is_file() and any(shipped.glob("*.safetensors")):
         return str(shipped)
     import torch
 
-    from tart.reasoning import TartConfig, TartReasoningModel
+    from tart.head.model import TartConfig, TartReasoningModel
 
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("head")

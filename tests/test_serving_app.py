@@ -18,7 +18,7 @@ def app_client(tmp_path_factory):
     torch = pytest.importorskip("torch")
     from starlette.testclient import TestClient
 
-    from tart.reasoning import TartConfig, TartReasoningModel
+    from tart.head.model import TartConfig, TartReasoningModel
 
     head = tmp_path_factory.mktemp("head")
     torch.manual_seed(0)

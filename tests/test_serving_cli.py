@@ -25,7 +25,7 @@ def test_serve_command_reports_bad_input_before_starting(tmp_path):
     base = dict(host="127.0.0.1", port=3000, config=None, checkpoint=None, embedder=None, store=None)
     with pytest.raises(FileNotFoundError, match="no head checkpoint"):
         serve_command(argparse.Namespace(**{**base, "checkpoint": str(tmp_path / "missing")}))
-    from tart.reasoning import TartConfig, TartReasoningModel
+    from tart.head.model import TartConfig, TartReasoningModel
 
     TartReasoningModel(TartConfig()).save_pretrained(tmp_path / "head")
     with pytest.raises(ValueError, match="unknown model 'no-such-model'"):
@@ -46,11 +46,11 @@ def test_a_slow_start_step_says_what_it_is_doing(monkeypatch, capsys):
     """The first `tart serve` converts the GGUF embedder (about 100 s here): it must say so, not sit silent."""
     import time
 
-    import tart.models
+    import tart.lm.models
     from tart.serving import cli
 
     monkeypatch.setattr(cli, "SLOW_STEP_S", 0.05)
-    monkeypatch.setattr(tart.models, "resolve_model_dir", lambda name: time.sleep(0.5))  # a slow conversion
+    monkeypatch.setattr(tart.lm.models, "resolve_model_dir", lambda name: time.sleep(0.5))  # a slow conversion
     monkeypatch.setattr(cli.os, "execve", lambda *a: None)  # stop before becoming `bentoml serve`
     cli.serve_command(argparse.Namespace(host="127.0.0.1", port=3000, config=None, checkpoint=None,
                                          embedder="minilm-l6", store=None))

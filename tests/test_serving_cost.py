@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tart.checkpoint_io import CHECKPOINTS, DEFAULT_HEAD
+from tart.head.load import CHECKPOINTS, DEFAULT_HEAD
 from tart.classifier import TartClassifier
 from tart.serving.cost import QUERY_BATCH
 
@@ -63,7 +63,7 @@ def test_planted_task_every_label_right(labels, multiclass):
 def _random_head(**config):
     import torch
 
-    from tart.reasoning import TartConfig, TartReasoningModel
+    from tart.head.model import TartConfig, TartReasoningModel
 
     torch.manual_seed(0)
     return TartReasoningModel(TartConfig(**config)).eval()
@@ -127,7 +127,7 @@ def test_over_budget_names_the_limit():
 
 
 def test_the_embedders_tokenizer_counts_without_loading_the_model():
-    from tart.embeddings import Embedder
+    from tart.lm.embedder import Embedder
 
     embedder = Embedder("minilm-l6", max_length=8)
     counts = [len(ids) for ids in embedder.tokenize(["a cat", "word " * 20, ""])]
@@ -148,8 +148,8 @@ def test_the_time_bound_uses_the_speeds_measured_at_start():
 
 
 def test_speeds_are_measured_on_the_real_embedder_and_head(monkeypatch):
-    from tart.checkpoint_io import load_head
-    from tart.embeddings import Embedder
+    from tart.head.load import load_head
+    from tart.lm.embedder import Embedder
     from tart.serving import cost
 
     # spies only: the real embedder and head run, timed by the real clock; each speed must be the tokens

@@ -2,11 +2,11 @@
 import numpy as np
 import torch
 
-from tart.checkpoint_io import load_head
-from tart.synthetic_eval import (LOGREG_C, LOGREG_C_BEST, evaluate_synthetic, head_accuracy, logreg_accuracy,
+from tart.head.load import load_head
+from tart.evaluate.synthetic import (LOGREG_C, LOGREG_C_BEST, evaluate_synthetic, head_accuracy, logreg_accuracy,
                                  logreg_cv_accuracy, logreg_cv_correct, logreg_oracle_correct, oracle_accuracy,
                                  sample_eval_tasks)
-from tart.tasks import make_generator, sample_tasks
+from tart.tasks.synthetic import make_generator, sample_tasks
 
 
 def test_logistic_regression_baselines_on_easy_tasks():

@@ -1,4 +1,4 @@
-"""The task bank of real labelled text (tart.training.task_bank) and its episodes (tart.episodes)."""
+"""The task bank of real labelled text (tart.training.task_bank) and its episodes (tart.tasks.episodes)."""
 import dataclasses
 import gzip
 import json
@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from tart import episodes, projection
-from tart.prior import PriorSettings, sample_prior_batch
+from tart.head import projection
+from tart.tasks import episodes
+from tart.tasks.prior import PriorSettings, sample_prior_batch
 from tart.training import reserved, task_bank, user_text
 
 DUMP = """Package: a
@@ -143,7 +144,7 @@ def test_support_quota_balances_within_the_pools():
 
 
 def test_bank_family_projects_through_the_inference_projection(tiny_bank, monkeypatch):
-    from tart.inference import project_task
+    from tart.head.ensemble import project_task
 
     monkeypatch.setenv("TART_CACHE_DIR", str(tiny_bank.parent))
     monkeypatch.setattr(episodes, "bank_dir", lambda: tiny_bank)
@@ -193,7 +194,7 @@ def test_user_text_datasets_are_recorded_and_either_bank_or_dev():
     for d in info["datasets"]:
         assert d["role"] in ("bank", "dev") and d["licence"] and d["rows"] <= 5000
         assert all(o["repo"] and len(o["commit"]) == 40 and o["paths"] for o in d["origins"])
-    from tart.training.dev_suite import USER_TEXT_TASKS
+    from tart.evaluate.dev_suite import USER_TEXT_TASKS
 
     dev = {d["name"] for d in user_text.datasets("dev")}
     assert {t.split(":")[1] for t in USER_TEXT_TASKS} <= dev  # leave-one-source-out: dev sets never train

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from tart.tasks import Curriculum, make_generator, sample_tasks
+from tart.tasks.synthetic import Curriculum, make_generator, sample_tasks
 
 
 def test_shapes_and_padding():

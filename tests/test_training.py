@@ -70,7 +70,7 @@ def test_init_from_starts_at_a_trained_head(tmp_path):
     text = TINY.format(steps=1).replace('seed = 3', f'seed = 3\ninit_from = "{base}"')
     (tmp_path / "ft.toml").write_text(text.replace("lr = 1e-3", "lr = 1e-12"))  # one step that moves nothing
     train(load_config(tmp_path / "ft.toml"), tmp_path / "ft", progress=False)
-    from tart.checkpoint_io import load_head
+    from tart.head.load import load_head
 
     a, b = load_head(base).state_dict(), load_head(tmp_path / "ft").state_dict()
     assert all(torch.allclose(a[n], b[n], atol=1e-6) for n in a)
@@ -198,16 +198,16 @@ def test_prior_run_trains_a_multiclass_head(tmp_path):
     assert torch.isfinite(torch.tensor(summary["final_loss"]))
     log = losses(tmp_path / "out")
     assert all(0 < v < 5 for v in log.values())  # cross-entropy over <= 4 classes, no blow-up
-    from tart.checkpoint_io import load_head
+    from tart.head.load import load_head
 
     head = load_head(tmp_path / "out")
     assert head.config.n_classes == 4 and head.read_out.out_features == 4
 
 
 def test_warm_start_widens_a_binary_head_and_refuses_other_shapes():
-    from tart.checkpoint_io import load_head
-    from tart.reasoning import TartConfig, TartReasoningModel
-    from tart.surgery import warm_start
+    from tart.head.load import load_head
+    from tart.head.model import TartConfig, TartReasoningModel
+    from tart.head.warm_start import warm_start
 
     compact = load_head("tart-compact")
     wide = TartReasoningModel(TartConfig(n_dims=32, max_examples=128, n_classes=10))
@@ -222,9 +222,9 @@ def test_warm_start_widens_a_binary_head_and_refuses_other_shapes():
 def test_warm_start_widens_a_multiclass_heads_input_and_keeps_its_answers():
     """tart-residual (32 inputs) into a 64-input head: on inputs whose extra 32 dims are zero it answers
     exactly as before, so fine-tuning starts from the trained head."""
-    from tart.checkpoint_io import load_head
-    from tart.reasoning import TartConfig, TartReasoningModel
-    from tart.surgery import warm_start
+    from tart.head.load import load_head
+    from tart.head.model import TartConfig, TartReasoningModel
+    from tart.head.warm_start import warm_start
 
     source = load_head("tart-residual")
     wide = TartReasoningModel(TartConfig(**{**source.config.to_diff_dict(), "n_dims": 64}))
@@ -243,9 +243,9 @@ def test_warm_start_widens_a_multiclass_heads_input_and_keeps_its_answers():
 def test_widened_label_slots_are_told_apart():
     """warm_start keeps slots 0 / 1 as the binary head's +-code and gives the other slots codes of
     their own (twins would stay twins under training: the prior treats every slot alike)."""
-    from tart.checkpoint_io import load_head
-    from tart.reasoning import TartConfig, TartReasoningModel
-    from tart.surgery import spread_label_slots, warm_start
+    from tart.head.load import load_head
+    from tart.head.model import TartConfig, TartReasoningModel
+    from tart.head.warm_start import spread_label_slots, warm_start
 
     wide = TartReasoningModel(TartConfig(n_dims=32, max_examples=128, n_classes=10))
     warm_start(wide, load_head("tart-compact"), "tart-compact")
@@ -265,9 +265,9 @@ def test_widened_label_slots_are_told_apart():
 
 def test_warm_start_adds_a_residual():
     """A same-shape head with a residual starts from a trained multi-class head: its weights, scale 1."""
-    from tart.checkpoint_io import load_head
-    from tart.reasoning import TartConfig, TartReasoningModel
-    from tart.surgery import warm_start
+    from tart.head.load import load_head
+    from tart.head.model import TartConfig, TartReasoningModel
+    from tart.head.warm_start import warm_start
 
     source = load_head("tart-prior")
     model = TartReasoningModel(TartConfig(**{**source.config.to_diff_dict(), "residual": "lda"}))

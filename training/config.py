@@ -12,9 +12,9 @@ from typing import Annotated, Literal
 import pydantic
 from pydantic import Field
 
-from tart.prior import PriorSettings
-from tart.reasoning import TartConfig
-from tart.tasks import Curriculum
+from tart.tasks.prior import PriorSettings
+from tart.head.model import TartConfig
+from tart.tasks.synthetic import Curriculum
 
 # every table of the file: an unknown key is an error, not ignored
 table = pydantic.dataclasses.dataclass(config=pydantic.ConfigDict(extra="forbid"))

@@ -33,9 +33,9 @@ def _tasks(config) -> str:
     if t.source == "prior":
         p = config.prior
         weights = ", ".join(f"{name} {w:g}" for name, w in p.weights.items())
-        return (f"the prior of task families in `tart/prior.py` ({weights}); 2–{p.max_classes} classes "
+        return (f"the prior of task families in `tart/tasks/prior.py` ({weights}); 2–{p.max_classes} classes "
                 f"({p.p_binary:.0%} binary), inputs of {p.dim_min}–{p.dim_max} dimensions with a decaying spectrum, "
-                f"projected by `tart.projection` fitted on each task's context as at inference (the `tart` family "
+                f"projected by `tart.head.projection` fitted on each task's context as at inference (the `tart` family "
                 f"stays TART's raw d = 16 tasks); each step's k log-uniform in [{t.k_min}, {t.k.end}], "
                 f"{t.n_queries} queries per task seeing all k points; soft targets: {t.soft_targets}.")
     return (f"w ~ {_alpha(t)}·N(0, I_d), x ~ N(0, I_d), y ~ Bernoulli(sigmoid(w·x));\n  d curriculum {t.d.start} → "
@@ -72,7 +72,7 @@ def _residual(m) -> str:
     if m.residual == "none":
         return ""
     return (f"\nIts logits are a {m.residual} classifier's, fitted on the same context in the same input space,"
-            "\nplus the Transformer's correction (`TartConfig.residual`, `tart.reasoning.class_mean_scores`).")
+            "\nplus the Transformer's correction (`TartConfig.residual`, `tart.head.model.class_mean_scores`).")
 
 
 def write_model_card(output: Path, config, summary: dict, report: dict) -> None:

@@ -22,7 +22,7 @@ import numpy as np
 
 from tart.defaults import PACKAGED_EMBEDDERS
 from tart.paths import save_array
-from tart.prior import bank_path
+from tart.tasks.prior import bank_path
 from tart.training.task_bank import python_docstrings
 
 
@@ -38,7 +38,7 @@ def stdlib_sentences(packages=None) -> list[str]:
 
 
 def build(embedders, size: int, seed: int = 0, packages=None) -> None:
-    from tart.embeddings import load_embedder
+    from tart.lm.embedder import load_embedder
 
     sentences = stdlib_sentences(packages)
     rng = np.random.default_rng(seed)

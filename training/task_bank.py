@@ -26,7 +26,7 @@ A *label set* is one labelling of one source (e.g. debian-packages / works-with)
 of 2-10 of its classes, each with a pool of >= 20 texts. `build` enumerates the tasks, embeds every
 text with each packaged embedder, and writes under `$TART_CACHE_DIR/task-bank/`:
 `bank.json` (texts, names, sources, label sets, tasks), `{embedder}.npy` (float32, texts × hidden),
-`{embedder}-names.npy` (the names as `tart.label_names.name_text` writes them for that embedder) and
+`{embedder}-names.npy` (the names as `tart.data.label_names.name_text` writes them for that embedder) and
 `manifest.json` (sources, licences, counts), committed as training/task_bank_manifest.json.
 
     python -m tart.training.task_bank [--embedders minilm-l6,smollm2-135m] [--per-class 100] [--rebuild]
@@ -47,8 +47,8 @@ from pathlib import Path
 import numpy as np
 
 from tart.defaults import PACKAGED_EMBEDDERS
-from tart.episodes import bank_dir
-from tart.label_names import default_name, name_text
+from tart.tasks.episodes import bank_dir
+from tart.data.label_names import default_name, name_text
 from tart.training import reserved, user_text
 
 MIN_POOL = 20  # texts per class, at least
@@ -304,7 +304,7 @@ def manifest(bank: dict) -> dict:
 
 def build(embedders, per_class: int, n_tasks: int, rebuild: bool = False, manifest_path=None, seed: int = 0) -> dict:
     """Collect and enumerate the tasks (or reuse the cached bank.json), then embed with each embedder."""
-    from tart.embeddings import load_embedder
+    from tart.lm.embedder import load_embedder
     from tart.paths import atomic_write, save_array
 
     out = bank_dir()

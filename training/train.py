@@ -17,11 +17,11 @@ import torch
 from accelerate import Accelerator
 from tqdm.auto import tqdm
 
-from tart.prior import check_sources, sample_prior_batch
-from tart.reasoning import TartReasoningModel
-from tart.surgery import warm_start
-from tart.synthetic_eval import evaluate_synthetic, head_accuracy, plot_synthetic, sample_eval_tasks
-from tart.tasks import make_generator, sample_tasks
+from tart.tasks.prior import check_sources, sample_prior_batch
+from tart.head.model import TartReasoningModel
+from tart.head.warm_start import warm_start
+from tart.evaluate.synthetic import evaluate_synthetic, head_accuracy, plot_synthetic, sample_eval_tasks
+from tart.tasks.synthetic import make_generator, sample_tasks
 from tart.training.checkpoint import clean_temporary, list_checkpoints, load_checkpoint, save_checkpoint
 from tart.training.config import TrainConfig
 from tart.training.model_card import write_model_card
@@ -84,7 +84,7 @@ def train(config: TrainConfig, output: Path, resume: bool = False, progress: boo
     torch.manual_seed(config.seed)
     model = TartReasoningModel(config.model_config())
     if config.init_from:  # fine-tuning: start from a trained head (a smaller one is widened)
-        from tart.checkpoint_io import load_head
+        from tart.head.load import load_head
 
         warm_start(model, load_head(config.init_from), config.init_from)
     model.config.alpha = task_cfg.alpha
@@ -197,7 +197,7 @@ def _finish(config, model, output: Path, summary: dict, accelerator, progress: b
         report = evaluate_synthetic(model, EVAL_KS, n_tasks=config.run.final_eval_tasks, progress=progress,
                                     d=min(16, model.config.n_dims))
         if config.tasks.source == "prior":  # the head on each family it was trained on
-            from tart.prior_eval import evaluate_families
+            from tart.evaluate.prior_families import evaluate_families
 
             report["families"] = evaluate_families(model, EVAL_KS, n_tasks=100, progress=progress)["results"]
         (output / "eval.json").write_text(json.dumps(report, indent=2))

@@ -11,7 +11,7 @@ OUT = Path(__file__).resolve().parents[2] / "examples" / "emergence"  # where th
 import numpy as np
 
 from tart.data import load_dataset
-from tart.embeddings import load_embedder
+from tart.lm.embedder import load_embedder
 
 texts = load_dataset("wordnet-animal-food").texts[:64]
 rows = []

@@ -115,7 +115,7 @@ def analyze(lm, tokenizer, support: "LabelledTexts", evaluated: "LabelledTexts",
 def load_lm(spec: str):
     """The causal LM (with its LM head) and tokenizer for an embedder short name or folder."""
     from tart.methods.prompting import load_causal_lm
-    from tart.embeddings import load_embedder
+    from tart.lm.embedder import load_embedder
 
     embedder = load_embedder(spec, progress=False)
     if not embedder.is_causal_lm:

@@ -147,8 +147,8 @@ def block_states(texts, model: str = DEFAULT_CAUSAL_LM, positions: int = 4, max_
     block l's input and l + 1 its output.  Texts shorter than `positions` tokens are an error.
     """
     import torch
-    from tart.embeddings import load_embedder
-    from tart.models import pad_right
+    from tart.lm.embedder import load_embedder
+    from tart.lm.models import pad_right
 
     texts = [str(t) for t in texts]
     if not texts:
@@ -220,7 +220,7 @@ def emergence(texts, model: str = DEFAULT_CAUSAL_LM, layers=None, positions: int
     initial weights); `*_sd` is their standard deviation (0 for one run), a guide to the noise.
     Returns the JSON report (stable keys; see the README of examples/emergence).
     """
-    from tart.embeddings import load_embedder
+    from tart.lm.embedder import load_embedder
 
     start = time.time()
     if len(texts) < 10:

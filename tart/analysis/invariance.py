@@ -7,7 +7,7 @@ For each evaluated text x and each perturbation type:
 
 1. Candidates. `n_candidates` (default 3) seeded perturbations of x:
    - synonym: one word (not a stop word) replaced by a WordNet synonym from the vendored table
-     tart/datasets/wordnet-synonyms.tsv.gz (built by scripts/build_synonyms.py; case kept);
+     tart/data/bundled/wordnet-synonyms.tsv.gz (built by scripts/build_synonyms.py; case kept);
    - typo: in one word of length >= 4 that is not a stop word, two adjacent interior characters
      swapped (the first and last characters stay).
 2. Selection by M1. With p1(.) M1's class probabilities and D1 = p1(x') - p1(x), keep the
@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-SYNONYMS_FILE = Path(__file__).resolve().parent.parent / "datasets" / "wordnet-synonyms.tsv.gz"
+SYNONYMS_FILE = Path(__file__).resolve().parent.parent / "data" / "bundled" / "wordnet-synonyms.tsv.gz"
 PERTURBATIONS = ("synonym", "typo")
 SOFT_TOL, SOFT_CUTOFF = 0.1, 1.0
 # Function words: replacing or misspelling them says little about a model's grasp of the content.

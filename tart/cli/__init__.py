@@ -3,7 +3,7 @@
 Each command module defines `add_parser(subparsers)` and imports nothing heavy at module level, so
 `tart --help` never loads torch or transformers; the library is imported when a command runs.
 `tart --embed-backend onnx COMMAND ...` runs every embedder of the command in ONNX Runtime (the same as
-TART_EMBED_BACKEND=onnx; see tart.onnx_backend).
+TART_EMBED_BACKEND=onnx; see tart.lm.onnx).
 """
 from __future__ import annotations
 

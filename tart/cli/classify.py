@@ -1,6 +1,6 @@
 """`tart classify --examples FILE | --task ID --texts FILE [--output FILE] [--resume] [--engine local|ray]`.
 
-Labels a corpus few-shot, streamed in chunks (tart.batch; tart.batch_ray with --engine ray). The task
+Labels a corpus few-shot, streamed in chunks (tart.corpus.job; tart.corpus.ray_engine with --engine ray). The task
 is fitted once, from a file of labelled examples or from a task registered with `tart serve` (its
 examples' stored embeddings are used when they were made by the same embedder, as the service does).
 Without --output, one JSON line per text on standard output.
@@ -62,7 +62,7 @@ def read_label_names(value: str):
 def load_spec(args, unlabeled: list[str] = ()):
     """The task, fitted once: from --examples, or from --task in the service's store; `unlabeled`: texts
     of the corpus the head reads without labels."""
-    from tart.batch import TaskSpec
+    from tart.corpus.job import TaskSpec
 
     common = dict(head=str(args.checkpoint or DEFAULT_HEAD), n_permutations=args.permutations,
                   label_names=read_label_names(args.label_names), unlabeled=unlabeled)
@@ -95,26 +95,26 @@ def run(args) -> None:
     # what can be checked is checked now, before any model is loaded (that takes seconds; reading does not)
     unlabeled = []
     if args.texts != "-":
-        from tart.corpus import check_corpus
+        from tart.corpus.reader import check_corpus
 
         _, unlabeled = check_corpus(args.texts, args.text_column, args.id_column, sample=args.unlabeled_sample)
     if args.engine == "ray":
-        from tart.batch_ray import check_ray_job
+        from tart.corpus.ray_engine import check_ray_job
 
         check_ray_job(args.texts, args.output, args.id_column, args.resume)
     else:
-        from tart.batch import check_output
+        from tart.corpus.job import check_output
 
         check_output(args.output, args.resume)
     spec = load_spec(args, unlabeled)
     if args.engine == "ray":
-        from tart.batch_ray import classify_corpus_ray
+        from tart.corpus.ray_engine import classify_corpus_ray
 
         classify_corpus_ray(spec, args.texts, args.output, text_column=args.text_column,
                             id_column=args.id_column, chunk_size=args.chunk_size, address=args.address,
                             actors=args.actors)
         return
-    from tart.batch import classify_corpus
+    from tart.corpus.job import classify_corpus
 
     classify_corpus(spec, args.texts, args.output, text_column=args.text_column, id_column=args.id_column,
                     chunk_size=args.chunk_size, resume=args.resume)

@@ -1,5 +1,5 @@
 """`tart eval-synthetic [--checkpoint DIR]`: the head vs logistic regression vs the oracle on fresh tasks;
-with `--families`, also the head vs each prior family's natural baseline (tart.prior_eval)."""
+with `--families`, also the head vs each prior family's natural baseline (tart.evaluate.prior_families)."""
 from __future__ import annotations
 
 import json
@@ -26,15 +26,15 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> None:
-    from tart.checkpoint_io import load_head
-    from tart.synthetic_eval import evaluate_synthetic, plot_synthetic
+    from tart.head.load import load_head
+    from tart.evaluate.synthetic import evaluate_synthetic, plot_synthetic
 
     head = load_head(args.checkpoint)
     d = args.d if args.d is not None else min(16, head.config.n_dims)
     report = evaluate_synthetic(head, args.k, n_tasks=args.tasks, seed=args.seed, d=d, alpha=args.alpha,
                                 permutations=args.permutations)
     if args.families:
-        from tart.prior_eval import evaluate_families
+        from tart.evaluate.prior_families import evaluate_families
 
         report["families"] = evaluate_families(head, args.k, n_tasks=args.family_tasks)["results"]
     text = json.dumps(report, indent=2)

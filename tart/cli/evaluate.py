@@ -61,7 +61,7 @@ def run(args) -> None:
     data = load_eval_data(args.data, args.text_column, args.label_column)
     embedder = None
     if data.vectors is None:
-        from tart.embeddings import load_embedder
+        from tart.lm.embedder import load_embedder
 
         embedder = load_embedder(args.embedder, layer=args.layer, progress=not args.quiet)
     predictions = [] if args.predictions else None

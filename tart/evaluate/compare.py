@@ -21,7 +21,7 @@ def compare(datasets, embedders, methods, ks=(16, 32, 64), seeds: int = 5, progr
             on_report=None, **options) -> dict:
     """{"datasets", "embedders", "methods", "ks", "seeds", "rows", "reports"}; options go to evaluate.
     `on_report(result so far)` is called after each report (to save partial results of long runs)."""
-    from tart.embeddings import load_embedder
+    from tart.lm.embedder import load_embedder
 
     reports = []
 

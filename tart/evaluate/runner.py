@@ -78,7 +78,7 @@ def _fit_predict(name, S, Q, data: EvalData, sup, test, seed, ctx) -> tuple[np.n
     if name in ("tart", "tart-nopool") and data.vectors is None:
         # what the library reads by default on text: the labels' names, and where `tart classify` reads a
         # sample of its corpus, the texts to classify (here the split's test texts) as the unlabelled pool
-        from tart.label_names import name_texts
+        from tart.data.label_names import name_texts
 
         embedder = ctx["embedder"]
         names = embedder.embed(name_texts(y_sup, "auto", embedder.name))
@@ -115,7 +115,7 @@ def evaluate(data: EvalData, ks=(16, 32, 64), seeds: int = 5, methods=DEFAULT_ME
     checkpoint_path = None
     ctx["embedder"] = embedder
     if "tart" in methods or "tart-nopool" in methods:
-        from tart.checkpoint_io import load_head, resolve_checkpoint
+        from tart.head.load import load_head, resolve_checkpoint
 
         checkpoint_path = resolve_checkpoint(checkpoint or DEFAULT_HEAD)
         ctx["head"] = load_head(checkpoint_path)

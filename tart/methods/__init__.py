@@ -148,7 +148,7 @@ def text_classifier(name: str, embedder: str = DEFAULT_CAUSAL_LM, seed: int = 0,
     method = get(name)
     if method.reads == "text":
         return TextClassifier(make(name, seed=seed, **context))
-    from tart.embeddings import load_embedder
+    from tart.lm.embedder import load_embedder
 
     emb = load_embedder(embedder)
     if method.reads == "vectors":

@@ -11,7 +11,7 @@ from tart.data import sorted_labels
 
 class Embed(TransformerMixin, BaseEstimator):
     def __init__(self, embedder):
-        self.embedder = embedder  # an Embedder (tart.embeddings); nothing is learned
+        self.embedder = embedder  # an Embedder (tart.lm.embedder); nothing is learned
 
     def fit(self, texts, y=None):
         return self

@@ -2,7 +2,7 @@
 
 An episode is what a user brings: a few real labelled texts (the support, class-balanced as far as the
 pools allow) and texts to classify (queries), embedded by a packaged embedder. `sample_bank_episodes`
-returns raw embeddings; the prior (`tart.prior`, family `bank`) projects them with the very
+returns raw embeddings; the prior (`tart.tasks.prior`, family `bank`) projects them with the very
 `fit_projection` that inference uses, so the head trains on exactly what it will read. With
 `with_names=True` it also returns each class's name, embedded (a bank built before names has none).
 """

@@ -2,7 +2,7 @@
 
     read_csv / read_json / read_parquet  ->  map_batches(Labelling actors)  ->  write_parquet
 
-Each actor of the pool loads the embedder and fits the task once (tart.batch.Labeller, from the same
+Each actor of the pool loads the embedder and fits the task once (tart.corpus.job.Labeller, from the same
 TaskSpec as the local engine, so the labels are the same), then labels batch after batch; with GPUs in
 the cluster each actor takes one (`num_gpus=1`) and embeds on it. Without an address a local Ray is
 started. The output is a Parquet dataset (a folder of part files, readable as one table by pyarrow,
@@ -17,8 +17,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from tart.batch import TaskSpec, arrow_table, result_rows
-from tart.corpus import corpus_format
+from tart.corpus.job import TaskSpec, arrow_table, result_rows
+from tart.corpus.reader import corpus_format
 from tart.data import is_blank
 
 

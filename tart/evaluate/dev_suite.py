@@ -19,7 +19,7 @@ of its dataset (a seeded sample, class proportions kept), so that embedding the 
 minutes on two CPU cores. Embeddings are computed
 once per (embedder, task) and cached as .npy under the user cache folder (`$TART_CACHE_DIR/dev-suite`).
 
-    python -m tart.training.dev_suite --methods probe,centroid,tart:tart-compact --json F.json [--plot F.png]
+    python -m tart.evaluate.dev_suite --methods probe,centroid,tart:tart-compact --json F.json [--plot F.png]
 
 Methods: `probe` (logistic regression, C by CV on the support), `centroid` (standardised),
 `centroid-raw`, `base:nearest-mean` / `base:lda` (a residual head's base alone: `ResidualBase`), and
@@ -69,8 +69,8 @@ def _cache_dir() -> Path:
 
 def task_vectors(task: str, embedder: str | None) -> tuple[np.ndarray, np.ndarray]:
     """(X, y) of a task: a table, or a bundled text set embedded once and cached."""
-    if task.startswith("bank:"):  # bank:SOURCE:i, the i-th fixed task of a task-bank source (tart.episodes)
-        from tart.episodes import source_tasks
+    if task.startswith("bank:"):  # bank:SOURCE:i, the i-th fixed task of a task-bank source (tart.tasks.episodes)
+        from tart.tasks.episodes import source_tasks
 
         _, source, i = task.split(":")
         return source_tasks(embedder, source)[int(i)]
@@ -87,14 +87,14 @@ def task_vectors(task: str, embedder: str | None) -> tuple[np.ndarray, np.ndarra
                                for c in sorted_labels(data.labels)])
         data = data.subset(sorted(keep.tolist()))
     digest = hashlib.sha1("\n".join(data.texts).encode()).hexdigest()[:12]
-    from tart.models import dtype_setting
-    from tart.onnx_backend import resolve_backend
+    from tart.lm.models import dtype_setting
+    from tart.lm.onnx import resolve_backend
 
     dtype = dtype_setting()  # the dtype asked for ($TART_EMBED_DTYPE, else auto) names the file
     backend = resolve_backend()  # $TART_EMBED_BACKEND, else torch: an ONNX backend has its own vectors
     path = _cache_dir() / f"{embedder}-{dtype if backend == 'torch' else backend}-{task}-{digest}.npy"
     if not path.exists():
-        from tart.embeddings import load_embedder
+        from tart.lm.embedder import load_embedder
 
         from tart.paths import save_array
 
@@ -160,7 +160,7 @@ class WithLabelNames:
         self.method, self.embedder, self.copies = method, embedder, copies
 
     def fit(self, X, y):
-        from tart.embeddings import load_embedder
+        from tart.lm.embedder import load_embedder
 
         names = np.asarray(sorted_labels(y))
         vectors = load_embedder(self.embedder).embed([str(n) for n in names])  # as task_vectors embeds
@@ -180,10 +180,10 @@ def reads_names(spec: str) -> bool:
 
 
 def _embed_names(labels, embedder: str, bare: bool = False) -> np.ndarray:
-    """Each class's name, embedded by the task's embedder as the library embeds it (tart.label_names), or
+    """Each class's name, embedded by the task's embedder as the library embeds it (tart.data.label_names), or
     `bare`: without the causal LMs' template (to choose it)."""
-    from tart.embeddings import load_embedder
-    from tart.label_names import name_texts
+    from tart.lm.embedder import load_embedder
+    from tart.data.label_names import name_texts
 
     return load_embedder(embedder).embed(name_texts(labels, "auto", None if bare else embedder))
 
@@ -206,7 +206,7 @@ class NearestName:
 
 class WithSideInputs:
     """A method that reads what a user has besides examples the library's own way (`fit(X, y, unlabeled,
-    name_vectors)`): each label's name embedded by the task's embedder (`tart.label_names`), and with
+    name_vectors)`): each label's name embedded by the task's embedder (`tart.data.label_names`), and with
     `pool` the test points as its unlabelled pool, of which the method keeps a seeded sample, as
     `tart classify` reads a corpus and `tart evaluate` a split's test texts."""
 
@@ -218,7 +218,7 @@ class WithSideInputs:
         return self
 
     def predict(self, X):
-        from tart.label_names import default_name
+        from tart.data.label_names import default_name
 
         labels = list(self.y_) if len(self.y_) else list(self.classes)  # k = 0: the task's classes, named
         names = _embed_names(labels, self.embedder, self.bare) if self.embedder else None
@@ -230,7 +230,7 @@ class WithSideInputs:
 
 
 class SideBase:
-    """The side-input head's base alone (`tart.reasoning.side_mean_scores` with its initial weights: a
+    """The side-input head's base alone (`tart.head.model.side_mean_scores` with its initial weights: a
     name counts as one example, an unlabelled point half, 2 rounds of soft k-means), projected as
     TartClassifier projects; `base:side` in the suite."""
 
@@ -241,7 +241,7 @@ class SideBase:
         import torch
 
         from tart.classifier import MIN_POINTS_TO_STANDARDIZE  # projected as TartClassifier projects
-        from tart.inference import fit_task_projection, project
+        from tart.head.ensemble import fit_task_projection, project
 
         self.classes_ = np.asarray(sorted_labels(list(y)) if len(y) else self.classes)  # k = 0: the named classes
         y_index = np.searchsorted(self.classes_, y) if len(y) else np.zeros(0, dtype=np.int64)
@@ -259,8 +259,8 @@ class SideBase:
     def predict(self, X):
         import torch
 
-        from tart.inference import project
-        from tart.reasoning import side_mean_scores
+        from tart.head.ensemble import project
+        from tart.head.model import side_mean_scores
 
         Q = torch.as_tensor(project(self.projection_, X))[None]
         C, q = len(self.classes_), Q.shape[1]
@@ -272,7 +272,7 @@ class SideBase:
 
 
 class ResidualBase:
-    """A residual head's base alone (`tart.reasoning.class_mean_scores`), without the Transformer: what
+    """A residual head's base alone (`tart.head.model.class_mean_scores`), without the Transformer: what
     the head adds to it is the difference. Projected as TartClassifier projects (32 dims, shrinkage 0.5
     by default)."""
 
@@ -287,8 +287,8 @@ class ResidualBase:
     def predict(self, X):
         import torch
 
-        from tart.inference import project_task
-        from tart.reasoning import class_mean_scores
+        from tart.head.ensemble import project_task
+        from tart.head.model import class_mean_scores
 
         S, Q = project_task(self.X_, X, self.n_dims, self.shrinkage, True)
         scores = class_mean_scores(S[None], torch.from_numpy(self.y_)[None], Q[None], torch.tensor([len(S)]),
@@ -475,7 +475,7 @@ def plot(report: dict, path) -> None:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m tart.training.dev_suite", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m tart.evaluate.dev_suite", description=__doc__.split("\n")[0])
     p.add_argument("--methods", help="comma-separated; a tart spec's options use ',' too, so "
                    "separate methods with ';' when a spec has options")
     p.add_argument("--ks", default="8,16,32,64")

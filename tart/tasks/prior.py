@@ -2,7 +2,7 @@
 
 TART's head saw isotropic Gaussian points with noiseless linear labels. Real embedded tasks are
 high-dimensional, anisotropic (a decaying spectrum), clustered, noisy and multi-class, and reach the
-head through `tart.projection` fitted on the k support points. So each training step here:
+head through `tart.head.projection` fitted on the k support points. So each training step here:
 
 1. picks a family by the configured weights (one per step, so a batch shares its shapes);
 2. samples `batch_size` tasks of that family in D input dimensions (D drawn per step), each with
@@ -24,7 +24,7 @@ rest are irrelevant features, chosen with preference for high-variance direction
 - `real`: real text embeddings (a bank of unlabelled stdlib docstring sentences embedded by the
   packaged models, `tart.training.real_bank`) labelled by their cosine to C random bank points
   (prototypes), so the inputs have a real embedder's geometry; no latent spectrum, no rotation.
-- `bank`: real labelled episodes (`tart.episodes`): real texts with their real labels from the task
+- `bank`: real labelled episodes (`tart.tasks.episodes`): real texts with their real labels from the task
   bank (`tart.training.task_bank`), embedded by a packaged model; the targets are the labels.
 
 Targets are the true class probabilities given the classes present in the context (soft labels).
@@ -42,9 +42,9 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field
 
-from tart import projection
+from tart.head import projection
 from tart.defaults import DEFAULT_SHRINKAGE, PACKAGED_EMBEDDERS
-from tart.tasks import sample_tasks
+from tart.tasks.synthetic import sample_tasks
 
 FAMILIES = ("gaussian", "linear", "mlp", "tart", "real", "bank")
 
@@ -230,7 +230,7 @@ def _real(gen, s, B, k, q):
 def check_sources(s: PriorSettings) -> None:
     """Load now every embedding bank the weighted families may draw from, so that a missing one stops a
     run before its first step (with how to build it), not when a step first picks that embedder."""
-    from tart.episodes import load_bank
+    from tart.tasks.episodes import load_bank
 
     if s.weights.get("real", 0) > 0:
         for embedder in s.real_embedders:
@@ -243,7 +243,7 @@ def check_sources(s: PriorSettings) -> None:
 def _bank_episodes(gen, s, B, k, q, C, named: bool):
     """Real episodes, and if `named` their classes' names (raw embeddings, in class order, zeros past C;
     None unnamed or from a bank built before names)."""
-    from tart.episodes import load_bank, sample_bank_episodes
+    from tart.tasks.episodes import load_bank, sample_bank_episodes
 
     bank = load_bank(s.bank_embedders[_randint(gen, 0, len(s.bank_embedders) - 1)], exclude=s.bank_exclude)
     rng = np.random.default_rng(int(torch.randint(2**62, (1,), generator=gen)))

@@ -22,9 +22,9 @@ from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
 from sklearn.model_selection import StratifiedKFold
 from tqdm.auto import tqdm
 
-from tart.inference import positive_probability
-from tart.reasoning import TartReasoningModel
-from tart.tasks import make_generator, sample_tasks
+from tart.head.ensemble import positive_probability
+from tart.head.model import TartReasoningModel
+from tart.tasks.synthetic import make_generator, sample_tasks
 
 LOGREG_C = (1.0, 100.0, 10000.0)
 LOGREG_C_BEST = (0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0)  # `logreg` picks on the queries: a wider grid

@@ -4,8 +4,8 @@ stream: each text alone.  vanilla: one pass over a prompt of all k "text: label"
 lines, each example's text span pooled; each query gets the whole prompt before
 it.  loo (leave-one-out): example i is read after the other k-1 labelled examples.
 
-Which model a name means, its files, its dtype and loading it once are tart.models' job.
-The model runs in torch, or in ONNX Runtime (`backend="onnx"` / `"onnx-int8"`, see tart.onnx_backend).
+Which model a name means, its files, its dtype and loading it once are tart.lm.models' job.
+The model runs in torch, or in ONNX Runtime (`backend="onnx"` / `"onnx-int8"`, see tart.lm.onnx).
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from tart.defaults import DEFAULT_EMBEDDER
-from tart.models import (check_layer, continue_cache, is_causal, load_model, load_onnx_model, load_tokenizer, once,
+from tart.lm.models import (check_layer, continue_cache, is_causal, load_model, load_onnx_model, load_tokenizer, once,
                          pad_right, prefix_cache, resolve_dtype)
 
 MODES = ("stream", "vanilla", "loo")
@@ -28,7 +28,7 @@ class Embedder:
     def __init__(self, model=DEFAULT_EMBEDDER, mode="stream", pooling="mean", layer=-1, max_length=256,
                  batch_tokens=None, cache_dir=None, device="cpu", progress=True, dtype=None, backend=None,
                  cache_size: int = 50_000):
-        from tart.onnx_backend import BATCH_TOKENS, resolve_backend  # names only: no onnxruntime import
+        from tart.lm.onnx import BATCH_TOKENS, resolve_backend  # names only: no onnxruntime import
 
         self.model_name, self.mode, self.pooling, self.layer = model, mode, pooling, layer
         self.dtype = dtype  # weights: None ($TART_EMBED_DTYPE, else auto: see resolve_dtype), "auto", or a name

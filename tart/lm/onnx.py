@@ -5,7 +5,7 @@ The frozen model is exported once per model, backend and layer with torch's dyna
 in the user cache (`tart.paths.cache_dir()/onnx/`), like the converted GGUF weights. Nothing is
 downloaded. The exported graph takes `input_ids` and `attention_mask` with dynamic batch and length
 and returns one layer's hidden states; tokenising, truncation, batching, pooling and the embedding
-cache stay in `tart.embeddings.Embedder`, so every backend shares them.
+cache stay in `tart.lm.embedder.Embedder`, so every backend shares them.
 
 `onnx-int8` is the float32 export with its MatMul weights quantised to int8 (per output channel) by
 ONNX Runtime's `quantize_dynamic`; activations are quantised per call at run time (see _quantize).

@@ -7,13 +7,13 @@
   their own, so that training can tell them apart.
 
 `tart train` uses both for `init_from` (training/train.py); they change the new head in place and only
-read the trained one, which may be the shared copy `tart.checkpoint_io.load_head` returns.
+read the trained one, which may be the shared copy `tart.head.load.load_head` returns.
 """
 from __future__ import annotations
 
 import torch
 
-from tart.reasoning import TartReasoningModel
+from tart.head.model import TartReasoningModel
 
 
 @torch.no_grad()

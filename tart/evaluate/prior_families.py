@@ -1,6 +1,6 @@
 """The head on each family of its training prior, against that family's natural baseline.
 
-Fresh tasks from `tart.prior` (a seed the training never uses), already projected as at inference.
+Fresh tasks from `tart.tasks.prior` (a seed the training never uses), already projected as at inference.
 Per family and k, on the same tasks and query points:
 - `head`: the head given the k context points (one order, no ensemble);
 - `logreg`: logistic regression (multinomial, C by 3-fold CV on the k points when every class has
@@ -24,8 +24,8 @@ from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
 from sklearn.neighbors import NearestCentroid
 from tqdm.auto import tqdm
 
-from tart.prior import PriorSettings, sample_prior_batch
-from tart.reasoning import TartReasoningModel
+from tart.tasks.prior import PriorSettings, sample_prior_batch
+from tart.head.model import TartReasoningModel
 
 FAMILIES = ("gaussian", "linear", "mlp")
 

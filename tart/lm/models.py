@@ -2,7 +2,7 @@
 
 Models come from installed packages (short names), a local transformers folder, or a .gguf file.
 GGUF files are slow to load (de-quantisation), so they are converted once into a safetensors cache.
-Nothing is ever fetched from a hub. tart.embeddings builds its `Embedder` on these; the prompting
+Nothing is ever fetched from a hub. tart.lm.embedder builds its `Embedder` on these; the prompting
 and SetFit methods resolve their model folders here too. `pad_right`, `prefix_cache` and
 `continue_cache` batch token ids (right padding, a shared prefix's keys/values read once) for the
 Embedder, in-context prompting and the emergence analysis.
@@ -232,10 +232,10 @@ def load_model(model: str, cache_dir, device: str, dtype: torch.dtype = torch.fl
 
 
 def load_onnx_model(model: str, cache_dir, device: str, backend: str, layer: int):
-    """The ONNX Runtime model of `layer` (tokenised as in torch: `load_tokenizer`); see tart.onnx_backend."""
+    """The ONNX Runtime model of `layer` (tokenised as in torch: `load_tokenizer`); see tart.lm.onnx."""
     from transformers import AutoConfig
 
-    from tart.onnx_backend import load_onnx
+    from tart.lm.onnx import load_onnx
     if device != "cpu":
         raise ValueError(f"the {backend} embedder backend runs on CPU, not {device!r}; use backend='torch' there")
     folder = resolve_model_dir(model, cache_dir)

@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from tart.defaults import DEFAULT_EMBEDDER, DEFAULT_HEAD, DEFAULT_N_PERMUTATIONS
-from tart.corpus import count_rows, import_pyarrow, read_corpus
-from tart.label_names import name_texts
+from tart.corpus.reader import count_rows, import_pyarrow, read_corpus
+from tart.data.label_names import name_texts
 from tart.paths import atomic_write
 
 OUTPUT_SUFFIXES = (".jsonl", ".parquet")
@@ -74,7 +74,7 @@ class TaskSpec:
 
 
 def _embedder(name: str, dtype, device: str):
-    from tart.embeddings import Embedder
+    from tart.lm.embedder import Embedder
 
     # an Embedder of our own (the model itself is shared in the process) without a progress bar of its own,
     # and without a text cache: a corpus pass never repeats a chunk, so the cache would only hold memory
@@ -255,7 +255,7 @@ def _finish(journal: Path, output: Path, classes: list) -> None:
 def classify_corpus(spec: TaskSpec, texts: str, output: str | None = None, text_column: str = "text",
                     id_column: str | None = None, chunk_size: int = 512, resume: bool = False,
                     progress: bool | None = None, labeller: Labeller | None = None) -> dict:
-    """Label every row of `texts` (see tart.corpus) into `output` (.jsonl or .parquet), or print JSON
+    """Label every row of `texts` (see tart.corpus.reader) into `output` (.jsonl or .parquet), or print JSON
     lines (with the text) to standard output when output is None. Returns counts and timings."""
     check_output(output, resume)
     out = Path(output) if output else None

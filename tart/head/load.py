@@ -12,8 +12,9 @@ from tart.defaults import DEFAULT_HEAD
 
 
 def _shipped_dir() -> Path:
-    installed = Path(__file__).resolve().parent / "checkpoints"  # pip install . (package data)
-    return installed if installed.is_dir() else Path(__file__).resolve().parent.parent / "checkpoints"  # checkout
+    package = Path(__file__).resolve().parent.parent  # tart/
+    installed = package / "checkpoints"  # pip install . (package data)
+    return installed if installed.is_dir() else package.parent / "checkpoints"  # checkout
 
 
 CHECKPOINTS = _shipped_dir()
@@ -41,7 +42,7 @@ def load_head(name_or_path: str | Path | None = None):
 
     Loaded once per process per folder, so a short name and its folder's path share one copy (clone()
     and cross-validation reuse it too). The copy is shared: read it, never change it in place
-    (`tart.surgery.warm_start` copies from it). A folder whose weights or config were rewritten
+    (`tart.head.warm_start.warm_start` copies from it). A folder whose weights or config were rewritten
     since loads again."""
     folder = resolve_checkpoint(name_or_path).resolve()
     return _load_head(folder, _saved_state(folder))
@@ -55,6 +56,6 @@ def _saved_state(folder: Path) -> tuple:
 
 @functools.cache
 def _load_head(folder: Path, saved_state: tuple):
-    from tart.reasoning import TartReasoningModel
+    from tart.head.model import TartReasoningModel
 
     return TartReasoningModel.from_pretrained(folder).eval()

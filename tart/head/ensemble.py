@@ -30,8 +30,8 @@ from itertools import combinations
 import numpy as np
 import torch
 
-from tart import projection
-from tart.reasoning import TartReasoningModel
+from tart.head import projection
+from tart.head.model import TartReasoningModel
 
 
 def fit_task_projection(S: np.ndarray, n_dims: int, shrinkage: float, standardize: bool) -> projection.FittedProjection:

@@ -4,8 +4,8 @@
     data = load_dataset("reviews.jsonl", text_column="review", label_column="stars")
     support, test = balanced_split(data, k=16, seed=0)
 
-Bundled files live in tart/datasets/ (rebuilt by scripts/build_datasets.py; sources
-and licences in tart/datasets/LICENSES.md).
+Bundled files live in tart/data/bundled/ (rebuilt by scripts/build_datasets.py; sources
+and licences in tart/data/bundled/LICENSES.md).
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-DATASETS_DIR = Path(__file__).parent / "datasets"
+DATASETS_DIR = Path(__file__).parent / "bundled"
 _LABEL_TYPES = (str, int, bool)  # JSON label values that make sensible classes
 CSV_FIELD_LIMIT = 2**31 - 1  # characters: the largest the csv module takes on every platform (a C long)
 

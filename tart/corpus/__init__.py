@@ -1,0 +1,1 @@
+"""The corpus job behind `tart classify`: reading a corpus in chunks, labelling it resumably, the Ray engine."""
