@@ -10,7 +10,7 @@
    load the embedder and fit the task), then texts/s on --ray-n texts with 1 and with 2 actors.
 The machine's load average is recorded: the VM is shared, numbers move with it.
 
-    nice -n 19 python benchmarks/batch_classify.py --json benchmarks/results/batch_classify.json
+    nice -n 19 python benchmarks/batch_classify.py --json results/benchmarks/batch_classify.json
 """
 from __future__ import annotations
 

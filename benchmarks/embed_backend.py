@@ -16,7 +16,7 @@ For each embedder (default: minilm-l6 and smollm2-135m), in one run, on the same
    reports run with TART_EMBED_DTYPE=float32 and with TART_EMBED_BACKEND=onnx-int8.
 The 1-, 5- and 15-minute load averages are recorded before and after: the machine is shared.
 
-    python benchmarks/embed_backend.py --json benchmarks/results/embed_backend.json
+    python benchmarks/embed_backend.py --json results/benchmarks/embed_backend.json
 """
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ For each embedder (default: minilm-l6 and smollm2-135m):
 3. Accuracy: on each --datasets entry, TART (the shipped head) and a logistic-regression probe on the
    embeddings of either dtype, with the same support sets and test sets (paired seeds).
 
-    python benchmarks/embed_dtype.py --json benchmarks/results/embed_dtype.json
+    python benchmarks/embed_dtype.py --json results/benchmarks/embed_dtype.json
 """
 from __future__ import annotations
 

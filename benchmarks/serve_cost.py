@@ -15,7 +15,7 @@ each --repeats times, with new texts each time (none from the embedder's cache).
 seconds, both costs, and the peak resident memory of every server process above its level before
 the request (sampled every 50 ms).
 
-    python benchmarks/serve_cost.py --json benchmarks/results/serve_cost.json
+    python benchmarks/serve_cost.py --json results/benchmarks/serve_cost.json
 """
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ neither has seen the texts), in alternating order so drift in the host's load hi
 Reports p50 / mean of each side, their ratio, and whether the labels agree; warm-up rounds are not
 counted.
 
-    python benchmarks/serve_overhead.py --json benchmarks/results/serve_overhead.json
+    python benchmarks/serve_overhead.py --json results/benchmarks/serve_overhead.json
 """
 from __future__ import annotations
 
