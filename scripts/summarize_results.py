@@ -8,7 +8,8 @@ layer, head and embedding mode, plus each other layer, head or mode against the 
 layer, tart-compact, stream) on the same datasets:
 
     python scripts/summarize_results.py results   (results/mixed-alpha: the head fine-tuned on mixed alpha) Files named
-`sanity-*.json` are included only when passed explicitly.
+`sanity-*.json` are included only when passed explicitly, and so are the files under a results folder's
+examples/, benchmarks/, training/ and dev-suite/ (other outputs: analyses, benchmarks, training runs, dev-suite reports).
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 DEFAULT_HEAD = "checkpoints/tart-compact"
+OTHER_OUTPUTS = {"examples", "benchmarks", "training", "dev-suite"}  # sub-folders of results/ that hold no such tables
 DEFAULT = (None, -1, DEFAULT_HEAD, "stream")  # what other layers, heads and modes are compared with
 
 
@@ -27,7 +29,8 @@ def load_reports(args: list[str]) -> list[tuple[Path, dict]]:
     paths = []
     for arg in args or ["results"]:
         p = Path(arg)
-        paths += sorted(q for q in p.rglob("*.json") if not q.name.startswith("sanity-")) if p.is_dir() else [p]
+        paths += sorted(q for q in p.rglob("*.json") if not q.name.startswith("sanity-")
+                        and q.relative_to(p).parts[0] not in OTHER_OUTPUTS) if p.is_dir() else [p]
     reports = [(p, json.loads(p.read_text())) for p in paths]
     reports = [(p, r) for p, r in reports if "ks" in r and "results" in r]  # `tart evaluate` reports only
     for _, r in reports:  # a method that ran on none of a dataset's support sets has no numbers

@@ -2,7 +2,7 @@
 # Component reweighting vs TART and the probe on the 6 bundled binary datasets, k = 16, 5 seeds,
 # 100 test texts (the same splits for every method within a dataset). Writes binary/<dataset>.json.
 set -euo pipefail
-cd "$(dirname "$0")/../../examples/components"  # the outputs live there
+cd "$(dirname "$0")/../../results/examples/components"  # the outputs live there
 export HF_HUB_OFFLINE=1
 mkdir -p binary
 for ds in wordnet-animal-food wordnet-act-state wordnet-artifact-person wordnet-plant-communication \

@@ -8,7 +8,7 @@ three seeds each; x ~ N(0, I_d), z = rho x + sqrt(1 - rho^2) e.
 import json
 from pathlib import Path
 
-OUT = Path(__file__).resolve().parents[2] / "examples" / "emergence"  # where the outputs live
+OUT = Path(__file__).resolve().parents[2] / "results" / "examples" / "emergence"  # where the outputs live
 
 import numpy as np
 import torch

@@ -6,7 +6,7 @@ their 3 largest coordinates, per pooled layer (SmolLM2, 64 WordNet glosses). Wri
 import json
 from pathlib import Path
 
-OUT = Path(__file__).resolve().parents[2] / "examples" / "emergence"  # where the outputs live
+OUT = Path(__file__).resolve().parents[2] / "results" / "examples" / "emergence"  # where the outputs live
 
 import numpy as np
 

@@ -4,7 +4,7 @@
 # (layer L pools hidden_states[L]: 1..29 = output of block L-1 before the final norm, -1 = the last, normed)
 set -euo pipefail
 export OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1
-out=examples/emergence/layers
+out=results/examples/emergence/layers
 mkdir -p "$out"
 for layer in "$@"; do
   for data in wordnet-act-state opinion-sentiment; do

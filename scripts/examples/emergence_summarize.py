@@ -1,4 +1,4 @@
-"""Tables for examples/emergence/README.md from the committed JSONs (no model is run).
+"""Tables for results/examples/emergence/README.md from the committed JSONs (no model is run).
 
     python scripts/examples/emergence_summarize.py            # prints Markdown; writes summary.json
 """
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parents[2] / "examples" / "emergence"  # the outputs
+HERE = Path(__file__).resolve().parents[2] / "results" / "examples" / "emergence"  # the outputs
 RUNS = {"seed 0": "emergence_smollm2.json", "seed 1": "emergence_smollm2_seed1.json"}
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rebuild examples/slices/: `tart evaluate --predictions` with SmolLM2-135M and MiniLM-L6 on two bundled
+# Rebuild results/examples/slices/: `tart evaluate --predictions` with SmolLM2-135M and MiniLM-L6 on two bundled
 # datasets (k = 16, 5 seeds, 200 test texts per seed; tart / logreg / centroid), then `tart analyze
 # slices` over the six models of each dataset (rule slices: length terciles, negation, number,
 # question, uppercase, label). Predictions (~0.5 MB per file) go to runs/slices/ (git-ignored).
@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false
-OUT=examples/slices
+OUT=results/examples/slices
 PRED=runs/slices
 mkdir -p "$PRED"
 for data in fortunes-computers-politics wordnet-6way; do
