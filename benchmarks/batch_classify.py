@@ -30,7 +30,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def write_corpus(path: Path, n: int) -> None:
-    from tart.data import list_datasets, load_dataset
+    from tart.data.datasets import list_datasets, load_dataset
 
     # short texts (WordNet glosses, opinion words): a few minutes for the whole benchmark on 2 cores
     pool = [t for name in list_datasets() if not name.startswith("fortunes") for t in load_dataset(name).texts]
@@ -41,7 +41,8 @@ def write_corpus(path: Path, n: int) -> None:
 
 def spec_for(embedder: str):
     from tart.corpus.job import TaskSpec
-    from tart.data import balanced_split, load_dataset
+    from tart.data.datasets import load_dataset
+    from tart.data.splits import balanced_split
 
     support, _ = balanced_split(load_dataset("wordnet-animal-food"), k=16, seed=0)
     return TaskSpec.from_examples(support.texts, support.labels, embedder=embedder)

@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from embed_dtype import best_throughput, text_sets, throughput  # noqa: E402  (the same texts and timing)
 
-from tart.lm import models as tart_models  # noqa: E402
+from tart.lm import loading  # noqa: E402
 from tart.lm.embedder import Embedder  # noqa: E402
 
 # name -> Embedder arguments
@@ -51,7 +51,7 @@ def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def load(name: str, setup: dict) -> tuple[Embedder, dict]:
     from tart.lm.onnx import exported_model
-    from tart.lm.models import default_cache_dir, resolve_model_dir
+    from tart.lm.registry import default_cache_dir, resolve_model_dir
 
     info = {}
     if setup["backend"] != "torch":  # the one-time export, timed apart from the load
@@ -138,7 +138,7 @@ def main(argv=None) -> int:
             print(f"{name} {s} texts/s by texts per forward: {sweep}", flush=True)
         result["embedders"][name] = entry
         models.clear()
-        tart_models._LOADED.clear()  # the next embedder's models only: SmolLM2 in four forms is ~2 GB
+        loading._LOADED.clear()  # the next embedder's models only: SmolLM2 in four forms is ~2 GB
         if args.json:  # after each embedder: a run cut short keeps what it measured
             result["machine"]["load_average_1_5_15_end"] = os.getloadavg()
             Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -27,9 +27,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tart.data import load_dataset  # noqa: E402
+from tart.data.datasets import load_dataset# noqa: E402
 from tart.lm.embedder import Embedder  # noqa: E402
-from tart.lm.models import bf16_supported  # noqa: E402
+from tart.lm.dtype import bf16_supported# noqa: E402
 
 
 def text_sets(n_short: int, n_long: int) -> dict[str, list[str]]:

@@ -34,7 +34,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tart.data import load_dataset  # noqa: E402
+from tart.data.datasets import load_dataset# noqa: E402
 from tart.serving.launch import LocalServer  # noqa: E402
 from tart.head.load import load_head  # noqa: E402
 from tart.classifier import TartClassifier  # noqa: E402

@@ -36,8 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tart.serving.launch import LocalServer  # noqa: E402
 from tart.serving.settings import Settings  # noqa: E402
-from tart.data import load_dataset  # noqa: E402
-from tart.lm.models import resolve_dtype  # noqa: E402
+from tart.data.datasets import load_dataset# noqa: E402
+from tart.lm.dtype import resolve_dtype# noqa: E402
 
 
 def text_stream(texts: list[str]):

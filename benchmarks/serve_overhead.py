@@ -28,9 +28,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tart.classifier import TartClassifier  # noqa: E402
-from tart.data import load_dataset  # noqa: E402
+from tart.data.datasets import load_dataset# noqa: E402
 from tart.lm.embedder import load_embedder  # noqa: E402
-from tart.lm.models import resolve_dtype  # noqa: E402
+from tart.lm.dtype import resolve_dtype# noqa: E402
 from tart.serving.cost import QUERY_BATCH  # noqa: E402
 from tart.serving.launch import LocalServer  # noqa: E402
 from tart.serving.settings import Settings  # noqa: E402

@@ -48,7 +48,7 @@ def server_environment(args, base: dict | None = None) -> dict:
     env.setdefault("BENTOML_DO_NOT_TRACK", "true")
     env.setdefault("HF_HUB_OFFLINE", "1")
     # BentoML's home and every temporary file under the project's cache (or $TART_CACHE_DIR), not ~/bentoml
-    from tart.lm.models import default_cache_dir
+    from tart.lm.registry import default_cache_dir
 
     cache = default_cache_dir(env.get("TART_CACHE_DIR"))
     for variable, folder in (("BENTOML_HOME", cache / "bentoml"), ("TMPDIR", cache / "tmp")):
@@ -85,7 +85,7 @@ def bentoml_serve_argv(host: str, port: int, settings) -> list[str]:
 def serve_command(args) -> None:
     from tart.serving.settings import load_settings
     from tart.head.load import resolve_checkpoint
-    from tart.lm.models import resolve_model_dir
+    from tart.lm.registry import resolve_model_dir
 
     if not 0 < args.port < 65536:
         raise ValueError(f"--port must be between 1 and 65535, got {args.port}")
@@ -98,7 +98,7 @@ def serve_command(args) -> None:
                          "to safetensors once, in the user cache: this can take a minute or two)"):
         resolve_model_dir(settings.embedder)
     if settings.embed_backend != "torch":  # the one-time ONNX export, here rather than in a starting worker
-        from tart.lm.models import default_cache_dir
+        from tart.lm.registry import default_cache_dir
         from tart.lm.onnx import exported_model
 
         exported_model(resolve_model_dir(settings.embedder), settings.embed_backend, -1,

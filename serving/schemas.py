@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 from bentoml import IODescriptor
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from tart.data import is_blank
+from tart.data.readers import is_blank
 from tart.serving.settings import get_settings
 
 S = get_settings()

@@ -85,7 +85,7 @@ class Settings(BaseSettings):
     # embedder runtime: torch, onnx (float32) or onnx-int8 (ONNX Runtime, the onnx extra; tart.lm.onnx.BACKENDS,
     # not imported: that module imports torch)
     embed_backend: Literal["torch", "onnx", "onnx-int8"] = "torch"
-    embed_dtype: Literal[EMBED_DTYPES] = "auto"  # embedder weights: auto (tart.lm.models decides from the CPU: bfloat16 only with AMX), bfloat16, float32
+    embed_dtype: Literal[EMBED_DTYPES] = "auto"  # embedder weights: auto (tart.lm.dtype decides from the CPU: bfloat16 only with AMX), bfloat16, float32
     # access
     host: str = "127.0.0.1"  # the address the server listens on (tart serve --host sets it)
     api_keys: str = ""  # comma-separated keys; a request must send one (Authorization: Bearer KEY)

@@ -22,7 +22,7 @@ from threading import Lock
 
 import numpy as np
 
-from tart.data import sorted_labels
+from tart.data.labels import sorted_labels
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (

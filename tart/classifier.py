@@ -38,7 +38,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from tart.head.load import load_head
-from tart.data import sorted_labels
+from tart.data.labels import sorted_labels
 from tart.data.label_names import name_texts
 from tart.defaults import (DEFAULT_EMBEDDER, DEFAULT_HEAD, DEFAULT_MAX_UNLABELED, DEFAULT_N_PERMUTATIONS,
                            DEFAULT_SHRINKAGE)

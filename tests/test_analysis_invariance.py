@@ -10,7 +10,8 @@ from sklearn.pipeline import make_pipeline
 
 from tart.analysis import invariance as inv
 from tart.cli import main
-from tart.data import balanced_split, load_dataset
+from tart.data.datasets import load_dataset
+from tart.data.splits import balanced_split
 
 
 def tfidf_model(support):

@@ -4,7 +4,8 @@ import pytest
 
 from tart.analysis import models
 from tart.methods.probes import softmax
-from tart.data import balanced_split, load_dataset
+from tart.data.datasets import load_dataset
+from tart.data.splits import balanced_split
 
 
 @pytest.fixture(scope="module")

@@ -125,7 +125,8 @@ def test_scikit_learn_tools(head, cancer):
 
 
 def test_texts_with_a_real_embedder(head):
-    from tart.data import balanced_split, load_dataset
+    from tart.data.datasets import load_dataset
+    from tart.data.splits import balanced_split
 
     support, test = balanced_split(load_dataset("wordnet-animal-food"), k=16, seed=0, test_size=60)
     clf = TartClassifier(head=head, embedder="minilm-l6").fit(support.texts, support.labels)

@@ -4,7 +4,9 @@ from collections import Counter
 
 import pytest
 
-from tart.data import DATASETS_DIR, LabelledTexts, balanced_split, list_datasets, load_dataset, sorted_labels
+from tart.data.datasets import DATASETS_DIR, list_datasets, load_dataset
+from tart.data.labels import LabelledTexts, sorted_labels
+from tart.data.splits import balanced_split
 
 EXPECTED = {
     "wordnet-animal-food", "wordnet-act-state", "wordnet-artifact-person",

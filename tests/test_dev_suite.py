@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from tart.data import balanced_indices
+from tart.data.splits import balanced_indices
 from tart.evaluate.dev_suite import per_task_table, run
 
 VECTORS = ("sklearn:wine", "sklearn:iris")

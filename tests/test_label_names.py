@@ -5,7 +5,8 @@ import pytest
 
 from tart.head.load import load_head
 from tart.classifier import TartClassifier
-from tart.data import balanced_split, load_dataset
+from tart.data.datasets import load_dataset
+from tart.data.splits import balanced_split
 from tart.data.label_names import CAUSAL_LM_TEMPLATE, default_name, name_texts, resolve_names
 
 EMBEDDER = "minilm-l6"

@@ -37,7 +37,7 @@ def test_logreg_probe_separable():
 def test_icl_query_is_tokenised_like_the_examples():
     from transformers import AutoTokenizer
 
-    from tart.lm.models import resolve_model_dir
+    from tart.lm.registry import resolve_model_dir
     from tart.methods.prompting import ICLClassifier
 
     tok = AutoTokenizer.from_pretrained(resolve_model_dir("smollm2-135m"))
@@ -60,7 +60,8 @@ def test_text_classifier_checks_inputs():
 @pytest.mark.slow
 def test_setfit_learns_a_clear_task():
     pytest.importorskip("setfit")
-    from tart.data import balanced_split, load_dataset
+    from tart.data.datasets import load_dataset
+    from tart.data.splits import balanced_split
 
     support, test = balanced_split(load_dataset("wordnet-animal-food"), k=8, seed=0, test_size=40)
     clf = methods.text_classifier("setfit", setfit_iterations=2).fit(support.texts, support.labels)

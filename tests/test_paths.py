@@ -17,7 +17,7 @@ def test_user_folders_and_overrides(monkeypatch, tmp_path):
     monkeypatch.setenv("TART_CACHE_DIR", str(tmp_path / "c"))
     monkeypatch.setenv("TART_STORE_PATH", str(tmp_path / "s.sqlite3"))
     assert (paths.cache_dir(), paths.store_path()) == (tmp_path / "c", tmp_path / "s.sqlite3")
-    from tart.lm.models import default_cache_dir
+    from tart.lm.registry import default_cache_dir
 
     assert default_cache_dir() == tmp_path / "c" and default_cache_dir(tmp_path / "x") == tmp_path / "x"
 
@@ -62,7 +62,7 @@ def test_atomic_path_folder(tmp_path):
         tmp.mkdir()
         (tmp / "weights").write_text("all")
     assert (final / "weights").read_text() == "all" and list(tmp_path.iterdir()) == [final]
-    with pytest.raises(OSError):  # a full folder is never replaced: the caller decides (tart.lm.models)
+    with pytest.raises(OSError):  # a full folder is never replaced: the caller decides (tart.lm.registry)
         with paths.atomic_path(final) as tmp:
             tmp.mkdir()
     assert list(tmp_path.iterdir()) == [final]

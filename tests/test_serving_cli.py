@@ -46,11 +46,11 @@ def test_a_slow_start_step_says_what_it_is_doing(monkeypatch, capsys):
     """The first `tart serve` converts the GGUF embedder (about 100 s here): it must say so, not sit silent."""
     import time
 
-    import tart.lm.models
+    import tart.lm.registry
     from tart.serving import cli
 
     monkeypatch.setattr(cli, "SLOW_STEP_S", 0.05)
-    monkeypatch.setattr(tart.lm.models, "resolve_model_dir", lambda name: time.sleep(0.5))  # a slow conversion
+    monkeypatch.setattr(tart.lm.registry, "resolve_model_dir", lambda name: time.sleep(0.5))  # a slow conversion
     monkeypatch.setattr(cli.os, "execve", lambda *a: None)  # stop before becoming `bentoml serve`
     cli.serve_command(argparse.Namespace(host="127.0.0.1", port=3000, config=None, checkpoint=None,
                                          embedder="minilm-l6", store=None))

@@ -15,7 +15,7 @@ import csv
 import functools
 import re
 
-from tart.data import DATASETS_DIR
+from tart.data.datasets import DATASETS_DIR
 
 ALIASES = ("clinc", "oos-eval", "oos_eval", "banking77", "banking-77", "banking_77", "pang", "polarity",
            "rt-polarity", "movie-review", "movie_review", "moviereview", "sst", "stanford sentiment",

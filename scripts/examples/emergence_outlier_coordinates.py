@@ -10,7 +10,7 @@ OUT = Path(__file__).resolve().parents[2] / "results" / "examples" / "emergence"
 
 import numpy as np
 
-from tart.data import load_dataset
+from tart.data.datasets import load_dataset
 from tart.lm.embedder import load_embedder
 
 texts = load_dataset("wordnet-animal-food").texts[:64]

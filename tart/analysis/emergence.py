@@ -148,7 +148,7 @@ def block_states(texts, model: str = DEFAULT_CAUSAL_LM, positions: int = 4, max_
     """
     import torch
     from tart.lm.embedder import load_embedder
-    from tart.lm.models import pad_right
+    from tart.lm.token_batches import pad_right
 
     texts = [str(t) for t in texts]
     if not texts:
@@ -218,7 +218,7 @@ def emergence(texts, model: str = DEFAULT_CAUSAL_LM, layers=None, positions: int
 
     Every estimate is the mean of `repeats` MINE runs (other seeds: other held-out split and
     initial weights); `*_sd` is their standard deviation (0 for one run), a guide to the noise.
-    Returns the JSON report (stable keys; see the README of examples/emergence).
+    Returns the JSON report (stable keys; see the README of results/examples/emergence).
     """
     from tart.lm.embedder import load_embedder
 
@@ -296,7 +296,7 @@ def plot_emergence(report: dict, path) -> None:
 def read_texts(spec: str, text_column: str = "text") -> list[str]:
     """Texts from a bundled dataset name, a .csv/.jsonl/.json file (`text_column`), or a text file
     with one text per line."""
-    from tart.data import list_datasets, load_dataset
+    from tart.data.datasets import list_datasets, load_dataset
 
     path = Path(spec)
     if spec in list_datasets() and not path.exists():
@@ -306,7 +306,7 @@ def read_texts(spec: str, text_column: str = "text") -> list[str]:
     if path.suffix.lower() in (".csv", ".jsonl", ".json"):
         # labels are not needed: reuse the loader's checks with the text column as the label
         return load_dataset(path, text_column=text_column, label_column=text_column).texts
-    from tart.data import read_lines
+    from tart.data.readers import read_lines
 
     texts = read_lines(path)
     if not texts:

@@ -221,7 +221,7 @@ def run_invariance(data, reference: str, targets: list[str], k: int = 16, n: int
     ([{perturbation, target, n, hard, hard_ci, soft, soft_ci, mean_distance}]), samples ({kind:
     [{original, perturbed, invariance}]}), seconds, notes."""
     from tart.analysis.models import load_model
-    from tart.data import balanced_split
+    from tart.data.splits import balanced_split
 
     t0 = time.perf_counter()
     if n < 1 or n_candidates < 1 or n_boot < 1:

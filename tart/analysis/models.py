@@ -3,7 +3,7 @@
 Grammar (the project's one method spec, `tart.methods.parse_spec`): `METHOD[:EMBEDDER][,key=value...]`,
 e.g. `tart`, `logreg:minilm-l6`, `icl:smollm2-135m`, `tart:minilm-l6,n_permutations=8`,
 `centroid:/path/to/model`. METHOD is any method of the registry `tart.methods.METHODS`; EMBEDDER is
-a short name known to `tart.lm.models` or a local model folder / .gguf file (default
+a short name known to `tart.lm.registry` or a local model folder / .gguf file (default
 `smollm2-135m`); the options go to the method (`tart.methods.make`). Every model is a `tart.methods.text.TextClassifier`:
 
     model = load_model("logreg:minilm-l6", seed=0)

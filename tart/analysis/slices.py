@@ -85,7 +85,7 @@ def _split_spec(spec: str) -> tuple[str | None, Path]:
 
 def load_outcomes(specs, ks=None, models=None) -> Outcomes:
     """Read prediction files (NAME=FILE or FILE), keep the chosen k values / models, align the items."""
-    from tart.data import read_rows
+    from tart.data.datasets import read_rows
 
     specs = list(specs or [])
     if not specs:
@@ -194,7 +194,7 @@ def _slice_order(name: str) -> tuple:
 def build_slices(outcomes: Outcomes, data=None, text_column="text", label_column="label", tags_column=None,
                  tag_sep=";", rules=RULES, min_size=5) -> tuple[dict[str, np.ndarray], dict]:
     """Slice name -> boolean mask over outcomes.items, and facts to report (length bounds, notes)."""
-    from tart.data import read_rows
+    from tart.data.datasets import read_rows
 
     if min_size < 2:
         raise ValueError(f"min_size must be at least 2 (leave-one-out needs another item), got {min_size}")
@@ -280,7 +280,7 @@ def route(correct: np.ndarray, membership: np.ndarray, rows: np.ndarray) -> np.n
 
 
 def analyze(outcomes: Outcomes, slices: dict[str, np.ndarray], alpha: float = 0.01) -> dict:
-    """Per-slice accuracy, gains, tests and routing (keys documented in examples/slices/README.md)."""
+    """Per-slice accuracy, gains, tests and routing (keys documented in results/examples/slices/README.md)."""
     from scipy.stats import binomtest
 
     models, C = outcomes.models, outcomes.correct

@@ -29,7 +29,8 @@ def add_parser(subparsers):
 
 
 def cmd_components(args) -> None:
-    from tart.data import balanced_split, load_dataset
+    from tart.data.datasets import load_dataset
+    from tart.data.splits import balanced_split
 
     if args.threads:
         import torch

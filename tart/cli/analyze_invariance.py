@@ -28,7 +28,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def cmd_invariance(args) -> None:
-    from tart.data import load_dataset
+    from tart.data.datasets import load_dataset
 
     if args.threads:
         import torch

@@ -67,7 +67,7 @@ def load_spec(args, unlabeled: list[str] = ()):
     common = dict(head=str(args.checkpoint or DEFAULT_HEAD), n_permutations=args.permutations,
                   label_names=read_label_names(args.label_names), unlabeled=unlabeled)
     if args.examples:
-        from tart.data import load_dataset
+        from tart.data.datasets import load_dataset
 
         examples = load_dataset(args.examples, text_column=args.examples_text_column or args.text_column, label_column=args.label_column)
         return TaskSpec.from_examples(examples.texts, examples.labels, embedder=args.embedder, **common)

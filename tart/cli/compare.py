@@ -26,7 +26,7 @@ def add_parser(subparsers):
 
 
 def run(args) -> None:
-    from tart.data import list_datasets
+    from tart.data.datasets import list_datasets
     from tart.evaluate.compare import compare, format_comparison, merge
 
     if args.merge:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from tart.corpus.job import TaskSpec, arrow_table, result_rows
 from tart.corpus.reader import corpus_format
-from tart.data import is_blank
+from tart.data.readers import is_blank
 
 
 def _import_ray():

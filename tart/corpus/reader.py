@@ -17,7 +17,7 @@ import random
 import sys
 from pathlib import Path
 
-from tart.data import is_blank, iter_csv, iter_json_lines, not_utf8
+from tart.data.readers import is_blank, iter_csv, iter_json_lines, not_utf8
 
 TABLE_SUFFIXES = (".csv", ".jsonl", ".parquet")
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
-from tart.data import sorted_labels
+from tart.data.labels import sorted_labels
 
 # Causal LMs read a name inside a sentence; the packaged sentence encoder reads it bare.
 CAUSAL_LM_TEMPLATE = "This text is about {name}."
@@ -56,7 +56,7 @@ def name_text(name: str, embedder: str | None = None) -> str:
 
 def name_texts(labels: Sequence, label_names=None, embedder: str | None = None) -> list[str]:
     """The texts to embed for the names of the distinct `labels`, in the order of every method's
-    `classes_` (`tart.data.sorted_labels`): `resolve_names`, then `name_text`. `label_names`: None,
+    `classes_` (`tart.data.labels.sorted_labels`): `resolve_names`, then `name_text`. `label_names`: None,
     "auto" (the labels' own names) or a mapping label -> description."""
     descriptions = label_names if isinstance(label_names, Mapping) else None
     return [name_text(name, embedder) for name in resolve_names(sorted_labels(labels), descriptions)]

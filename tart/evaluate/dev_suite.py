@@ -14,7 +14,7 @@ or tuning.
 
 Every method sees the same support sets and test sets: per (task, k, seed) a class-balanced support
 set of k examples and up to `test_size` test examples from the rest, drawn from the seed alone
-(`tart.data.balanced_indices` with numpy's draws). A text task is a fixed pool of at most `POOL` rows
+(`tart.data.splits.balanced_indices` with numpy's draws). A text task is a fixed pool of at most `POOL` rows
 of its dataset (a seeded sample, class proportions kept), so that embedding the suite stays within
 minutes on two CPU cores. Embeddings are computed
 once per (embedder, task) and cached as .npy under the user cache folder (`$TART_CACHE_DIR/dev-suite`).
@@ -47,7 +47,9 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from tart.data import LabelledTexts, balanced_indices, load_dataset, sorted_labels
+from tart.data.datasets import load_dataset
+from tart.data.labels import LabelledTexts, sorted_labels
+from tart.data.splits import balanced_indices
 from tart.defaults import DEFAULT_CAUSAL_LM, DEFAULT_EMBEDDER, DEFAULT_SHRINKAGE
 from tart.methods import split_specs
 
@@ -87,7 +89,7 @@ def task_vectors(task: str, embedder: str | None) -> tuple[np.ndarray, np.ndarra
                                for c in sorted_labels(data.labels)])
         data = data.subset(sorted(keep.tolist()))
     digest = hashlib.sha1("\n".join(data.texts).encode()).hexdigest()[:12]
-    from tart.lm.models import dtype_setting
+    from tart.lm.dtype import dtype_setting
     from tart.lm.onnx import resolve_backend
 
     dtype = dtype_setting()  # the dtype asked for ($TART_EMBED_DTYPE, else auto) names the file

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from tart import methods as registry
-from tart.data import sorted_labels
+from tart.data.labels import sorted_labels
 from tart.defaults import DEFAULT_HEAD, DEFAULT_N_PERMUTATIONS
 from tart.evaluate.report import jsonable, summarize
 from tart.evaluate.splits import EvalData, draw

@@ -11,7 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tart.data import LabelledTexts, balanced_split, load_dataset, sorted_labels
+from tart.data.datasets import load_dataset
+from tart.data.labels import LabelledTexts, sorted_labels
+from tart.data.splits import balanced_split
 
 SKLEARN_DATASETS = ("digits", "digits-pairs", "digits-A-B (e.g. digits-3-8)", "breast_cancer", "wine", "iris")
 

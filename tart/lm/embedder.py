@@ -4,7 +4,7 @@ stream: each text alone.  vanilla: one pass over a prompt of all k "text: label"
 lines, each example's text span pooled; each query gets the whole prompt before
 it.  loo (leave-one-out): example i is read after the other k-1 labelled examples.
 
-Which model a name means, its files, its dtype and loading it once are tart.lm.models' job.
+Which model a name means, its files, its dtype and loading it once are tart.lm.registry's, tart.lm.dtype's and tart.lm.loading's job.
 The model runs in torch, or in ONNX Runtime (`backend="onnx"` / `"onnx-int8"`, see tart.lm.onnx).
 """
 from __future__ import annotations
@@ -16,8 +16,10 @@ import numpy as np
 import torch
 
 from tart.defaults import DEFAULT_EMBEDDER
-from tart.lm.models import (check_layer, continue_cache, is_causal, load_model, load_onnx_model, load_tokenizer, once,
-                         pad_right, prefix_cache, resolve_dtype)
+from tart.lm.dtype import resolve_dtype
+from tart.lm.loading import check_layer, load_model, load_onnx_model, load_tokenizer, once
+from tart.lm.registry import is_causal
+from tart.lm.token_batches import continue_cache, pad_right, prefix_cache
 
 MODES = ("stream", "vanilla", "loo")
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from tart.data import sorted_labels
+from tart.data.labels import sorted_labels
 from tart.methods.decompose import decompose
 from tart.methods.probes import softmax
 from tart.methods.prompting import ICLClassifier

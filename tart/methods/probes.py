@@ -18,7 +18,7 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from tart.data import sorted_labels
+from tart.data.labels import sorted_labels
 
 LOGREG_CS = (0.001, 0.01, 0.1, 1.0, 10.0, 100.0)
 

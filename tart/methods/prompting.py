@@ -15,9 +15,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from tart.data import sorted_labels
+from tart.data.labels import sorted_labels
 from tart.methods.probes import softmax
-from tart.lm.models import continue_cache, pad_right, prefix_cache
+from tart.lm.token_batches import continue_cache, pad_right, prefix_cache
 
 
 class ICLClassifier:
@@ -114,8 +114,8 @@ class ICLClassifier:
 
 def load_causal_lm(embedder):
     """The embedder's model with its LM head, in float32 on the CPU (a second, small copy; loaded once
-    per process by tart.lm.models.load_model)."""
-    from tart.lm.models import load_model
+    per process by tart.lm.loading.load_model)."""
+    from tart.lm.loading import load_model
 
     return load_model(embedder.name, embedder.cache_dir, "cpu", torch.float32, lm_head=True)
 

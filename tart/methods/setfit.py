@@ -12,14 +12,14 @@ import tempfile
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from tart.data import sorted_labels
+from tart.data.labels import sorted_labels
 from tart.defaults import SETFIT_BODY
 
 
 class SetFitClassifier(ClassifierMixin, BaseEstimator):
     def __init__(self, body: str = SETFIT_BODY, num_iterations: int = 20, num_epochs: int = 1,
                  batch_size: int = 16, random_state: int | None = 0):
-        self.body = body  # embedder short name (tart.lm.models) or a sentence-transformers folder
+        self.body = body  # embedder short name (tart.lm.registry) or a sentence-transformers folder
         self.num_iterations = num_iterations
         self.num_epochs = num_epochs
         self.batch_size = batch_size
@@ -31,7 +31,7 @@ class SetFitClassifier(ClassifierMixin, BaseEstimator):
             from setfit import SetFitModel, Trainer, TrainingArguments
         except ImportError as err:
             raise ImportError("setfit is an optional extra: pip install 'tart[setfit]'") from err
-        from tart.lm.models import resolve_model_dir
+        from tart.lm.registry import resolve_model_dir
 
         texts, labels = list(texts), list(labels)
         if not texts or len(texts) != len(labels):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 
-from tart.data import sorted_labels
+from tart.data.labels import sorted_labels
 
 
 class Embed(TransformerMixin, BaseEstimator):
