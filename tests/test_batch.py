@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tart.corpus.job import TaskSpec, classify_corpus, journal_path
+from tart.corpus.job import TaskSpec, classify_corpus
+from tart.corpus.output import journal_path
 from tart.cli import main
 
 EXAMPLES = [("a cat sleeping on the sofa", "animal"), ("a dog barking at the mailman", "animal"),

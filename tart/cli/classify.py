@@ -103,7 +103,7 @@ def run(args) -> None:
 
         check_ray_job(args.texts, args.output, args.id_column, args.resume)
     else:
-        from tart.corpus.job import check_output
+        from tart.corpus.output import check_output
 
         check_output(args.output, args.resume)
     spec = load_spec(args, unlabeled)

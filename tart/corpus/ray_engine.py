@@ -17,7 +17,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from tart.corpus.job import TaskSpec, arrow_table, result_rows
+from tart.corpus.job import TaskSpec
+from tart.corpus.output import arrow_table, result_rows
 from tart.corpus.reader import corpus_format
 from tart.data.readers import is_blank
 
