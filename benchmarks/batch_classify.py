@@ -10,7 +10,7 @@
    load the embedder and fit the task), then texts/s on --ray-n texts with 1 and with 2 actors.
 The machine's load average is recorded: the VM is shared, numbers move with it.
 
-    nice -n 19 python benchmarks/batch_classify.py --json results/benchmarks/batch_classify.json
+    nice -n 19 python -m benchmarks.batch_classify --json results/benchmarks/batch_classify.json
 """
 from __future__ import annotations
 
@@ -25,7 +25,6 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
@@ -88,7 +87,7 @@ def raw_pass(embedder, args, first_half: bool) -> tuple[int, float]:
 
 
 def run_child(args, corpus: Path, name: str, raw: bool) -> dict:
-    cmd = [sys.executable, __file__, "--child", name, "--corpus", str(corpus), "--workdir", args.workdir,
+    cmd = [sys.executable, "-m", "benchmarks.batch_classify", "--child", name, "--corpus", str(corpus), "--workdir", args.workdir,
            "--embedder", args.embedder, "--chunk-size", str(args.chunk_size)] + (["--raw"] if raw else [])
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])

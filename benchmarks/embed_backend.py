@@ -16,7 +16,7 @@ For each embedder (default: minilm-l6 and smollm2-135m), in one run, on the same
    reports run with TART_EMBED_DTYPE=float32 and with TART_EMBED_BACKEND=onnx-int8.
 The 1-, 5- and 15-minute load averages are recorded before and after: the machine is shared.
 
-    python benchmarks/embed_backend.py --json results/benchmarks/embed_backend.json
+    python -m benchmarks.embed_backend --json results/benchmarks/embed_backend.json
 """
 from __future__ import annotations
 
@@ -31,12 +31,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from embed_dtype import best_throughput, text_sets, throughput  # noqa: E402  (the same texts and timing)
-
-from tart.lm import loading  # noqa: E402
-from tart.lm.embedder import Embedder  # noqa: E402
+from benchmarks.embed_dtype import best_throughput, text_sets, throughput  # the same texts and timing
+from tart.lm import loading
+from tart.lm.embedder import Embedder
 
 # name -> Embedder arguments
 SETUPS = {"torch-float32": {"backend": "torch", "dtype": "float32"},

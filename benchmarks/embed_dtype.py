@@ -10,7 +10,7 @@ For each embedder (default: minilm-l6 and smollm2-135m):
 3. Accuracy: on each --datasets entry, TART (the shipped head) and a logistic-regression probe on the
    embeddings of either dtype, with the same support sets and test sets (paired seeds).
 
-    python benchmarks/embed_dtype.py --json results/benchmarks/embed_dtype.json
+    python -m benchmarks.embed_dtype --json results/benchmarks/embed_dtype.json
 """
 from __future__ import annotations
 
@@ -25,11 +25,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from tart.data.datasets import load_dataset# noqa: E402
-from tart.lm.embedder import Embedder  # noqa: E402
-from tart.lm.dtype import bf16_supported# noqa: E402
+from tart.data.datasets import load_dataset
+from tart.lm.dtype import bf16_supported
+from tart.lm.embedder import Embedder
 
 
 def text_sets(n_short: int, n_long: int) -> dict[str, list[str]]:

@@ -8,7 +8,7 @@ on them), 384-dimensional like MiniLM's embeddings.
 With `--unlabeled U --names` the head also reads U unlabelled points and a name per class (a head with
 side inputs, e.g. tart-reader, reads them in tokens of their own).
 
-    python benchmarks/head_latency.py [--head tart-prior] [--multiclass ovr] [--unlabeled 64 --names] [--json F]
+    python -m benchmarks.head_latency [--head tart-prior] [--multiclass ovr] [--unlabeled 64 --names] [--json F]
 """
 from __future__ import annotations
 

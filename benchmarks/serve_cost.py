@@ -15,7 +15,7 @@ each --repeats times, with new texts each time (none from the embedder's cache).
 seconds, both costs, and the peak resident memory of every server process above its level before
 the request (sampled every 50 ms).
 
-    python benchmarks/serve_cost.py --json results/benchmarks/serve_cost.json
+    python -m benchmarks.serve_cost --json results/benchmarks/serve_cost.json
 """
 from __future__ import annotations
 
@@ -32,15 +32,13 @@ from pathlib import Path
 import httpx
 import psutil
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from tart.data.datasets import load_dataset# noqa: E402
-from tart.serving.launch import LocalServer  # noqa: E402
-from tart.head.load import load_head  # noqa: E402
-from tart.classifier import TartClassifier  # noqa: E402
-from tart.lm.embedder import Embedder  # noqa: E402
-from tart.serving.cost import QUERY_BATCH, Speeds  # noqa: E402
-from tart.serving.settings import Settings  # noqa: E402
+from tart.classifier import TartClassifier
+from tart.data.datasets import load_dataset
+from tart.head.load import load_head
+from tart.lm.embedder import Embedder
+from tart.serving.cost import QUERY_BATCH, Speeds
+from tart.serving.settings import Settings
+from tests.local_server import LocalServer
 
 
 class PeakMemory:

@@ -14,8 +14,8 @@
 4. Prints requests/s, texts/s, p50/p99 latency, errors, the raw embedder's texts/s, their ratio,
    and the embedder counters showing the task's examples were not embedded again.
 
-    python benchmarks/serve_load.py --duration 30 --clients 24 --json serve_load.json
-    python benchmarks/serve_load.py --mixed --duration 30 --clients 16 --json serve_load-mixed.json
+    python -m benchmarks.serve_load --duration 30 --clients 24 --json serve_load.json
+    python -m benchmarks.serve_load --mixed --duration 30 --clients 16 --json serve_load-mixed.json
 """
 from __future__ import annotations
 
@@ -32,12 +32,10 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from tart.serving.launch import LocalServer  # noqa: E402
-from tart.serving.settings import Settings  # noqa: E402
-from tart.data.datasets import load_dataset# noqa: E402
-from tart.lm.dtype import resolve_dtype# noqa: E402
+from tart.data.datasets import load_dataset
+from tart.lm.dtype import resolve_dtype
+from tart.serving.settings import Settings
+from tests.local_server import LocalServer
 
 
 def text_stream(texts: list[str]):

@@ -8,7 +8,7 @@ neither has seen the texts), in alternating order so drift in the host's load hi
 Reports p50 / mean of each side, their ratio, and whether the labels agree; warm-up rounds are not
 counted.
 
-    python benchmarks/serve_overhead.py --json results/benchmarks/serve_overhead.json
+    python -m benchmarks.serve_overhead --json results/benchmarks/serve_overhead.json
 """
 from __future__ import annotations
 
@@ -25,15 +25,13 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from tart.classifier import TartClassifier  # noqa: E402
-from tart.data.datasets import load_dataset# noqa: E402
-from tart.lm.embedder import load_embedder  # noqa: E402
-from tart.lm.dtype import resolve_dtype# noqa: E402
-from tart.serving.cost import QUERY_BATCH  # noqa: E402
-from tart.serving.launch import LocalServer  # noqa: E402
-from tart.serving.settings import Settings  # noqa: E402
+from tart.classifier import TartClassifier
+from tart.data.datasets import load_dataset
+from tart.lm.dtype import resolve_dtype
+from tart.lm.embedder import load_embedder
+from tart.serving.cost import QUERY_BATCH
+from tart.serving.settings import Settings
+from tests.local_server import LocalServer
 
 
 def main(argv=None) -> int:

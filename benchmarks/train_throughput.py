@@ -1,6 +1,6 @@
 """Training throughput of a head config on this machine: sequences/s and positions/s per step.
 
-    python benchmarks/train_throughput.py --config training/configs/compact.toml --steps 30 --json out.json
+    python -m benchmarks.train_throughput --config training/configs/compact.toml --steps 30 --json out.json
 
 Times full training steps (sample tasks, forward, backward, AdamW) at the config's final d and k,
 after a few warm-up steps; float32 and, where asked, bf16 autocast in the same run, so the ratio

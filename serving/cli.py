@@ -83,9 +83,9 @@ def bentoml_serve_argv(host: str, port: int, settings) -> list[str]:
 
 
 def serve_command(args) -> None:
-    from tart.serving.settings import load_settings
     from tart.head.load import resolve_checkpoint
     from tart.lm.registry import resolve_model_dir
+    from tart.serving.settings import load_settings
 
     if not 0 < args.port < 65536:
         raise ValueError(f"--port must be between 1 and 65535, got {args.port}")
@@ -98,8 +98,8 @@ def serve_command(args) -> None:
                          "to safetensors once, in the user cache: this can take a minute or two)"):
         resolve_model_dir(settings.embedder)
     if settings.embed_backend != "torch":  # the one-time ONNX export, here rather than in a starting worker
-        from tart.lm.registry import default_cache_dir
         from tart.lm.onnx import exported_model
+        from tart.lm.registry import default_cache_dir
 
         exported_model(resolve_model_dir(settings.embedder), settings.embed_backend, -1,
                        default_cache_dir(env.get("TART_CACHE_DIR")))

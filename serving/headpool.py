@@ -7,10 +7,10 @@
   that, `Busy` (the service answers 503 with Retry-After) instead of a queue that grows while clients
   time out. From the settings: light 1 + `head_queue`, heavy `head_concurrency` + `head_queue`, and
   `head_queue` defaults to `max_concurrency`, so the API's own limit (429) bites first.
-- Cancellation: a job is called with `stop=`, a callable that turns True when the request's coroutine
-  is cancelled (the client disconnected, or the request passed `timeout_s`): a job not started yet
-  never starts, and a running one (`TartClassifier.predict_proba`) stops before its next batch of 32
-  queries (one batch, at most `max_head_tokens` of work, runs to its end).
+- Cancellation: a job is an iterator of chunks (`TartClassifier.iter_proba`: one batch of 32 queries
+  each), asked for one chunk at a time. When the request's coroutine is cancelled (the client
+  disconnected, or the request passed `timeout_s`), a job not started yet never starts, and a running
+  one is not asked for its next chunk (one batch, at most `max_head_tokens` of work, runs to its end).
 - Stuck detection: `oldest_running_s()` is how long the oldest running job has run; /readyz turns
   unready when it passes the configured limit.
 """
@@ -50,8 +50,8 @@ class Lane:
         with self._lock:
             self.pending -= 1
 
-    async def run(self, fn, *args):
-        """Run `fn(*args, stop=...)` on this lane; raises Busy when the lane is full."""
+    async def run(self, fn, *args) -> list:
+        """The chunks of the iterator `fn(*args)`, made on this lane; raises Busy when the lane is full."""
         with self._lock:
             if self.pending >= self.capacity:
                 raise Busy(f"the head's {self.name} lane is full ({self.pending} requests running or "
@@ -67,10 +67,14 @@ class Lane:
             with self._lock:
                 self._running[number] = time.monotonic()
             try:
-                result = fn(*args, stop=cancel.is_set)
+                chunks = []
+                for chunk in fn(*args):
+                    chunks.append(chunk)
+                    if cancel.is_set():  # the request is gone: the next chunk is not made
+                        raise Cancelled()
                 with self._lock:
                     self.completed += 1
-                return result
+                return chunks
             finally:
                 with self._lock:
                     self._running.pop(number, None)

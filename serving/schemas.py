@@ -1,7 +1,7 @@
 """Request and response models of the HTTP API (pydantic), with every size limit in the schema.
 
 Limits come from the server settings (`tart.serving.settings`), so they also appear in the OpenAPI document
-at /docs.json. A request that breaks one gets HTTP 400 from the request gate (`serving/middleware.py`,
+at /docs.json. A request that breaks one gets HTTP 400 from the request gate (`serving/gate.py`,
 before BentoML sees it) with pydantic's message after the field's path, e.g.
 `{"error": "texts: List should have at most 128 items after validation, not 200"}`.
 Unknown fields are rejected too, so a typo in an option name is an error, not silently ignored.
@@ -94,7 +94,7 @@ VALIDATED = "tart.request"  # the ASGI scope key under which the request gate le
 
 
 class _Request(IODescriptor):
-    """A route's body, validated once: by the request gate (serving/middleware.py), which leaves the
+    """A route's body, validated once: by the request gate (serving/gate.py), which leaves the
     model in the request's scope; BentoML takes it from there instead of parsing the body again."""
     model_config = STRICT
 

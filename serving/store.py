@@ -6,7 +6,6 @@ Embeddings are float32 bytes, one row per example, tagged with the embedder that
 server runs another embedder the cache is stale and the service re-embeds the examples once.
 
 A new connection per call keeps the store safe to use from the service's worker threads.
-`FittedCache` is the in-memory side: registered tasks' fitted classifiers, so a request skips the fit.
 """
 from __future__ import annotations
 
@@ -14,11 +13,9 @@ import contextlib
 import json
 import sqlite3
 import uuid
-from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from threading import Lock
 
 import numpy as np
 
@@ -206,34 +203,3 @@ def _task(row) -> Task:
     id_, name, labels, n, embedder, dim, created = row
     return Task(id=id_, name=name, labels=json.loads(labels), n_examples=n, embedder=embedder, dim=dim,
                 created_at=created)
-
-
-class FittedCache:
-    """Fitted classifiers of registered tasks, by (task id, options), least recently used dropped."""
-
-    def __init__(self, size: int = 256):
-        self.size = size
-        self._items: OrderedDict = OrderedDict()
-        self._lock = Lock()
-        self.hits = self.misses = 0
-
-    def get(self, key):
-        with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                self.hits += 1
-                return self._items[key]
-            self.misses += 1
-            return None
-
-    def put(self, key, value) -> None:
-        with self._lock:
-            self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
-
-    def drop_task(self, task_id: str) -> None:
-        with self._lock:
-            for key in [k for k in self._items if k[0] == task_id]:
-                del self._items[key]

@@ -37,12 +37,17 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
-from tart.head.load import load_head
-from tart.data.labels import sorted_labels
 from tart.data.label_names import name_texts
-from tart.defaults import (DEFAULT_EMBEDDER, DEFAULT_HEAD, DEFAULT_MAX_UNLABELED, DEFAULT_N_PERMUTATIONS,
-                           DEFAULT_SHRINKAGE)
+from tart.data.labels import sorted_labels
+from tart.defaults import (
+    DEFAULT_EMBEDDER,
+    DEFAULT_HEAD,
+    DEFAULT_MAX_UNLABELED,
+    DEFAULT_N_PERMUTATIONS,
+    DEFAULT_SHRINKAGE,
+)
 from tart.head import ensemble
+from tart.head.load import load_head
 from tart.head.model import TartReasoningModel
 
 
@@ -99,10 +104,6 @@ def _encode(y) -> tuple[np.ndarray, np.ndarray]:
     classes = _unique_labels(y)
     index = {c: i for i, c in enumerate(classes.tolist())}
     return classes, np.array([index[v] for v in y])
-
-
-class Stopped(Exception):
-    """predict_proba's `stop` callback asked it to stop."""
 
 
 class TartClassifier(ClassifierMixin, BaseEstimator):
@@ -345,9 +346,13 @@ class TartClassifier(ClassifierMixin, BaseEstimator):
         side = ensemble.side_tokens(config, n_classes, self.multiclass, named, n_unlabeled)
         return ensemble.head_cost(seqs, n_queries, self.query_batch_size, side)
 
-    def predict_proba(self, X, stop=None) -> np.ndarray:
-        """Probabilities, columns in `classes_` order. `stop`, if given, is called before each batch of
-        `query_batch_size` queries; when it returns True, `Stopped` is raised (the service's cancellation)."""
+    def predict_proba(self, X) -> np.ndarray:
+        """Probabilities, columns in `classes_` order."""
+        return np.concatenate(list(self.iter_proba(X)))
+
+    def iter_proba(self, X):
+        """`predict_proba` in chunks of `query_batch_size` queries, each computed when asked for: a caller
+        that stops asking stops the work (the service's cancellation: serving/headpool.py)."""
         check_is_fitted(self)  # NotFittedError (a ValueError) before fit
         S, Q = self._vectors(X)
         projection, members = self.projection_, self.ensemble_
@@ -355,12 +360,8 @@ class TartClassifier(ClassifierMixin, BaseEstimator):
             takes_queries = self.fit_projection_on == "support+queries" or self.transductive
             projection, members = self._fit_task(S, Q if takes_queries else None)
         Q_p = ensemble.project(projection, Q)
-        parts = []
-        for start in range(0, len(Q_p), self.query_batch_size):
-            if stop is not None and stop():
-                raise Stopped(f"stopped before query {start} of {len(Q_p)}")
-            parts.append(members.proba(Q_p[start : start + self.query_batch_size]))
-        return np.concatenate(parts)
+        return (members.proba(Q_p[start:start + self.query_batch_size])
+                for start in range(0, len(Q_p), self.query_batch_size))
 
     def predict(self, X) -> np.ndarray:
         proba = self.predict_proba(X)

@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 
 from tart.analysis import models
-from tart.methods.probes import softmax
 from tart.data.datasets import load_dataset
 from tart.data.splits import balanced_split
+from tart.methods.probes import softmax
 
 
 @pytest.fixture(scope="module")

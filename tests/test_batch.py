@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tart.cli import main
 from tart.corpus.job import TaskSpec, classify_corpus
 from tart.corpus.output import journal_path
-from tart.cli import main
 
 EXAMPLES = [("a cat sleeping on the sofa", "animal"), ("a dog barking at the mailman", "animal"),
             ("a cow grazing in the meadow", "animal"), ("fresh bread from the oven", "food"),

@@ -7,8 +7,8 @@ from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from tart.head.load import load_head
 from tart.classifier import TartClassifier
+from tart.head.load import load_head
 
 
 @pytest.fixture(scope="module")
@@ -84,10 +84,9 @@ def test_support_longer_than_the_context_is_chunked(head, cancer):
 
 
 def test_fit_does_the_task_work_once(head, cancer, monkeypatch):
-    """The projection is fitted once per fit, not per query batch nor per predict call; a stop
-    callback is asked before each batch."""
+    """The projection is fitted once per fit, not per query batch nor per predict call; iter_proba makes
+    one batch per chunk asked for, the same numbers as predict_proba."""
     from tart.head import projection
-    from tart.classifier import Stopped
 
     calls = []
     fit_projection = projection.fit_projection
@@ -98,10 +97,13 @@ def test_fit_does_the_task_work_once(head, cancer, monkeypatch):
     clf.predict_proba(Xt[:100])  # 7 batches
     clf.predict(Xt[:20])
     assert len(calls) == 1
-    asked = []
-    with pytest.raises(Stopped):
-        clf.predict_proba(Xt[:100], stop=lambda: asked.append(1) or len(asked) > 3)
-    assert len(asked) == 4  # three batches ran, the fourth was not started
+    head_calls = []
+    forward = type(clf.ensemble_).proba
+    monkeypatch.setattr(type(clf.ensemble_), "proba", lambda self, Q: head_calls.append(len(Q)) or forward(self, Q))
+    chunks = clf.iter_proba(Xt[:100])
+    first = [next(chunks) for _ in range(3)]
+    assert head_calls == [16, 16, 16]  # three batches asked for, three made: the fourth is not started
+    np.testing.assert_array_equal(np.concatenate(first + list(chunks)), clf.predict_proba(Xt[:100]))
     # with the queries in the projection, it is fitted once per predict call instead
     both = TartClassifier(head=head, embedder=None, query_batch_size=16, fit_projection_on="support+queries")
     both.fit(Xs, ys).predict_proba(Xt[:100])

@@ -56,8 +56,8 @@ def test_residual_base_is_the_heads_base():
     import torch
 
     from tart.classifier import TartClassifier
-    from tart.head.model import TartConfig, TartReasoningModel
     from tart.evaluate.dev_suite import make_method, task_vectors
+    from tart.head.model import TartConfig, TartReasoningModel
 
     X, y = task_vectors("sklearn:wine", None)
     head = TartReasoningModel(TartConfig(n_dims=32, max_examples=64, n_classes=4, residual="nearest-mean")).eval()
@@ -88,8 +88,8 @@ def test_gaps_are_paired_over_tasks_and_seeds():
 def test_label_names_join_the_support_set_on_text_tasks():
     """`names=N`: each label's name, embedded by the task's embedder, is N more labelled examples (here with
     one text example per class, the names decide clear texts); a table's integer labels get none."""
-    from tart.lm.embedder import load_embedder
     from tart.evaluate.dev_suite import WithLabelNames, make_method
+    from tart.lm.embedder import load_embedder
 
     emb = load_embedder("minilm-l6")
     texts = ["a cat", "a dog", "fresh bread", "tomato soup"]
@@ -107,8 +107,8 @@ def test_names_and_pool_the_librarys_way_and_zero_shot():
     """`tart:HEAD,names=1[,pool=1]` and `base:side` read names (and the test points as pool) through fit's
     name_vectors / unlabeled; at k = 0 only such methods run, beside the nearest-name baseline."""
     from tart.classifier import TartClassifier
-    from tart.lm.embedder import load_embedder
     from tart.evaluate.dev_suite import NearestName, SideBase, WithSideInputs, make_method, reads_names
+    from tart.lm.embedder import load_embedder
 
     emb = load_embedder("minilm-l6")
     X = emb.embed(["a cat", "a dog", "fresh bread", "tomato soup", "a horse in the field", "a bowl of rice"])

@@ -3,11 +3,11 @@ the library (TartClassifier), the corpus job and a side-input head."""
 import numpy as np
 import pytest
 
-from tart.head.load import load_head
 from tart.classifier import TartClassifier
 from tart.data.datasets import load_dataset
-from tart.data.splits import balanced_split
 from tart.data.label_names import CAUSAL_LM_TEMPLATE, default_name, name_texts, resolve_names
+from tart.data.splits import balanced_split
+from tart.head.load import load_head
 
 EMBEDDER = "minilm-l6"
 

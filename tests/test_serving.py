@@ -18,7 +18,7 @@ import pytest
 
 pytest.importorskip("bentoml")
 
-from tart.serving.launch import LocalServer  # noqa: E402
+from local_server import LocalServer  # noqa: E402
 
 LIMITS = {"TART_MAX_EXAMPLES": "16", "TART_MAX_TEXTS": "8", "TART_MAX_TEXT_CHARS": "300", "TART_MAX_LABELS": "5",
           "TART_MAX_BODY_BYTES": "60000", "TART_MAX_NAME_CHARS": "40", "TART_N_PERMUTATIONS": "2",

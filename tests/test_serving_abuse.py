@@ -13,7 +13,8 @@ import pytest
 
 pytest.importorskip("bentoml")
 
-from tart.serving.launch import LocalServer  # noqa: E402
+from local_server import LocalServer  # noqa: E402
+
 from tests.test_serving import ANIMALS, FOODS, examples, head_dir  # noqa: E402,F401
 
 pytestmark = pytest.mark.slow

@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tart.head.load import CHECKPOINTS, DEFAULT_HEAD
 from tart.classifier import TartClassifier
+from tart.head.load import CHECKPOINTS, DEFAULT_HEAD
 from tart.serving.cost import QUERY_BATCH
 
 SHIPPED = CHECKPOINTS / DEFAULT_HEAD  # the default head, binary or multi-class

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from tart.lm.embedder import Embedder
 from tart.lm.dtype import bf16_preferred, bf16_supported, dtype_setting, resolve_dtype
+from tart.lm.embedder import Embedder
 
 TEXTS = ["a cat sleeping on the sofa", "fresh bread from the oven", "the market fell sharply today",
          "a hammer and a box of nails", "she sang a song about the sea"]

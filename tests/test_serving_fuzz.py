@@ -13,7 +13,8 @@ import pytest
 
 pytest.importorskip("bentoml")
 
-from tart.serving.launch import LocalServer  # noqa: E402
+from local_server import LocalServer  # noqa: E402
+
 from tests.test_serving import LIMITS, head_dir  # noqa: E402,F401  (the head fixture)
 
 pytestmark = pytest.mark.slow

@@ -14,15 +14,20 @@ from tart.serving.settings import Settings, load_settings
 
 
 def spinning_job(started: threading.Event, steps: list, release: threading.Event | None = None):
-    def job(stop):
+    def job():  # chunks as iter_proba makes them: up to 4 s, 10 ms each, until released
         started.set()
-        for _ in range(400):  # up to 4 s, asking stop() as predict_proba does between query batches
-            if stop() or (release is not None and release.is_set()):
+        for _ in range(400):
+            if release is not None and release.is_set():
                 break
             steps.append(1)
             time.sleep(0.01)
-        return len(steps)
+            yield len(steps)
     return job
+
+
+def one_chunk(make):
+    """A job of one chunk: make()'s value."""
+    return lambda: iter([make()])
 
 
 def test_cancelled_request_stops_its_running_job_and_its_queued_one():
@@ -31,7 +36,7 @@ def test_cancelled_request_stops_its_running_job_and_its_queued_one():
         started, steps = threading.Event(), []
         first = asyncio.ensure_future(lane.run(spinning_job(started, steps)))
         queued_ran = []
-        second = asyncio.ensure_future(lane.run(lambda stop: queued_ran.append(1)))
+        second = asyncio.ensure_future(lane.run(one_chunk(lambda: queued_ran.append(1))))
         await asyncio.to_thread(started.wait, 5)
         await asyncio.sleep(0.1)
         first.cancel()
@@ -55,9 +60,9 @@ def test_full_lane_is_busy_and_light_work_has_its_own_lane():
         heavy = [asyncio.ensure_future(lanes.run(10_000, spinning_job(started, [], release))) for _ in range(2)]
         await asyncio.to_thread(started.wait, 5)
         with pytest.raises(Busy, match="heavy lane is full"):
-            await lanes.run(10_000, lambda stop: None)  # 1 running + 1 waiting: full
+            await lanes.run(10_000, one_chunk(lambda: None))  # 1 running + 1 waiting: full
         t0 = time.perf_counter()
-        light = await lanes.run(50, lambda stop: "light done")  # does not wait for the heavy ones
+        light = await lanes.run(50, one_chunk(lambda: "light done"))  # does not wait for the heavy ones
         light_wait = time.perf_counter() - t0
         stuck = lanes.oldest_running_s()
         release.set()
@@ -65,12 +70,12 @@ def test_full_lane_is_busy_and_light_work_has_its_own_lane():
         return light, light_wait, stuck, lanes.oldest_running_s()
 
     light, light_wait, stuck, after = asyncio.run(scenario())
-    assert light == "light done" and light_wait < 1.0
+    assert light == ["light done"] and light_wait < 1.0
     assert stuck > 0 and after == 0.0
 
 
 def test_gate_cancels_the_app_when_the_client_disconnects():
-    from tart.serving.middleware import RequestGate
+    from tart.serving.gate import RequestGate
 
     state = {"cancelled": False, "finished": False}
 
@@ -122,9 +127,9 @@ def _refused_of_32_light_requests(settings) -> int:
     """32 light requests at once (each 20 ms of real work on the lane's thread): how many get Busy."""
     async def scenario():
         lanes = HeadLanes.from_settings(settings)
-        results = await asyncio.gather(*(lanes.run(50, lambda stop: time.sleep(0.02)) for _ in range(32)),
+        results = await asyncio.gather(*(lanes.run(50, one_chunk(lambda: time.sleep(0.02))) for _ in range(32)),
                                        return_exceptions=True)
-        assert lanes.light.pending == 0 and lanes.light.completed == sum(r is None for r in results)
+        assert lanes.light.pending == 0 and lanes.light.completed == sum(r == [None] for r in results)
         return sum(isinstance(r, Busy) for r in results)
     return asyncio.run(scenario())
 

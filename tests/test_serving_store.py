@@ -102,7 +102,7 @@ def test_store_keeps_a_tasks_unlabelled_texts(tmp_path):
 
 
 def test_fitted_cache_is_lru_and_drops_a_task():
-    from tart.serving.store import FittedCache
+    from tart.serving.fitted_cache import FittedCache
 
     cache = FittedCache(size=2)
     cache.put(("t1", "a"), 1)

@@ -147,6 +147,7 @@ def block_states(texts, model: str = DEFAULT_CAUSAL_LM, positions: int = 4, max_
     block l's input and l + 1 its output.  Texts shorter than `positions` tokens are an error.
     """
     import torch
+
     from tart.lm.embedder import load_embedder
     from tart.lm.token_batches import pad_right
 

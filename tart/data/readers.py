@@ -3,8 +3,8 @@ a text with nothing to read."""
 from __future__ import annotations
 
 import csv
-import os
 import json
+import os
 import unicodedata
 from pathlib import Path
 

@@ -97,7 +97,6 @@ def task_vectors(task: str, embedder: str | None) -> tuple[np.ndarray, np.ndarra
     path = _cache_dir() / f"{embedder}-{dtype if backend == 'torch' else backend}-{task}-{digest}.npy"
     if not path.exists():
         from tart.lm.embedder import load_embedder
-
         from tart.paths import save_array
 
         save_array(path, load_embedder(embedder).embed(data.texts))  # batched by tokens, with a progress bar
@@ -184,8 +183,8 @@ def reads_names(spec: str) -> bool:
 def _embed_names(labels, embedder: str, bare: bool = False) -> np.ndarray:
     """Each class's name, embedded by the task's embedder as the library embeds it (tart.data.label_names), or
     `bare`: without the causal LMs' template (to choose it)."""
-    from tart.lm.embedder import load_embedder
     from tart.data.label_names import name_texts
+    from tart.lm.embedder import load_embedder
 
     return load_embedder(embedder).embed(name_texts(labels, "auto", None if bare else embedder))
 

@@ -5,9 +5,9 @@ converted once into a safetensors folder in the user cache. Nothing is ever fetc
 from __future__ import annotations
 
 import hashlib
-import os
 import importlib
 import importlib.util
+import os
 from pathlib import Path
 
 from tart.defaults import DEFAULT_EMBEDDER
@@ -108,8 +108,8 @@ def resolve_model_dir(model: str = DEFAULT_EMBEDDER, cache_dir=None) -> Path:
 
 def is_causal(config) -> bool:
     """Whether a model reads left to right only (its keys/values can then be reused)."""
-    from transformers.models.auto.modeling_auto import (
-        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES as causal, MODEL_FOR_MASKED_LM_MAPPING_NAMES as masked)
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES as causal
+    from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES as masked
     if any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in config.architectures or []):
         return True
     # BERT-likes also appear in the causal mapping (as decoders), so exclude masked-LM types.

@@ -16,8 +16,8 @@ import numpy as np
 import torch
 
 from tart.data.labels import sorted_labels
-from tart.methods.probes import softmax
 from tart.lm.token_batches import continue_cache, pad_right, prefix_cache
+from tart.methods.probes import softmax
 
 
 class ICLClassifier:

@@ -1,10 +1,10 @@
-"""The ASGI middleware (`tart.serving.middleware`) on a small Starlette app: sizes, content types, slow bodies,
+"""The ASGI middleware (`tart.serving.gate`, `tart.serving.errors`) on a small Starlette app: sizes, content types, slow bodies,
 the concurrency gate, API keys, one error shape."""
 from __future__ import annotations
 
 
 def test_readable_errors():
-    from tart.serving.middleware import readable
+    from tart.serving.errors import readable
 
     body = {"error": "2 validation error for X", "detail": [
         {"loc": ["examples", 3, "text"], "msg": "String should have at most 9 characters"},
@@ -21,7 +21,7 @@ def test_request_gate_size_and_content_type():
     from starlette.routing import Route
     from starlette.testclient import TestClient
 
-    from tart.serving.middleware import RequestGate
+    from tart.serving.gate import RequestGate
 
     async def echo(request):
         return JSONResponse({"n": len(await request.body())})
@@ -43,7 +43,8 @@ def test_request_gate_api_keys():
     from starlette.routing import Route
     from starlette.testclient import TestClient
 
-    from tart.serving.middleware import ErrorShape, RequestGate
+    from tart.serving.errors import ErrorShape
+    from tart.serving.gate import RequestGate
 
     async def ok(request):
         return JSONResponse({"ok": True})
@@ -67,7 +68,7 @@ def test_error_shape_and_retry_after():
     from starlette.routing import Route
     from starlette.testclient import TestClient
 
-    from tart.serving.middleware import ErrorShape
+    from tart.serving.errors import ErrorShape
 
     async def busy(request):
         return JSONResponse([{"error": "process is overloaded"}], status_code=503)
@@ -92,7 +93,7 @@ def test_slow_bodies_get_408_and_hold_no_slot():
     from starlette.responses import JSONResponse
     from starlette.routing import Route
 
-    from tart.serving.middleware import RequestGate
+    from tart.serving.gate import RequestGate
 
     async def echo(request):
         return JSONResponse({"n": len(await request.body())})
