@@ -14,7 +14,7 @@ import threading
 import time
 from pathlib import Path
 
-from tart.defaults import DEFAULT_EMBEDDER  # no torch: names only
+from tart.defaults import DEFAULT_EMBEDDER, EMBED_BACKENDS  # no torch: names only
 
 SERVICE = "tart.serving.service:Tart"
 
@@ -28,7 +28,7 @@ def add_serve_parser(subparsers) -> None:
 
     p.add_argument("--checkpoint", help=f"head checkpoint: shipped name or folder (default {DEFAULT_HEAD})")
     p.add_argument("--embedder", help=f"embedder short name or local model folder (default {DEFAULT_EMBEDDER})")
-    p.add_argument("--embed-backend", choices=("torch", "onnx", "onnx-int8"),
+    p.add_argument("--embed-backend", choices=EMBED_BACKENDS,
                    help="embedder runtime (default torch; onnx, onnx-int8: ONNX Runtime, the onnx extra)")
     p.add_argument("--store", help="SQLite file for registered tasks")
     p.set_defaults(func=serve_command)

@@ -20,7 +20,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
-from tart.defaults import DEFAULT_EMBEDDER, DEFAULT_HEAD, DEFAULT_N_PERMUTATIONS, EMBED_DTYPES  # no torch: names only
+from tart.defaults import DEFAULT_EMBEDDER, DEFAULT_HEAD, DEFAULT_N_PERMUTATIONS, EMBED_BACKENDS, EMBED_DTYPES  # no torch: names only
 
 Count = Annotated[int, Field(ge=0)]
 Positive = Annotated[int, Field(ge=1)]
@@ -82,9 +82,8 @@ class Settings(BaseSettings):
     # and in time: a request whose tokens would take longer than this at the speeds the server measured on
     # its host when it started (serving/cost.py, logged) gets 413 too; 0: no time bound, the token caps alone
     max_request_s: Annotated[float, Field(ge=0)] = 10.0
-    # embedder runtime: torch, onnx (float32) or onnx-int8 (ONNX Runtime, the onnx extra; tart.lm.onnx.BACKENDS,
-    # not imported: that module imports torch)
-    embed_backend: Literal["torch", "onnx", "onnx-int8"] = "torch"
+    # embedder runtime: torch, onnx (float32) or onnx-int8 (ONNX Runtime, the onnx extra; tart.lm.onnx)
+    embed_backend: Literal[EMBED_BACKENDS] = "torch"
     embed_dtype: Literal[EMBED_DTYPES] = "auto"  # embedder weights: auto (tart.lm.dtype decides from the CPU: bfloat16 only with AMX), bfloat16, float32
     # access
     host: str = "127.0.0.1"  # the address the server listens on (tart serve --host sets it)

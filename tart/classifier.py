@@ -45,6 +45,7 @@ from tart.defaults import (
     DEFAULT_MAX_UNLABELED,
     DEFAULT_N_PERMUTATIONS,
     DEFAULT_SHRINKAGE,
+    EMBED_BACKENDS,
 )
 from tart.head import ensemble
 from tart.head.load import load_head
@@ -111,7 +112,7 @@ class TartClassifier(ClassifierMixin, BaseEstimator):
     _parameter_constraints: dict = {
         "head": [str, os.PathLike, TartReasoningModel],
         "embedder": "no_validation",  # None, a short name or folder, or any object with .embed
-        "embedder_backend": [None, StrOptions({"torch", "onnx", "onnx-int8"})],  # tart.lm.onnx.BACKENDS
+        "embedder_backend": [None, StrOptions(set(EMBED_BACKENDS))],
         "embedding_mode": [StrOptions({"stream", "vanilla", "loo", "leave-one-out"})],
         "shrinkage": [Interval(Real, 0, 1, closed="both")],
         "standardize": ["boolean"],

@@ -26,3 +26,4 @@ DEFAULT_N_PERMUTATIONS = 4
 DEFAULT_SHRINKAGE = 0.5
 DEFAULT_MAX_UNLABELED = 64
 EMBED_DTYPES = ("auto", "bfloat16", "float32")
+EMBED_BACKENDS = ("torch", "onnx", "onnx-int8")  # embedder runtimes (tart.lm.onnx runs the ONNX ones)

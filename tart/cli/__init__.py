@@ -12,6 +12,8 @@ import importlib
 import os
 import sys
 
+from tart.defaults import EMBED_BACKENDS  # no torch: names only
+
 # command modules under tart.cli, in the order `tart --help` lists them
 COMMANDS = ["train", "eval_synthetic", "classify", "evaluate", "compare", "serve", "analyze"]
 
@@ -19,7 +21,7 @@ COMMANDS = ["train", "eval_synthetic", "classify", "evaluate", "compare", "serve
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tart", description="TART: few-shot classification with a reasoning head")
     # a global option, so every command that embeds (classify, evaluate, compare, analyze) follows it
-    parser.add_argument("--embed-backend", dest="global_embed_backend", choices=("torch", "onnx", "onnx-int8"),
+    parser.add_argument("--embed-backend", dest="global_embed_backend", choices=EMBED_BACKENDS,
                         help="embedder runtime for this command (default: $TART_EMBED_BACKEND, else torch)")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in COMMANDS:

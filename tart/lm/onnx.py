@@ -25,9 +25,9 @@ from types import SimpleNamespace
 
 import torch
 
+from tart.defaults import EMBED_BACKENDS as BACKENDS
 from tart.paths import atomic_path
 
-BACKENDS = ("torch", "onnx", "onnx-int8")
 # Padded tokens per forward pass (the Embedder's batch_tokens) on these backends. Measured on 2 threads
 # (results/benchmarks/embed_backend.json, short texts of ~15 tokens): ONNX Runtime's texts/s was highest
 # at 8-32 texts per forward (~130-550 tokens) and 12-45 % lower at 128 (~2000 tokens) on both embedders;
