@@ -84,7 +84,7 @@ class Settings(BaseSettings):
     max_request_s: Annotated[float, Field(ge=0)] = 10.0
     # embedder runtime: torch, onnx (float32) or onnx-int8 (ONNX Runtime, the onnx extra; tart.lm.onnx)
     embed_backend: Literal[EMBED_BACKENDS] = "torch"
-    embed_dtype: Literal[EMBED_DTYPES] = "auto"  # embedder weights: auto (tart.lm.dtype decides from the CPU: bfloat16 only with AMX), bfloat16, float32
+    embed_dtype: Literal[EMBED_DTYPES] = "auto"  # embedder weights: auto (tart.lm.dtype decides from the CPU: bfloat16 with AVX-512 BF16 or AMX), bfloat16, float32
     # access
     host: str = "127.0.0.1"  # the address the server listens on (tart serve --host sets it)
     api_keys: str = ""  # comma-separated keys; a request must send one (Authorization: Bearer KEY)

@@ -27,6 +27,17 @@ def test_the_checks_catch_what_they_look_for():
     assert ig.bad_arrows({"tart.evaluate.runner": {"tart.analysis.models"}, "tart.cli.evaluate": {"tart.methods"},
                           "tart.analysis.slices": {"tart.cli.args"}, "tart.cli.analyze_slices": {"tart.analysis.slices"}}) \
         == [("tart.evaluate.runner", "tart.analysis.models"), ("tart.analysis.slices", "tart.cli.args")]
+    # the foundations (head, language models, data, tasks) never import what is built on them
+    assert ig.bad_arrows({"tart.head.ensemble": {"tart.classifier", "tart.head.model"}, "tart.lm.embedder": {"tart.serving.cost"},
+                          "tart.corpus.job": {"tart.lm.embedder"}}) \
+        == [("tart.head.ensemble", "tart.classifier"), ("tart.lm.embedder", "tart.serving.cost")]
+
+
+def test_committed_import_graph_is_the_current_one():
+    """results/import-graph.txt is regenerated with the code (`python scripts/import_graph.py > results/import-graph.txt`)."""
+    edges = ig.graph()
+    lines = [f"{a} -> {b}" for a, targets in edges.items() for b in sorted(targets)]
+    assert (ROOT / "results" / "import-graph.txt").read_text().splitlines() == lines
 
 
 def test_cli_help_imports_no_torch():

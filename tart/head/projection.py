@@ -12,7 +12,7 @@ embeddings have a few huge-variance dimensions that otherwise take over the top 
 
 One code path for training and inference: `fit_projection` / `apply_projection` work on batches of
 tasks in torch, so the training loop projects every synthetic task exactly as `TartClassifier`
-projects a user's task (`tart.head.ensemble.project_task` is the one-task call).
+projects a user's task (one task at a time: `tart.head.ensemble.fit_task_projection` and `project`).
 """
 from __future__ import annotations
 
