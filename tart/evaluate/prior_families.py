@@ -20,28 +20,24 @@ import numpy as np
 import torch
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
 from sklearn.neighbors import NearestCentroid
 from tqdm.auto import tqdm
 
-from tart.tasks.prior import PriorSettings, sample_prior_batch
 from tart.head.model import TartReasoningModel
+from tart.methods.probes import logistic_regression
+from tart.tasks.prior import PriorSettings, sample_prior_batch
 
 FAMILIES = ("gaussian", "linear", "mlp")
 
 
 def _baselines(x_ctx, y_ctx, x_q) -> dict[str, np.ndarray]:
     preds = {}
-    counts = np.bincount(y_ctx)
-    counts = counts[counts > 0]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         warnings.simplefilter("ignore", UserWarning)
         warnings.simplefilter("ignore", FutureWarning)  # scikit-learn's deprecation notices
-        if counts.min() >= 3:
-            lr = LogisticRegressionCV(Cs=[0.01, 0.1, 1, 10, 100], cv=3, max_iter=1000)
-        else:
-            lr = LogisticRegression(C=1.0, max_iter=1000)
+        # the probe's rule, with the settings the family tables were measured with (no scaler, 3 folds, accuracy)
+        lr = logistic_regression(y_ctx, Cs=[0.01, 0.1, 1, 10, 100], cv=3, scoring=None, max_iter=1000, shuffle=False)
         preds["logreg"] = lr.fit(x_ctx, y_ctx).predict(x_q)
         preds["lda"] = LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto").fit(x_ctx, y_ctx).predict(x_q)
         preds["centroid"] = NearestCentroid().fit(x_ctx, y_ctx).predict(x_q)

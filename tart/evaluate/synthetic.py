@@ -86,6 +86,7 @@ def logreg_oracle_correct(tasks, k: int, cs=LOGREG_C_BEST) -> np.ndarray:
 def logreg_cv_choice(X, y, cs=LOGREG_C, folds: int = 5, intercept: bool = False) -> float:
     """C chosen by stratified CV on the k support points alone (at most `folds` folds, at least 2
     examples of each class per fold set; else C = 1)."""
+    # not tart.methods.probes.logistic_regression: 2 per class suffice here, and _fit_predict refits (the oracle's way)
     counts = np.bincount(y.astype(int), minlength=2)
     if counts.min() < 2:
         return 1.0

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import warnings
+from collections import Counter
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -30,6 +31,17 @@ def softmax(scores) -> np.ndarray:
     return z / z.sum(axis=1, keepdims=True)
 
 
+def logistic_regression(y, Cs=LOGREG_CS, cv: int = 5, scoring="neg_log_loss", max_iter: int = 2000,
+                        random_state: int | None = 0, shuffle: bool = True):
+    """An unfitted logistic regression for support labels `y`: C by stratified CV over `Cs` (`cv` folds, at
+    most the rarest class's count) when every class has at least 3 examples, else C = 1."""
+    folds = min(cv, min(Counter(np.asarray(y).tolist()).values()))
+    if folds < 3:  # at least 3 examples per class: every fold sees every class
+        return LogisticRegression(C=1.0, max_iter=max_iter)
+    splitter = StratifiedKFold(folds, shuffle=shuffle, random_state=random_state if shuffle else None)
+    return LogisticRegressionCV(Cs=list(Cs), cv=splitter, scoring=scoring, max_iter=max_iter)
+
+
 class LogRegProbe(ClassifierMixin, BaseEstimator):
     """Standardise, then logistic regression; C by `cv`-fold CV on the support set if it can."""
 
@@ -42,19 +54,13 @@ class LogRegProbe(ClassifierMixin, BaseEstimator):
     def fit(self, X, y):
         y = np.asarray(y)
         self.classes_ = np.array(sorted_labels(y.tolist()))
-        folds = min(self.cv, min(int((y == c).sum()) for c in self.classes_))
-        if folds >= 3:  # at least 3 examples per class: every fold sees every class
-            splitter = StratifiedKFold(folds, shuffle=True, random_state=self.random_state)
-            lr = LogisticRegressionCV(Cs=list(self.Cs), cv=splitter, scoring="neg_log_loss",
-                                      max_iter=self.max_iter)
-        else:
-            lr = LogisticRegression(C=1.0, max_iter=self.max_iter)
+        lr = logistic_regression(y, self.Cs, self.cv, max_iter=self.max_iter, random_state=self.random_state)
         self.model_ = make_pipeline(StandardScaler(), lr)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             warnings.simplefilter("ignore", FutureWarning)  # sklearn's deprecation chatter
             self.model_.fit(np.asarray(X, dtype=np.float64), y)
-        self.C_ = float(np.ravel(lr.C_)[0]) if folds >= 3 else 1.0
+        self.C_ = float(np.ravel(lr.C_)[0]) if isinstance(lr, LogisticRegressionCV) else lr.C
         return self
 
     def predict_proba(self, X) -> np.ndarray:
