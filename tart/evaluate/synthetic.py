@@ -46,6 +46,7 @@ def head_accuracy(model: TartReasoningModel, tasks, ks, batch_size: int = 250, p
     gen = torch.Generator().manual_seed(seed)
     single, averaged = {}, {}
     for k in ks:
+        # orders alone, shared by a batch of tasks: not tart.head.ensemble's members (slots, sign flips, label swaps)
         orders = [torch.arange(k)] + [torch.randperm(k, generator=gen) for _ in range(permutations - 1)]
         correct_single = correct_averaged = 0.0
         for i in range(0, len(tasks.w), batch_size):
