@@ -7,6 +7,7 @@ worker. The process then becomes `bentoml serve` (exec), so Ctrl+C and SIGTERM r
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import sys
@@ -19,8 +20,7 @@ from tart.defaults import DEFAULT_EMBEDDER, EMBED_BACKENDS  # no torch: names on
 SERVICE = "tart.serving.service:Tart"
 
 
-def add_serve_parser(subparsers) -> None:
-    p = subparsers.add_parser("serve", help="serve few-shot classification over HTTP (BentoML)")
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=3000, help="port to listen on (default 3000)")
     p.add_argument("--config", help="TOML settings file (see docs/serving.md); also $TART_CONFIG")
@@ -31,7 +31,6 @@ def add_serve_parser(subparsers) -> None:
     p.add_argument("--embed-backend", choices=EMBED_BACKENDS,
                    help="embedder runtime (default torch; onnx, onnx-int8: ONNX Runtime, the onnx extra)")
     p.add_argument("--store", help="SQLite file for registered tasks")
-    p.set_defaults(func=serve_command)
 
 
 def server_environment(args, base: dict | None = None) -> dict:
@@ -82,7 +81,7 @@ def bentoml_serve_argv(host: str, port: int, settings) -> list[str]:
             "--working-dir", str(root), "--timeout-graceful-shutdown", str(settings.shutdown_timeout_s)]
 
 
-def serve_command(args) -> None:
+def run(args) -> None:
     from tart.head.load import resolve_checkpoint
     from tart.lm.registry import resolve_model_dir
     from tart.serving.settings import load_settings
@@ -110,22 +109,3 @@ def serve_command(args) -> None:
           f"{settings.embedder}, tasks in {settings.store_path}, API keys "
           f"{'required' if settings.keys else 'off'})", file=sys.stderr, flush=True)
     os.execve(sys.executable, argv, env)
-
-
-def main(argv=None) -> int:
-    """`python -m tart.serving.cli [--host ...]`: the same as `tart serve`, without the other commands."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="tart")
-    add_serve_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["serve", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        args.func(args)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"tart serve: error: {err}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

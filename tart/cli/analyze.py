@@ -1,16 +1,9 @@
-"""`tart analyze NAME ...`: one module per analysis, tart/cli/analyze_<NAME>.py, each with `add_parser`."""
-from __future__ import annotations
-
-import importlib
-
-# tart.cli.analyze_<name> modules; they import their analysis (tart/analysis/<name>.py), which loads
-# no torch at import time, so `tart --help` stays fast.
-ANALYSES: list[str] = ["invariance", "slices", "emergence", "components"]
-
-
-def add_parser(subparsers):
-    p = subparsers.add_parser("analyze", help="analyses that explain models: " + ", ".join(ANALYSES))
-    sub = p.add_subparsers(dest="analysis", required=True)
-    for name in ANALYSES:
-        importlib.import_module(f"tart.cli.analyze_{name}").add_parser(sub)
-    return p
+"""`tart analyze NAME ...`: one module per analysis, tart/cli/analyze_<NAME>.py, each with `add_arguments`
+and `run` like every command; they import their analysis (tart/analysis/<name>.py) only when run."""
+DEST = "analysis"
+SUBCOMMANDS = {
+    "invariance": ("tart.cli.analyze_invariance", "shared invariances (Hard/Soft-SCoPE) of a target vs a reference model"),
+    "slices": ("tart.cli.analyze_slices", "per-slice accuracy of several models, significance, routing by slice"),
+    "emergence": ("tart.cli.analyze_emergence", "MINE mutual information across each block; emergence by layer"),
+    "components": ("tart.cli.analyze_components", "direct logit attribution to heads/MLPs; component reweighting"),
+}

@@ -1,6 +1,7 @@
 """`tart analyze components`: per-component accuracy and component reweighting (tart/analysis/components.py)."""
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -11,8 +12,7 @@ from tart.cli.args import add_labelled_data_args
 from tart.defaults import DEFAULT_CAUSAL_LM
 
 
-def add_parser(subparsers):
-    p = subparsers.add_parser("components", help="direct logit attribution to heads/MLPs; component reweighting")
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=DEFAULT_CAUSAL_LM, help="causal LM: embedder short name or local folder")
     add_labelled_data_args(p, n=100)
     p.add_argument("--n-demos", type=int, default=4, help="support examples in the decomposed prompt; "
@@ -24,11 +24,9 @@ def add_parser(subparsers):
     p.add_argument("--plot", help="write the layer × head accuracy heatmap here (PNG)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.set_defaults(func=cmd_components)
-    return p
 
 
-def cmd_components(args) -> None:
+def run(args) -> None:
     from tart.data.datasets import load_dataset
     from tart.data.splits import balanced_split
 

@@ -1,6 +1,7 @@
 """`tart analyze emergence`: mutual information across a model's blocks (tart/analysis/emergence.py)."""
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ def _layers(text: str):
         raise ValueError(f"--layers: expected 'all' or comma-separated block indices, got {text!r}")
 
 
-def cmd_emergence(args) -> None:
+def run(args) -> None:
     import json
 
     import torch
@@ -40,8 +41,7 @@ def cmd_emergence(args) -> None:
     print(text if not args.json else json.dumps({k: report[k] for k in ("best_layer", "best_embedding_layer", "seconds")}))
 
 
-def add_parser(subparsers):
-    p = subparsers.add_parser("emergence", help="MINE mutual information across each block; emergence by layer")
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=DEFAULT_CAUSAL_LM, help="causal LM: short name or local folder")
     p.add_argument("--texts", required=True, help="bundled dataset name, .csv/.jsonl/.json, or a file with one text per line")
     p.add_argument("--text-column", default="text")
@@ -59,5 +59,3 @@ def add_parser(subparsers):
     p.add_argument("--json", help="write the report here")
     p.add_argument("--plot", help="write the emergence-by-layer plot here (PNG)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.set_defaults(func=cmd_emergence)
-    return p

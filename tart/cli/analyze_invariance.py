@@ -9,8 +9,7 @@ from tart.analysis.invariance import PERTURBATIONS, SOFT_CUTOFF, SOFT_TOL, plot_
 from tart.cli.args import add_labelled_data_args
 
 
-def add_parser(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("invariance", help="shared invariances (Hard/Soft-SCoPE) of a target vs a reference model")
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reference", default="tart", help="model spec METHOD[:EMBEDDER] of M1 (default tart)")
     p.add_argument("--target", action="append", required=True,
                    help="model spec of M2; repeat for several targets")
@@ -23,11 +22,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--json", help="write the report here (else it is printed)")
     p.add_argument("--plot", help="write the bar plot here (PNG)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    p.set_defaults(func=cmd_invariance)
-    return p
 
 
-def cmd_invariance(args) -> None:
+def run(args) -> None:
     from tart.data.datasets import load_dataset
 
     if args.threads:

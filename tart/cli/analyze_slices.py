@@ -1,16 +1,17 @@
 """`tart analyze slices`: per-slice accuracy and routing from `tart evaluate --predictions` files (tart/analysis/slices.py)."""
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
-from tart.analysis.slices import RULES, format_table, plot_report, run
+from tart.analysis.slices import RULES, format_table, plot_report
+from tart.analysis.slices import run as run_slices
 
 
-def add_parser(subparsers):
+def add_arguments(p: argparse.ArgumentParser) -> None:
     from tart.cli.args import int_list
 
-    p = subparsers.add_parser("slices", help="per-slice accuracy of several models, significance, routing by slice")
     p.add_argument("--predictions", nargs="+", required=True, metavar="[NAME=]FILE",
                    help="JSONL files from tart evaluate --predictions (NAME prefixes the file's models)")
     p.add_argument("--k", type=int_list, help="keep only these k values (comma-separated)")
@@ -26,14 +27,12 @@ def add_parser(subparsers):
     p.add_argument("--alpha", type=float, default=0.01, help="significance level (default 0.01)")
     p.add_argument("--json", help="write the report here (else it is printed)")
     p.add_argument("--plot", help="write the heatmap + routing panel here (PNG)")
-    p.set_defaults(func=cmd_slices)
-    return p
 
 
-def cmd_slices(args) -> None:
+def run(args) -> None:
     rules = [] if args.rules.strip().lower() == "none" else [r.strip() for r in args.rules.split(",") if r.strip()]
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
-    report = run(args.predictions, ks=args.k, models=models, data=args.data, text_column=args.text_column,
+    report = run_slices(args.predictions, ks=args.k, models=models, data=args.data, text_column=args.text_column,
                  label_column=args.label_column, tags_column=args.tags_column, tag_sep=args.tag_sep,
                  rules=rules, min_size=args.min_size, alpha=args.alpha)
     if args.plot:

@@ -7,13 +7,13 @@ Without --output, one JSON line per text on standard output.
 """
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from tart.defaults import DEFAULT_EMBEDDER, DEFAULT_HEAD, DEFAULT_MAX_UNLABELED, DEFAULT_N_PERMUTATIONS
 
 
-def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("classify", help="classify texts or a whole corpus few-shot (streamed, resumable)")
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", default=None, help="head: shipped name or folder (default: the shipped head)")
     p.add_argument("--embedder", default=DEFAULT_EMBEDDER, help="short name or local model folder")
     task = p.add_mutually_exclusive_group(required=True)
@@ -41,7 +41,6 @@ def add_parser(subparsers) -> None:
                    help="local: this process; ray: a Ray Data pipeline (pip install 'tart[ray]')")
     p.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
     p.add_argument("--actors", type=int, default=None, help="Ray: actors in the pool (default: one per GPU, else one per CPU but one)")
-    p.set_defaults(func=run)
 
 
 def read_label_names(value: str):

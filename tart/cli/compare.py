@@ -1,6 +1,7 @@
 """`tart compare`: one table of accuracy and seconds per task, every method × embedder × k."""
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -9,8 +10,7 @@ from tart.cli.evaluate import add_run_options, set_threads
 from tart.defaults import DEFAULT_CAUSAL_LM, DEFAULT_EMBEDDER
 
 
-def add_parser(subparsers):
-    p = subparsers.add_parser("compare", help="every method x embedder x k on several datasets: one table")
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", type=name_list, default=None,
                    help="comma-separated bundled dataset names or files (default: every bundled dataset)")
     p.add_argument("--embedders", type=name_list, default=[DEFAULT_CAUSAL_LM, DEFAULT_EMBEDDER],
@@ -21,8 +21,6 @@ def add_parser(subparsers):
                         "nothing is run")
     p.add_argument("--json", help="write the result (table rows and every report) here")
     p.add_argument("--markdown", help="write the table here (Markdown)")
-    p.set_defaults(func=run)
-    return p
 
 
 def run(args) -> None:

@@ -2,14 +2,14 @@
 with `--families`, also the head vs each prior family's natural baseline (tart.evaluate.prior_families)."""
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
 from tart.cli.args import int_list
 
 
-def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("eval-synthetic", help="head vs logistic regression vs oracle on fresh synthetic tasks")
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", default=None, help="head folder or shipped name (default: the default head)")
     p.add_argument("--k", type=int_list, default=[8, 16, 32, 64])
     p.add_argument("--tasks", type=int, default=2000)
@@ -22,12 +22,11 @@ def add_parser(subparsers) -> None:
     p.add_argument("--family-tasks", type=int, default=200, help="tasks per family and k for --families")
     p.add_argument("--json", help="write the report here")
     p.add_argument("--plot", help="write accuracy vs k here (PNG)")
-    p.set_defaults(func=run)
 
 
 def run(args) -> None:
-    from tart.head.load import load_head
     from tart.evaluate.synthetic import evaluate_synthetic, plot_synthetic
+    from tart.head.load import load_head
 
     head = load_head(args.checkpoint)
     d = args.d if args.d is not None else min(16, head.config.n_dims)

@@ -1,6 +1,7 @@
 """`tart evaluate --data D --k 16,32,64 --seeds 5 --methods ...`: the methods on one dataset, one JSON report."""
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -10,8 +11,7 @@ from tart.evaluate.splits import SKLEARN_DATASETS  # numpy and the data loaders:
 from tart.methods import METHODS  # the registry alone: no torch
 
 
-def add_parser(subparsers):
-    p = subparsers.add_parser("evaluate", help="TART vs the other few-shot methods on one dataset")
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="bundled dataset name, .csv/.jsonl/.json file, or sklearn:NAME "
                    f"for vectors ({', '.join(SKLEARN_DATASETS)})")
     p.add_argument("--text-column", default="text")
@@ -25,8 +25,6 @@ def add_parser(subparsers):
     p.add_argument("--json", help="write the report here (else it is printed)")
     p.add_argument("--plot", help="write accuracy vs k here (PNG)")
     p.add_argument("--predictions", help="write every test prediction here (JSONL, one line per example and run)")
-    p.set_defaults(func=run)
-    return p
 
 
 def add_run_options(p) -> None:

@@ -1,17 +1,16 @@
 """`tart train --config FILE [--output DIR] [--resume]`: train a reasoning head on synthetic tasks."""
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
 
-def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("train", help="train a reasoning head on synthetic tasks")
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", required=True, help="TOML file, e.g. training/configs/compact.toml")
     p.add_argument("--output", help="output folder (default: checkpoints/<config name>)")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint under --output")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=run)
 
 
 def run(args) -> None:
