@@ -28,16 +28,16 @@ def test_parse_spec():
 
 def test_unknown_embedder_and_encoder_icl_are_clear_errors():
     with pytest.raises(ValueError, match="known short names: smollm2-135m, minilm-l6"):
-        models.load_model("logreg:no-such-model")
+        models.model_from_spec("logreg:no-such-model")
     for method in ("icl", "icl-cal", "comprw"):
         with pytest.raises(ValueError, match=f"{method} needs a causal LM"):
-            models.load_model(f"{method}:minilm-l6")
+            models.model_from_spec(f"{method}:minilm-l6")
 
 
 @pytest.mark.parametrize("spec", ["logreg:minilm-l6", "centroid:minilm-l6", "tart:minilm-l6"])
 def test_every_method_has_the_same_interface(spec, task):
     support, test = task
-    model = models.load_model(spec, seed=0).fit(support.texts, support.labels)
+    model = models.model_from_spec(spec, seed=0).fit(support.texts, support.labels)
     assert list(model.classes_) == ["animal", "food"]
     proba = model.predict_proba(test.texts)
     assert proba.shape == (24, 2) and np.allclose(proba.sum(1), 1) and (proba >= 0).all()
@@ -48,7 +48,7 @@ def test_every_method_has_the_same_interface(spec, task):
 
 def test_centroid_probabilities_are_a_softmax_of_cosines(task):
     support, test = task
-    model = models.load_model("centroid:minilm-l6").fit(support.texts, support.labels)
+    model = models.model_from_spec("centroid:minilm-l6").fit(support.texts, support.labels)
     embed, centroid = model.estimator_[0], model.estimator_[-1]  # Pipeline(Embed, CentroidClassifier)
     cos = centroid.decision_function(embed.transform(test.texts))
     assert np.allclose(model.predict_proba(test.texts), np.exp(cos) / np.exp(cos).sum(1, keepdims=True))
@@ -56,7 +56,7 @@ def test_centroid_probabilities_are_a_softmax_of_cosines(task):
 
 def test_icl_probabilities_are_a_softmax_of_label_log_likelihoods(task):
     support, test = task
-    model = models.load_model("icl").fit(support.texts[:4], support.labels[:4])  # short prompt: fast
+    model = models.model_from_spec("icl").fit(support.texts[:4], support.labels[:4])  # short prompt: fast
     assert list(model.classes_) == ["animal", "food"]
     proba = model.predict_proba(test.texts[:2])
     assert np.allclose(proba, softmax(model.estimator_.score(test.texts[:2])))
@@ -66,7 +66,7 @@ def test_icl_probabilities_are_a_softmax_of_label_log_likelihoods(task):
 
 def test_component_reweighting_spec(task):
     support, test = task
-    model = models.load_model("comprw", seed=0).fit(support.texts, support.labels)  # 4 in the prompt, 4 train
+    model = models.model_from_spec("comprw", seed=0).fit(support.texts, support.labels)  # 4 in the prompt, 4 train
     proba = model.predict_proba(test.texts[:2])
     assert proba.shape == (2, 2) and np.allclose(proba.sum(1), 1)
     weights = model.estimator_.weights_
@@ -74,7 +74,7 @@ def test_component_reweighting_spec(task):
 
 
 def test_one_class_or_mismatched_labels_are_errors():
-    model = models.load_model("logreg:minilm-l6")
+    model = models.model_from_spec("logreg:minilm-l6")
     with pytest.raises(ValueError, match="at least 2 distinct labels"):
         model.fit(["a cat", "a dog"], ["animal", "animal"])
     with pytest.raises(ValueError, match="as many labels as texts"):

@@ -220,7 +220,7 @@ def run_invariance(data, reference: str, targets: list[str], k: int = 16, n: int
     accuracy on the evaluated texts), counts ({kind: {examples, perturbed, kept}}), results
     ([{perturbation, target, n, hard, hard_ci, soft, soft_ci, mean_distance}]), samples ({kind:
     [{original, perturbed, invariance}]}), seconds, notes."""
-    from tart.analysis.models import load_model
+    from tart.analysis.models import model_from_spec
     from tart.data.splits import balanced_split
 
     t0 = time.perf_counter()
@@ -241,7 +241,7 @@ def run_invariance(data, reference: str, targets: list[str], k: int = 16, n: int
     support, test = balanced_split(data, k, seed, test_size=n)
     models = {}
     for spec in dict.fromkeys([reference, *targets]):
-        models[spec] = load_model(spec, seed).fit(support.texts, support.labels)
+        models[spec] = model_from_spec(spec, seed).fit(support.texts, support.labels)
     caches = {id(m): {} for m in models.values()}  # the originals' scores serve accuracy and every kind
     accuracy = {}
     for spec, m in models.items():

@@ -6,7 +6,7 @@ e.g. `tart`, `logreg:minilm-l6`, `icl:smollm2-135m`, `tart:minilm-l6,n_permutati
 a short name known to `tart.lm.registry` or a local model folder / .gguf file (default
 `smollm2-135m`); the options go to the method (`tart.methods.make`). Every model is a `tart.methods.text.TextClassifier`:
 
-    model = load_model("logreg:minilm-l6", seed=0)
+    model = model_from_spec("logreg:minilm-l6", seed=0)
     model.fit(texts, labels)          # -> model; sets model.classes_
     model.predict_proba(texts)        # (n, C), columns follow model.classes_
     model.predict(texts)              # classes_[argmax predict_proba]
@@ -31,7 +31,7 @@ def parse_spec(spec: str) -> tuple[str, str, dict]:
     return parsed.name, parsed.arg or DEFAULT_CAUSAL_LM, parsed.params
 
 
-def load_model(spec: str, seed: int = 0):
+def model_from_spec(spec: str, seed: int = 0):
     """An unfitted model for `spec`. The embedder is loaded now, so an unknown one fails here
     (ValueError listing the known short names) and not in the middle of an analysis."""
     method, embedder, options = parse_spec(spec)
