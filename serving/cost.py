@@ -29,6 +29,7 @@ import numpy as np
 from tart.head.ensemble import HeadCost
 
 QUERY_BATCH = 32  # the service's query_batch_size: queries per head forward (any split gives the same answers)
+# smaller than the library's 128: a stopped head job ends after one short batch (serving/headpool.py)
 
 
 @dataclass(frozen=True)

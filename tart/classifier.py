@@ -139,7 +139,7 @@ class TartClassifier(ClassifierMixin, BaseEstimator):
         n_permutations: int = DEFAULT_N_PERMUTATIONS,
         sign_flips: bool = True,
         random_state: int | None = 0,
-        query_batch_size: int = 128,
+        query_batch_size: int = 128,  # offline use: fewer forwards; the service uses 32 (serving/cost.py QUERY_BATCH)
         embedder_backend: str | None = None,
         label_names="auto",
         max_unlabeled: int = DEFAULT_MAX_UNLABELED,
