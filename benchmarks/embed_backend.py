@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from benchmarks.embed_dtype import best_throughput, text_sets, throughput  # the same texts and timing
-from tart.lm import loading
+from tart import memo
 from tart.lm.embedder import Embedder
 
 # name -> Embedder arguments
@@ -135,7 +135,7 @@ def main(argv=None) -> int:
             print(f"{name} {s} texts/s by texts per forward: {sweep}", flush=True)
         result["embedders"][name] = entry
         models.clear()
-        loading._LOADED.clear()  # the next embedder's models only: SmolLM2 in four forms is ~2 GB
+        memo._LOADED.clear()  # the next embedder's models only: SmolLM2 in four forms is ~2 GB
         if args.json:  # after each embedder: a run cut short keeps what it measured
             result["machine"]["load_average_1_5_15_end"] = os.getloadavg()
             Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from tart.lm import loading, registry, token_batches
+from tart import memo
+from tart.lm import registry, token_batches
 from tart.lm.embedder import Embedder, load_embedder
 
 torch.set_num_threads(1)
@@ -141,7 +142,7 @@ def test_gguf_is_cached_as_safetensors(smol_cache, monkeypatch):
         raise AssertionError("the GGUF was read again")
 
     monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", no_gguf)
-    monkeypatch.setattr(loading, "_LOADED", {})  # forget loaded models: the next load must use the cache
+    monkeypatch.setattr(memo, "_LOADED", {})  # forget loaded models: the next load must use the cache
     again = Embedder("smollm2-135m")
     assert registry.resolve_model_dir("smollm2-135m") == folder
     np.testing.assert_allclose(again.embed(TEXTS), before, atol=1e-5)

@@ -15,7 +15,7 @@ import torch
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
-from tart.lm import loading  # noqa: E402
+from tart import memo  # noqa: E402
 from tart.lm import onnx as O  # noqa: E402
 from tart.lm.embedder import Embedder  # noqa: E402
 
@@ -90,7 +90,7 @@ def test_export_is_reused_from_the_cache(tiny, monkeypatch):
     Embedder(folder, cache_dir=cache, progress=False, backend="onnx-int8").embed(TEXTS[:1])  # both files exist
     files = {p: p.stat().st_mtime_ns for p in (cache / "onnx").rglob("*.onnx")}
     assert {p.name for p in files} >= {"onnx-last.onnx", "onnx-int8-last.onnx"}
-    monkeypatch.setattr(loading, "_LOADED", {})  # a new process, as far as loading goes
+    monkeypatch.setattr(memo, "_LOADED", {})  # a new process, as far as loading goes
 
     def fail(*args, **kwargs):
         raise AssertionError("exported a second time")
@@ -124,13 +124,13 @@ def test_export_says_so_once(tiny, capsys, tmp_path, monkeypatch):
     capsys.readouterr()  # its own export, if this test ran first
     # a stand-in exporter (a copy of the real export): this test is about the message and the cache
     monkeypatch.setattr(O, "_export", lambda folder, layer, path: path.write_bytes(exported.model.path.read_bytes()))
-    monkeypatch.setattr(loading, "_LOADED", {})
+    monkeypatch.setattr(memo, "_LOADED", {})
     # without a progress bar too (tart classify's embedder has none): the export is a silent half minute
     Embedder(folder, cache_dir=tmp_path, progress=False, backend="onnx").embed(["cat"])
     target = tmp_path / "onnx" / f"{Path(folder).name}-{O._key(Path(folder))}" / "onnx-last.onnx"
     assert capsys.readouterr().err == (f"tart: exporting {Path(folder).parent.name}/{Path(folder).name} to ONNX "
                                        f"(onnx, last layer) once ({O.EXPORT_TIME}), cached at {target}\n")
-    monkeypatch.setattr(loading, "_LOADED", {})
+    monkeypatch.setattr(memo, "_LOADED", {})
     Embedder(folder, cache_dir=tmp_path, backend="onnx").embed(["cat"])
     assert "exporting" not in capsys.readouterr().err
 

@@ -36,6 +36,26 @@ def test_shipped_heads_resolve_by_name_from_any_folder(monkeypatch, tmp_path):
         checkpoint_io.resolve_checkpoint(Path("pickled"))
 
 
+def test_a_loaded_head_is_shared_and_frozen_and_reloads_when_rewritten(tmp_path):
+    """load_head memoises one copy per folder: it is frozen (training it in place fails), and a folder
+    saved again loads again."""
+    import torch
+
+    from tart.head.model import TartConfig, TartReasoningModel
+
+    torch.manual_seed(0)
+    TartReasoningModel(TartConfig(n_layer=1, n_embd=16, n_head=2)).save_pretrained(tmp_path / "h")
+    head = checkpoint_io.load_head(tmp_path / "h")
+    assert checkpoint_io.load_head(str(tmp_path / "h")) is head
+    assert not any(p.requires_grad for p in head.parameters())
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        head.read_in.weight.sum().backward()
+    torch.manual_seed(1)
+    TartReasoningModel(TartConfig(n_layer=1, n_embd=16, n_head=2)).save_pretrained(tmp_path / "h")
+    again = checkpoint_io.load_head(tmp_path / "h")
+    assert again is not head and not torch.equal(again.read_in.weight, head.read_in.weight)
+
+
 def test_atomic_write_replaces_whole_or_leaves_the_old_file(tmp_path):
     path = tmp_path / "sub" / "out.json"
     with paths.atomic_write(path) as f:  # makes the folder

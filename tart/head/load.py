@@ -5,10 +5,10 @@ data `tart/checkpoints/` (see pyproject.toml): a short name resolves in either p
 """
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 from tart.defaults import DEFAULT_HEAD
+from tart.memo import once
 
 
 def _shipped_dir() -> Path:
@@ -40,12 +40,12 @@ def resolve_checkpoint(name_or_path: str | Path | None = None) -> Path:
 def load_head(name_or_path: str | Path | None = None):
     """The head as a `TartReasoningModel` in eval mode (importing it registers it with AutoModel).
 
-    Loaded once per process per folder, so a short name and its folder's path share one copy (clone()
-    and cross-validation reuse it too). The copy is shared: read it, never change it in place
-    (`tart.head.warm_start.warm_start` copies from it). A folder whose weights or config were rewritten
-    since loads again."""
+    Loaded once per process per folder (tart.memo), so a short name and its folder's path share one copy
+    (clone() and cross-validation reuse it too). The copy is shared, so it is frozen: its parameters need
+    no gradient, and training it in place fails (`tart.head.warm_start.warm_start` copies from it into a
+    new head). A folder whose weights or config were rewritten since loads again."""
     folder = resolve_checkpoint(name_or_path).resolve()
-    return _load_head(folder, _saved_state(folder))
+    return once(("head", str(folder), _saved_state(folder)), lambda: _load_head(folder))
 
 
 def _saved_state(folder: Path) -> tuple:
@@ -54,8 +54,7 @@ def _saved_state(folder: Path) -> tuple:
     return tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files)
 
 
-@functools.cache
-def _load_head(folder: Path, saved_state: tuple):
+def _load_head(folder: Path):
     from tart.head.model import TartReasoningModel
 
-    return TartReasoningModel.from_pretrained(folder).eval()
+    return TartReasoningModel.from_pretrained(folder).eval().requires_grad_(False)

@@ -17,11 +17,21 @@ import torch
 
 from tart.defaults import DEFAULT_EMBEDDER
 from tart.lm.dtype import resolve_dtype
-from tart.lm.loading import check_layer, load_model, load_onnx_model, load_tokenizer, once
+from tart.lm.loading import check_layer, load_model, load_onnx_model, load_tokenizer
+from tart.memo import once
 from tart.lm.registry import is_causal
 from tart.lm.token_batches import continue_cache, pad_right, prefix_cache
 
 MODES = ("stream", "vanilla", "loo")
+MODE_ALIASES = {"leave-one-out": "loo"}
+
+
+def resolve_mode(mode: str) -> str:
+    """The embedding mode `mode` names (`leave-one-out` is `loo`); ValueError for any other."""
+    mode = MODE_ALIASES.get(mode, mode)
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of stream, vanilla, leave-one-out (loo), not {mode!r}")
+    return mode
 
 
 class Embedder:
@@ -41,19 +51,12 @@ class Embedder:
         self.device, self.progress = device, progress
         if pooling not in ("mean", "last"):
             raise ValueError(f"pooling must be 'mean' or 'last', not {pooling!r}")
-        self._check_mode(mode)
+        resolve_mode(mode)
         self.n_forward_calls = self.n_texts_embedded = self.n_truncated = 0
         self._cache: dict = {}  # token ids -> vector, this instance's (its model, pooling and layer are fixed)
         self.cache_size = cache_size  # in-memory embeddings kept, oldest dropped first (0: none, for a corpus pass)
         self._loaded = None
         self._tokenizer = self._wrap = None  # the tokenizer, and the special tokens it wraps a text in
-
-    @staticmethod
-    def _check_mode(mode):
-        mode = {"leave-one-out": "loo"}.get(mode, mode)
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of stream, vanilla, leave-one-out (loo), not {mode!r}")
-        return mode
 
     @property
     def model(self):
@@ -204,7 +207,7 @@ class Embedder:
     # -- vanilla / leave-one-out -----------------------------------------------------------
     def embed_task(self, support_texts, support_labels, query_texts, mode=None):
         """(support_vecs, query_vecs) in `mode` (default: self.mode). See the module docstring."""
-        mode = self._check_mode(mode or self.mode)
+        mode = resolve_mode(mode or self.mode)
         if len(support_texts) != len(support_labels):
             raise ValueError(f"{len(support_texts)} support texts but {len(support_labels)} labels")
         if mode == "stream":

@@ -1,25 +1,12 @@
-"""Loading frozen models and tokenizers once per process: `once` is the one memo of loaded models,
-tokenizers and embedders (tart.lm.embedder.load_embedder uses it too)."""
+"""Loading frozen models and tokenizers, once per process (through the one memo, tart.memo)."""
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import torch
 
 from tart.lm.registry import default_cache_dir, known_names, resolve_model_dir
-
-_LOADED: dict = {}  # what the loaders below (and load_embedder) made, by their keys: loaded once per process
-_LOCK = threading.RLock()  # reentrant: a model's loader loads its tokenizer under it
-
-
-def once(key: tuple, make):
-    """`make()` the first time `key` is asked for in this process (one thread at a time); the same object
-    after. The one memo of loaded models, tokenizers and embedders."""
-    with _LOCK:
-        if key not in _LOADED:
-            _LOADED[key] = make()
-        return _LOADED[key]
+from tart.memo import once
 
 
 def _tokenizer(folder: Path):
