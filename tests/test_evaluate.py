@@ -113,6 +113,15 @@ def test_supports_balanced_and_test_set_shared_across_k():
     assert not notes
 
 
+def test_the_leave_one_out_alias_is_reported_as_loo(csv_path, mini):
+    data = load_eval_data(str(csv_path), "sentence", "topic")
+    report = evaluate(data, ks=[2], seeds=1, methods=["centroid"], embedder=mini, test_size=4,
+                      embedding_mode="leave-one-out", progress=False)
+    assert report["embedding_mode"] == "loo"
+    with pytest.raises(ValueError, match="mode must be one of"):
+        evaluate(data, ks=[2], seeds=1, methods=["centroid"], embedder=mini, embedding_mode="loo2", progress=False)
+
+
 def test_errors_name_the_problem(head_dir, mini):
     with pytest.raises(ValueError, match="unknown dataset"):
         load_eval_data("no-such-dataset")

@@ -65,7 +65,7 @@ def run(args) -> None:
     predictions = [] if args.predictions else None
     report = evaluate(data, ks=args.k, seeds=args.seeds, methods=args.methods, embedder=embedder,
                       checkpoint=args.checkpoint, test_size=args.test_size or None,
-                      embedding_mode="loo" if args.embedding_mode == "leave-one-out" else args.embedding_mode,
+                      embedding_mode=args.embedding_mode,  # leave-one-out too: tart.lm.embedder.resolve_mode
                       n_permutations=args.permutations, icl_max_tokens=args.icl_max_tokens,
                       setfit_iterations=args.setfit_iterations, progress=not args.quiet, predictions=predictions)
     if args.predictions:

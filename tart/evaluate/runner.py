@@ -109,6 +109,10 @@ def evaluate(data: EvalData, ks=(16, 32, 64), seeds: int = 5, methods=DEFAULT_ME
     is_vectors = data.vectors is not None
     if not is_vectors and embedder is None:
         raise ValueError(f"{data.name} is text: give an embedder")
+    if not is_vectors:
+        from tart.lm.embedder import resolve_mode
+
+        embedding_mode = resolve_mode(embedding_mode)  # the report names the mode, not an alias
     notes: list[str] = []
     methods = check_methods(list(methods), embedder, is_vectors, notes)
     ctx = {"n_permutations": n_permutations, "icl_max_tokens": icl_max_tokens, "setfit_iterations": setfit_iterations}
