@@ -52,11 +52,11 @@ def graph() -> dict[str, set[str]]:
     return {name: imports(name, path, known) for name, path in sorted(known.items())}
 
 
-FOUNDATIONS = ("tart.defaults", "tart.paths", "tart.head", "tart.lm", "tart.data", "tart.tasks")
+FOUNDATIONS = ("tart.defaults", "tart.paths", "tart.memo", "tart.head", "tart.lm", "tart.data", "tart.tasks")
 
 
 def layer(name: str) -> int:
-    """0: the foundations (the head, the language models, data, training tasks, defaults and paths),
+    """0: the foundations (the head, the language models, data, training tasks, defaults, paths, the memo),
     1: what is built on them (the classifier and pipeline, methods, the corpus job, evaluation, training,
     serving), 2: the analyses, 3: the CLI. Imports may only point to the same or a lower layer."""
     for rank, package in ((3, "tart.cli"), (2, "tart.analysis")):

@@ -54,3 +54,13 @@ def test_pyproject_lists_every_package():
     listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     found = {name for name, path in ig.modules().items() if path.name == "__init__.py"}
     assert found <= listed, sorted(found - listed)
+
+
+def test_readme_layout_table_is_the_current_one():
+    """README.md's table of modules and their jobs is generated from the docstrings (scripts/layout_table.py)."""
+    spec = importlib.util.spec_from_file_location("layout_table", ROOT / "scripts" / "layout_table.py")
+    layout = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(layout)
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert layout.readme_with_table(readme) == readme, "run: python scripts/layout_table.py --write"
+    assert "| `tart/head/` |" in readme and "`embedder_client.py`" in readme

@@ -1,1 +1,1 @@
-"""Training the reasoning head on synthetic tasks (accelerate: CPU, one GPU, or many)."""
+"""Training the reasoning head on synthetic and real-task episodes (accelerate: CPU, one GPU, or many)."""

@@ -1,4 +1,4 @@
-"""Synthetic logistic-regression tasks: the only data the reasoning head ever trains on.
+"""Synthetic logistic-regression tasks: TART's own training distribution (the prior's `tart` family).
 
 TART's distribution is the default: per task a fresh w ~ alpha * N(0, I_d), points x ~ N(0, I_d),
 labels y ~ Bernoulli(sigmoid(w . x)). Knobs a researcher wants on top: an intercept, label noise,
