@@ -28,6 +28,8 @@ import time
 from typing import Callable
 
 PR_SET_PDEATHSIG = 1
+WATCH_INTERVAL_S = 0.2  # how often the watch thread checks the parent
+WATCH_GRACE_S = 0.3  # from its SIGTERM to os._exit
 
 
 def _pdeathsig(sig: int) -> bool:
@@ -40,11 +42,11 @@ def _pdeathsig(sig: int) -> bool:
         return False
 
 
-def _watch(parent: int, interval: float, grace: float) -> None:
+def _watch(parent: int) -> None:
     while os.getppid() == parent:
-        time.sleep(interval)
+        time.sleep(WATCH_INTERVAL_S)
     os.kill(os.getpid(), signal.SIGTERM)  # let the worker's shutdown run
-    time.sleep(grace)
+    time.sleep(WATCH_GRACE_S)
     os._exit(1)
 
 
@@ -57,18 +59,18 @@ def is_service_worker() -> bool:
     return getattr(getattr(main, "__spec__", None), "name", "") == "_bentoml_impl.worker.service"
 
 
-def die_with_parent(interval: float = 0.2, grace: float = 0.3, only_workers: bool = True) -> None:
-    """Make this process end when its parent does (idempotent). By default only in a BentoML worker:
-    a service built in-process (tests, notebooks) must not tie its host process to that one's parent."""
+def die_with_parent() -> None:
+    """Make this process end when its parent does (idempotent). Only in a BentoML worker: a service
+    built in-process (tests, notebooks) must not tie its host process to that one's parent."""
     global _started
-    if _started or (only_workers and not is_service_worker()):
+    if _started or not is_service_worker():
         return
     _started = True
     parent = os.getppid()
     _pdeathsig(signal.SIGKILL)
     if os.getppid() != parent:  # the parent died before the prctl call
         os.kill(os.getpid(), signal.SIGTERM)
-    threading.Thread(target=_watch, args=(parent, interval, grace), name="die-with-parent", daemon=True).start()
+    threading.Thread(target=_watch, args=(parent,), name="die-with-parent", daemon=True).start()
 
 
 _stopping = threading.Event()

@@ -161,24 +161,23 @@ class TaskStore:
 
     # ---- reads ----
 
-    def get(self, task_id: str, with_examples: bool = True) -> Task:
+    def get(self, task_id: str) -> Task:
         with self._connect() as conn:
             row = conn.execute("SELECT * FROM tasks WHERE id = ?", (task_id,)).fetchone()
             if row is None:
                 raise TaskNotFound(task_id)
             task = _task(row)
-            if with_examples:
-                rows = conn.execute("SELECT text, label, embedding FROM examples WHERE task_id = ? "
-                                    "ORDER BY position", (task_id,)).fetchall()
-                task.texts = [r[0] for r in rows]
-                task.example_labels = [r[1] for r in rows]
-                task.embeddings = np.frombuffer(b"".join(r[2] for r in rows), dtype="<f4").reshape(
-                    len(rows), task.dim).astype(np.float32)
-                rows = conn.execute("SELECT text, embedding FROM unlabeled WHERE task_id = ? ORDER BY position",
-                                    (task_id,)).fetchall()
-                task.unlabeled_texts = [r[0] for r in rows]
-                task.unlabeled_embeddings = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(
-                    len(rows), task.dim).astype(np.float32)
+            rows = conn.execute("SELECT text, label, embedding FROM examples WHERE task_id = ? "
+                                "ORDER BY position", (task_id,)).fetchall()
+            task.texts = [r[0] for r in rows]
+            task.example_labels = [r[1] for r in rows]
+            task.embeddings = np.frombuffer(b"".join(r[2] for r in rows), dtype="<f4").reshape(
+                len(rows), task.dim).astype(np.float32)
+            rows = conn.execute("SELECT text, embedding FROM unlabeled WHERE task_id = ? ORDER BY position",
+                                (task_id,)).fetchall()
+            task.unlabeled_texts = [r[0] for r in rows]
+            task.unlabeled_embeddings = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(
+                len(rows), task.dim).astype(np.float32)
         return task
 
     def exists(self, task_id: str) -> bool:
