@@ -6,6 +6,7 @@
   one beside it, renamed into place): the caches (.npy, converted models, ONNX exports), the task bank,
   training checkpoints and `tart classify`'s Parquet output.
 - `save_array(path, array)`: a cached .npy written so.
+- `file_stamp(path)`: a file's size and modification time, what a cache key holds to change when the file does.
 Nothing is written inside the installed package. In the current folder only `tart train` writes by
 default (`checkpoints/<config name>`, see tart/cli/train.py); everything else writes there only to a path
 a user names.
@@ -29,6 +30,12 @@ def store_path() -> Path:
     from platformdirs import user_data_path
 
     return Path(os.environ.get("TART_STORE_PATH") or user_data_path("tart") / "tasks.sqlite3")
+
+
+def file_stamp(path: str | os.PathLike) -> str:
+    """`size|mtime_ns` of a file: it changes when the file is rewritten (a key part; the bytes are not read)."""
+    st = Path(path).stat()
+    return f"{st.st_size}|{st.st_mtime_ns}"
 
 
 @contextlib.contextmanager

@@ -93,3 +93,15 @@ def test_save_array_round_trip(tmp_path):
 
     paths.save_array(tmp_path / "x.npy", np.arange(3))
     assert np.load(tmp_path / "x.npy").tolist() == [0, 1, 2] and len(list(tmp_path.iterdir())) == 1
+
+
+def test_file_stamp_changes_when_the_file_is_rewritten(tmp_path):
+    import os
+
+    f = tmp_path / "w.bin"
+    f.write_bytes(b"abc")
+    first = paths.file_stamp(f)
+    assert first == paths.file_stamp(str(f)) and first.startswith("3|")
+    f.write_bytes(b"abcd")
+    os.utime(f, ns=(1, 1))
+    assert paths.file_stamp(f) == "4|1" != first

@@ -26,7 +26,7 @@ from types import SimpleNamespace
 import torch
 
 from tart.defaults import EMBED_BACKENDS as BACKENDS
-from tart.paths import atomic_path
+from tart.paths import atomic_path, file_stamp
 
 # Padded tokens per forward pass (the Embedder's batch_tokens) on these backends. Measured on 2 threads
 # (results/benchmarks/embed_backend.json, short texts of ~15 tokens): ONNX Runtime's texts/s was highest
@@ -74,8 +74,7 @@ def _key(folder: Path) -> str:
     parts = [str(folder.resolve())]
     for f in sorted(folder.iterdir()):
         if f.is_file():
-            st = f.stat()
-            parts.append(f"{f.name}|{st.st_size}|{st.st_mtime_ns}")
+            parts.append(f"{f.name}|{file_stamp(f)}")
     return hashlib.sha1("\n".join(parts).encode()).hexdigest()[:12]
 
 

