@@ -97,7 +97,7 @@ class Embedding:
         return vectors
 
     # texts arrive as token ids (`Tart` tokenised them to count their cost, with this embedder's tokenizer),
-    # each row led by its request's ticket, negated (`Tart._embed`; token ids are >= 0)
+    # each row led by its request's ticket, negated (serving/embedder_client.py; token ids are >= 0)
     @bentoml.api(batchable=True, max_batch_size=S.embed_max_batch_size, max_latency_ms=S.embed_max_latency_ms)
     def embed(self, rows: list[list[int]]) -> np.ndarray:
         self._call(+1)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from tart.defaults import DEFAULT_HEAD
 from tart.memo import once
+from tart.paths import file_stamp
 
 
 def _shipped_dir() -> Path:
@@ -49,9 +50,9 @@ def load_head(name_or_path: str | Path | None = None):
 
 
 def _saved_state(folder: Path) -> tuple:
-    """Name, size and modification time of the files a head loads from: they change when it is re-saved."""
+    """Name and stamp (size, modification time) of the files a head loads from: they change when it is re-saved."""
     files = sorted(p for p in folder.iterdir() if p.name == "config.json" or ".safetensors" in p.name)
-    return tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files)
+    return tuple((p.name, file_stamp(p)) for p in files)
 
 
 def _load_head(folder: Path):

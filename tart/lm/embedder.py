@@ -4,7 +4,8 @@ stream: each text alone.  vanilla: one pass over a prompt of all k "text: label"
 lines, each example's text span pooled; each query gets the whole prompt before
 it.  loo (leave-one-out): example i is read after the other k-1 labelled examples.
 
-Which model a name means, its files, its dtype and loading it once are tart.lm.registry's, tart.lm.dtype's and tart.lm.loading's job.
+Which model a name means, its files, its dtype and loading it once are tart.lm.registry's,
+tart.lm.dtype's and tart.lm.loading's job.
 The model runs in torch, or in ONNX Runtime (`backend="onnx"` / `"onnx-int8"`, see tart.lm.onnx).
 """
 from __future__ import annotations
@@ -37,12 +38,12 @@ def resolve_mode(mode: str) -> str:
 class Embedder:
     """Frozen-model text embedder; `embed` (stream mode) and `embed_task` (all three modes)."""
 
-    def __init__(self, model=DEFAULT_EMBEDDER, mode="stream", pooling="mean", layer=-1, max_length=256,
+    def __init__(self, model=DEFAULT_EMBEDDER, pooling="mean", layer=-1, max_length=256,
                  batch_tokens=None, cache_dir=None, device="cpu", progress=True, dtype=None, backend=None,
                  cache_size: int = 50_000):
         from tart.lm.onnx import BATCH_TOKENS, resolve_backend  # names only: no onnxruntime import
 
-        self.model_name, self.mode, self.pooling, self.layer = model, mode, pooling, layer
+        self.model_name, self.pooling, self.layer = model, pooling, layer
         self.dtype = dtype  # weights: None ($TART_EMBED_DTYPE, else auto: see resolve_dtype), "auto", or a name
         self.backend = resolve_backend(backend)  # torch, onnx, onnx-int8 (None: $TART_EMBED_BACKEND or torch)
         # padded tokens per forward: None -> 8192 in torch, BATCH_TOKENS in ONNX Runtime (measured there)
@@ -51,7 +52,6 @@ class Embedder:
         self.device, self.progress = device, progress
         if pooling not in ("mean", "last"):
             raise ValueError(f"pooling must be 'mean' or 'last', not {pooling!r}")
-        resolve_mode(mode)
         self.n_forward_calls = self.n_texts_embedded = self.n_truncated = 0
         self._cache: dict = {}  # token ids -> vector, this instance's (its model, pooling and layer are fixed)
         self.cache_size = cache_size  # in-memory embeddings kept, oldest dropped first (0: none, for a corpus pass)
