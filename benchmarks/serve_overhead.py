@@ -1,5 +1,6 @@
 """What the service adds to the library: a registered task's /tasks/classify request vs the same work as
-one in-process library call (embed the texts, then `predict_proba` of the task's fitted classifier).
+one in-process library call (embed the texts, then `predict_proba` of the task's fitted classifier, fitted
+as the service fits it: on the examples and the embedded names of their labels).
 
 Starts the server on 127.0.0.1 (a temporary task store), registers a task of k examples, then for
 each round of n new texts, one at a time: the request to the server and the library call in this
@@ -27,6 +28,7 @@ import numpy as np
 
 from tart.classifier import TartClassifier
 from tart.data.datasets import load_dataset
+from tart.data.label_names import name_texts
 from tart.lm.dtype import resolve_dtype
 from tart.lm.embedder import load_embedder
 from tart.serving.cost import QUERY_BATCH
@@ -64,7 +66,10 @@ def main(argv=None) -> int:
     embedder = load_embedder(args.embedder, progress=False, dtype=dtype, backend=settings.embed_backend)
     clf = TartClassifier(head=args.checkpoint, embedder=None, n_permutations=settings.n_permutations,
                          random_state=0, query_batch_size=QUERY_BATCH)
-    clf.fit(embedder.embed([e["text"] for e in examples]), [e["label"] for e in examples])
+    labels = [e["label"] for e in examples]
+    # as the service fits a registered task by default: the examples and their labels' names
+    clf.fit(embedder.embed([e["text"] for e in examples]), labels,
+            name_vectors=embedder.embed(name_texts(labels, "auto", args.embedder)))
     service_s, library_s, agree = [], [], []
     with LocalServer(env) as server, httpx.Client(timeout=300) as client:
         task = client.post(server.url + "/tasks/create", json={"name": "overhead", "examples": examples})
