@@ -50,12 +50,21 @@ class Lane:
         with self._lock:
             self.pending -= 1
 
+    def check(self) -> None:
+        """Busy now if the lane is full: a request asks before its texts are embedded, so that a full lane
+        costs it no embedding (`run` checks again: the lane may fill meanwhile)."""
+        with self._lock:
+            self._refuse_if_full()
+
+    def _refuse_if_full(self) -> None:
+        if self.pending >= self.capacity:
+            raise Busy(f"the head's {self.name} lane is full ({self.pending} requests running or "
+                       f"waiting): retry later")
+
     async def run(self, fn, *args) -> list:
         """The chunks of the iterator `fn(*args)`, made on this lane; raises Busy when the lane is full."""
         with self._lock:
-            if self.pending >= self.capacity:
-                raise Busy(f"the head's {self.name} lane is full ({self.pending} requests running or "
-                           f"waiting): retry later")
+            self._refuse_if_full()
             self.pending += 1
             self._next += 1
             number = self._next
@@ -108,8 +117,11 @@ class HeadLanes:
         return cls(light_threads=1, heavy_threads=settings.head_concurrency,
                    light_tokens=settings.light_head_tokens, max_waiting=settings.head_queue)
 
+    def lane(self, head_tokens: int) -> Lane:
+        return self.light if head_tokens <= self.light_tokens else self.heavy
+
     async def run(self, head_tokens: int, fn, *args):
-        return await (self.light if head_tokens <= self.light_tokens else self.heavy).run(fn, *args)
+        return await self.lane(head_tokens).run(fn, *args)
 
     def oldest_running_s(self) -> float:
         return max(self.light.oldest_running_s(), self.heavy.oldest_running_s())

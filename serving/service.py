@@ -204,6 +204,7 @@ class Tart:
                self._names(labels, options), self.embedder.tokenize(unlabeled)]
         head = clf.plan(len(texts), labels, n_unlabeled=len(unlabeled))
         await self._check_cost(sum(ids, []), head, options.multiclass)
+        self.lanes.lane(head.tokens).check()  # a full lane refuses before any embedding
         X, Q, names, U = await self.embedder.embed(*ids)
         await self._fit(clf, X, labels, U, names)
         return await self._answer(clf, Q, ids[1], head.tokens, truncated_examples=self.embedder.truncated(ids[0]))
@@ -268,6 +269,7 @@ class Tart:
         clf, truncated = await self._task_classifier(task_id, options)
         head = clf.plan(len(texts))
         await self._check_cost(ids, head, options.multiclass)
+        self.lanes.lane(head.tokens).check()  # a full lane refuses before any embedding
         (Q,) = await self.embedder.embed(ids)
         return await self._answer(clf, Q, ids, head.tokens, task_id=task_id, truncated_examples=truncated)
 

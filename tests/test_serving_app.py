@@ -216,3 +216,17 @@ def test_a_registered_task_keeps_its_unlabelled_texts(app_client):
     assert answer.status_code == 200
     r = client.post("/tasks/create", json={"name": "too-many", "examples": EXAMPLES, "unlabeled": ["x"] * 5})
     assert r.status_code == 400 and "unlabeled" in r.json()["error"]
+
+
+def test_a_full_head_lane_refuses_before_anything_is_embedded(app_client, monkeypatch):
+    """Issue 28: a request the head's lane cannot take gets its 503 before its texts are embedded."""
+    from tart.serving.headpool import Lane
+
+    client, _ = app_client
+    before = client.post("/stats").json()["embedder"]["texts"]
+    monkeypatch.setattr(Lane, "capacity", property(lambda self: 0))  # every lane full
+    r = client.post("/classify", json={"examples": EXAMPLES, "texts": ["a cow", "a pear"]})
+    assert r.status_code == 503 and "lane is full" in r.json()["error"] and r.headers["retry-after"]
+    assert client.post("/stats").json()["embedder"]["texts"] == before
+    monkeypatch.undo()
+    assert client.post("/classify", json={"examples": EXAMPLES, "texts": ["a cow"]}).status_code == 200

@@ -61,6 +61,9 @@ def test_full_lane_is_busy_and_light_work_has_its_own_lane():
         await asyncio.to_thread(started.wait, 5)
         with pytest.raises(Busy, match="heavy lane is full"):
             await lanes.run(10_000, one_chunk(lambda: None))  # 1 running + 1 waiting: full
+        with pytest.raises(Busy, match="heavy lane is full"):
+            lanes.lane(10_000).check()  # asked before a request embeds anything
+        lanes.lane(50).check()  # the light lane is not full
         t0 = time.perf_counter()
         light = await lanes.run(50, one_chunk(lambda: "light done"))  # does not wait for the heavy ones
         light_wait = time.perf_counter() - t0
