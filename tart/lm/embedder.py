@@ -21,7 +21,7 @@ from tart.lm.dtype import resolve_dtype
 from tart.lm.loading import check_layer, load_model, load_onnx_model, load_tokenizer
 from tart.memo import once
 from tart.lm.registry import is_causal
-from tart.lm.token_batches import continue_cache, pad_right, prefix_cache
+from tart.lm.token_batches import continue_cache, pad_right, plan_batches, prefix_cache
 
 MODES = ("stream", "vanilla", "loo")
 MODE_ALIASES = {"leave-one-out": "loo"}
@@ -147,14 +147,7 @@ class Embedder:
         if limit and longest > limit:
             raise ValueError(f"a sequence of {longest} tokens exceeds {self.name}'s limit of {limit}; "
                              f"use fewer examples, a smaller max_length, or mode='stream'")
-        order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))  # similar lengths pad little
-        batches, cur = [], []
-        for i in order:  # padded size of a batch = count x (prefix + longest, the last as sorted)
-            if cur and (len(cur) + 1) * (len(prefix) + len(seqs[i])) > self.batch_tokens:
-                batches.append(cur)
-                cur = []
-            cur.append(i)
-        batches.append(cur)
+        batches = plan_batches([len(x) for x in seqs], self.batch_tokens, len(prefix))  # similar lengths together
         if self.progress and rows[-1] > 64:
             from tqdm.auto import tqdm
             batches = tqdm(batches, desc=f"embedding ({self.name})", unit="batch")
