@@ -180,3 +180,116 @@ def test_scikit_learn_estimator_checks():
     failed = [(r["check_name"], str(r["exception"])[:200]) for r in results if r["status"] == "failed"]
     assert failed == []
     assert sum(r["status"] == "passed" for r in results) >= 50
+
+
+@pytest.mark.parametrize("param, value", [
+    ("shrinkage", 1.5), ("shrinkage", -0.1), ("n_permutations", 0), ("query_batch_size", 0), ("max_unlabeled", -1),
+    ("embedding_mode", "both"), ("fit_projection_on", "queries"), ("standardize", "yes"), ("sign_flips", 1.0),
+    ("embedder_backend", "gpu"), ("label_names", "names"), ("transductive", "no"), ("random_state", "seed"),
+    ("head", 3),
+])
+def test_options_out_of_range_are_refused_before_any_work(head, param, value):
+    """Each option's range is checked when fit starts, naming the option; nothing is loaded first."""
+    X, y = np.eye(4), [0, 1, 0, 1]
+    clf = TartClassifier(**{"head": head, "embedder": None, param: value})
+    with pytest.raises(ValueError, match=f"'{param}' parameter"):
+        clf.fit(X, y)
+    assert not hasattr(clf, "head_")
+
+
+class _WordEmbedder:
+    """A stand-in embedder object: a text's vector is the sum of fixed random vectors of its words, as
+    float64 lists; it records what it is asked to embed."""
+    model_name = None
+
+    def __init__(self, dim=24):
+        self.dim, self.calls = dim, []
+
+    def _vector(self, text):
+        import zlib
+
+        return sum(np.random.default_rng(zlib.crc32(w.encode())).normal(size=self.dim) for w in text.split())
+
+    def embed(self, texts):
+        self.calls.append(("embed", list(texts)))
+        return [self._vector(t).tolist() for t in texts]
+
+    def embed_task(self, support, labels, queries, mode):
+        self.calls.append(("embed_task", list(support), list(labels), list(queries), mode))
+        return [self._vector(t).tolist() for t in support], [self._vector(t).tolist() for t in queries]
+
+
+ANIMALS = ["cat", "dog", "cow", "horse", "goat", "sheep"]
+FOODS = ["bread", "soup", "rice", "cheese", "pasta", "pie"]
+
+
+def _texts(seed, n):
+    rng = np.random.default_rng(seed)
+    texts, labels = [], []
+    for i in range(n):
+        words, label = (ANIMALS, "animal") if i % 2 else (FOODS, "food")
+        texts.append(" ".join(rng.choice(words, 3)) + " here")
+        labels.append(label)
+    return texts, labels
+
+
+@pytest.mark.parametrize("mode", ["stream", "vanilla"])
+def test_texts_through_an_embedder_object_are_its_vectors(head, mode):
+    """Fitted on texts with an embedder object, the classifier answers as fitted on that embedder's vectors
+    (float32 whatever the embedder returns); vanilla embeds support and queries together at predict time,
+    the support's labels given as strings."""
+    texts, labels = _texts(0, 16)
+    queries, truth = _texts(1, 10)
+    embedder = _WordEmbedder()
+    clf = TartClassifier(head=head, embedder=embedder, label_names=None, embedding_mode=mode).fit(texts, labels)
+    proba = clf.predict_proba(queries)
+    vectors = np.asarray(embedder.embed(texts), dtype=np.float32)
+    by_vectors = TartClassifier(head=head, embedder=None).fit(vectors, labels)
+    np.testing.assert_allclose(proba, by_vectors.predict_proba(np.asarray(embedder.embed(queries), np.float32)),
+                               atol=1e-6)
+    assert clf.predict(queries).tolist() == truth
+    if mode == "stream":
+        assert clf.support_vectors_.dtype == np.float32 and clf.n_features_in_ == 24
+        assert embedder.calls[:2] == [("embed", texts), ("embed", queries)]
+    else:
+        assert embedder.calls[0] == ("embed_task", texts, labels, queries, "vanilla")
+
+
+def test_plan_before_fit_is_the_fitted_tasks_plan():
+    """`plan(n, y)` on an unfitted classifier (the service's budget check, before any vector) states the
+    same work as the fitted task: for a binary head (names read as examples) and for a side-input head
+    (names and the unlabelled pool in tokens of their own; no pool given, none counted)."""
+    import torch
+
+    from tart.head.model import TartConfig, TartReasoningModel
+
+    torch.manual_seed(0)
+    side = TartReasoningModel(TartConfig(n_classes=10, n_dims=32, max_examples=128, residual="nearest-mean",
+                                         side_inputs=True)).eval()
+    binary = TartReasoningModel(TartConfig()).eval()
+    labels = ["a"] * 5 + ["b"] * 7 + ["c"] * 4
+    rng = np.random.default_rng(0)
+    X, names = rng.normal(size=(16, 20)).astype(np.float32), rng.normal(size=(3, 20)).astype(np.float32)
+    for head in (binary, side):
+        clf = TartClassifier(head=head, embedder=None, n_permutations=2)
+        before = clf.plan(40, labels)
+        assert clf.fit(X, labels, name_vectors=names).plan(40) == before
+        pooled = TartClassifier(head=head, embedder=None, n_permutations=2).plan(40, labels, n_unlabeled=9)
+        assert pooled.context == before.context + (9 if head is side else 0)
+    assert TartClassifier(head=binary, embedder=None, n_permutations=2).plan(40, labels).sequences == 3 * 2 * 2
+
+
+def test_an_embedder_given_by_name_or_folder_is_loaded_with_the_backend_asked_for(head, monkeypatch):
+    from pathlib import Path
+
+    from tart.lm import embedder as lm
+
+    loaded = []
+    monkeypatch.setattr(lm, "load_embedder", lambda name, **kw: loaded.append((name, kw)) or _WordEmbedder())
+    texts, labels = _texts(0, 8)
+    TartClassifier(head=head, embedder=Path("models/mine"), embedder_backend="onnx-int8", label_names=None).fit(
+        texts, labels)
+    TartClassifier(head=head, embedder="minilm-l6", label_names=None).fit(texts, labels)
+    assert loaded == [(str(Path("models/mine")), {"backend": "onnx-int8"}), ("minilm-l6", {})]
+    with pytest.raises(ValueError, match="embedder_backend='onnx' applies to an embedder given by name"):
+        TartClassifier(head=head, embedder=_WordEmbedder(), embedder_backend="onnx").fit(texts, labels)
