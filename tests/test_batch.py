@@ -350,3 +350,107 @@ def test_a_huge_csv_field_is_read_as_the_same_text_in_jsonl_is(spec, labeller, t
         rows[name] = read_jsonl(out)
     assert len(rows["c.csv"]) == 2
     assert np.allclose(rows["c.csv"][0]["scores"]["animal"], rows["c.jsonl"][0]["scores"]["animal"], atol=1e-5)
+
+
+# ---- the journal and the output (tart.corpus.output), without a model ----
+
+def _result_line(i, label="animal", p=0.75):
+    return json.dumps({"id": i, "label": label, "scores": {"animal": p, "food": 1 - p}}) + "\n"
+
+
+def test_result_rows_label_is_the_most_likely_class():
+    from tart.corpus.output import result_rows
+
+    rows = result_rows(["a", 7], np.array([[0.2, 0.8], [0.9, 0.1]]), [0, "food"])
+    assert rows == [{"id": "a", "label": "food", "scores": {"0": 0.2, "food": 0.8}},
+                    {"id": 7, "label": 0, "scores": {"0": 0.9, "food": 0.1}}]
+
+
+def test_a_journal_keeps_its_whole_lines_and_refuses_what_is_not_ours(tmp_path):
+    from tart.corpus.output import read_journal, scan_journal
+
+    journal = tmp_path / "out.jsonl.partial"
+    whole = _result_line(1) + _result_line("b") + _result_line(3)
+    journal.write_text(whole + _result_line(4)[:15])  # a write cut by a kill
+    assert scan_journal(journal) == ({"1", "b", "3"}, len(whole.encode()))  # reads only
+    assert journal.read_text().endswith(_result_line(4)[:15])
+    assert read_journal(journal) == {"1", "b", "3"}
+    assert journal.read_text() == whole  # the torn line is cut off the file
+    assert read_journal(journal) == {"1", "b", "3"} and journal.read_text() == whole  # nothing more to cut
+    # a finished output is written whole: its last line, without a newline, is a row
+    finished = tmp_path / "out.jsonl"
+    finished.write_text(whole + _result_line(4).rstrip("\n"))
+    assert scan_journal(finished, finished=True)[0] == {"1", "b", "3", "4"}
+    for n, bad in enumerate(['{"id": 1, "label": "a"}', '[1, 2]', '{"id": 1, "label": "a", "scores": [1]}',
+                             '{"id": 1, "label": "a", "scores": {}, "extra": 0}', "not json"]):
+        path = tmp_path / f"bad{n}.partial"
+        path.write_text(_result_line(0) + bad + "\n" + _result_line(2))
+        with pytest.raises(ValueError, match=f"bad{n}.partial line 2: not a result line"):
+            read_journal(path)
+        assert path.read_text() == _result_line(0) + bad + "\n" + _result_line(2)  # left as it is
+
+
+def test_check_output_refuses_before_anything_runs(tmp_path):
+    from tart.corpus.output import check_output
+
+    check_output(None, resume=False)  # printed to stdout: nothing to check
+    with pytest.raises(ValueError, match="--resume needs --output"):
+        check_output(None, resume=True)
+    with pytest.raises(ValueError, match="unknown suffix"):
+        check_output(str(tmp_path / "out.csv"), resume=False)
+    with pytest.raises(ValueError, match="does not exist"):
+        check_output(str(tmp_path / "nowhere" / "out.jsonl"), resume=False)
+    check_output(str(tmp_path / "OUT.JSONL"), resume=False)  # suffixes in any case
+    check_output(str(tmp_path / "out.jsonl"), resume=True)  # nothing yet: a resume starts afresh
+    out = tmp_path / "out.jsonl"
+    out.write_text(_result_line(1))
+    with pytest.raises(FileExistsError, match="a file of that name"):
+        check_output(str(out), resume=False)
+    check_output(str(out), resume=True)  # a finished output of ours
+    out.unlink()
+    (tmp_path / "out.jsonl.partial").write_text(_result_line(1) + '{"torn')
+    with pytest.raises(FileExistsError, match="an unfinished run's results"):
+        check_output(str(out), resume=False)
+    check_output(str(out), resume=True)
+    (tmp_path / "out.jsonl.partial").write_text("id,label\n1,a\n")
+    with pytest.raises(ValueError, match="not a result line"):
+        check_output(str(out), resume=True)
+    (tmp_path / "other.jsonl").write_text("id,label\n1,a")
+    with pytest.raises(ValueError, match="line 1: not a result line"):
+        check_output(str(tmp_path / "other.jsonl"), resume=True)
+    (tmp_path / "other.parquet").write_text("not parquet")
+    with pytest.raises(ValueError, match="not a tart classify output"):
+        check_output(str(tmp_path / "other.parquet"), resume=True)
+    assert (tmp_path / "other.parquet").read_text() == "not parquet"
+
+
+def test_finish_and_resume_round_trip_in_both_formats(tmp_path):
+    """A journal becomes the output (renamed, or converted to Parquet and removed); resuming a finished
+    output turns it back into the journal with the same rows, to which new rows are added."""
+    pq = pytest.importorskip("pyarrow.parquet")
+    from tart.corpus.output import finish, journal_path, resume_from
+
+    lines = [_result_line(i, label, p) for i, label, p in [(1, "animal", 0.75), ("x", "food", 0.25)]]
+    for suffix in (".jsonl", ".parquet"):
+        out = tmp_path / f"out{suffix}"
+        journal = journal_path(out)
+        journal.write_text("".join(lines))
+        assert resume_from(out, journal, resume=False) == set() and journal.exists()  # no resume: no reading
+        finish(journal, out, ["animal", "food"])
+        assert out.exists() and not journal.exists()
+        if suffix == ".parquet":
+            table = pq.read_table(out)
+            assert table.column_names == ["id", "label", "scores"]
+            assert table.to_pylist() == [{"id": "1", "label": "animal", "scores": {"animal": 0.75, "food": 0.25}},
+                                         {"id": "x", "label": "food", "scores": {"animal": 0.25, "food": 0.75}}]
+        else:
+            assert out.read_text() == "".join(lines)
+        assert resume_from(out, journal, resume=True) == {"1", "x"}
+        assert not out.exists() and [json.loads(line)["scores"] for line in journal.read_text().splitlines()] == \
+            [json.loads(line)["scores"] for line in lines]
+        assert resume_from(tmp_path / f"none{suffix}", journal_path(tmp_path / f"none{suffix}"), resume=True) == set()
+    empty = tmp_path / "empty.parquet"
+    journal_path(empty).write_text("")
+    finish(journal_path(empty), empty, [0, 1])  # nothing labelled: the schema, no rows
+    table = pq.read_table(empty)
+    assert table.num_rows == 0 and table.schema.field("scores").type.num_fields == 2
