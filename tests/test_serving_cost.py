@@ -201,3 +201,92 @@ def test_side_tokens_are_counted_as_the_head_reads_them(n_unlabeled, transductiv
     assert {ctx[0] for ctx, *_ in calls} == {cost.sequences}
     assert {ctx[1] + s for (ctx, *_), s in zip(calls, side)} == {cost.context}
     assert sum(ctx[0] * (ctx[1] + s + q[1]) for (ctx, q, *_), s in zip(calls, side)) == cost.tokens
+
+
+def test_fastest_is_the_shortest_of_its_timed_runs(monkeypatch):
+    from tart.serving import cost
+
+    clock = iter([10.0, 10.5, 20.0, 20.125, 30.0, 30.25])  # runs of 0.5 s, 0.125 s and 0.25 s
+    monkeypatch.setattr(cost.time, "perf_counter", lambda: next(clock))
+    seen = []
+    assert cost._fastest(seen.append, repeats=3) == 0.125 and seen == [0, 1, 2]
+    clock = iter([0.0, 2.0, 5.0, 5.5])
+    assert cost._fastest(seen.append) == 0.5 and seen[3:] == [0, 1]  # 2 runs by default: the first pays setup
+
+
+class _TinyEmbedder:
+    """An embedder with a 40-token vocabulary (ids 0-3 special), 2 special tokens per text."""
+    tokenizer = list(range(40))
+
+    def __init__(self):
+        self.batches = []
+
+    def embed_ids(self, ids):
+        self.batches.append(ids)
+
+    def tokens_read(self, counts):
+        return sum(c + 2 for c in counts)
+
+
+def test_embedder_speed_reads_valid_new_ids_of_the_stated_shape(monkeypatch):
+    """With a vocabulary smaller than the default id range, the ids stay inside it, above the special ids;
+    each run gets new ids; the speed is what the embedder read over the fastest run."""
+    from tart.serving import cost
+
+    monkeypatch.setattr(cost, "_fastest", lambda run, repeats=2: [run(i) for i in range(repeats)] and 0.5)
+    embedder = _TinyEmbedder()
+    assert cost.embedder_speed(embedder, n_texts=3, n_tokens=5) == 3 * (5 + 2) / 0.5
+    assert len(embedder.batches) == 2 and embedder.batches[0] != embedder.batches[1]
+    for batch in embedder.batches:
+        assert len(batch) == 3 and all(len(ids) == 5 for ids in batch)
+        assert all(20 <= i < 40 and isinstance(i, int) for ids in batch for i in ids)
+    embedder = _TinyEmbedder()
+    assert cost.embedder_speed(embedder) == 24 * 64 / 0.5  # the default shape: 24 texts of 62 ids
+    assert [len(b) for b in embedder.batches] == [24, 24] and {len(t) for t in embedder.batches[0]} == {62}
+
+
+def test_head_speed_fits_the_stated_task_and_times_its_queries(monkeypatch):
+    from tart.serving import cost
+
+    class Classifier:
+        def fit(self, X, y):
+            self.X, self.y = X, y
+            return self
+
+        def plan(self, n):
+            return type("Cost", (), {"tokens": 1000 * n})()
+
+        def predict_proba(self, Q):
+            self.Q = Q
+
+    monkeypatch.setattr(cost, "_fastest", lambda run, repeats=2: run(0) or 0.25)
+    clf = Classifier()
+    fitted = []
+    clf.fit = (lambda fit: lambda X, y: fitted.append((X, y)) or fit(X, y))(clf.fit)
+    assert cost.head_speed(clf, dim=8, k=12, n_labels=3, n_queries=5) == 1000 * 5 / 0.25
+    (X, y), = fitted
+    assert X.shape == (12, 8) and X.dtype == np.float32 and clf.Q.shape == (5, 8) and clf.Q.dtype == np.float32
+    assert sorted(set(y)) == ["label 0", "label 1", "label 2"] and [y.count(v) for v in sorted(set(y))] == [4, 4, 4]
+    assert cost.head_speed(clf) == 1000 * 32 / 0.25 and clf.X.shape == (64, 384) and len(set(clf.y)) == 4
+
+
+def test_refusal_at_each_limit_exactly():
+    """Each limit is inclusive (a request at the limit passes, one token or one second more is refused),
+    each refusal says what and how much, and the time bound counts the embedder alone when there is no head."""
+    from tart.serving.cost import QUERY_BATCH, HeadCost, Speeds, refusal
+
+    assert refusal(100, HeadCost(4, 16, 200), 100, 200) is None
+    what, advice = refusal(101, HeadCost(4, 16, 200), 100, 200)
+    assert "read 101 tokens" in what and "max_embed_tokens=100" in what and advice == "send fewer or shorter texts"
+    what, advice = refusal(100, HeadCost(4, 16, 201), 100, 200)
+    assert f"201 head tokens (4 sequences of up to 16 examples, over the texts in batches of {QUERY_BATCH})" in what
+    assert "n_permutations" in advice and "multiclass" not in advice
+    speeds = Speeds(embedder=100.0, head=1000.0)
+    assert speeds.seconds(100, 1000) == 2.0
+    assert refusal(100, HeadCost(1, 1, 1000), 10**6, 10**6, speeds=speeds, max_request_s=2) is None  # exactly 2 s
+    what, advice = refusal(100, HeadCost(1, 1, 1001), 10**6, 10**6, speeds=speeds, max_request_s=2)
+    assert "about 2.0 s" in what and "1001 head tokens at 1000/s" in what and "100 embedder tokens at 100/s" in what
+    assert refusal(200, None, 10**6, 10**6, speeds=speeds, max_request_s=2) is None  # 2 s of embedding, no head
+    what, _ = refusal(201, None, 10**6, 10**6, speeds=speeds, max_request_s=2)
+    assert "0 head tokens" in what
+    assert refusal(10**5, None, 10**6, 10**6, max_request_s=2) is None  # no speeds measured: no time bound
