@@ -113,3 +113,59 @@ def test_fitted_cache_is_lru_and_drops_a_task():
     cache.drop_task("t1")
     assert cache.get(("t1", "a")) is None
     assert (cache.hits, cache.misses) == (2, 2)
+
+
+def test_store_lookups_and_the_listing_order(tmp_path):
+    """exists / id_of / get answer for the task and only for it; list gives the tasks in creation order
+    (same second: by name), from the first by default; labels are stored sorted whatever their order."""
+    store = TaskStore(tmp_path / "t.sqlite3")
+    b = store.create("b-task", ["x", "y", "z"], ["zebra", "apple", "zebra"], np.eye(3, 5), "e")
+    a = store.create("a-task", ["x", "y"], ["p", "q"], np.ones((2, 5)), "e")
+    assert b.labels == ["apple", "zebra"] and store.get(b.id).labels == ["apple", "zebra"]
+    assert store.get(b.id).example_labels == ["zebra", "apple", "zebra"]  # each example keeps its own
+    assert (store.get(b.id).n_examples, store.get(b.id).dim) == (3, 5)
+    assert store.exists(a.id) and store.exists(b.id) and not store.exists("nope")
+    assert store.id_of("a-task") == a.id and store.id_of("b-task") == b.id and store.id_of("c-task") is None
+    tasks, total = store.list()
+    assert total == 2 and sorted(t.id for t in tasks) == sorted([a.id, b.id])
+    assert [t.name for t in tasks] == [t.name for t in sorted([a, b], key=lambda t: (t.created_at, t.name))]
+    assert [t.name for t in store.list(limit=1)[0]] == [tasks[0].name]
+    assert [t.name for t in store.list(offset=1)[0]] == [tasks[1].name]
+    got = tasks[[t.id for t in tasks].index(b.id)]
+    assert (got.name, got.labels, got.n_examples, got.embedder, got.dim) == ("b-task", ["apple", "zebra"], 3, "e", 5)
+    assert got.created_at == b.created_at and got.created_at.endswith("+00:00") and "." not in got.created_at
+    store.delete(a.id)
+    assert not store.exists(a.id) and store.id_of("a-task") is None and store.exists(b.id)
+
+
+def test_store_refuses_mismatched_examples_and_names_the_holder_of_a_name(tmp_path):
+    store = TaskStore(tmp_path / "t.sqlite3")
+    first = make_task(store, name="dup")[0]
+    with pytest.raises(TaskNameTaken) as err:
+        make_task(store, name="dup")
+    assert err.value.task_id == first.id and first.id in str(err.value)
+    for texts, labels, vectors in [(["a", "b"], ["x"], np.zeros((2, 4))),  # fewer labels
+                                   (["a"], ["x"], np.zeros(4)),  # one vector, not a matrix
+                                   (["a", "b"], ["x", "y"], np.zeros((1, 4)))]:
+        with pytest.raises(ValueError, match="same length"):
+            store.create("new", texts, labels, vectors, "e")
+    with pytest.raises(ValueError, match="unlabeled texts"):
+        store.create("new", ["a"], ["x"], np.zeros((1, 4)), "e", ["u"])  # texts without their embeddings
+    assert store.list()[1] == 1 and store.id_of("new") is None
+
+
+def test_store_keeps_embeddings_exactly_and_a_reembedding_leaves_the_pool_alone(tmp_path):
+    """Float32 values survive the round trip bit for bit, whatever dtype was given; replacing the examples'
+    embeddings without new unlabelled ones keeps the pool's as they were."""
+    store = TaskStore(tmp_path / "t.sqlite3")
+    vecs = np.random.default_rng(1).normal(size=(3, 6))  # float64 in
+    U = np.random.default_rng(2).normal(size=(2, 6)).astype(np.float32)
+    task = store.create("t", ["a", "b", "c"], ["x", "y", "x"], vecs, "e", ["u0", "u1"], U)
+    got = store.get(task.id)
+    np.testing.assert_array_equal(got.embeddings, vecs.astype(np.float32))
+    assert got.embeddings.dtype == np.float32 and got.unlabeled_embeddings.dtype == np.float32
+    store.replace_embeddings(task.id, np.full((3, 6), 7.0), "other")
+    got = store.get(task.id)
+    np.testing.assert_array_equal(got.embeddings, np.full((3, 6), 7.0, np.float32))
+    np.testing.assert_array_equal(got.unlabeled_embeddings, U)
+    assert got.unlabeled_texts == ["u0", "u1"] and got.embedder == "other"
