@@ -92,11 +92,11 @@ def run(args) -> None:
     if args.unlabeled_sample < 0:
         raise ValueError(f"--unlabeled-sample must be >= 0, got {args.unlabeled_sample}")
     # what can be checked is checked now, before any model is loaded (that takes seconds; reading does not)
-    unlabeled = []
-    if args.texts != "-":
+    n_rows, unlabeled = None, []
+    if args.texts != "-":  # one pass: every row checked, counted (the progress bar's end), the pool sampled
         from tart.corpus.reader import check_corpus
 
-        _, unlabeled = check_corpus(args.texts, args.text_column, args.id_column, sample=args.unlabeled_sample)
+        n_rows, unlabeled = check_corpus(args.texts, args.text_column, args.id_column, sample=args.unlabeled_sample)
     if args.engine == "ray":
         from tart.corpus.ray_engine import check_ray_job
 
@@ -116,4 +116,4 @@ def run(args) -> None:
     from tart.corpus.job import classify_corpus
 
     classify_corpus(spec, args.texts, args.output, text_column=args.text_column, id_column=args.id_column,
-                    chunk_size=args.chunk_size, resume=args.resume)
+                    chunk_size=args.chunk_size, resume=args.resume, total=n_rows)

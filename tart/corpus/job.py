@@ -93,9 +93,10 @@ class Labeller:
 
 def classify_corpus(spec: TaskSpec, texts: str, output: str | None = None, text_column: str = "text",
                     id_column: str | None = None, chunk_size: int = 512, resume: bool = False,
-                    progress: bool | None = None, labeller: Labeller | None = None) -> dict:
+                    progress: bool | None = None, labeller: Labeller | None = None, total: int | None = None) -> dict:
     """Label every row of `texts` (see tart.corpus.reader) into `output` (.jsonl or .parquet), or print JSON
-    lines (with the text) to standard output when output is None. Returns counts and timings."""
+    lines (with the text) to standard output when output is None. `total`: the corpus's rows when a check
+    pass has counted them (the progress bar's end), else counted here when cheap. Returns counts and timings."""
     check_output(output, resume)
     out = Path(output) if output else None
     journal = journal_path(out) if out else None
@@ -103,7 +104,8 @@ def classify_corpus(spec: TaskSpec, texts: str, output: str | None = None, text_
     t0 = time.perf_counter()
     labeller = labeller or spec.load()
     t_ready = time.perf_counter()
-    total = count_rows(texts) if texts != "-" else None
+    if total is None and texts != "-":
+        total = count_rows(texts)
 
     from tqdm.auto import tqdm
 
