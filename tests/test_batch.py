@@ -424,6 +424,19 @@ def test_check_output_refuses_before_anything_runs(tmp_path):
     assert (tmp_path / "other.parquet").read_text() == "not parquet"
 
 
+def test_a_parquet_output_without_pyarrow_fails_before_the_run(tmp_path, monkeypatch):
+    from tart.corpus import output
+
+    def no_pyarrow():
+        raise ValueError("Parquet needs pyarrow")
+
+    monkeypatch.setattr(output, "import_pyarrow", no_pyarrow)
+    for name in ("out.parquet", "OUT.PARQUET"):
+        with pytest.raises(ValueError, match="Parquet needs pyarrow"):
+            output.check_output(str(tmp_path / name), resume=False)
+    output.check_output(str(tmp_path / "out.jsonl"), resume=False)  # JSON lines need no pyarrow
+
+
 def test_finish_and_resume_round_trip_in_both_formats(tmp_path):
     """A journal becomes the output (renamed, or converted to Parquet and removed); resuming a finished
     output turns it back into the journal with the same rows, to which new rows are added."""
@@ -449,6 +462,13 @@ def test_finish_and_resume_round_trip_in_both_formats(tmp_path):
         assert not out.exists() and [json.loads(line)["scores"] for line in journal.read_text().splitlines()] == \
             [json.loads(line)["scores"] for line in lines]
         assert resume_from(tmp_path / f"none{suffix}", journal_path(tmp_path / f"none{suffix}"), resume=True) == set()
+    # Parquet labels keep their type: integers stay integers; mixed types are written as strings
+    for classes, label, expected in [([0, 1], 1, 1), ([0, "food"], 0, "0"), ([0, "food"], "food", "food")]:
+        out = tmp_path / "typed.parquet"
+        journal_path(out).write_text(json.dumps({"id": 5, "label": label, "scores": {str(c): 0.5 for c in classes}}))
+        finish(journal_path(out), out, classes)
+        assert pq.read_table(out).to_pylist()[0]["label"] == expected
+        out.unlink()
     empty = tmp_path / "empty.parquet"
     journal_path(empty).write_text("")
     finish(journal_path(empty), empty, [0, 1])  # nothing labelled: the schema, no rows

@@ -290,3 +290,6 @@ def test_refusal_at_each_limit_exactly():
     what, _ = refusal(201, None, 10**6, 10**6, speeds=speeds, max_request_s=2)
     assert "0 head tokens" in what
     assert refusal(10**5, None, 10**6, 10**6, max_request_s=2) is None  # no speeds measured: no time bound
+    from tart.serving.cost import over_budget
+
+    assert over_budget(10**5, None, 10**6, 10**6, speeds=speeds) is None  # no max_request_s: no time bound

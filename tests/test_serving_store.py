@@ -169,3 +169,11 @@ def test_store_keeps_embeddings_exactly_and_a_reembedding_leaves_the_pool_alone(
     np.testing.assert_array_equal(got.embeddings, np.full((3, 6), 7.0, np.float32))
     np.testing.assert_array_equal(got.unlabeled_embeddings, U)
     assert got.unlabeled_texts == ["u0", "u1"] and got.embedder == "other"
+
+
+def test_store_list_pages_100_tasks_by_default(tmp_path):
+    store = TaskStore(tmp_path / "t.sqlite3")
+    for i in range(101):
+        store.create(f"t{i:03d}", ["x"], ["a"], np.zeros((1, 2)), "e")
+    tasks, total = store.list()
+    assert total == 101 and len(tasks) == 100 and len(store.list(offset=100)[0]) == 1
