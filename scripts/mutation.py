@@ -113,7 +113,7 @@ class _Loader(importlib.abc.Loader):
 
 
 def run_one(names: list[str], path: Path, source: str | None, test_args: list[str], timeout: float,
-            record: str | None = None, cwd: Path | None = None) -> tuple[str, float]:
+            record: str | None = None, cwd: Path | None = None, killed_by: str | None = None) -> tuple[str, float]:
     """Fork; the child runs the tests against `source` (None: the real file). ('passed'|'failed'|'timeout'|
     'no tests', seconds)."""
     start = time.monotonic()
@@ -133,7 +133,18 @@ def run_one(names: list[str], path: Path, source: str | None, test_args: list[st
             if source is not None:
                 sys.meta_path.insert(0, _Finder(names, path, source))
             import pytest
-            code = int(pytest.main(PYTEST_ARGS + test_args))
+
+            class Killers:  # the tests that failed, for the record (a kill by an unrelated test is suspect)
+                failed: list[str] = []
+
+                def pytest_runtest_logreport(self, report):
+                    if report.failed:
+                        self.failed.append(report.nodeid)
+
+            killers = Killers()
+            code = int(pytest.main(PYTEST_ARGS + test_args, plugins=[killers]))
+            if killed_by is not None:
+                Path(killed_by).write_text("\n".join(killers.failed))
             if record is not None:
                 Path(record).write_text("\n".join(sorted(sys.modules)))
         finally:
@@ -216,22 +227,31 @@ def run_module(key: str, phase: str, limit: int | None = None, sample: int | Non
         raise SystemExit(f"{key}: the canary mutant was not killed ({status}): the tests do not import the mutant")
     timeout = max(15.0, 5 * clean_s)
     counts = {"killed": 0, "survived": 0, "timeout": 0, "no tests": 0}
-    survivors = []
+    survivors, kills = [], []
+    import tempfile
     for i, m in enumerate(mutants):
-        status, seconds = run_one(names, path, m["source"], test_args, timeout, cwd=cwd)
+        with tempfile.NamedTemporaryFile("r", suffix=".txt") as failed:
+            status, seconds = run_one(names, path, m["source"], test_args, timeout, cwd=cwd, killed_by=failed.name)
+            killer = failed.read().split()
         kind = {"failed": "killed", "passed": "survived"}.get(status, status)
         counts[kind] += 1
         if kind != "killed":
             survivors.append({"index": m["index"], "line": m["line"], "col": m["col"], "status": kind,
                               "diff": m["diff"]})
-        print(f"[{key} {i + 1}/{len(mutants)}] line {m['line']}: {kind} ({seconds:.1f}s)", flush=True)
+        else:
+            kills.append({"index": m["index"], "line": m["line"], "killed_by": killer[:1]})
+        print(f"[{key} {i + 1}/{len(mutants)}] line {m['line']}: {kind} ({seconds:.1f}s) {' '.join(killer[:1])}",
+              flush=True)
+    # the tree is shared: if the clean tests no longer pass (someone's edit elsewhere), the kills are suspect
+    clean_at_end, _ = run_one(names, path, None, test_args, timeout=600, cwd=cwd)
     total = len(mutants)
     result = {"file": rel, "tests": test_args, "tests_from": tests_from or "working tree", "mutants_in_file": population,
               "sample": {"size": sample, "seed": seed} if sample is not None and sample < population else None,
               "total": total, "killed": counts["killed"],
               "survived": counts["survived"], "timeout": counts["timeout"], "no_tests": counts["no tests"],
               "score": round((counts["killed"] + counts["timeout"]) / total, 4) if total else None,
-              "clean_seconds": round(clean_s, 1),
+              "clean_seconds": round(clean_s, 1), "clean_tests_at_end": clean_at_end,
+              "kills": kills,
               "survivors": [s for s in survivors if s["status"] != "timeout"]}
     OUT.mkdir(parents=True, exist_ok=True)
     out_path = OUT / f"{key}.json"
@@ -241,6 +261,27 @@ def run_module(key: str, phase: str, limit: int | None = None, sample: int | Non
     print(f"{key} ({phase}): {result['killed']} killed + {result['timeout']} timeout / {total}, "
           f"{result['survived']} survived, score {result['score']}", flush=True)
     return result
+
+
+def report() -> str:
+    """The per-module table of results/mutation/*.json (before and after), as markdown."""
+    lines = ["| module | file | before: killed / total | score | after: killed / total | score | survivors after |",
+             "|---|---|---|---|---|---|---|"]
+    for key, (rel, _, _) in MODULES.items():
+        path = OUT / f"{key}.json"
+        if not path.exists():
+            continue
+        data = json.loads(path.read_text())
+        cells = []
+        for phase in ("before", "after"):
+            r = data.get(phase)
+            cells += (["-", "-"] if r is None else
+                      [f"{r['killed'] + r['timeout']} / {r['total']}", f"{100 * r['score']:.1f} %"])
+        after = data.get("after") or {}
+        where = ", ".join(f"{s['line']}" for s in after.get("survivors", [])) or "-"
+        lines.append(f"| {key} | {rel} | {cells[0]} | {cells[1]} | {cells[2]} | {cells[3]} | lines {where} |"
+                     if where != "-" else f"| {key} | {rel} | {cells[0]} | {cells[1]} | {cells[2]} | {cells[3]} | - |")
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -253,8 +294,12 @@ def main() -> None:
     ap.add_argument("--tests-from", default=None, metavar="REV",
                     help="run the tests as of this git revision (e.g. HEAD for a BEFORE run while tests change)")
     ap.add_argument("--list", action="store_true", help="print the mutants and run nothing")
+    ap.add_argument("--report", action="store_true", help="print the table of the stored results")
     args = ap.parse_args()
     keys = list(MODULES) if args.module == "all" else [args.module]
+    if args.report:
+        print(report())
+        return
     if args.list:
         for key in keys:
             for i, m in enumerate(generate(ROOT / MODULES[key][0])[:args.limit]):
