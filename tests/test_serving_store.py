@@ -121,6 +121,7 @@ def test_store_lookups_and_the_listing_order(tmp_path):
     store = TaskStore(tmp_path / "t.sqlite3")
     b = store.create("b-task", ["x", "y", "z"], ["zebra", "apple", "zebra"], np.eye(3, 5), "e")
     a = store.create("a-task", ["x", "y"], ["p", "q"], np.ones((2, 5)), "e")
+    assert (b.name, b.embedder, b.dim, b.n_examples) == ("b-task", "e", 5, 3)  # the task as stored
     assert b.labels == ["apple", "zebra"] and store.get(b.id).labels == ["apple", "zebra"]
     assert store.get(b.id).example_labels == ["zebra", "apple", "zebra"]  # each example keeps its own
     assert (store.get(b.id).n_examples, store.get(b.id).dim) == (3, 5)
@@ -136,6 +137,10 @@ def test_store_lookups_and_the_listing_order(tmp_path):
     assert got.created_at == b.created_at and got.created_at.endswith("+00:00") and "." not in got.created_at
     store.delete(a.id)
     assert not store.exists(a.id) and store.id_of("a-task") is None and store.exists(b.id)
+    for call in (store.get, store.delete):  # the error names the task it did not find
+        with pytest.raises(TaskNotFound) as err:
+            call(a.id)
+        assert err.value.args == (a.id,)
 
 
 def test_store_refuses_mismatched_examples_and_names_the_holder_of_a_name(tmp_path):
@@ -159,10 +164,12 @@ def test_store_keeps_embeddings_exactly_and_a_reembedding_leaves_the_pool_alone(
     embeddings without new unlabelled ones keeps the pool's as they were."""
     store = TaskStore(tmp_path / "t.sqlite3")
     vecs = np.random.default_rng(1).normal(size=(3, 6))  # float64 in
-    U = np.random.default_rng(2).normal(size=(2, 6)).astype(np.float32)
+    U = np.random.default_rng(2).normal(size=(2, 6))  # float64 too
     task = store.create("t", ["a", "b", "c"], ["x", "y", "x"], vecs, "e", ["u0", "u1"], U)
+    U = U.astype(np.float32)
     got = store.get(task.id)
     np.testing.assert_array_equal(got.embeddings, vecs.astype(np.float32))
+    np.testing.assert_array_equal(got.unlabeled_embeddings, U)
     assert got.embeddings.dtype == np.float32 and got.unlabeled_embeddings.dtype == np.float32
     store.replace_embeddings(task.id, np.full((3, 6), 7.0), "other")
     got = store.get(task.id)
