@@ -57,6 +57,20 @@ def test_native_needs_a_multiclass_head(wine):
         TartClassifier(head="tart-compact", embedder=None, multiclass="native").fit(S, y).predict_proba(Q)
 
 
+def test_native_says_how_many_slots_the_head_has(multiclass_head):
+    """More classes than label slots: 'native' is refused with the head's number of slots, 'auto' falls
+    back to binary problems."""
+    from tart.head.ensemble import is_native
+
+    config = multiclass_head.config
+    assert is_native(config, 10, "native") and is_native(config, 10, "auto") and not is_native(config, 11, "auto")
+    assert not is_native(config, 3, "ovr") and not is_native(config, 3, "ovo")
+    with pytest.raises(ValueError, match=r">= 11 label slots; this head has 10$"):
+        is_native(config, 11, "native")
+    with pytest.raises(ValueError, match="this head has binary labels"):
+        is_native(TartConfig(), 2, "native")
+
+
 def test_canonical_order_ignores_label_names():
     S = torch.tensor([[3.0, 0], [3.1, 0], [-1.0, 0], [-1.2, 0], [0.5, 1], [0.4, 1]])
     y = np.array([0, 0, 1, 1, 2, 2])
