@@ -141,6 +141,10 @@ def run_one(names: list[str], path: Path, source: str | None, test_args: list[st
                     if report.failed:
                         self.failed.append(report.nodeid)
 
+                def pytest_collectreport(self, report):  # the mutant breaks an import: collection fails
+                    if report.failed:
+                        self.failed.append(f"collecting {report.nodeid}")
+
             killers = Killers()
             code = int(pytest.main(PYTEST_ARGS + test_args, plugins=[killers]))
             if killed_by is not None:
