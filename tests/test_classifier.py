@@ -293,3 +293,42 @@ def test_an_embedder_given_by_name_or_folder_is_loaded_with_the_backend_asked_fo
     assert loaded == [(str(Path("models/mine")), {"backend": "onnx-int8"}), ("minilm-l6", {})]
     with pytest.raises(ValueError, match="embedder_backend='onnx' applies to an embedder given by name"):
         TartClassifier(head=head, embedder=_WordEmbedder(), embedder_backend="onnx").fit(texts, labels)
+
+
+def test_texts_as_a_numpy_array_and_names_in_the_embedders_template(head):
+    """Texts may come as a numpy array (of str or object, as a pandas column gives them); an embedder object
+    that says it is a causal LM gets the names in the causal-LM template, a sentence encoder the bare names."""
+    from tart.data.label_names import CAUSAL_LM_TEMPLATE
+
+    texts, labels = _texts(0, 16)
+    queries, _ = _texts(1, 6)
+    as_list = TartClassifier(head=head, embedder=_WordEmbedder(), label_names=None).fit(texts, labels)
+    for array in (np.array(texts), np.array(texts, dtype=object)):
+        clf = TartClassifier(head=head, embedder=_WordEmbedder(), label_names=None).fit(array, labels)
+        np.testing.assert_allclose(clf.predict_proba(np.array(queries, dtype=array.dtype)),
+                                   as_list.predict_proba(queries), atol=1e-6)
+    for model, expected in [("smollm2-135m", [CAUSAL_LM_TEMPLATE.format(name=n) for n in ("animal", "food")]),
+                            ("minilm-l6", ["animal", "food"])]:
+        embedder = _WordEmbedder()
+        embedder.model_name = model
+        TartClassifier(head=head, embedder=embedder).fit(texts, labels)
+        assert ("embed", expected) in embedder.calls
+
+
+def test_the_projection_is_fitted_on_the_support_and_names_only(head, cancer, monkeypatch):
+    """Standardised only from 8 points up (fewer: centring, PCA and whitening alone); fitted on the support,
+    with the queries only where fit_projection_on says so, never on a transductive call's texts."""
+    from tart.head import projection
+
+    fits = []
+    fit_projection = projection.fit_projection
+    monkeypatch.setattr(projection, "fit_projection",
+                        lambda X, n_dims, shrinkage, standardize: fits.append((X.shape[1], standardize))
+                        or fit_projection(X, n_dims, shrinkage, standardize))
+    Xs, ys, Xt, _ = support_and_test(*cancer, k=16)
+    TartClassifier(head=head, embedder=None).fit(Xs, ys)
+    TartClassifier(head=head, embedder=None).fit(Xs[[0, 1, 2, 8, 9, 10, 11]], ys[[0, 1, 2, 8, 9, 10, 11]])
+    TartClassifier(head=head, embedder=None, standardize=False).fit(Xs, ys)
+    TartClassifier(head=head, embedder=None, transductive=True).fit(Xs, ys).predict_proba(Xt[:5])
+    TartClassifier(head=head, embedder=None, fit_projection_on="support+queries").fit(Xs, ys).predict_proba(Xt[:5])
+    assert fits == [(16, True), (7, False), (16, False), (16, True), (21, True)]

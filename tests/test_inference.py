@@ -217,3 +217,22 @@ def test_a_side_input_head_reads_names_and_the_pool_with_each_members_flips():
     empty = Ensemble(head, S_p, y, 3, n_members=3, side=Side(names, torch.zeros(0, 32))).proba(Q_p)
     np.testing.assert_array_equal(empty, without)
     assert np.abs(with_pool - without).max() > 1e-4
+
+
+def test_head_cost_counts_each_query_batch_and_a_plain_head_reads_names_as_examples():
+    """The cost: every sequence, padded to the longest, once per batch of queries, plus the queries. A head
+    without side inputs reads each class's name as one more labelled example of that class."""
+    from tart.head.ensemble import Ensemble, HeadCost, Side, head_cost, plan
+
+    config = TartConfig()  # binary, 64 examples of context
+    seqs = plan(np.array([0, 1] * 50), 2, config, n_members=1)  # 100 examples: chunks of 50, labels swapped
+    assert [len(s.support) for s in seqs] == [50, 50, 50, 50]
+    assert head_cost(seqs, 33, 32) == HeadCost(4, 50, 4 * (2 * 50 + 33))
+    assert head_cost(seqs, 32, 32, side_tokens=3).tokens == 4 * (53 + 32)
+    torch.manual_seed(0)
+    head = TartReasoningModel(config).eval()
+    y = np.array([0, 1, 0, 1, 0, 1])
+    S_p, names, Q_p = torch.randn(6, 16), torch.randn(2, 16), torch.randn(3, 16)  # n_dims = 16
+    named = Ensemble(head, S_p, y, 2, n_members=2, side=Side(names, None)).proba(Q_p)
+    as_examples = Ensemble(head, torch.cat([S_p, names]), np.array([0, 1, 0, 1, 0, 1, 0, 1]), 2, n_members=2)
+    np.testing.assert_allclose(named, as_examples.proba(Q_p), atol=1e-6)
