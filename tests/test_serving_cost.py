@@ -293,3 +293,4 @@ def test_refusal_at_each_limit_exactly():
     from tart.serving.cost import over_budget
 
     assert over_budget(10**5, None, 10**6, 10**6, speeds=speeds) is None  # no max_request_s: no time bound
+    assert refusal(60, None, 10**6, 10**6, speeds=speeds, max_request_s=0.5) is not None  # a bound under 1 s holds
