@@ -268,23 +268,22 @@ def run_module(key: str, phase: str, limit: int | None = None, sample: int | Non
 
 
 def report() -> str:
-    """The per-module table of results/mutation/*.json (before and after), as markdown."""
-    lines = ["| module | file | before: killed / total | score | after: killed / total | score | survivors after |",
-             "|---|---|---|---|---|---|---|"]
+    """The per-module table of results/mutation/*.json (before, after, and an after run on a fresh sample
+    where there is one), as markdown."""
+    lines = ["| module | file | before: killed / sampled | after: killed / sampled | after, fresh sample | "
+             "surviving after (lines) |", "|---|---|---|---|---|---|"]
     for key, (rel, _, _) in MODULES.items():
         path = OUT / f"{key}.json"
         if not path.exists():
             continue
         data = json.loads(path.read_text())
         cells = []
-        for phase in ("before", "after"):
+        for phase in ("before", "after", "after_fresh_sample"):
             r = data.get(phase)
-            cells += (["-", "-"] if r is None else
-                      [f"{r['killed'] + r['timeout']} / {r['total']}", f"{100 * r['score']:.1f} %"])
-        after = data.get("after") or {}
-        where = ", ".join(f"{s['line']}" for s in after.get("survivors", [])) or "-"
-        lines.append(f"| {key} | {rel} | {cells[0]} | {cells[1]} | {cells[2]} | {cells[3]} | lines {where} |"
-                     if where != "-" else f"| {key} | {rel} | {cells[0]} | {cells[1]} | {cells[2]} | {cells[3]} | - |")
+            cells.append("-" if r is None else
+                         f"{r['killed'] + r['timeout']} / {r['total']} ({100 * r['score']:.1f} %)")
+        where = ", ".join(str(s["line"]) for s in (data.get("after") or {}).get("survivors", [])) or "-"
+        lines.append(f"| {key} | {rel} | {' | '.join(cells)} | {where} |")
     return "\n".join(lines)
 
 
