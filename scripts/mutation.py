@@ -271,14 +271,14 @@ def report() -> str:
     """The per-module table of results/mutation/*.json (before, after, and an after run on a fresh sample
     where there is one), as markdown."""
     lines = ["| module | file | before: killed / sampled | after: killed / sampled | after, fresh sample | "
-             "surviving after (lines) |", "|---|---|---|---|---|---|"]
+             "fresh sample, rerun | surviving after (lines) |", "|---|---|---|---|---|---|---|"]
     for key, (rel, _, _) in MODULES.items():
         path = OUT / f"{key}.json"
         if not path.exists():
             continue
         data = json.loads(path.read_text())
         cells = []
-        for phase in ("before", "after", "after_fresh_sample"):
+        for phase in ("before", "after", "after_fresh_sample", "after_fresh_sample_rerun"):
             r = data.get(phase)
             cells.append("-" if r is None else
                          f"{r['killed'] + r['timeout']} / {r['total']} ({100 * r['score']:.1f} %)")
