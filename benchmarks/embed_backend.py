@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks import write_json
 from benchmarks.embed_dtype import best_throughput, text_sets, throughput  # the same texts and timing
 from tart import memo
 from tart.lm.embedder import Embedder
@@ -138,14 +139,11 @@ def main(argv=None) -> int:
         memo._LOADED.clear()  # the next embedder's models only: SmolLM2 in four forms is ~2 GB
         if args.json:  # after each embedder: a run cut short keeps what it measured
             result["machine"]["load_average_1_5_15_end"] = os.getloadavg()
-            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+            write_json(args.json, result)
     if args.dev_suite:
         result["dev_suite_int8_vs_torch_float32"] = dev_suite_deltas(*args.dev_suite)
     result["machine"]["load_average_1_5_15_end"] = os.getloadavg()
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.json, result)
     return 0
 
 

@@ -12,16 +12,15 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import os
 import platform
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
 import tart.lm.embedder as embedder_module
+from benchmarks import write_json
 from benchmarks.embed_dtype import text_sets
 from tart.lm.embedder import Embedder
 from tart.lm.token_batches import plan_batches
@@ -110,9 +109,7 @@ def main(argv=None) -> int:
               "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                           "load_average_1_5_15_before": load_before, "load_average_1_5_15_after": os.getloadavg()},
               "results": results}
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=1))
+    write_json(args.json, report, indent=1)
     return 0
 
 

@@ -15,16 +15,15 @@ For each embedder (default: minilm-l6 and smollm2-135m):
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
+from benchmarks import write_json
 from tart.data.datasets import load_dataset
 from tart.lm.dtype import bf16_supported
 from tart.lm.embedder import Embedder
@@ -149,9 +148,7 @@ def main(argv=None) -> int:
             for emb in models.values():
                 emb._cache.clear()
         result["embedders"][name] = entry
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result, indent=2))
+    write_json(args.json, result)
     return 0
 
 

@@ -17,15 +17,14 @@ The 1-minute load average is recorded before and after: the machine is shared.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
+from benchmarks import write_json
 from benchmarks.embed_dtype import text_sets
 from tart.lm.embedder import Embedder
 
@@ -203,9 +202,7 @@ def main(argv=None) -> int:
               "peak_rows": rows, "peak": peak, "paths": results}
     for dtype, v in peak.items():
         print(f"peak {dtype:17s} {v['peak_flops'] / 1e9:7.1f} GFLOP/s")
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=1))
+    write_json(args.json, report, indent=1)
     return 0
 
 

@@ -20,7 +20,6 @@ the request (sampled every 50 ms).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -32,6 +31,7 @@ from pathlib import Path
 import httpx
 import psutil
 
+from benchmarks import write_json
 from tart.classifier import TartClassifier
 from tart.data.datasets import load_dataset
 from tart.head.load import load_head
@@ -240,9 +240,7 @@ def main(argv=None) -> int:
            "embedder_dtype": stats["embedder"].get("dtype"),
            "speeds_at_start": {"embedder_tokens_per_s": speeds.embedder, "head_tokens_per_s": speeds.head},
            "results": results}
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(out, indent=2))
+    write_json(args.json, out)
     return 0
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from benchmarks import write_json
 from tart.classifier import TartClassifier
 from tart.data.datasets import load_dataset
 from tart.data.label_names import name_texts
@@ -111,9 +112,7 @@ def main(argv=None) -> int:
                                "misses": stats["service"]["fitted_cache_misses"]}}
     print(json.dumps({k: result[k] for k in ("service", "library", "p50_ratio_service_over_library",
                                                "labels_equal_fraction")}, indent=1))
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result, indent=2))
+    write_json(args.json, result)
     return 0
 
 

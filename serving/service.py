@@ -128,10 +128,9 @@ class Tart:
             self.counts["refused_over_budget"] += 1
             raise Refused(413, message)
 
-    def _check_usable(self, labels: list[str]) -> None:
-        """Refused (413) when no request with default options could use a task with these labels (one short
-        text would be over budget: head tokens, or time): such a task is refused when it is registered."""
-        clf = self._classifier(Options())
+    def _check_usable(self, clf: TartClassifier, labels: list[str]) -> None:
+        """Refused (413) when no request with `clf`'s options (the defaults) could use a task with these labels
+        (one short text would be over budget: head tokens, or time): such a task is refused when registered."""
         found = refusal(self.embedder.tokens_read([[0]]), clf.plan(1, labels), S.max_embed_tokens,
                         S.max_head_tokens, speeds=self.speeds, max_request_s=S.max_request_s)
         if found is not None:
@@ -219,7 +218,7 @@ class Tart:
         unlabeled = [unlabeled[i] for i in clf.unlabeled_sample(len(unlabeled))]
         ids, u_ids = self.embedder.tokenize(texts), self.embedder.tokenize(unlabeled)
         await self._check_cost(ids + u_ids)
-        self._check_usable(labels)
+        self._check_usable(clf, labels)
         taken = await asyncio.to_thread(self.store.id_of, name)  # say so before embedding anything
         if taken:
             raise Refused(409, f"name: {TaskNameTaken(name, taken)}", task_id=taken)
