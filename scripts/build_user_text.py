@@ -104,8 +104,27 @@ def ag_news(files):
         yield f"{row['title']}. {row['description']}".replace("\\", " "), AG_NEWS[row["label"]]
 
 
+def tweeteval(files):
+    """TweetEval's layout: mapping.txt (id, label[, name]), then one tweet per line beside one label id per line."""
+    mapping, texts, labels = files
+    names = {}
+    for line in mapping.splitlines():
+        fields = [f for f in line.split("\t") if f.strip()]
+        names[fields[0]] = fields[-1].strip("_").replace("_", " ")  # emoji: "_red_heart_" -> "red heart"
+    for text, label in zip(texts.splitlines(), labels.splitlines()):
+        yield text.replace("@user", "").strip(), names[label.strip()]
+
+
+def tweet_stance_topics(files):
+    topics = ("abortion", "atheism", "climate", "feminist", "hillary")  # the manifest's path order
+    for topic, texts in zip(topics, files):
+        for text in texts.splitlines():
+            yield text.replace("@user", "").replace("#SemST", "").strip(), topic
+
+
 READERS = {f.__name__.replace("_", "-"): f for f in (hwu64, goemotions, trec, sms_spam, youtube_spam, bbc_news,
-                                                     snips, review_sentences, ag_news)}
+                                                     tweet_stance_topics, snips, review_sentences, ag_news)}
+READERS.update({f"tweet-{task}": tweeteval for task in ("emotion", "sentiment", "irony", "hate", "offensive")})
 
 
 def build(mirror: Path, out: Path, per_class: int, max_rows: int, seed: int) -> dict:

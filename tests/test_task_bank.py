@@ -137,6 +137,22 @@ def test_bank_episodes_are_balanced_and_labelled_by_their_class(tiny_bank):
         episodes.load_bank("minilm-l6", str(tiny_bank), exclude=("src-a", "src-b"))
 
 
+def test_bank_episodes_by_source_draw_every_source_equally_often(tiny_bank):
+    bank = episodes.load_bank("minilm-l6", str(tiny_bank))
+    texts = json.loads((tiny_bank / "bank.json").read_text())["texts"]
+    n_b = sum(source == "src-b" for _, source in bank.tasks)
+    assert 0 < n_b < len(bank.tasks) / 2  # src-a has two label sets, so more tasks
+
+    def share_of_b(by_source):
+        x, _, _ = episodes.sample_bank_episodes(bank, 400, 4, 2, torch.full((400,), 2),
+                                                np.random.default_rng(2), by_source=by_source)
+        rows = torch.cdist(x[:, 0], bank.vectors).argmin(1)  # each episode's first row, found in the bank
+        return np.mean([texts[i].startswith("src-b") for i in rows.tolist()])
+
+    assert abs(share_of_b(True) - 0.5) < 0.08
+    assert abs(share_of_b(False) - n_b / len(bank.tasks)) < 0.08
+
+
 def test_support_quota_balances_within_the_pools():
     assert list(episodes._support_quota(np.array([100, 100]), 7)) in ([3, 4], [4, 3])
     assert list(episodes._support_quota(np.array([10, 100]), 64)) == [10, 54]

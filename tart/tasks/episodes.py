@@ -36,6 +36,13 @@ class TaskBank:
     def sources(self) -> list[str]:
         return sorted({s for _, s in self.tasks})
 
+    @functools.cached_property
+    def source_weights(self) -> np.ndarray:
+        """Per task, the probability that makes every source equally likely (its tasks share it evenly)."""
+        sources = [s for _, s in self.tasks]
+        counts = {s: sources.count(s) for s in set(sources)}
+        return np.array([1 / (len(counts) * counts[s]) for s in sources])
+
 
 @functools.lru_cache(maxsize=None)
 def _read_bank(embedder: str, root: Path) -> tuple[dict, torch.Tensor, torch.Tensor | None]:
@@ -91,17 +98,18 @@ def _support_quota(available: np.ndarray, k: int) -> np.ndarray | None:
 
 
 def sample_bank_episodes(bank: TaskBank, B: int, k: int, q: int, n_classes: torch.Tensor,
-                         rng: np.random.Generator, tries: int = 50, with_names: bool = False):
+                         rng: np.random.Generator, tries: int = 50, with_names: bool = False, by_source: bool = False):
     """B episodes: x (B, k + q, hidden) raw embeddings, y (B, k + q) classes in [0, C_b), C (B,), and
     with `with_names` names (B, max C, hidden): class c's name in row c, zeros past C_b.
     Task b takes n_classes[b] of its classes (fewer if it has fewer); the support is class-balanced
-    as far as the pools allow and shuffled; queries are drawn from the rest of the task's rows."""
+    as far as the pools allow and shuffled; queries are drawn from the rest of the task's rows. Tasks are
+    drawn uniformly, or with `by_source` a source uniformly and then one of its tasks."""
     if with_names and bank.names is None:
         raise ValueError("this task bank has no label names: rebuild it with `python -m tart.training.task_bank --rebuild`")
     rows, labels, C_out, name_rows = [], [], [], []
     for b in range(B):
         for _ in range(tries):
-            t = rng.integers(len(bank.tasks))
+            t = rng.choice(len(bank.tasks), p=bank.source_weights) if by_source else rng.integers(len(bank.tasks))
             pools, _ = bank.tasks[t]
             C = min(int(n_classes[b]), len(pools))
             classes = rng.choice(len(pools), C, replace=False)

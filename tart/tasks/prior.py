@@ -74,6 +74,9 @@ class PriorSettings:
     real_embedders: tuple[str, ...] = PACKAGED_EMBEDDERS  # `real`: whose banks to draw from
     bank_embedders: tuple[str, ...] = PACKAGED_EMBEDDERS  # `bank`: whose embeddings of the task bank
     bank_exclude: tuple[str, ...] = ()  # `bank`: sources left out (leave-one-source-out runs)
+    # `bank`: draw a source uniformly, then one of its tasks (a binary dataset has one task, and drawn
+    # uniformly over tasks it would almost never be seen); False: uniformly over tasks
+    bank_by_source: bool = False
     standardize: bool = True
     # side inputs, for a head that reads them (TartConfig.side_inputs): names of the classes (gaussian and
     # bank tasks, each named with this probability) and U unlabelled points per task (U uniform in
@@ -248,10 +251,10 @@ def _bank_episodes(gen, s, B, k, q, C, named: bool):
     bank = load_bank(s.bank_embedders[_randint(gen, 0, len(s.bank_embedders) - 1)], exclude=s.bank_exclude)
     rng = np.random.default_rng(int(torch.randint(2**62, (1,), generator=gen)))
     if not named or bank.names is None:  # the draws are the same either way: names only look up rows
-        x, y, C = sample_bank_episodes(bank, B, k, q, C, rng)
+        x, y, C = sample_bank_episodes(bank, B, k, q, C, rng, by_source=s.bank_by_source)
         names = None
     else:
-        x, y, C, names = sample_bank_episodes(bank, B, k, q, C, rng, with_names=True)
+        x, y, C, names = sample_bank_episodes(bank, B, k, q, C, rng, with_names=True, by_source=s.bank_by_source)
         names = F.pad(names, (0, 0, 0, s.max_classes - names.shape[1]))
     return x, y, C, F.one_hot(y[:, k:], s.max_classes).float(), names  # the real labels are the targets
 
