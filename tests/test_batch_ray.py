@@ -1,5 +1,10 @@
 """`tart classify --engine ray` on a local 2-CPU Ray: the same labels as the local engine (slow: `-m slow`)."""
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -8,7 +13,9 @@ pytest.importorskip("ray")
 pa = pytest.importorskip("pyarrow")
 
 from tart.corpus.job import TaskSpec, classify_corpus  # noqa: E402
-from tart.corpus.ray_engine import check_ray_job, classify_corpus_ray  # noqa: E402
+from tart.corpus.ray_engine import _done_ids, check_ray_job, classify_corpus_ray  # noqa: E402
+
+from tart.cli import main  # noqa: E402
 
 from tests.test_batch import EMBEDDER, EXAMPLES, corpus_texts  # noqa: E402
 
@@ -64,6 +71,53 @@ def test_a_parquet_corpus_with_the_default_actors_finishes(ray_local, tmp_path):
     assert sorted(int(r["id"]) for r in pq.read_table(tmp_path / "out.parquet").to_pylist()) == list(range(40))
 
 
+@pytest.mark.slow  # two Ray starts (the killed job's, this process's), the embedder loaded three times
+@pytest.mark.timeout(400)
+def test_a_killed_ray_job_resumes_with_exactly_one_row_per_id(ray_local, tmp_path):
+    import pyarrow.parquet as pq
+
+    n = 1500
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in enumerate(corpus_texts(n))))
+    examples = tmp_path / "examples.csv"
+    examples.write_text("text,label\n" + "".join(f"{t},{y}\n" for t, y in EXAMPLES))
+    out, partial = tmp_path / "out.parquet", tmp_path / "out.parquet.partial"
+    cmd = [sys.executable, "-m", "tart.cli", "classify", "--examples", str(examples), "--texts", str(corpus),
+           "--embedder", EMBEDDER, "--output", str(out), "--id-column", "id", "--chunk-size", "8",
+           "--unlabeled-sample", "0", "--engine", "ray", "--actors", "1"]
+    # its own session: the kill takes the driver and the Ray it started
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:
+        if partial.is_dir() and len(list(partial.glob("*.parquet"))) >= 3:
+            os.killpg(proc.pid, signal.SIGKILL)
+            break
+        time.sleep(0.01)
+    assert proc.wait() == -signal.SIGKILL, "the job ended before it could be killed"
+    assert not out.exists()  # an unfinished job is only ever the .partial folder
+    assert 0 < len(_done_ids(partial, remove_torn=False)) < n
+    with pytest.raises(FileExistsError, match="pass --resume"):
+        check_ray_job(str(corpus), str(out), "id", False)
+    assert main(cmd[3:] + ["--resume"]) == 0
+    rows = pq.read_table(out).to_pylist()
+    assert sorted(int(r["id"]) for r in rows) == list(range(n))  # every row once: none twice, none lost
+    assert not partial.exists()
+    spec = TaskSpec.from_examples([t for t, _ in EXAMPLES], [y for _, y in EXAMPLES], embedder=EMBEDDER)
+    whole = tmp_path / "whole.jsonl"
+    classify_corpus(spec, str(corpus), str(whole), id_column="id")
+    expected = {str(r["id"]): r["label"] for r in map(json.loads, whole.read_text().splitlines())}
+    assert {str(r["id"]): r["label"] for r in rows} == expected
+
+
+def test_resume_refuses_a_folder_that_is_not_a_ray_output(tmp_path):
+    out = tmp_path / "out.parquet"
+    (tmp_path / "out.parquet.partial").mkdir()
+    (tmp_path / "out.parquet.partial" / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="not a tart classify --engine ray output"):
+        check_ray_job(str(tmp_path / "c.csv"), str(out), "id", True)
+    assert (tmp_path / "out.parquet.partial" / "notes.txt").read_text() == "mine"
+
+
 def test_what_the_ray_engine_refuses_up_front(tmp_path):
     with pytest.raises(ValueError, match="not plain text"):
         check_ray_job(str(tmp_path / "c.txt"), "o.parquet", "id", False)
@@ -71,5 +125,5 @@ def test_what_the_ray_engine_refuses_up_front(tmp_path):
         check_ray_job(str(tmp_path / "c.csv"), "o.parquet", None, False)
     with pytest.raises(ValueError, match="writes Parquet"):
         check_ray_job(str(tmp_path / "c.csv"), "o.jsonl", "id", False)
-    with pytest.raises(ValueError, match="--resume is for --engine local"):
-        check_ray_job(str(tmp_path / "c.csv"), "o.parquet", "id", True)
+    with pytest.raises(ValueError, match="needs a local output folder"):
+        check_ray_job(str(tmp_path / "c.csv"), "s3://bucket/o.parquet", "id", True)

@@ -111,7 +111,7 @@ def run(args) -> None:
 
         classify_corpus_ray(spec, args.texts, args.output, text_column=args.text_column,
                             id_column=args.id_column, chunk_size=args.chunk_size, address=args.address,
-                            actors=args.actors)
+                            actors=args.actors, resume=args.resume)
         return
     from tart.corpus.job import classify_corpus
 

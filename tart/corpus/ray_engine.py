@@ -8,7 +8,9 @@ the cluster each actor takes one (`num_gpus=1`) and embeds on it. Without an add
 started. The output is a Parquet dataset (a folder of part files, readable as one table by pyarrow,
 pandas or Ray): written under OUTPUT.partial and renamed to OUTPUT when every part is written (a remote
 URI such as s3://... is written in place). Ray's readers give no line numbers, so the corpus needs an id
-column, and Ray's own retries are the recovery: `--resume` belongs to the local engine.
+column. Ray's own retries recover from a lost actor; `--resume` recovers from a killed job: every part
+file in OUTPUT.partial that reads whole holds rows that are done, a torn one (its write cut short) is
+removed, and only the rows whose ids are not done are labelled, into new part files beside them.
 
 Ray is an optional extra (`pip install "tart[ray]"`), imported only here.
 """
@@ -42,13 +44,61 @@ def check_ray_job(texts: str, output: str | None, id_column: str | None, resume:
         raise ValueError("--engine ray needs --id-column: Ray's readers give no line numbers to use as ids")
     if not output or not output.endswith(".parquet"):
         raise ValueError(f"--engine ray writes Parquet: pass --output NAME.parquet (got {output!r})")
-    if resume:
-        raise ValueError("--resume is for --engine local; a Ray job recovers through Ray's own retries")
-    if "://" not in output:
+    if "://" in output:
+        if resume:
+            raise ValueError(f"--resume with --engine ray needs a local output folder, not {output}")
+    elif not resume:
         for path in (Path(output), Path(f"{output}.partial")):
             if path.exists():
-                raise FileExistsError(f"{path} exists; remove it first")
+                raise FileExistsError(f"{path} exists; pass --resume to continue the run that wrote it, or "
+                                      "remove it")
+    else:
+        for path in (Path(output), Path(f"{output}.partial")):
+            if path.exists():
+                _done_ids(path, remove_torn=False)  # ours to continue, or refused untouched
     _import_ray()
+
+
+def _done_ids(folder: Path, remove_torn: bool = True):
+    """The ids in a Ray output folder's part files (one pyarrow array, or None if there are none). A part
+    that does not read whole was cut short by the kill: removed (with remove_torn), its rows labelled
+    again. A folder that is not a tart classify output is refused, untouched."""
+    from tart.corpus.output import RESULT_KEYS, import_pyarrow
+
+    pa = import_pyarrow()
+    refused = ValueError(f"{folder}: not a tart classify --engine ray output (a folder of Parquet parts with "
+                         "columns id, label, scores), and is left as it is")
+    if not folder.is_dir():
+        raise refused
+    parts = sorted(folder.iterdir())
+    if any(not p.is_file() or p.suffix != ".parquet" for p in parts):
+        raise refused
+    ids = []
+    for part in parts:
+        try:
+            schema = pa.parquet.read_schema(part)
+        except Exception:  # no footer: a torn write (pyarrow's errors have no common base)
+            if remove_torn:
+                part.unlink()
+            continue
+        if set(schema.names) != RESULT_KEYS:
+            raise refused
+        ids += pa.parquet.read_table(part, columns=["id"]).column("id").chunks
+    return pa.concat_arrays(ids) if ids else None
+
+
+class _NotDone:
+    """Keeps the rows of a batch whose ids are not in `done` (a resumed job)."""
+
+    def __init__(self, done, id_column: str):
+        self.done, self.id_column = done, id_column
+
+    def __call__(self, batch):
+        import pyarrow.compute as pc
+
+        ids = batch.column(self.id_column)
+        done = self.done.cast(ids.type)  # the same reader infers the same type; a cast keeps it so
+        return batch.filter(pc.invert(pc.is_in(ids, value_set=done)))
 
 
 class _Labelling:
@@ -97,10 +147,20 @@ def _user_error(err: BaseException) -> ValueError | None:
 
 def classify_corpus_ray(spec: TaskSpec, texts: str, output: str, text_column: str = "text",
                         id_column: str = "id", chunk_size: int = 512, address: str | None = None,
-                        actors: int | None = None, num_cpus: int | None = None, cpus_per_actor: float = 1) -> dict:
+                        actors: int | None = None, num_cpus: int | None = None, cpus_per_actor: float = 1,
+                        resume: bool = False) -> dict:
     """Label `texts` into the Parquet dataset `output` on Ray (see the module docstring). `num_cpus`
-    caps a local Ray (ignored with an address). Returns the number of actors and GPUs used."""
+    caps a local Ray (ignored with an address). Returns the number of actors and GPUs used, and the rows
+    a resumed job found done."""
     ray = _import_ray()
+    remote = "://" in output
+    target = output if remote else f"{output}.partial"
+    done = None
+    if resume and not remote:
+        if Path(output).exists():  # a finished run: continued like the local engine's, new rows beside its own
+            Path(output).replace(target)
+        if Path(target).exists():
+            done = _done_ids(Path(target))
     if not ray.is_initialized():
         ray.init(address=address, num_cpus=None if address else num_cpus, include_dashboard=False,
                  log_to_driver=False)
@@ -116,12 +176,14 @@ def classify_corpus_ray(spec: TaskSpec, texts: str, output: str, text_column: st
     for column in (text_column, id_column):
         if column not in names:
             raise ValueError(f"{texts}: column {column!r} not found; columns found: {', '.join(names)}")
-    ds = ds.select_columns([id_column, text_column]).map_batches(
+    ds = ds.select_columns([id_column, text_column])
+    if done is not None:
+        ds = ds.map_batches(_NotDone, fn_constructor_kwargs={"done": done, "id_column": id_column},
+                            batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=1), **IO)
+    ds = ds.map_batches(
         _Labelling, fn_constructor_kwargs={"spec": spec, "text_column": text_column, "id_column": id_column},
         batch_size=chunk_size, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=n_actors),
         num_cpus=cpus_per_actor, num_gpus=1 if gpus else 0)
-    remote = "://" in output
-    target = output if remote else f"{output}.partial"
     try:
         ds.write_parquet(target, ray_remote_args=IO)
     except Exception as err:
@@ -131,4 +193,4 @@ def classify_corpus_ray(spec: TaskSpec, texts: str, output: str, text_column: st
         raise
     if not remote:
         Path(target).replace(output)
-    return {"actors": n_actors, "gpus": gpus}
+    return {"actors": n_actors, "gpus": gpus, "resumed_from": 0 if done is None else len(done)}
