@@ -119,11 +119,32 @@ def test_resume_refuses_a_folder_that_is_not_a_ray_output(tmp_path):
 
 
 def test_what_the_ray_engine_refuses_up_front(tmp_path):
-    with pytest.raises(ValueError, match="not plain text"):
-        check_ray_job(str(tmp_path / "c.txt"), "o.parquet", "id", False)
-    with pytest.raises(ValueError, match="needs --id-column"):
-        check_ray_job(str(tmp_path / "c.csv"), "o.parquet", None, False)
+    with pytest.raises(ValueError, match="remote corpus .* needs .* --id-column"):
+        check_ray_job("s3://bucket/c.csv", "o.parquet", None, False)
+    with pytest.raises(ValueError, match="remote corpus"):
+        check_ray_job("s3://bucket/c.txt", "o.parquet", "id", False)
+    with pytest.raises(ValueError, match="not standard input"):
+        check_ray_job("-", "o.parquet", None, False)
     with pytest.raises(ValueError, match="writes Parquet"):
         check_ray_job(str(tmp_path / "c.csv"), "o.jsonl", "id", False)
     with pytest.raises(ValueError, match="needs a local output folder"):
         check_ray_job(str(tmp_path / "c.csv"), "s3://bucket/o.parquet", "id", True)
+
+
+@pytest.mark.slow  # one actor loading the embedder and head
+@pytest.mark.timeout(300)
+def test_without_ids_the_ray_engine_numbers_rows_as_the_local_engine(ray_local, tmp_path):
+    import pyarrow.parquet as pq
+
+    spec = TaskSpec.from_examples([t for t, _ in EXAMPLES], [y for _, y in EXAMPLES], embedder=EMBEDDER)
+    lines = corpus_texts(30)
+    lines.insert(7, "")  # a blank line is skipped, and the numbers after it count it, as locally
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("\n".join(lines) + "\n")
+    local = tmp_path / "local.jsonl"
+    classify_corpus(spec, str(corpus), str(local))
+    out = tmp_path / "ray.parquet"
+    classify_corpus_ray(spec, str(corpus), str(out), chunk_size=8, actors=1)
+    by_ray = {int(r["id"]): r["label"] for r in pq.read_table(out).to_pylist()}  # Parquet ids are strings
+    by_local = {r["id"]: r["label"] for r in map(json.loads, local.read_text().splitlines())}
+    assert by_ray == by_local and sorted(by_ray) == [i for i in range(1, 32) if i != 8]

@@ -7,8 +7,10 @@ TaskSpec as the local engine, so the labels are the same), then labels batch aft
 the cluster each actor takes one (`num_gpus=1`) and embeds on it. Without an address a local Ray is
 started. The output is a Parquet dataset (a folder of part files, readable as one table by pyarrow,
 pandas or Ray): written under OUTPUT.partial and renamed to OUTPUT when every part is written (a remote
-URI such as s3://... is written in place). Ray's readers give no line numbers, so the corpus needs an id
-column. Ray's own retries recover from a lost actor; `--resume` recovers from a killed job: every part
+URI such as s3://... is written in place). Ray's readers give no line numbers: without an id column
+(and for plain text) the driver reads a local corpus itself, with the local engine's reader, so that the
+ids are the same line / row numbers, and hands Ray the numbered rows (held in Ray's object store, which
+spills to disk); a remote corpus needs an id column. Ray's own retries recover from a lost actor; `--resume` recovers from a killed job: every part
 file in OUTPUT.partial that reads whole holds rows that are done, a torn one (its write cut short) is
 removed, and only the rows whose ids are not done are labelled, into new part files beside them.
 
@@ -36,12 +38,11 @@ def _import_ray():
 
 def check_ray_job(texts: str, output: str | None, id_column: str | None, resume: bool) -> None:
     """What the Ray engine cannot do, said before anything starts."""
-    fmt = corpus_format(texts)
-    if fmt == "text":
-        raise ValueError(f"--engine ray reads .csv / .jsonl / .parquet with an id column, not plain text "
-                         f"({texts}); use --engine local, or write the texts as JSONL with ids")
-    if not id_column:
-        raise ValueError("--engine ray needs --id-column: Ray's readers give no line numbers to use as ids")
+    if "://" in texts and (not id_column or corpus_format(texts) == "text"):
+        raise ValueError(f"--engine ray with a remote corpus ({texts}) needs .csv / .jsonl / .parquet with "
+                         "--id-column: Ray's readers give no line numbers to use as ids")
+    if texts == "-":
+        raise ValueError("--engine ray reads a file, not standard input; use --engine local")
     if not output or not output.endswith(".parquet"):
         raise ValueError(f"--engine ray writes Parquet: pass --output NAME.parquet (got {output!r})")
     if "://" in output:
@@ -124,6 +125,20 @@ class _Labelling:
 IO = {"num_cpus": 0}
 
 
+def _numbered(ray, texts: str, text_column: str, chunk_size: int, done):
+    """A local corpus without ids, read by the driver as the local engine reads it: line / row numbers as
+    ids, every row checked, the rows a resumed job has done left out."""
+    from tart.corpus.reader import import_pyarrow, read_corpus
+
+    pa = import_pyarrow()
+    skip = set() if done is None else {str(i) for i in done.to_pylist()}
+    blocks = [pa.table({"id": ids, "text": chunk})
+              for ids, chunk in read_corpus(texts, text_column, None, max(chunk_size, 4096), skip=skip)]
+    if not blocks and not skip:
+        raise ValueError(f"{texts}: no texts to classify")
+    return ray.data.from_arrow(blocks) if blocks else None  # None: a resumed job found every row done
+
+
 def _read(ray, texts: str, columns: list[str]):
     fmt = corpus_format(texts)
     if fmt == "parquet":
@@ -146,7 +161,7 @@ def _user_error(err: BaseException) -> ValueError | None:
 
 
 def classify_corpus_ray(spec: TaskSpec, texts: str, output: str, text_column: str = "text",
-                        id_column: str = "id", chunk_size: int = 512, address: str | None = None,
+                        id_column: str | None = None, chunk_size: int = 512, address: str | None = None,
                         actors: int | None = None, num_cpus: int | None = None, cpus_per_actor: float = 1,
                         resume: bool = False) -> dict:
     """Label `texts` into the Parquet dataset `output` on Ray (see the module docstring). `num_cpus`
@@ -171,21 +186,25 @@ def classify_corpus_ray(spec: TaskSpec, texts: str, output: str, text_column: st
     n_actors = actors or max(1, gpus or int(resources.get("CPU", 1) // cpus_per_actor) - 1)
     if gpus:  # each actor embeds on its own GPU
         spec = dataclasses.replace(spec, device="cuda")
-    ds = _read(ray, texts, [text_column, id_column])
-    names = ds.schema().names
-    for column in (text_column, id_column):
-        if column not in names:
-            raise ValueError(f"{texts}: column {column!r} not found; columns found: {', '.join(names)}")
-    ds = ds.select_columns([id_column, text_column])
-    if done is not None:
-        ds = ds.map_batches(_NotDone, fn_constructor_kwargs={"done": done, "id_column": id_column},
-                            batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=1), **IO)
+    if not id_column or corpus_format(texts) == "text":  # numbered by the driver, done rows left out
+        ds, id_column, text_column = _numbered(ray, texts, text_column, chunk_size, done), "id", "text"
+    else:
+        ds = _read(ray, texts, [text_column, id_column])
+        names = ds.schema().names
+        for column in (text_column, id_column):
+            if column not in names:
+                raise ValueError(f"{texts}: column {column!r} not found; columns found: {', '.join(names)}")
+        ds = ds.select_columns([id_column, text_column])
+        if done is not None:
+            ds = ds.map_batches(_NotDone, fn_constructor_kwargs={"done": done, "id_column": id_column},
+                                batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=1), **IO)
     ds = ds.map_batches(
         _Labelling, fn_constructor_kwargs={"spec": spec, "text_column": text_column, "id_column": id_column},
         batch_size=chunk_size, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=n_actors),
         num_cpus=cpus_per_actor, num_gpus=1 if gpus else 0)
     try:
-        ds.write_parquet(target, ray_remote_args=IO)
+        if ds is not None:
+            ds.write_parquet(target, ray_remote_args=IO)
     except Exception as err:
         user = _user_error(err)
         if user is not None:
