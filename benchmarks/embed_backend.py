@@ -6,7 +6,7 @@ For each embedder (default: minilm-l6 and smollm2-135m), in one run, on the same
 2. Throughput: texts/s on short texts (WordNet glosses) and on paragraphs (fortunes joined to about
    1000 characters, near the 256-token cut), --batch texts per call; runs alternate between the
    backends --repeats times and the best of each is kept. Each backend batches with its default token
-   budget (torch 8192 tokens per forward, ONNX Runtime tart.lm.onnx.BATCH_TOKENS).
+   budget (tart.lm.backends.BATCH_TOKENS: torch 8192 tokens per forward, ONNX Runtime 1024).
 3. Closeness: cosine of each text's vector to torch float32's (min, mean) on the mixed-length set
    (short texts and paragraphs together, embedded in padded batches).
 4. Batch size: texts/s against texts per forward pass (short texts, one forward per call), per backend:

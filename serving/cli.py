@@ -29,7 +29,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", help=f"head checkpoint: shipped name or folder (default {DEFAULT_HEAD})")
     p.add_argument("--embedder", help=f"embedder short name or local model folder (default {DEFAULT_EMBEDDER})")
     p.add_argument("--embed-backend", choices=EMBED_BACKENDS,
-                   help="embedder runtime (default torch; onnx, onnx-int8: ONNX Runtime, the onnx extra)")
+                   help="embedder runtime (default auto: the fastest faithful one per batch shape; torch; "
+                        "onnx, onnx-int8: ONNX Runtime, the onnx extra)")
     p.add_argument("--store", help="SQLite file for registered tasks")
 
 
@@ -81,6 +82,14 @@ def bentoml_serve_argv(host: str, port: int, settings) -> list[str]:
             "--working-dir", str(root), "--timeout-graceful-shutdown", str(settings.shutdown_timeout_s)]
 
 
+def prepare_exports(settings, env: dict) -> list[Path]:
+    """The one-time ONNX exports the embedding worker's backend needs (auto's included), made here rather
+    than in a starting worker, which BentoML would restart while it exports."""
+    from tart.lm.onnx import prepare
+
+    return prepare(settings.embedder, settings.embed_backend, cache_dir=env.get("TART_CACHE_DIR"))
+
+
 def run(args) -> None:
     from tart.head.load import resolve_checkpoint
     from tart.lm.registry import resolve_model_dir
@@ -96,12 +105,7 @@ def run(args) -> None:
     with _saying_if_slow(f"preparing the embedder {settings.embedder!r} (the first start converts a GGUF model "
                          "to safetensors once, in the user cache: this can take a minute or two)"):
         resolve_model_dir(settings.embedder)
-    if settings.embed_backend != "torch":  # the one-time ONNX export, here rather than in a starting worker
-        from tart.lm.onnx import exported_model
-        from tart.lm.registry import default_cache_dir
-
-        exported_model(resolve_model_dir(settings.embedder), settings.embed_backend, -1,
-                       default_cache_dir(env.get("TART_CACHE_DIR")))
+    prepare_exports(settings, env)
     for variable in ("BENTOML_HOME", "TMPDIR"):
         Path(env[variable]).mkdir(parents=True, exist_ok=True)
     argv = bentoml_serve_argv(args.host, args.port, settings)

@@ -145,7 +145,7 @@ class Embedding:
     def counters(self) -> dict:
         e = self.embedder
         return {"name": S.embedder, "dim": int(e.dim), "dtype": str(e.model.dtype).replace("torch.", ""),
-                "backend": e.backend,
+                "backend": e.backend, "loaded": e.loaded, "backend_calls": dict(e.backend_calls),  # auto: which ran
                 "batches": self.n_calls, "texts": self.n_texts, "large_calls": self.n_large_calls,
                 "dropped_chunks": self.n_dropped_chunks, "dropped_texts": self.n_dropped_texts,
                 "tokens_per_s": self.tokens_per_s,

@@ -82,8 +82,9 @@ class Settings(BaseSettings):
     # and in time: a request whose tokens would take longer than this at the speeds the server measured on
     # its host when it started (serving/cost.py, logged) gets 413 too; 0: no time bound, the token caps alone
     max_request_s: Annotated[float, Field(ge=0)] = 10.0
-    # embedder runtime: torch, onnx (float32) or onnx-int8 (ONNX Runtime, the onnx extra; tart.lm.onnx)
-    embed_backend: Literal[EMBED_BACKENDS] = "torch"
+    # embedder runtime: auto (per batch, the fastest faithful one for its shape: tart.defaults.EMBED_BACKEND_TABLE;
+    # torch without the onnx extra), or one forced: torch, onnx (float32) or onnx-int8 (ONNX Runtime; tart.lm.onnx)
+    embed_backend: Literal[EMBED_BACKENDS] = "auto"
     embed_dtype: Literal[EMBED_DTYPES] = "auto"  # embedder weights: auto (tart.lm.dtype decides from the CPU: bfloat16 with AVX-512 BF16 or AMX), bfloat16, float32
     # access
     host: str = "127.0.0.1"  # the address the server listens on (tart serve --host sets it)

@@ -22,8 +22,9 @@ The projection is fitted on the support and the names, never on the pool (its ma
 whitened, would drown the support's few); the pool is projected by it.
 A head with `side_inputs` reads names and unlabelled points in tokens of its own; any other head reads
 each name as one more labelled example and ignores the unlabelled pool (`tart.head.ensemble`).
-- `embedder_backend` runs a named embedder in torch, `onnx` or `onnx-int8` (ONNX Runtime, see
-  tart.lm.onnx); None follows $TART_EMBED_BACKEND, else torch.
+- `embedder_backend` runs a named embedder in `auto` (per call, the fastest faithful runtime for its
+  shape: tart.lm.backends), or forces torch, `onnx` or `onnx-int8` (ONNX Runtime, see tart.lm.onnx);
+  None follows $TART_EMBED_BACKEND, else auto.
 """
 from __future__ import annotations
 

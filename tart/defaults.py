@@ -18,6 +18,8 @@ without loading torch).
   what the side-input heads were trained on.
 - DEFAULT_SHRINKAGE: the per-task projection's shrinkage of the whitening, at inference and in the
   prior that trains the heads (so that they see their inputs scaled as at inference).
+- EMBED_BACKENDS: the embedder runtimes one may ask for; `auto` (the default) picks one per call from
+  EMBED_BACKEND_TABLE (tart.lm.backends reads it).
 """
 DEFAULT_HEAD = "tart-residual"
 DEFAULT_EMBEDDER = "minilm-l6"
@@ -28,4 +30,23 @@ DEFAULT_N_PERMUTATIONS = 4
 DEFAULT_SHRINKAGE = 0.5
 DEFAULT_MAX_UNLABELED = 64
 EMBED_DTYPES = ("auto", "bfloat16", "float32")
-EMBED_BACKENDS = ("torch", "onnx", "onnx-int8")  # embedder runtimes (tart.lm.onnx runs the ONNX ones)
+EMBED_BACKENDS = ("auto", "torch", "onnx", "onnx-int8")  # embedder runtimes (tart.lm.onnx runs the ONNX ones)
+
+# The runtime `auto` embeds a call in, per packaged embedder: rows of (most texts in the call, most tokens
+# per text, backend); the first row the call fits wins (None: no bound); a call past every row, or a model
+# not listed here, runs in torch. Tokens per text: the mean over the call's sequences, special tokens
+# included (the length-planned passes pad little past it). Only backends that pass the fidelity gates of
+# docs/embedder-backends.md (cosine >= 0.99 to torch float32 on every benchmark text; dev suite within
+# 0.5 points at every k). Speeds against torch bfloat16 (what `auto` dtype runs on this CPU), same runs,
+# from results/benchmarks/embed_roofline-minilm-l6.json (1 thread), embed_batching.json (1 thread) and
+# embed_backend.json (2 threads). Short texts there average 17 tokens, paragraphs 250.
+EMBED_BACKEND_TABLE = {
+    # onnx-int8 (cosine >= 0.9943, dev suite within 0.35 points): short texts 2.4x with one per call,
+    # 1.09x with 32, 1.03-1.05x with 256; one paragraph alone 1.11x. Paragraphs 32-256 per call:
+    # 0.88-0.96x (1 thread; 1.33x in the noisier 2-thread run at load 5), short texts mixed with
+    # paragraphs (mean ~64 tokens): 0.97x, so torch there. 32 tokens: twice the short texts' mean.
+    "minilm-l6": ((None, 32, "onnx-int8"), (1, None, "onnx-int8"), (None, None, "torch")),
+    # int8 fails the cosine gate (0.981); float32 onnx gives torch's vectors (cosine 0.9999998) at 1.30x on
+    # short texts, 1.11x on paragraphs (at 128 short texts per forward 0.96x, but ONNX passes hold ~60)
+    "smollm2-135m": ((None, None, "onnx"),),
+}

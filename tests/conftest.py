@@ -13,3 +13,7 @@ os.environ.setdefault("TART_STORE_PATH", os.path.join(__import__("tempfile").mkd
 # Embedder weights in float32 unless a test asks otherwise: several tests compare embeddings to 1e-5
 # ('auto' picks bfloat16 only where it runs faster here; tested in tests/test_serving_dtype.py).
 os.environ.setdefault("TART_EMBED_DTYPE", "float32")
+# ... and in torch: the default backend, auto, runs MiniLM's short texts in int8, whose vectors follow the
+# batch they were embedded in (cosine >= 0.993), while many tests compare vectors across calls, processes
+# and the service to 1e-5. tests/test_embed_auto.py tests auto itself (real exports, made once per cache).
+os.environ.setdefault("TART_EMBED_BACKEND", "torch")

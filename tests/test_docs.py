@@ -29,6 +29,7 @@ def test_readme_examples_print_what_they_show(tmp_path, monkeypatch):
     assert len(blocks) >= 3
     monkeypatch.chdir(tmp_path)  # an empty folder: the shipped head must resolve from the package
     monkeypatch.setenv("TART_STORE_PATH", str(tmp_path / "tasks.sqlite3"))
+    monkeypatch.delenv("TART_EMBED_BACKEND", raising=False)  # the default backend (auto), as a reader runs them
     namespace: dict = {}
     for code, want in blocks:
         out = io.StringIO()

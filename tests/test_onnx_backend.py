@@ -136,7 +136,7 @@ def test_export_says_so_once(tiny, capsys, tmp_path, monkeypatch):
 
 
 def test_bad_backend_name_is_a_clear_error(monkeypatch):
-    with pytest.raises(ValueError, match="backend must be one of torch, onnx, onnx-int8, not 'onnx-fp16'"):
+    with pytest.raises(ValueError, match="backend must be one of auto, torch, onnx, onnx-int8, not 'onnx-fp16'"):
         Embedder("minilm-l6", backend="onnx-fp16")
     monkeypatch.setenv("TART_EMBED_BACKEND", "tensorrt")
     with pytest.raises(ValueError, match="not 'tensorrt'"):
@@ -167,8 +167,8 @@ def test_serving_setting_and_option():
     from tart.serving.settings import load_settings
 
     assert load_settings(env={"TART_EMBED_BACKEND": "onnx-int8"}).embed_backend == "onnx-int8"
-    assert load_settings(env={}).embed_backend == "torch"
-    with pytest.raises(ValueError, match="embed_backend = 'onnx16': input should be 'torch', 'onnx' or 'onnx-int8'"):
+    assert load_settings(env={}).embed_backend == "auto"
+    with pytest.raises(ValueError, match="embed_backend = 'onnx16': input should be 'auto', 'torch', 'onnx' or 'onnx-int8'"):
         load_settings(env={"TART_EMBED_BACKEND": "onnx16"})
     args = __import__("argparse").Namespace(embed_backend="onnx", host="127.0.0.1")
     assert server_environment(args, base={})["TART_EMBED_BACKEND"] == "onnx"

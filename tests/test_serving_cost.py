@@ -133,7 +133,7 @@ def test_the_embedders_tokenizer_counts_without_loading_the_model():
     counts = [len(ids) for ids in embedder.tokenize(["a cat", "word " * 20, ""])]
     assert counts == [2, 20, 0]
     assert embedder.tokens_read(counts) == (2 + 2) + (8 + 2) + (1 + 2)  # [CLS] ... [SEP]; a filler for ""
-    assert embedder._loaded is None  # the API process never loads the model
+    assert embedder.loaded == {}  # the API process never loads a model
 
 
 def test_the_time_bound_uses_the_speeds_measured_at_start():

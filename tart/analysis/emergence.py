@@ -156,7 +156,7 @@ def block_states(texts, model: str = DEFAULT_CAUSAL_LM, positions: int = 4, max_
         raise ValueError("no texts: emergence needs at least a few texts")
     if positions < 1:
         raise ValueError(f"positions must be >= 1, got {positions}")
-    emb = load_embedder(model)  # a clear error for an unknown model
+    emb = load_embedder(model, backend="torch")  # torch: its blocks are hooked; a clear error for an unknown model
     if not emb.is_causal_lm:
         raise ValueError(f"model {model!r} is not a causal LM: emergence uses the last token as the "
                          f"sequence-level state, which only causal attention makes a summary of the text")
@@ -226,7 +226,7 @@ def emergence(texts, model: str = DEFAULT_CAUSAL_LM, layers=None, positions: int
     start = time.time()
     if len(texts) < 10:
         raise ValueError(f"{len(texts)} texts are too few to estimate mutual information (need >= 10)")
-    n_blocks = load_embedder(model).model.config.num_hidden_layers  # checked before the slow part
+    n_blocks = load_embedder(model, backend="torch").model.config.num_hidden_layers  # checked before the slow part
     layers = list(range(n_blocks)) if layers is None else [int(l) for l in layers]
     bad = [l for l in layers if not 0 <= l < n_blocks]
     if bad or not layers:

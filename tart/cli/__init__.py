@@ -4,7 +4,8 @@ Every command module has the same two functions: `add_arguments(parser)` and `ru
 command being run is imported (its options with it), so `tart --help` and `tart classify` load no other
 command, and none of them imports torch or transformers at module level: the library is imported
 when a command runs. `tart --embed-backend onnx COMMAND ...` runs every embedder of the command in ONNX
-Runtime (the same as TART_EMBED_BACKEND=onnx; see tart.lm.onnx).
+Runtime (the same as TART_EMBED_BACKEND=onnx; see tart.lm.onnx); by default (`auto`) each embedder call
+runs in the fastest faithful runtime for its shape (tart.lm.backends).
 """
 from __future__ import annotations
 
@@ -47,7 +48,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tart", description="TART: few-shot classification with a reasoning head")
     # a global option, so every command that embeds (classify, evaluate, compare, analyze) follows it
     parser.add_argument("--embed-backend", dest="global_embed_backend", choices=EMBED_BACKENDS,
-                        help="embedder runtime for this command (default: $TART_EMBED_BACKEND, else torch)")
+                        help="embedder runtime for this command (default: $TART_EMBED_BACKEND, else auto: "
+                             "per call, the fastest faithful one for its shape)")
     add_commands(parser, COMMANDS, "command", argv)
     return parser
 

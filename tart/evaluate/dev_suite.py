@@ -90,17 +90,31 @@ def task_vectors(task: str, embedder: str | None) -> tuple[np.ndarray, np.ndarra
         data = data.subset(sorted(keep.tolist()))
     digest = hashlib.sha1("\n".join(data.texts).encode()).hexdigest()[:12]
     from tart.lm.dtype import dtype_setting
-    from tart.lm.onnx import resolve_backend
 
     dtype = dtype_setting()  # the dtype asked for ($TART_EMBED_DTYPE, else auto) names the file
-    backend = resolve_backend()  # $TART_EMBED_BACKEND, else torch: an ONNX backend has its own vectors
+    backend = _backend()  # an ONNX backend has its own vectors
     path = _cache_dir() / f"{embedder}-{dtype if backend == 'torch' else backend}-{task}-{digest}.npy"
     if not path.exists():
-        from tart.lm.embedder import load_embedder
         from tart.paths import save_array
 
-        save_array(path, load_embedder(embedder).embed(data.texts))  # batched by tokens, with a progress bar
+        save_array(path, _embedder(embedder).embed(data.texts))  # batched by tokens, with a progress bar
     return np.load(path), np.asarray(data.labels)
+
+
+def _backend() -> str:
+    """The embedder backend the suite runs: $TART_EMBED_BACKEND where it names one, else torch. Not `auto`:
+    the suite's vectors are the reference results are compared by, across commits, so a named runtime
+    makes them, never a table of speeds that may change."""
+    from tart.lm.backends import resolve_backend
+
+    backend = resolve_backend()
+    return "torch" if backend == "auto" else backend
+
+
+def _embedder(name: str):
+    from tart.lm.embedder import load_embedder
+
+    return load_embedder(name, backend=_backend())
 
 
 def _user_text(name: str) -> LabelledTexts:
@@ -161,10 +175,8 @@ class WithLabelNames:
         self.method, self.embedder, self.copies = method, embedder, copies
 
     def fit(self, X, y):
-        from tart.lm.embedder import load_embedder
-
         names = np.asarray(sorted_labels(y))
-        vectors = load_embedder(self.embedder).embed([str(n) for n in names])  # as task_vectors embeds
+        vectors = _embedder(self.embedder).embed([str(n) for n in names])  # as task_vectors embeds
         self.method.fit(np.concatenate([X] + [vectors] * self.copies), np.concatenate([y] + [names] * self.copies))
         return self
 
@@ -184,9 +196,8 @@ def _embed_names(labels, embedder: str, bare: bool = False) -> np.ndarray:
     """Each class's name, embedded by the task's embedder as the library embeds it (tart.data.label_names), or
     `bare`: without the causal LMs' template (to choose it)."""
     from tart.data.label_names import name_texts
-    from tart.lm.embedder import load_embedder
 
-    return load_embedder(embedder).embed(name_texts(labels, "auto", None if bare else embedder))
+    return _embedder(embedder).embed(name_texts(labels, "auto", None if bare else embedder))
 
 
 class NearestName:

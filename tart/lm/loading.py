@@ -55,17 +55,23 @@ def load_model(model: str, cache_dir, device: str, dtype: torch.dtype = torch.fl
     return once(("torch", str(folder.resolve()), device, dtype, lm_head), make)
 
 
-def load_onnx_model(model: str, cache_dir, device: str, backend: str, layer: int):
-    """The ONNX Runtime model of `layer` (tokenised as in torch: `load_tokenizer`); see tart.lm.onnx."""
+def load_config(model: str, cache_dir=None):
+    """A model's transformers config alone, read once per process (no weights loaded)."""
     from transformers import AutoConfig
 
+    folder = resolve_model_dir(model, cache_dir)
+    return once(("config", str(folder.resolve())), lambda: AutoConfig.from_pretrained(folder, local_files_only=True))
+
+
+def load_onnx_model(model: str, cache_dir, device: str, backend: str, layer: int):
+    """The ONNX Runtime model of `layer` (tokenised as in torch: `load_tokenizer`); see tart.lm.onnx."""
     from tart.lm.onnx import load_onnx
     if device != "cpu":
         raise ValueError(f"the {backend} embedder backend runs on CPU, not {device!r}; use backend='torch' there")
     folder = resolve_model_dir(model, cache_dir)
     # one session per thread count: ONNX Runtime's threads are fixed when it starts (torch's count, now)
     def make():
-        config = AutoConfig.from_pretrained(folder, local_files_only=True)
+        config = load_config(model, cache_dir)
         check_layer(layer, config, model)
         return load_onnx(folder, config, backend, layer, default_cache_dir(cache_dir))
 

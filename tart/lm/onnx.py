@@ -10,6 +10,9 @@ cache stay in `tart.lm.embedder.Embedder`, so every backend shares them.
 `onnx-int8` is the float32 export with its MatMul weights quantised to int8 (per output channel) by
 ONNX Runtime's `quantize_dynamic`; activations are quantised per call at run time (see _quantize).
 
+`python -m tart.lm.onnx --prepare MODEL` makes the exports a backend (by default `auto`, see
+tart.lm.backends) runs MODEL with, ahead of use: scripts/install.sh and the Bento's setup run it.
+
 Needs the `onnx` extra (pip install "tart[onnx]"): onnx, onnxruntime and onnxscript, imported only here.
 """
 from __future__ import annotations
@@ -17,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import inspect
 import logging
-import os
 import sys
 import warnings
 from pathlib import Path
@@ -25,33 +27,12 @@ from types import SimpleNamespace
 
 import torch
 
-from tart.defaults import EMBED_BACKENDS as BACKENDS
+from tart.lm.backends import import_onnx
 from tart.paths import atomic_path, file_stamp
 
-# Padded tokens per forward pass (the Embedder's batch_tokens) on these backends. Measured on 2 threads
-# (results/benchmarks/embed_backend.json, short texts of ~15 tokens): ONNX Runtime's texts/s was highest
-# at 8-32 texts per forward (~130-550 tokens) and 12-45 % lower at 128 (~2000 tokens) on both embedders;
-# torch's rose with the batch, hence its 8192.
-BATCH_TOKENS = 1024
 # what the one-time export costs, said before it starts (measured on a 2-core VM: MiniLM-L6 11-14 s,
 # SmolLM2-135M 157 s; docs/embedder-backends.md)
 EXPORT_TIME = "on 2 CPU cores about 15 s for MiniLM-L6, 3 min for SmolLM2-135M"
-
-
-def resolve_backend(backend=None) -> str:
-    """`backend`, else $TART_EMBED_BACKEND (read here only), else torch; a clear error for anything else."""
-    name = str(backend or os.environ.get("TART_EMBED_BACKEND") or "torch")
-    if name not in BACKENDS:
-        raise ValueError(f"embedder backend must be one of {', '.join(BACKENDS)}, not {name!r}")
-    return name
-
-
-def _require_onnx():
-    try:
-        import onnxruntime  # noqa: F401
-        import onnxscript  # noqa: F401  (the dynamo exporter needs it)
-    except ImportError as err:
-        raise ImportError(f"the onnx embedder backends need ONNX Runtime: pip install 'tart[onnx]' ({err})") from err
 
 
 class _OneLayer(torch.nn.Module):
@@ -81,6 +62,8 @@ def _key(folder: Path) -> str:
 def _export(folder: Path, layer: int, path: Path) -> None:
     """float32 export through the dynamo exporter: dynamic batch and length, checked with ONNX Runtime."""
     from transformers import AutoModel
+
+    import_onnx("onnx", "onnxscript")  # the dynamo exporter's (imported here only: 1.3 s)
 
     # eager attention: the padding mask is a plain tensor op in the graph, identical for every shape
     lm = AutoModel.from_pretrained(folder, local_files_only=True, dtype=torch.float32,
@@ -136,7 +119,7 @@ def _quantize(folder: Path, src: Path, path: Path) -> None:
 def exported_model(folder: Path, backend: str, layer: int, cache_dir: Path, announce: bool = True) -> Path:
     """The .onnx file for (model folder, backend, layer): exported (and quantised) once, then reused.
     The export says so on stderr first, progress bars or not: it is a silent half minute or more."""
-    _require_onnx()
+    import_onnx("onnxruntime")
     target = Path(cache_dir) / "onnx" / f"{folder.name}-{_key(folder)}"
     name = f"layer{layer}" if layer != -1 else "last"
     path = target / f"{backend}-{name}.onnx"
@@ -186,3 +169,48 @@ def load_onnx(folder: Path, config, backend: str, layer: int, cache_dir: Path) -
     (tart serve sets it from embed_threads, the commands from --threads)."""
     path = exported_model(Path(folder), backend, layer, cache_dir)
     return OnnxModel(path, config, backend, torch.get_num_threads())
+
+
+def prepare(model: str, backend: str = "auto", cache_dir=None) -> list[Path]:
+    """Make now, once, the exports that `backend` runs `model`'s last layer with (auto: the ONNX backends of
+    its rows in the table), so that no request waits for one: `tart serve` before its workers start,
+    scripts/install.sh and the Bento's setup through `python -m tart.lm.onnx --prepare`. Says what it
+    does on stderr; returns the files."""
+    from tart.lm.backends import onnx_runtime_installed, table_backends
+    from tart.lm.registry import default_cache_dir, resolve_model_dir
+
+    if backend == "torch":
+        return []
+    folder = resolve_model_dir(model, cache_dir)  # a bad name fails here
+    backends = [b for b in (table_backends(model) if backend == "auto" else [backend]) if b != "torch"]
+    if not backends:  # auto, for a model the table does not list
+        print(f"tart: auto runs {model} in torch: no ONNX export to make", file=sys.stderr, flush=True)
+        return []
+    if backend == "auto" and not onnx_runtime_installed():  # auto runs torch then; a forced backend fails below
+        print(f"tart: ONNX Runtime is not installed, so auto runs {model} in torch; no export made "
+              "(pip install 'tart[onnx]' for the faster backends)", file=sys.stderr, flush=True)
+        return []
+    paths = [exported_model(folder, b, -1, default_cache_dir(cache_dir)) for b in backends]
+    for b, path in zip(backends, paths):
+        print(f"tart: {model} in {b}: ready at {path}", file=sys.stderr, flush=True)
+    return paths
+
+
+def main(argv=None) -> int:
+    import argparse
+
+    from tart.lm.backends import resolve_backend
+
+    p = argparse.ArgumentParser(prog="python -m tart.lm.onnx",
+                                description="Make the ONNX exports an embedder's backend runs with, once, into "
+                                            "the user cache (backend: $TART_EMBED_BACKEND, else auto).")
+    p.add_argument("--prepare", nargs="+", required=True, metavar="MODEL",
+                   help="embedder short names or local model folders")
+    args = p.parse_args(argv)
+    for model in args.prepare:
+        prepare(model, resolve_backend())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
