@@ -44,7 +44,7 @@ def build(embedders, size: int, seed: int = 0, packages=None) -> None:
     rng = np.random.default_rng(seed)
     texts = [sentences[i] for i in rng.choice(len(sentences), min(size, len(sentences)), replace=False)]
     for name in embedders:
-        X = load_embedder(name).embed(texts)  # batched by tokens, with a progress bar
+        X = load_embedder(name, backend="torch").embed(texts)  # torch: a fixed runtime for a reference bank
         path = bank_path(name)
         save_array(path, X)
         print(f"{path}: {X.shape[0]} texts × {X.shape[1]} dims (of {len(sentences)} sentences)")

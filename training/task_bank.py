@@ -326,7 +326,7 @@ def build(embedders, per_class: int, n_tasks: int, rebuild: bool = False, manife
     print(f"{info['texts']} texts, {info['tasks']} tasks: " +
           ", ".join(f"{s} {e['tasks']} tasks / {e['texts']} texts" for s, e in info["sources"].items()))
     for name in embedders:
-        embedder = load_embedder(name)
+        embedder = load_embedder(name, backend="torch")  # a fixed runtime: the bank is a reference, not a speed
         X = embedder.embed(bank["texts"])  # batched by tokens, with a progress bar
         save_array(out / f"{name}.npy", X.astype(np.float32))
         N = embedder.embed([name_text(n, name) for n in bank["names"]])
