@@ -21,6 +21,7 @@ import gzip
 import hashlib
 import io
 import json
+import re
 import subprocess
 from collections import defaultdict
 from pathlib import Path
@@ -64,6 +65,19 @@ def trec(files):
     for line in files[0].splitlines():
         label, _, text = line.partition(" ")
         yield text, label.split(":")[0]  # the 6 coarse classes (ABBR, DESC, ENTY, HUM, LOC, NUM)
+
+
+def trec_fine(files):
+    for line in files[0].splitlines():
+        label, _, text = line.partition(" ")
+        yield text, label  # the 50 fine classes (HUM:ind, LOC:city, ...)
+
+
+def davidson_hate(files):
+    classes = {"0": "hate speech", "1": "offensive language", "2": "neither"}
+    for row in _csv(files[0]):
+        text = re.sub(r"(\bRT\b|@\w+:?|&amp;|&#\d+;|https?://\S+)", " ", row["tweet"])  # retweet marks, handles
+        yield text.strip(" !:"), classes[row["class"]]
 
 
 def sms_spam(files):
@@ -122,8 +136,9 @@ def tweet_stance_topics(files):
             yield text.replace("@user", "").replace("#SemST", "").strip(), topic
 
 
-READERS = {f.__name__.replace("_", "-"): f for f in (hwu64, goemotions, trec, sms_spam, youtube_spam, bbc_news,
-                                                     tweet_stance_topics, snips, review_sentences, ag_news)}
+READERS = {f.__name__.replace("_", "-"): f for f in (hwu64, goemotions, trec, trec_fine, davidson_hate, sms_spam,
+                                                     youtube_spam, bbc_news, tweet_stance_topics, snips,
+                                                     review_sentences, ag_news)}
 READERS.update({f"tweet-{task}": tweeteval for task in ("emotion", "sentiment", "irony", "hate", "offensive")})
 
 
