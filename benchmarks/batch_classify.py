@@ -6,6 +6,8 @@
    before the job and half after, so a drift in the machine's load hits both (goal: job >= 0.9x).
 2. Peak RSS (ru_maxrss of the process, read right after the job; both processes do the same work on
    5,000 and on 20,000 texts, each in its own process; goal: within 10 %).
+   With --backends, both are run once per embedder backend (e.g. torch, today's, against auto, the
+   default), and the ratios of texts/s are reported.
 3. Ray engine on a local Ray (--ray-cpus CPUs): start-up (ray.init, then a 16-text job: actors start,
    load the embedder and fit the task), then texts/s on --ray-n texts with 1 and with 2 actors.
 The machine's load average is recorded: the VM is shared, numbers move with it.
@@ -86,10 +88,11 @@ def raw_pass(embedder, args, first_half: bool) -> tuple[int, float]:
     return n, time.perf_counter() - t
 
 
-def run_child(args, corpus: Path, name: str, raw: bool) -> dict:
+def run_child(args, corpus: Path, name: str, raw: bool, backend: str | None = None) -> dict:
     cmd = [sys.executable, "-m", "benchmarks.batch_classify", "--child", name, "--corpus", str(corpus), "--workdir", args.workdir,
            "--embedder", args.embedder, "--chunk-size", str(args.chunk_size)] + (["--raw"] if raw else [])
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    env = {**os.environ, **({"TART_EMBED_BACKEND": backend} if backend else {})}
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -127,6 +130,9 @@ def main() -> None:
     p.add_argument("--ray-cpus", type=int, default=2)
     p.add_argument("--chunk-size", type=int, default=512)
     p.add_argument("--no-ray", action="store_true")
+    p.add_argument("--backends", default=None,
+                   help="comma-separated embedder backends, each job run once per backend (default: the default "
+                        "backend only); the raw embedder is timed around the last one's jobs")
     # internal: one measured job in a child process
     p.add_argument("--child", default=None)
     p.add_argument("--corpus", default=None)
@@ -146,10 +152,19 @@ def main() -> None:
         report = {"embedder": args.embedder, "chunk_size": args.chunk_size, "torch_threads_env":
                   os.environ.get("OMP_NUM_THREADS"), "cpus": os.cpu_count(), "platform": platform.platform(),
                   "loadavg_start": [round(x, 2) for x in os.getloadavg()]}
-        report["local_large"] = run_child(args, corpora["large"], "large", raw=True)
-        report["local_small"] = run_child(args, corpora["small"], "small", raw=True)  # the same work, less of it
-        report["rss_ratio_large_over_small"] = round(report["local_large"]["peak_rss_mb"]
-                                                     / report["local_small"]["peak_rss_mb"], 3)
+        backends = args.backends.split(",") if args.backends else [None]
+        for backend in backends:
+            raw, key = backend == backends[-1], f"_{backend}" if backend else ""
+            report[f"local_large{key}"] = run_child(args, corpora["large"], f"large{key}", raw=raw, backend=backend)
+            # the same work, less of it
+            report[f"local_small{key}"] = run_child(args, corpora["small"], f"small{key}", raw=raw, backend=backend)
+            report[f"rss_ratio_large_over_small{key}"] = round(report[f"local_large{key}"]["peak_rss_mb"]
+                                                               / report[f"local_small{key}"]["peak_rss_mb"], 3)
+            print(json.dumps({k: v for k, v in report.items() if k.endswith(key)}), file=sys.stderr, flush=True)
+        for backend in backends[:-1]:  # each backend against the last, same corpus, same run
+            for size in ("large", "small"):
+                report[f"ratio_{size}_{backends[-1]}_over_{backend}"] = round(
+                    report[f"local_{size}_{backends[-1]}"]["texts_per_s"] / report[f"local_{size}_{backend}"]["texts_per_s"], 3)
         if not args.no_ray:
             report["ray"] = ray_part(args, corpora["tiny"], corpora["ray"])
         report["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
