@@ -116,6 +116,9 @@ def test_resume_refuses_a_folder_that_is_not_a_ray_output(tmp_path):
     with pytest.raises(ValueError, match="not a tart classify --engine ray output"):
         check_ray_job(str(tmp_path / "c.csv"), str(out), "id", True)
     assert (tmp_path / "out.parquet.partial" / "notes.txt").read_text() == "mine"
+    out.mkdir()
+    with pytest.raises(FileExistsError, match="which one to continue is unclear"):
+        check_ray_job(str(tmp_path / "c.csv"), str(out), "id", True)
 
 
 def test_what_the_ray_engine_refuses_up_front(tmp_path):

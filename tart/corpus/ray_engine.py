@@ -7,10 +7,12 @@ TaskSpec as the local engine, so the labels are the same), then labels batch aft
 the cluster each actor takes one (`num_gpus=1`) and embeds on it. Without an address a local Ray is
 started. The output is a Parquet dataset (a folder of part files, readable as one table by pyarrow,
 pandas or Ray): written under OUTPUT.partial and renamed to OUTPUT when every part is written (a remote
-URI such as s3://... is written in place). Ray's readers give no line numbers: without an id column
-(and for plain text) the driver reads a local corpus itself, with the local engine's reader, so that the
-ids are the same line / row numbers, and hands Ray the numbered rows (held in Ray's object store, which
-spills to disk); a remote corpus needs an id column. Ray's own retries recover from a lost actor; `--resume` recovers from a killed job: every part
+URI such as s3://... is written in place).
+
+Ray's readers give no line numbers: without an id column (and for plain text) the driver reads a local
+corpus itself, with the local engine's reader, so that the ids are the same line / row numbers, and hands
+Ray the numbered rows (held in Ray's object store, which spills to disk); a remote corpus needs an id
+column. Ray's own retries recover from a lost actor; `--resume` recovers from a killed job: every part
 file in OUTPUT.partial that reads whole holds rows that are done, a torn one (its write cut short) is
 removed, and only the rows whose ids are not done are labelled, into new part files beside them.
 
@@ -54,9 +56,12 @@ def check_ray_job(texts: str, output: str | None, id_column: str | None, resume:
                 raise FileExistsError(f"{path} exists; pass --resume to continue the run that wrote it, or "
                                       "remove it")
     else:
-        for path in (Path(output), Path(f"{output}.partial")):
-            if path.exists():
-                _done_ids(path, remove_torn=False)  # ours to continue, or refused untouched
+        found = [path for path in (Path(output), Path(f"{output}.partial")) if path.exists()]
+        if len(found) == 2:
+            raise FileExistsError(f"both {found[0]} and {found[1]} exist: which one to continue is unclear; "
+                                  "remove one")
+        for path in found:
+            _done_ids(path, remove_torn=False)  # ours to continue, or refused untouched
     _import_ray()
 
 
@@ -64,7 +69,8 @@ def _done_ids(folder: Path, remove_torn: bool = True):
     """The ids in a Ray output folder's part files (one pyarrow array, or None if there are none). A part
     that does not read whole was cut short by the kill: removed (with remove_torn), its rows labelled
     again. A folder that is not a tart classify output is refused, untouched."""
-    from tart.corpus.output import RESULT_KEYS, import_pyarrow
+    from tart.corpus.output import RESULT_KEYS
+    from tart.corpus.reader import import_pyarrow
 
     pa = import_pyarrow()
     refused = ValueError(f"{folder}: not a tart classify --engine ray output (a folder of Parquet parts with "
