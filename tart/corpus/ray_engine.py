@@ -145,10 +145,11 @@ def _numbered(ray, texts: str, text_column: str, chunk_size: int, done):
     return ray.data.from_arrow(blocks) if blocks else None  # None: a resumed job found every row done
 
 
-def _read(ray, texts: str, columns: list[str]):
+def _read(ray, texts: str):
+    """The corpus as Ray reads it; the caller selects the two columns (Ray pushes that into the read)."""
     fmt = corpus_format(texts)
     if fmt == "parquet":
-        return ray.data.read_parquet(texts, columns=columns, **IO)
+        return ray.data.read_parquet(texts, **IO)
     if fmt == "jsonl":
         return ray.data.read_json(texts, lines=True, **IO)
     return ray.data.read_csv(texts, **IO)
@@ -195,7 +196,7 @@ def classify_corpus_ray(spec: TaskSpec, texts: str, output: str, text_column: st
     if not id_column or corpus_format(texts) == "text":  # numbered by the driver, done rows left out
         ds, id_column, text_column = _numbered(ray, texts, text_column, chunk_size, done), "id", "text"
     else:
-        ds = _read(ray, texts, [text_column, id_column])
+        ds = _read(ray, texts)
         names = ds.schema().names
         for column in (text_column, id_column):
             if column not in names:
