@@ -15,8 +15,8 @@ reserved for independent checks (`tart.training.reserved`), and none of them dic
   labelled by package, and within a large package by its sub-package;
 - `python-stdlib`: first sentences of the standard library's docstrings, labelled by module;
 - `user-text/{name}`: the `bank` datasets of user-written text (`tart.training.user_text`: intents,
-  emotions, questions, spam), labelled by their own labels. They get `USER_SHARE` of the tasks: they
-  are what users classify.
+  emotions, questions, spam, news, tweets' sentiment, irony, hate and stance topics), labelled by their
+  own labels. They get `USER_SHARE` of the tasks: they are what users classify.
 
 Every class carries a *name*, the text the head reads for it beside the examples: the dataset's own
 label (`play_music` -> "play music", or the manifest's name for a code like TREC's "HUM"), the Debian
