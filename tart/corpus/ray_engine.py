@@ -50,29 +50,27 @@ def check_ray_job(texts: str, output: str | None, id_column: str | None, resume:
     if "://" in output:
         if resume:
             raise ValueError(f"--resume with --engine ray needs a local output folder, not {output}")
-    elif not resume:
-        for path in (Path(output), Path(f"{output}.partial")):
-            if path.exists():
-                raise FileExistsError(f"{path} exists; pass --resume to continue the run that wrote it, or "
-                                      "remove it")
     else:
         found = [path for path in (Path(output), Path(f"{output}.partial")) if path.exists()]
+        if found and not resume:
+            raise FileExistsError(f"{found[0]} exists; pass --resume to continue the run that wrote it, or "
+                                  "remove it")
         if len(found) == 2:
             raise FileExistsError(f"both {found[0]} and {found[1]} exist: which one to continue is unclear; "
                                   "remove one")
         for path in found:
-            _done_ids(path, remove_torn=False)  # ours to continue, or refused untouched
+            _whole_parts(path, remove_torn=False)  # ours to continue, or refused untouched
     _import_ray()
 
 
-def _done_ids(folder: Path, remove_torn: bool = True):
-    """The ids in a Ray output folder's part files (one pyarrow array, or None if there are none). A part
-    that does not read whole was cut short by the kill: removed (with remove_torn), its rows labelled
-    again. A folder that is not a tart classify output is refused, untouched."""
+def _whole_parts(folder: Path, remove_torn: bool):
+    """A Ray output folder's part files that read whole. A part without a Parquet footer was cut short by
+    a kill: removed (with remove_torn), its rows labelled again. A folder that is not a tart classify
+    output is refused, untouched."""
     from tart.corpus.output import RESULT_KEYS
     from tart.corpus.reader import import_pyarrow
 
-    pa = import_pyarrow()
+    pq = import_pyarrow().parquet
     refused = ValueError(f"{folder}: not a tart classify --engine ray output (a folder of Parquet parts with "
                          "columns id, label, scores), and is left as it is")
     if not folder.is_dir():
@@ -80,32 +78,38 @@ def _done_ids(folder: Path, remove_torn: bool = True):
     parts = sorted(folder.iterdir())
     if any(not p.is_file() or p.suffix != ".parquet" for p in parts):
         raise refused
-    ids = []
+    whole = []
     for part in parts:
         try:
-            schema = pa.parquet.read_schema(part)
+            schema = pq.read_schema(part)
         except Exception:  # no footer: a torn write (pyarrow's errors have no common base)
             if remove_torn:
                 part.unlink()
             continue
         if set(schema.names) != RESULT_KEYS:
             raise refused
-        ids += pa.parquet.read_table(part, columns=["id"]).column("id").chunks
+        whole.append(part)
+    return whole
+
+
+def _done_ids(folder: Path):
+    """The ids in a resumed job's whole parts (one pyarrow array, or None if there are none); torn parts
+    are removed."""
+    from tart.corpus.reader import import_pyarrow
+
+    pa = import_pyarrow()
+    ids = [c for part in _whole_parts(folder, remove_torn=True)
+           for c in pa.parquet.read_table(part, columns=["id"]).column("id").chunks]
     return pa.concat_arrays(ids) if ids else None
 
 
-class _NotDone:
-    """Keeps the rows of a batch whose ids are not in `done` (a resumed job)."""
+def _not_done(batch, done, id_column: str):
+    """The rows of a batch whose ids are not in `done` (a resumed job)."""
+    import pyarrow.compute as pc
 
-    def __init__(self, done, id_column: str):
-        self.done, self.id_column = done, id_column
-
-    def __call__(self, batch):
-        import pyarrow.compute as pc
-
-        ids = batch.column(self.id_column)
-        done = self.done.cast(ids.type)  # the same reader infers the same type; a cast keeps it so
-        return batch.filter(pc.invert(pc.is_in(ids, value_set=done)))
+    ids = batch.column(id_column)
+    done = done.cast(ids.type)  # the same reader infers the same type; a cast keeps it so
+    return batch.filter(pc.invert(pc.is_in(ids, value_set=done)))
 
 
 class _Labelling:
@@ -203,8 +207,8 @@ def classify_corpus_ray(spec: TaskSpec, texts: str, output: str, text_column: st
                 raise ValueError(f"{texts}: column {column!r} not found; columns found: {', '.join(names)}")
         ds = ds.select_columns([id_column, text_column])
         if done is not None:
-            ds = ds.map_batches(_NotDone, fn_constructor_kwargs={"done": done, "id_column": id_column},
-                                batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=1), **IO)
+            ds = ds.map_batches(_not_done, fn_kwargs={"done": done, "id_column": id_column},
+                                batch_format="pyarrow", **IO)
     ds = ds.map_batches(
         _Labelling, fn_constructor_kwargs={"spec": spec, "text_column": text_column, "id_column": id_column},
         batch_size=chunk_size, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=n_actors),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,9 +40,8 @@ class TaskBank:
     @functools.cached_property
     def source_weights(self) -> np.ndarray:
         """Per task, the probability that makes every source equally likely (its tasks share it evenly)."""
-        sources = [s for _, s in self.tasks]
-        counts = {s: sources.count(s) for s in set(sources)}
-        return np.array([1 / (len(counts) * counts[s]) for s in sources])
+        counts = Counter(s for _, s in self.tasks)
+        return np.array([1 / (len(counts) * counts[s]) for _, s in self.tasks])
 
 
 @functools.lru_cache(maxsize=None)
