@@ -19,6 +19,13 @@ with each name counted as `w` more examples, refined by soft k-means over the un
 weight `rho` (`side_mean_scores`); `w` and `rho` are read out per query by the Transformer, which so
 decides per task how much to trust each signal.
 
+A side-input head with `base_inputs` also reads what its base already knows, in n_classes + 1 more
+input columns (zero for side tokens): each query token carries the class probabilities of the base with
+its initial weights (w = 1, rho = 1/2), and each context token a flag saying whether the class means of
+the context points before it (and the names) get its label right (+1), wrong (-1), or cannot (0: its
+class has neither). So the Transformer can learn where a correction pays: where the base is unsure of
+a query, or errs on the context, and not where it is already right.
+
 Written like Hugging Face's modeling_gpt2 (config + PreTrainedModel, save/load through safetensors),
 without GPT-2's 50257-row token table, which the head never uses.
 """
@@ -52,6 +59,7 @@ class TartConfig(PretrainedConfig):
         residual: str = "none",
         side_inputs: bool = False,
         refine_steps: int = 2,
+        base_inputs: bool = False,
         **kwargs,
     ):
         self.n_dims = n_dims  # input size: features are padded with zeros or projected to it
@@ -68,6 +76,7 @@ class TartConfig(PretrainedConfig):
         # name and unlabelled tokens (multi-class heads with a residual): see the module docstring
         self.side_inputs = side_inputs
         self.refine_steps = refine_steps  # soft k-means steps of the base over the unlabelled points
+        self.base_inputs = base_inputs  # the base's view as inputs (side-input heads): see the module docstring
         super().__init__(**kwargs)
         self.validate()
 
@@ -85,6 +94,8 @@ class TartConfig(PretrainedConfig):
         if self.side_inputs and (not self.multiclass or self.residual != "nearest-mean"):
             raise ValueError("TartConfig.side_inputs needs a multi-class head (n_classes > 2) with "
                              "residual='nearest-mean'")
+        if self.base_inputs and not self.side_inputs:
+            raise ValueError("TartConfig.base_inputs needs a side-input head (side_inputs=True)")
 
     @property
     def multiclass(self) -> bool:
@@ -98,6 +109,11 @@ class TartConfig(PretrainedConfig):
     def n_flags(self) -> int:
         """Token-kind flags after the label code: query; and name, unlabelled for a side-input head."""
         return 3 if self.side_inputs else 1
+
+    @property
+    def n_inputs(self) -> int:
+        """Input columns of a token: features, label code, flags, and the base's view (`base_inputs`)."""
+        return self.n_dims + self.label_width + self.n_flags + (self.n_classes + 1 if self.base_inputs else 0)
 
 
 class SelfAttention(nn.Module):
@@ -195,10 +211,10 @@ def side_mean_scores(x_context, y_context, x_query, context_lengths, n_classes: 
     `unlabeled_weight`; semi-supervised prototypes, arXiv 1803.00676). A class is present if the query
     sees a context point of it or it is named; logits are centred over the present classes, 0 elsewhere.
     name_weight, unlabeled_weight: (B, q). Returns (B, q, n_classes)."""
-    B, k, d = x_context.shape
+    B, k, _ = x_context.shape
     q = x_query.shape[1]
     x_context, x_query = x_context.float(), x_query.float()
-    visible = (torch.arange(k, device=x_query.device) < context_lengths[..., None]).float().expand(B, q, k)
+    visible = _visible(k, context_lengths).expand(B, q, k)
     onehot = F.one_hot(y_context.long(), n_classes).float()  # (B, k, C)
     sums = torch.einsum("bqk,bkc,bkd->bqcd", visible, onehot, x_context)
     counts = visible @ onehot  # (B, q, C)
@@ -222,6 +238,43 @@ def side_mean_scores(x_context, y_context, x_query, context_lengths, n_classes: 
     seen = present.float()
     centre = (scores * seen).sum(-1, keepdim=True) / seen.sum(-1, keepdim=True).clamp_min(1)
     return (scores - centre) * seen
+
+
+def _visible(k: int, context_lengths: torch.Tensor) -> torch.Tensor:
+    """(…, q, k) float: 1 where query j sees context point i."""
+    return (torch.arange(k, device=context_lengths.device) < context_lengths[..., None]).float()
+
+
+def base_probabilities(scores: torch.Tensor, y_context, context_lengths, n_classes: int, names_mask) -> torch.Tensor:
+    """Softmax of a base's scores (B, q, C) over the classes each query sees (a context point of the
+    class, or its name); 0 for the others."""
+    B, k = y_context.shape
+    onehot = F.one_hot(y_context.long(), n_classes).float()
+    present = _visible(k, context_lengths).expand(B, -1, k) @ onehot > 0
+    if names_mask is not None:
+        present = present | names_mask[:, None, :]
+    return torch.softmax(scores.float().masked_fill(~present, float("-inf")), -1).nan_to_num(0.0)
+
+
+def prequential_flags(x_context, y_context, n_classes: int, x_names, names_mask) -> torch.Tensor:
+    """Per context point (B, k): +1 if the nearest class mean of the context points before it (each name
+    one more example of its class) is its own class, -1 if another, 0 if its class has no earlier point
+    and no name. Only earlier points count, as the causal mask lets a query see a prefix of the context."""
+    x = x_context.float()
+    onehot = F.one_hot(y_context.long(), n_classes).float()  # (B, k, C)
+    own = onehot[..., None] * x[:, :, None, :]  # (B, k, C, d)
+    sums, counts = own.cumsum(1) - own, onehot.cumsum(1) - onehot  # before each point
+    if x_names is not None:
+        named = names_mask.float()[:, None, :]
+        sums = sums + named[..., None] * x_names.float()[:, None]
+        counts = counts + named
+    present = counts > 0
+    means = sums / counts.clamp_min(1e-6)[..., None]
+    scores = torch.einsum("bkd,bkcd->bkc", x, means) - 0.5 * (means * means).sum(-1)
+    guess = scores.masked_fill(~present, float("-inf")).argmax(-1)
+    y = y_context.long()
+    known = present.gather(-1, y[..., None])[..., 0]
+    return torch.where(guess == y, 1.0, -1.0) * known
 
 
 def side_attention_mask(n_side: int, k: int, context_lengths: torch.Tensor, side_present: torch.Tensor) -> torch.Tensor:
@@ -262,7 +315,7 @@ class TartReasoningModel(PreTrainedModel):
 
     def __init__(self, config: TartConfig):
         super().__init__(config)
-        self.read_in = nn.Linear(config.n_dims + config.label_width + config.n_flags, config.n_embd)
+        self.read_in = nn.Linear(config.n_inputs, config.n_embd)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
         self.ln_f = nn.LayerNorm(config.n_embd)
         # a side-input head reads out two more numbers per query: the base's name and unlabelled weights
@@ -319,9 +372,11 @@ class TartReasoningModel(PreTrainedModel):
         ctx = torch.cat([x_context, self._label_code(y_context).to(x_context.dtype), flags], -1)
         query_flag = F.one_hot(torch.tensor(0), n_flags).to(x_query)
         qry = torch.cat([x_query, x_query.new_zeros(B, q, self.config.label_width), query_flag.expand(B, q, -1)], -1)
-        tokens = [ctx, qry] if side is None else [side.tokens, ctx, qry]
-        h = self.read_in(torch.cat(tokens, 1).to(dtype))
+        tokens = torch.cat([ctx, qry] if side is None else [side.tokens, ctx, qry], 1)
         n_side = 0 if side is None else side.tokens.shape[1]
+        if self.config.base_inputs:
+            tokens = torch.cat([tokens, self._base_view(x_context, y_context, x_query, context_lengths, side, n_side)], -1)
+        h = self.read_in(tokens.to(dtype))
         allowed = attention_mask(k, context_lengths) if side is None else \
             side_attention_mask(n_side, k, context_lengths, side.present)
         for block in self.blocks:
@@ -358,6 +413,22 @@ class TartReasoningModel(PreTrainedModel):
                 labels = F.one_hot(labels.long(), self.config.n_classes).float()
             loss = -(labels.float() * log_p).sum(-1).mean()
         return TartOutput(loss=loss, logits=logits)
+
+    @torch.no_grad()
+    def _base_view(self, x_context, y_context, x_query, context_lengths, side, n_side: int) -> torch.Tensor:
+        """The `base_inputs` columns of every token (B, n_side + k + q, n_classes + 1): the base's class
+        probabilities on query tokens, the prequential flag on context tokens, zeros on side tokens."""
+        B, k, _ = x_context.shape
+        q, C = x_query.shape[1], self.config.n_classes
+        scores = side_mean_scores(
+            x_context, y_context, x_query, context_lengths, C, side.x_names, side.names_mask, side.x_unlabeled,
+            side.unlabeled_mask, name_weight=x_query.new_ones(B, q), unlabeled_weight=x_query.new_full((B, q), 0.5),
+            steps=self.config.refine_steps, temperature=self.refine_log_temperature.exp())
+        view = x_query.new_zeros(B, n_side + k + q, C + 1)
+        view[:, n_side : n_side + k, C] = prequential_flags(x_context, y_context, C, side.x_names, side.names_mask)
+        view[:, n_side + k :, :C] = base_probabilities(self.residual_scale * scores, y_context, context_lengths, C,
+                                                         side.names_mask)
+        return view
 
     def _side_tokens(self, x_context, x_names, names_mask, x_unlabeled, unlabeled_mask) -> "SideTokens | None":
         """The name and unlabelled tokens of a side-input head (None for a head without them)."""

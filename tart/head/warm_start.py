@@ -1,7 +1,7 @@
 """Surgery on a trained head: start a new `TartReasoningModel` from one of another shape.
 
 - `warm_start`: copy a trained head into a new one that is the same, has a residual added, or is
-  wider (more inputs, or a binary head's label turned into label slots), so that it starts out
+  wider (more inputs or the base's view as inputs, or a binary head's label turned into label slots), so that it starts out
   answering as the old one did;
 - `spread_label_slots`: give label slots that share a code (as a widened binary head's do) codes of
   their own, so that training can tell them apart.
@@ -19,8 +19,8 @@ from tart.head.model import TartReasoningModel
 @torch.no_grad()
 def warm_start(model: TartReasoningModel, source: TartReasoningModel, name: str) -> None:
     """Start from a trained head. Same shape: copy everything (a head with a `residual` may start from
-    one without, or with another). A multi-class head into one with a wider input (n_dims): the new
-    input columns start at zero. A binary head into a wider or
+    one without, or with another). A multi-class head into one with a wider input (n_dims, or
+    `base_inputs` added): the new input columns start at zero. A binary head into a wider or
     multi-class one: copy the blocks; the old input columns go to the first n_dims inputs; the +-1
     label column becomes label slots with alternating signs and the one logit becomes alternating
     +-logit/2, so on slots (2i, 2i+1) the new head starts out computing exactly the old one."""
@@ -34,18 +34,20 @@ def warm_start(model: TartReasoningModel, source: TartReasoningModel, name: str)
         spread_label_slots(model)
         return
     same_trunk = (new.n_embd, new.n_layer, new.n_head, new.mlp_ratio) == (old.n_embd, old.n_layer, old.n_head, old.mlp_ratio)
-    if not same_trunk or new.n_dims < old.n_dims or (old.multiclass and new.n_classes != old.n_classes):
+    narrower = new.n_dims < old.n_dims or (old.base_inputs and not new.base_inputs)
+    if not same_trunk or narrower or (old.multiclass and new.n_classes != old.n_classes):
         raise ValueError(f"init_from {name!r} does not match [model]: a head can only be widened (same n_embd, "
-                         "n_layer, n_head, mlp_ratio; n_dims may grow, and n_classes if the head is binary)")
+                         "n_layer, n_head, mlp_ratio; n_dims may grow, and n_classes if the head is binary; "
+                         "base_inputs may be added)")
     w_in, w_out = source.read_in.weight, source.read_out.weight
     if old.multiclass and new.side_inputs and not old.side_inputs:
         _add_side_inputs(model, source)
         return
-    if old.multiclass:  # wider input only: new input columns start at zero, so the head starts unchanged
+    if old.multiclass:  # wider input only (n_dims, base_inputs): new columns start at zero, the head unchanged
         model.load_state_dict({k: v for k, v in given.items() if not k.startswith("read_in.")}, strict=False)
         model.read_in.weight.zero_()
         model.read_in.weight[:, : old.n_dims] = w_in[:, : old.n_dims]
-        model.read_in.weight[:, new.n_dims :] = w_in[:, old.n_dims :]
+        model.read_in.weight[:, new.n_dims : new.n_dims + old.n_inputs - old.n_dims] = w_in[:, old.n_dims :]
         model.read_in.bias.copy_(source.read_in.bias)
         return
     state = {k: v for k, v in given.items() if not k.startswith(("read_in", "read_out"))}
