@@ -297,3 +297,26 @@ def test_bank_family_gives_named_tasks_their_names(named_bank, monkeypatch):
     # every class of a task is named (p_names = 1), in its slot, and no other slot
     assert torch.equal(b.names_mask, b.x_names.abs().sum(-1) > 0)
     assert torch.all(b.names_mask.sum(1) >= 2) and torch.all(b.class_mask >= b.names_mask)
+
+
+def test_bank_share_measures_a_head_against_its_base_on_the_sources_named(named_bank, monkeypatch, tmp_path):
+    from tart.evaluate.bank_share import measure
+    from tart.head.model import TartConfig, TartReasoningModel
+
+    monkeypatch.setattr(episodes, "bank_dir", lambda: named_bank)
+    s = dataclasses.replace(PriorSettings(), bank_embedders=("minilm-l6",), p_binary=0.5)
+    config = TartConfig(n_dims=16, n_embd=32, n_layer=2, n_head=2, max_examples=64, n_classes=10,
+                        residual="nearest-mean", side_inputs=True)
+    torch.manual_seed(0)
+    TartReasoningModel(config).save_pretrained(tmp_path / "random")
+    base_only = TartReasoningModel(config)
+    torch.nn.init.zeros_(base_only.read_out.weight)  # no correction, gates at their start: the base itself
+    base_only.save_pretrained(tmp_path / "base-only")
+    heads = [str(tmp_path / "random"), str(tmp_path / "base-only")]
+    report = measure(heads, ["src-b"], [8], names=True, batches=1, prior=s)
+    assert report["sources"] == ["src-b"]
+    random, same = report["rows"]
+    assert same["share"] == 0 and same["acc"] == same["base"] and same["episodes"] == 64
+    assert random["share"] != 0 and random["se"] > 0  # an untrained correction moves answers
+    with pytest.raises(ValueError, match="no bank source"):
+        measure(heads, ["src-c"], [8], names=True, batches=1, prior=s)
