@@ -97,6 +97,42 @@ def test_training_projects_through_the_inference_projection(monkeypatch):
     assert torch.all(b.x_context[..., 11:] == 0)  # k - 1 = 11 components at most
 
 
+def test_a_weighted_projection_fit_leaves_rows_out():
+    gen = torch.Generator().manual_seed(0)
+    X, Q = torch.randn(3, 12, 20, generator=gen, dtype=torch.float64), torch.randn(3, 5, 20, generator=gen, dtype=torch.float64)
+    weights = torch.ones(3, 12)
+    weights[0, 5:] = 0  # task 0 is fitted on 5 points: 4 components, the rest zero
+    weights[1, 9:] = 0
+    fitted = projection.fit_projection(X, 16, weights=weights)
+    for b, n in enumerate((5, 9, 12)):
+        alone = projection.fit_projection(X[b : b + 1, :n], 16)
+        torch.testing.assert_close(projection.apply_projection(fitted, Q)[b], projection.apply_projection(alone, Q[b : b + 1])[0])
+    assert torch.all(projection.apply_projection(fitted, Q)[0, :, 4:] == 0)
+
+
+@pytest.mark.parametrize("names_once", [True, False])
+def test_names_once_fits_each_tasks_projection_on_its_context_and_its_names(names_once):
+    """The projection centres the points it is fitted on: with names_once, a task's context and its C names
+    (once each, as TartClassifier fits a named task) average to zero; repeated to 10 rows, they do not."""
+    b = batch("gaussian", k=12, q=4, B=64, p_names=1.0, names_once=names_once)
+    offsets = []
+    for t in range(64):
+        points = torch.cat([b.x_context[t], b.x_names[t][b.names_mask[t]]])
+        offsets.append(points.mean(0).abs().max())
+    offsets = torch.stack(offsets)
+    if names_once:
+        assert offsets.max() < 1e-4
+    else:
+        assert (offsets > 1e-2).any()  # the tasks with fewer than 10 classes
+
+
+@pytest.mark.parametrize("per_class, most", [(2, 4), (1, 8)])
+def test_tasks_have_at_most_k_over_min_points_per_class_classes(per_class, most):
+    b = batch("gaussian", k=8, q=4, B=256, min_points_per_class=per_class)
+    n = b.class_mask.sum(1)
+    assert n.max() == most  # drawn up to it
+
+
 def test_seeded_and_reproducible():
     a, b = batch("mlp", B=8, seed=7), batch("mlp", B=8, seed=7)
     assert torch.equal(a.x_context, b.x_context) and torch.equal(a.y_query, b.y_query)

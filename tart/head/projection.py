@@ -32,19 +32,26 @@ class FittedProjection:
     n_dims: int
 
 
-def fit_projection(X: torch.Tensor, n_dims: int, shrinkage: float = DEFAULT_SHRINKAGE, standardize: bool = True) -> FittedProjection:
-    """Fit on X (B, n, D), one projection per task: standardise, PCA, shrunk whitening."""
+def fit_projection(X: torch.Tensor, n_dims: int, shrinkage: float = DEFAULT_SHRINKAGE, standardize: bool = True,
+                   weights: torch.Tensor | None = None) -> FittedProjection:
+    """Fit on X (B, n, D), one projection per task: standardise, PCA, shrunk whitening. `weights` (B, n) of
+    0 / 1 leave rows out of a task's fit (tasks of a batch fitted on different numbers of points, as on
+    their own); a task's components beyond what its own points support are zero."""
     if shrinkage < 0:
         raise ValueError(f"shrinkage must be >= 0, got {shrinkage}")
     if X.dim() != 3 or X.shape[1] < 2:
         raise ValueError(f"projection needs at least 2 points per task, got shape {tuple(X.shape)}")
     n, D = X.shape[1], X.shape[2]
-    mean = X.mean(1, keepdim=True)
-    std = X.std(1, keepdim=True, unbiased=False) + 1e-6 if standardize else torch.ones_like(mean)
+    w = X.new_ones(X.shape[0], n, 1) if weights is None else weights.to(X.dtype)[..., None]
+    n_task = w.sum(1, keepdim=True)  # (B, 1, 1)
+    mean = (w * X).sum(1, keepdim=True) / n_task
+    std = ((w * (X - mean) ** 2).sum(1, keepdim=True) / n_task).sqrt() + 1e-6 if standardize else torch.ones_like(mean)
     m = min(n_dims, n - 1, D)
-    _, s, Vh = torch.linalg.svd((X - mean) / std, full_matrices=False)
-    variances = s[:, :m] ** 2 / (n - 1)
-    scale = 1.0 / torch.sqrt(variances + shrinkage * variances.mean(1, keepdim=True) + 1e-12)
+    _, s, Vh = torch.linalg.svd(w.sqrt() * (X - mean) / std, full_matrices=False)  # a weight-0 row adds nothing
+    supported = (torch.arange(m, device=X.device) < n_task[:, 0] - 1).to(X.dtype)  # (B, m)
+    variances = s[:, :m] ** 2 / (n_task[:, 0] - 1) * supported
+    average = variances.sum(1, keepdim=True) / supported.sum(1, keepdim=True)
+    scale = supported / torch.sqrt(variances + shrinkage * average + 1e-12)
     components = Vh[:, :m].transpose(1, 2)
     # Deterministic signs (as scikit-learn's svd_flip): the largest loading of each component is positive.
     signs = torch.sign(components.gather(1, components.abs().argmax(1, keepdim=True)))

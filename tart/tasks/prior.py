@@ -85,6 +85,13 @@ class PriorSettings:
     unlabeled_max: Annotated[int, Field(ge=0)] = 0
     name_noise_min: float = 0.3  # gaussian: a name is its class mean + a shift shared by the task's names
     name_noise_max: float = 3.0  # + noise of this scale (log-uniform), in the class spread's units
+    # the projection is fitted on the context and each of the task's C names once, as TartClassifier fits
+    # it; False (the heads trained before): on the names repeated to max_classes rows, which weighs the
+    # names of a task with few classes several times (at k = 8, 10 name rows against 8 points)
+    names_once: bool = False
+    # a task has at most k / this classes (2: the heads trained before; 1: as few as one point per class,
+    # as a user with 8 examples of 7 intents has)
+    min_points_per_class: Annotated[int, Field(ge=1)] = 2
 
     @pydantic.model_validator(mode="after")
     def _consistent(self):
@@ -128,7 +135,7 @@ def _randint(gen, lo, hi) -> int:
 
 
 def _n_classes(gen, s: PriorSettings, B: int, k: int) -> torch.Tensor:
-    top = max(2, min(s.max_classes, k // 2))  # at least two context points per class on average
+    top = max(2, min(s.max_classes, k // s.min_points_per_class))  # context points per class, on average
     many = torch.randint(min(3, top), top + 1, (B,), generator=gen)
     return torch.where(torch.rand(B, generator=gen) < s.p_binary, torch.full_like(many, 2), many)
 
@@ -350,7 +357,10 @@ def sample_prior_batch(batch_size: int, k: int, n_queries: int, n_dims: int, n_s
         # fitted on the context and the names, as TartClassifier fits a user's task (the unlabelled points
         # are projected by it)
         fit_on = [x[:, :k]] + ([_own_names(raw_names, C)] if raw_names is not None else [])
-        fitted = projection.fit_projection(torch.cat(fit_on, 1), n_dims, s.shrinkage, s.standardize)
+        weights = None
+        if raw_names is not None and s.names_once:  # the rows past a task's C names count for nothing
+            weights = torch.cat([torch.ones(B, k), (torch.arange(raw_names.shape[1]) < C[:, None]).float()], 1)
+        fitted = projection.fit_projection(torch.cat(fit_on, 1), n_dims, s.shrinkage, s.standardize, weights)
         x_ctx, x_q = projection.apply_projection(fitted, x[:, :k]), projection.apply_projection(fitted, x[:, k : k + q])
         x_u = projection.apply_projection(fitted, x[:, k + q:]) if U else None
         if raw_names is not None:
