@@ -76,7 +76,8 @@ def measure(heads: list[str], sources: list[str], ks: list[int], names: bool, ba
                          "episodes": len(diff)})
             print(f"k={k:3d} {h}: {rows[-1]['acc']:.3f} vs base {rows[-1]['base']:.3f}: "
                   f"{100 * rows[-1]['share']:+.1f} ± {100 * rows[-1]['se']:.1f}", flush=True)
-    return {"sources": sources, "names": names, "ks": ks, "batches": batches, "embedder": prior.bank_embedders[0], "rows": rows}
+    return {"sources": sources, "names": names, "ks": ks, "batches": batches, "embedder": prior.bank_embedders[0],
+            "rows": rows}
 
 
 def main(argv=None) -> int:
