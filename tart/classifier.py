@@ -47,6 +47,7 @@ from tart.defaults import (
     DEFAULT_N_PERMUTATIONS,
     DEFAULT_SHRINKAGE,
     EMBED_BACKENDS,
+    MIN_POINTS_TO_STANDARDIZE,
 )
 from tart.head import ensemble
 from tart.head.load import load_head
@@ -72,9 +73,6 @@ def _is_texts(X) -> bool:
     return isinstance(X, (list, tuple)) and len(X) > 0 and all(isinstance(x, str) for x in X) or (
         isinstance(X, np.ndarray) and X.ndim == 1 and X.dtype.kind in "UO"
     )
-
-
-MIN_POINTS_TO_STANDARDIZE = 8  # fewer: the projection only centres, PCA and whitening (k < 8, zero-shot)
 
 
 def _is_empty(X) -> bool:

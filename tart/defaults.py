@@ -17,7 +17,8 @@ without loading torch).
 - DEFAULT_MAX_UNLABELED: unlabelled texts of a task the head reads at most (a seeded sample of the pool):
   what the side-input heads were trained on.
 - DEFAULT_SHRINKAGE: the per-task projection's shrinkage of the whitening, at inference and in the
-  prior that trains the heads (so that they see their inputs scaled as at inference).
+  prior that trains the heads (so that they see their inputs scaled as at inference);
+  MIN_POINTS_TO_STANDARDIZE: below it (k < 8, zero-shot) the projection does not standardise features.
 - EMBED_BACKENDS: the embedder runtimes one may ask for; `auto` (the default) picks one per call from
   EMBED_BACKEND_TABLE (tart.lm.backends reads it).
 """
@@ -28,6 +29,7 @@ PACKAGED_EMBEDDERS = (DEFAULT_EMBEDDER, DEFAULT_CAUSAL_LM)
 SETFIT_BODY = "minilm-l6"
 DEFAULT_N_PERMUTATIONS = 4
 DEFAULT_SHRINKAGE = 0.5
+MIN_POINTS_TO_STANDARDIZE = 8  # a task's projection fitted on fewer points only centres, PCA and whitening
 DEFAULT_MAX_UNLABELED = 64
 EMBED_DTYPES = ("auto", "bfloat16", "float32")
 EMBED_BACKENDS = ("auto", "torch", "onnx", "onnx-int8")  # embedder runtimes (tart.lm.onnx runs the ONNX ones)

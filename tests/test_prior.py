@@ -108,6 +108,11 @@ def test_a_weighted_projection_fit_leaves_rows_out():
         alone = projection.fit_projection(X[b : b + 1, :n], 16)
         torch.testing.assert_close(projection.apply_projection(fitted, Q)[b], projection.apply_projection(alone, Q[b : b + 1])[0])
     assert torch.all(projection.apply_projection(fitted, Q)[0, :, 4:] == 0)
+    # below standardize_from fitted points a task is not standardised, as TartClassifier fits it
+    fewer = projection.fit_projection(X, 16, weights=weights, standardize_from=8)
+    plain = projection.fit_projection(X[:1, :5], 16, standardize=False)
+    torch.testing.assert_close(projection.apply_projection(fewer, Q)[0], projection.apply_projection(plain, Q[:1])[0])
+    torch.testing.assert_close(projection.apply_projection(fewer, Q)[1:], projection.apply_projection(fitted, Q)[1:])
 
 
 @pytest.mark.parametrize("names_once", [True, False])

@@ -320,3 +320,17 @@ def test_bank_share_measures_a_head_against_its_base_on_the_sources_named(named_
     assert random["share"] != 0 and random["se"] > 0  # an untrained correction moves answers
     with pytest.raises(ValueError, match="no bank source"):
         measure(heads, ["src-c"], [8], names=True, batches=1, prior=s)
+
+
+def test_zero_shot_bank_batches_read_only_names_and_unlabelled_points(named_bank, monkeypatch):
+    monkeypatch.setattr(episodes, "bank_dir", lambda: named_bank)
+    s = dataclasses.replace(PriorSettings(), bank_embedders=("minilm-l6",), p_names=1.0, names_once=True,
+                            unlabeled_max=8, p_zero_shot=1.0)
+    b = sample_prior_batch(8, 16, 8, 16, 10, s, torch.Generator().manual_seed(0), family="bank")
+    assert b.x_context.shape == (8, 0, 16) and b.y_context.shape == (8, 0)
+    assert torch.equal(b.class_mask, b.names_mask) and torch.all(b.class_mask.gather(1, b.y_query))
+    for t in range(8):  # fitted on the task's names alone: they are centred
+        assert b.x_names[t][b.names_mask[t]].mean(0).abs().max() < 1e-4
+    fewshot = sample_prior_batch(8, 16, 8, 16, 10, dataclasses.replace(s, p_zero_shot=0.0),
+                                 torch.Generator().manual_seed(0), family="bank")
+    assert fewshot.x_context.shape == (8, 16, 16)

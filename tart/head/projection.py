@@ -33,10 +33,11 @@ class FittedProjection:
 
 
 def fit_projection(X: torch.Tensor, n_dims: int, shrinkage: float = DEFAULT_SHRINKAGE, standardize: bool = True,
-                   weights: torch.Tensor | None = None) -> FittedProjection:
+                   weights: torch.Tensor | None = None, standardize_from: int = 0) -> FittedProjection:
     """Fit on X (B, n, D), one projection per task: standardise, PCA, shrunk whitening. `weights` (B, n) of
     0 / 1 leave rows out of a task's fit (tasks of a batch fitted on different numbers of points, as on
-    their own); a task's components beyond what its own points support are zero."""
+    their own); a task's components beyond what its own points support are zero. `standardize_from`: a
+    task fitted on fewer points is not standardised (as TartClassifier fits one: MIN_POINTS_TO_STANDARDIZE)."""
     if shrinkage < 0:
         raise ValueError(f"shrinkage must be >= 0, got {shrinkage}")
     if X.dim() != 3 or X.shape[1] < 2:
@@ -46,6 +47,7 @@ def fit_projection(X: torch.Tensor, n_dims: int, shrinkage: float = DEFAULT_SHRI
     n_task = w.sum(1, keepdim=True)  # (B, 1, 1)
     mean = (w * X).sum(1, keepdim=True) / n_task
     std = ((w * (X - mean) ** 2).sum(1, keepdim=True) / n_task).sqrt() + 1e-6 if standardize else torch.ones_like(mean)
+    std = torch.where(n_task >= standardize_from, std, torch.ones_like(std))
     m = min(n_dims, n - 1, D)
     _, s, Vh = torch.linalg.svd(w.sqrt() * (X - mean) / std, full_matrices=False)  # a weight-0 row adds nothing
     supported = (torch.arange(m, device=X.device) < n_task[:, 0] - 1).to(X.dtype)  # (B, m)

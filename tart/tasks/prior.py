@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from pydantic import Field
 
 from tart.head import projection
-from tart.defaults import DEFAULT_SHRINKAGE, PACKAGED_EMBEDDERS
+from tart.defaults import MIN_POINTS_TO_STANDARDIZE, DEFAULT_SHRINKAGE, PACKAGED_EMBEDDERS
 from tart.tasks.synthetic import sample_tasks
 
 FAMILIES = ("gaussian", "linear", "mlp", "tart", "real", "bank")
@@ -92,6 +92,9 @@ class PriorSettings:
     # a task has at most k / this classes (2: the heads trained before; 1: as few as one point per class,
     # as a user with 8 examples of 7 intents has)
     min_points_per_class: Annotated[int, Field(ge=1)] = 2
+    # a named bank batch is zero-shot with this probability: no context, only the names and the unlabelled
+    # points (k = 0, up to max_classes classes), projected as TartClassifier projects a zero-shot task
+    p_zero_shot: Annotated[float, Field(ge=0, le=1)] = 0.0
 
     @pydantic.model_validator(mode="after")
     def _consistent(self):
@@ -135,7 +138,7 @@ def _randint(gen, lo, hi) -> int:
 
 
 def _n_classes(gen, s: PriorSettings, B: int, k: int) -> torch.Tensor:
-    top = max(2, min(s.max_classes, k // s.min_points_per_class))  # context points per class, on average
+    top = s.max_classes if k == 0 else max(2, min(s.max_classes, k // s.min_points_per_class))  # points per class
     many = torch.randint(min(3, top), top + 1, (B,), generator=gen)
     return torch.where(torch.rand(B, generator=gen) < s.p_binary, torch.full_like(many, 2), many)
 
@@ -318,6 +321,8 @@ def sample_prior_batch(batch_size: int, k: int, n_queries: int, n_dims: int, n_s
     # a batch is named (every task, all its classes) with probability p_names, so that the projection is
     # fitted on the names too, as TartClassifier fits it on a named task's support, pool and names
     named_batch = side and s.p_names > 0 and bool(torch.rand(1, generator=gen) < s.p_names)
+    if named_batch and family == "bank" and s.p_zero_shot > 0 and bool(torch.rand(1, generator=gen) < s.p_zero_shot):
+        k = 0  # zero-shot: what a user with label names and no example has
     raw_names = None
     if family == "tart":
         t = sample_tasks(B, k, q, d=min(16, n_dims), n_dims=n_dims, alpha=s.tart_alpha, generator=gen)
@@ -360,7 +365,8 @@ def sample_prior_batch(batch_size: int, k: int, n_queries: int, n_dims: int, n_s
         weights = None
         if raw_names is not None and s.names_once:  # the rows past a task's C names count for nothing
             weights = torch.cat([torch.ones(B, k), (torch.arange(raw_names.shape[1]) < C[:, None]).float()], 1)
-        fitted = projection.fit_projection(torch.cat(fit_on, 1), n_dims, s.shrinkage, s.standardize, weights)
+        fitted = projection.fit_projection(torch.cat(fit_on, 1), n_dims, s.shrinkage, s.standardize, weights,
+                                           standardize_from=MIN_POINTS_TO_STANDARDIZE if k == 0 else 0)
         x_ctx, x_q = projection.apply_projection(fitted, x[:, :k]), projection.apply_projection(fitted, x[:, k : k + q])
         x_u = projection.apply_projection(fitted, x[:, k + q:]) if U else None
         if raw_names is not None:
