@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from pydantic import Field
 
 from tart.head import projection
-from tart.defaults import MIN_POINTS_TO_STANDARDIZE, DEFAULT_SHRINKAGE, PACKAGED_EMBEDDERS
+from tart.defaults import DEFAULT_SHRINKAGE, MIN_POINTS_TO_STANDARDIZE, PACKAGED_EMBEDDERS
 from tart.tasks.synthetic import sample_tasks
 
 FAMILIES = ("gaussian", "linear", "mlp", "tart", "real", "bank")
