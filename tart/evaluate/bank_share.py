@@ -26,24 +26,22 @@ BASE = "base"  # the side base with its initial weights (a name = 1 example, an 
 def episode_accuracies(heads: dict, prior, k: int, batches: int, batch_size: int = 64, n_queries: int = 32,
                        seed: int = 0) -> dict[str, np.ndarray]:
     """Per episode, the accuracy of each head and of the base on its queries (argmax of the soft target)."""
-    from tart.head.model import side_mean_scores
+    from tart.head.model import initial_base_scores
     from tart.tasks.prior import sample_prior_batch
     from tart.tasks.synthetic import make_generator
 
-    n_slots = next(iter(heads.values())).config.n_classes
+    config = next(iter(heads.values())).config  # the heads share their input size and slots
     out = {name: [] for name in [BASE, *heads]}
     for i in range(batches):
-        b = sample_prior_batch(batch_size, k, n_queries, next(iter(heads.values())).config.n_dims, n_slots, prior,
+        b = sample_prior_batch(batch_size, k, n_queries, config.n_dims, config.n_classes, prior,
                                make_generator(seed + 1000 * k + i, "cpu"), family="bank")
         y = b.p_query.argmax(-1)
         side = {"x_names": b.x_names, "names_mask": b.names_mask, "x_unlabeled": b.x_unlabeled}
         for name, head in heads.items():
             logits = head(b.x_context, b.y_context, b.x_query, class_mask=b.class_mask, **side).logits
             out[name].append((logits.argmax(-1) == y).float().mean(1).numpy())
-        B, q = y.shape
-        u_mask = None if b.x_unlabeled is None else torch.ones(b.x_unlabeled.shape[:2], dtype=torch.bool)
-        scores = side_mean_scores(b.x_context, b.y_context, b.x_query, torch.full((q,), k), n_slots, b.x_names,
-                                  b.names_mask, b.x_unlabeled, u_mask, torch.ones(B, q), torch.full((B, q), 0.5), 2)
+        scores = initial_base_scores(b.x_context, b.y_context, b.x_query, torch.full((y.shape[1],), k),
+                                     config.n_classes, b.x_names, b.names_mask, b.x_unlabeled, None, steps=2)
         out[BASE].append((scores.masked_fill(~b.class_mask[:, None, :], float("-inf")).argmax(-1) == y)
                          .float().mean(1).numpy())
     return {name: np.concatenate(accs) for name, accs in out.items()}
@@ -57,7 +55,10 @@ def measure(heads: list[str], sources: list[str], ks: list[int], names: bool, ba
     from tart.tasks.episodes import load_bank
 
     every = load_bank(embedder or prior.bank_embedders[0]).sources()
-    chosen = lambda s, x: s == x or s.startswith(x + "/")  # noqa: E731  a group: user-text = user-text/*
+
+    def chosen(source: str, name: str) -> bool:  # a group: user-text = user-text/*
+        return source == name or source.startswith(name + "/")
+
     unknown = [x for x in sources if not any(chosen(s, x) for s in every)]
     if unknown:
         raise ValueError(f"no bank source {unknown}: the bank has {every}")

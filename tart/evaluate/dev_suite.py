@@ -272,14 +272,13 @@ class SideBase:
         import torch
 
         from tart.head.ensemble import project
-        from tart.head.model import side_mean_scores
+        from tart.head.model import initial_base_scores
 
         Q = torch.as_tensor(project(self.projection_, X))[None]
-        C, q = len(self.classes_), Q.shape[1]
+        C = len(self.classes_)
         names_mask = None if self.names_ is None else torch.ones(1, C, dtype=torch.bool)
-        u_mask = None if self.U_ is None else torch.ones(1, self.U_.shape[1], dtype=torch.bool)
-        scores = side_mean_scores(self.S_, self.y_, Q, torch.tensor([self.S_.shape[1]]), C, self.names_, names_mask,
-                                  self.U_, u_mask, torch.ones(1, q), torch.full((1, q), 0.5), self.steps)[0]
+        scores = initial_base_scores(self.S_, self.y_, Q, torch.tensor([self.S_.shape[1]]), C, self.names_, names_mask,
+                                     self.U_, None, self.steps)[0]
         return self.classes_[scores.argmax(-1).numpy()]
 
 

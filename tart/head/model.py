@@ -240,6 +240,19 @@ def side_mean_scores(x_context, y_context, x_query, context_lengths, n_classes: 
     return (scores - centre) * seen
 
 
+def initial_base_scores(x_context, y_context, x_query, context_lengths, n_classes: int, x_names, names_mask,
+                        x_unlabeled, unlabeled_mask, steps: int, temperature: torch.Tensor | float = 1.0) -> torch.Tensor:
+    """`side_mean_scores` with the weights a side-input head starts from (its read-out at zero: 2·sigmoid(0)
+    and sigmoid(0)): a name counts as one example, an unlabelled point as half of one. Unlabelled points
+    are all present unless `unlabeled_mask` says otherwise."""
+    B, q = x_query.shape[:2]
+    if x_unlabeled is not None and unlabeled_mask is None:
+        unlabeled_mask = torch.ones(x_unlabeled.shape[:2], dtype=torch.bool, device=x_unlabeled.device)
+    return side_mean_scores(x_context, y_context, x_query, context_lengths, n_classes, x_names, names_mask,
+                            x_unlabeled, unlabeled_mask, name_weight=x_query.new_ones(B, q),
+                            unlabeled_weight=x_query.new_full((B, q), 0.5), steps=steps, temperature=temperature)
+
+
 def _visible(k: int, context_lengths: torch.Tensor) -> torch.Tensor:
     """(…, q, k) float: 1 where query j sees context point i."""
     return (torch.arange(k, device=context_lengths.device) < context_lengths[..., None]).float()
@@ -420,10 +433,9 @@ class TartReasoningModel(PreTrainedModel):
         probabilities on query tokens, the prequential flag on context tokens, zeros on side tokens."""
         B, k, _ = x_context.shape
         q, C = x_query.shape[1], self.config.n_classes
-        scores = side_mean_scores(
-            x_context, y_context, x_query, context_lengths, C, side.x_names, side.names_mask, side.x_unlabeled,
-            side.unlabeled_mask, name_weight=x_query.new_ones(B, q), unlabeled_weight=x_query.new_full((B, q), 0.5),
-            steps=self.config.refine_steps, temperature=self.refine_log_temperature.exp())
+        scores = initial_base_scores(x_context, y_context, x_query, context_lengths, C, side.x_names, side.names_mask,
+                                     side.x_unlabeled, side.unlabeled_mask, self.config.refine_steps,
+                                     self.refine_log_temperature.exp())
         view = x_query.new_zeros(B, n_side + k + q, C + 1)
         view[:, n_side : n_side + k, C] = prequential_flags(x_context, y_context, C, side.x_names, side.names_mask)
         view[:, n_side + k :, :C] = base_probabilities(self.residual_scale * scores, y_context, context_lengths, C,
