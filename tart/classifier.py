@@ -113,7 +113,7 @@ class TartClassifier(ClassifierMixin, BaseEstimator):
         "embedder": "no_validation",  # None, a short name or folder, or any object with .embed
         "embedder_backend": [None, StrOptions(set(EMBED_BACKENDS))],
         "embedding_mode": [StrOptions({"stream", "vanilla", "loo", "leave-one-out"})],
-        "shrinkage": [Interval(Real, 0, 1, closed="both")],
+        "shrinkage": [None, Interval(Real, 0, None, closed="left")],
         "standardize": ["boolean"],
         "fit_projection_on": [StrOptions({"support", "support+queries"})],
         "multiclass": [StrOptions({"auto", "native", "ovr", "ovo"})],
@@ -131,7 +131,7 @@ class TartClassifier(ClassifierMixin, BaseEstimator):
         head=DEFAULT_HEAD,
         embedder=DEFAULT_EMBEDDER,
         embedding_mode: str = "stream",
-        shrinkage: float = DEFAULT_SHRINKAGE,
+        shrinkage: float | None = None,
         standardize: bool = True,
         fit_projection_on: str = "support",
         multiclass: str = "auto",
@@ -317,7 +317,10 @@ class TartClassifier(ClassifierMixin, BaseEstimator):
         # a feature's spread over a handful of points is noise: dividing by it swamps the few directions
         # that matter (zero-shot from 2 names was below chance on animal-vs-food, standardised)
         standardize = self.standardize and len(fit_on) >= MIN_POINTS_TO_STANDARDIZE
-        fitted = ensemble.fit_task_projection(fit_on, self.head_.config.n_dims, self.shrinkage, standardize)
+        config = self.head_.config  # a head is served with the projection it was trained with
+        shrinkage = self.shrinkage if self.shrinkage is not None else config.projection_shrinkage
+        fitted = ensemble.fit_task_projection(fit_on, config.n_dims, DEFAULT_SHRINKAGE if shrinkage is None else shrinkage,
+                                              standardize, config.shrunk_std)
         side = ensemble.Side(None if self.name_vectors_ is None else ensemble.project(fitted, self.name_vectors_),
                               None if U is None else ensemble.project(fitted, U))
         members = ensemble.Ensemble(self.head_, ensemble.project(fitted, S), self.y_index_, len(self.classes_),

@@ -183,7 +183,7 @@ def test_scikit_learn_estimator_checks():
 
 
 @pytest.mark.parametrize("param, value", [
-    ("shrinkage", 1.5), ("shrinkage", -0.1), ("n_permutations", 0), ("query_batch_size", 0), ("max_unlabeled", -1),
+    ("shrinkage", "half"), ("shrinkage", -0.1), ("n_permutations", 0), ("query_batch_size", 0), ("max_unlabeled", -1),
     ("embedding_mode", "both"), ("fit_projection_on", "queries"), ("standardize", "yes"), ("sign_flips", 1.0),
     ("embedder_backend", "gpu"), ("label_names", "names"), ("transductive", "no"), ("random_state", "seed"),
     ("head", 3),
@@ -323,8 +323,8 @@ def test_the_projection_is_fitted_on_the_support_and_names_only(head, cancer, mo
     fits = []
     fit_projection = projection.fit_projection
     monkeypatch.setattr(projection, "fit_projection",
-                        lambda X, n_dims, shrinkage, standardize: fits.append((X.shape[1], standardize))
-                        or fit_projection(X, n_dims, shrinkage, standardize))
+                        lambda X, n_dims, shrinkage, standardize, **kw: fits.append((X.shape[1], standardize))
+                        or fit_projection(X, n_dims, shrinkage, standardize, **kw))
     Xs, ys, Xt, _ = support_and_test(*cancer, k=16)
     TartClassifier(head=head, embedder=None).fit(Xs, ys)
     TartClassifier(head=head, embedder=None).fit(Xs[[0, 1, 2, 8, 9, 10, 11]], ys[[0, 1, 2, 8, 9, 10, 11]])
@@ -332,3 +332,25 @@ def test_the_projection_is_fitted_on_the_support_and_names_only(head, cancer, mo
     TartClassifier(head=head, embedder=None, transductive=True).fit(Xs, ys).predict_proba(Xt[:5])
     TartClassifier(head=head, embedder=None, fit_projection_on="support+queries").fit(Xs, ys).predict_proba(Xt[:5])
     assert fits == [(16, True), (7, False), (16, False), (16, True), (21, True)]
+
+
+def test_a_head_is_served_with_the_projection_its_config_names(head, cancer, monkeypatch):
+    """A head trained on shrunk standardisation and another whitening shrinkage (config.shrunk_std,
+    config.projection_shrinkage) is projected that way at inference; `shrinkage` given by the caller wins."""
+    import copy
+
+    from tart.head import projection
+
+    fits = []
+    fit_projection = projection.fit_projection
+    monkeypatch.setattr(projection, "fit_projection", lambda X, n_dims, shrinkage, standardize, **kw:
+                        fits.append((shrinkage, kw["shrunk_std"])) or fit_projection(X, n_dims, shrinkage, standardize, **kw))
+    tuned = copy.deepcopy(head)
+    tuned.config.shrunk_std, tuned.config.projection_shrinkage = True, 1.0
+    Xs, ys, Xt, _ = support_and_test(*cancer, k=16)
+    TartClassifier(head=head, embedder=None).fit(Xs, ys)
+    shrunk = TartClassifier(head=tuned, embedder=None).fit(Xs, ys).predict_proba(Xt[:20])
+    TartClassifier(head=tuned, embedder=None, shrinkage=0.25).fit(Xs, ys)
+    assert fits == [(0.5, False), (1.0, True), (0.25, True)]
+    plain = TartClassifier(head=head, embedder=None).fit(Xs, ys).predict_proba(Xt[:20])
+    assert not np.allclose(shrunk, plain)  # a table's units are kept, but not exactly: another input

@@ -223,3 +223,22 @@ def test_real_family_without_a_bank_says_how_to_build_one(tmp_path, monkeypatch)
     with pytest.raises(FileNotFoundError, match="python -m tart.training.real_bank"):
         batch("real", real_embedders=("minilm-l6",))
     prior._bank.cache_clear()
+
+
+def test_shrunk_scales_keep_a_tables_units_and_even_out_alike_features():
+    """Alike features (all variance 1, estimated from 12 points) come out with near-equal scales, not their
+    noisy estimates; features whose units differ by orders of magnitude keep their own spread."""
+    gen = torch.Generator().manual_seed(0)
+    alike = torch.randn(1, 12, 200, generator=gen, dtype=torch.float64)
+    variance = alike.var(1, unbiased=False, keepdim=True)
+    scales = projection.shrunk_scales(variance, torch.full((1, 1, 1), 12.0, dtype=torch.float64))
+    assert scales.log().std() < 0.5 * variance.sqrt().log().std()  # pulled together, most of the way
+    units = 10.0 ** torch.arange(-3, 4, dtype=torch.float64).repeat(30)  # a table: 7 units, 210 features
+    table = torch.randn(1, 12, 210, generator=gen, dtype=torch.float64) * units
+    variance = table.var(1, unbiased=False, keepdim=True)
+    scales = projection.shrunk_scales(variance, torch.full((1, 1, 1), 12.0, dtype=torch.float64))
+    torch.testing.assert_close(scales.log(), variance.sqrt().log(), atol=0.15, rtol=0)
+    # through fit_projection: a constant feature stays finite and projects to nothing
+    X = torch.cat([alike, torch.ones(1, 12, 1, dtype=torch.float64)], -1)
+    fitted = projection.fit_projection(X, 8, shrunk_std=True)
+    assert torch.isfinite(projection.apply_projection(fitted, X)).all()

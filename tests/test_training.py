@@ -138,6 +138,8 @@ def test_resume_without_checkpoints_is_an_error(tmp_path):
     ("[tasks]\nsource = 'prior'\n[prior]\nweights = { trees = 1.0 }\n", "unknown prior family"),
     ("[tasks]\nsource = 'prior'\n[prior]\nweights = 3\n", "prior.weights = 3: Input should be a valid dictionary"),
     ("[model]\nn_classes = 4\n[tasks]\nsource = 'prior'\n[prior]\nmax_classes = 10\n", "exceeds model.n_classes"),
+    ("[model]\nn_classes = 4\nshrunk_std = true\n[tasks]\nsource = 'prior'\n[prior]\nmax_classes = 4\n",
+     "must match \\[model\\] shrunk_std"),
 ])
 def test_bad_configs(tmp_path, text, message):
     path = tmp_path / "bad.toml"

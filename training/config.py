@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 import pydantic
 from pydantic import Field
 
+from tart.defaults import DEFAULT_SHRINKAGE
 from tart.tasks.prior import PriorSettings
 from tart.head.model import TartConfig
 from tart.tasks.synthetic import Curriculum
@@ -114,4 +115,9 @@ def load_config(path: str | Path) -> TrainConfig:
                              f"({model.n_classes})")
         if model.n_classes == 2 and config.prior.max_classes != 2:
             raise ValueError("[prior] max_classes must be 2 for a binary head (model.n_classes = 2)")
+        # the head is served with the projection its config names, so it must train with that one
+        shrinkage = DEFAULT_SHRINKAGE if model.projection_shrinkage is None else model.projection_shrinkage
+        if (config.prior.shrunk_std, config.prior.shrinkage) != (model.shrunk_std, shrinkage):
+            raise ValueError(f"[prior] shrunk_std / shrinkage ({config.prior.shrunk_std}, {config.prior.shrinkage}) must "
+                             f"match [model] shrunk_std / projection_shrinkage ({model.shrunk_std}, {shrinkage})")
     return config

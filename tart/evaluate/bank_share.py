@@ -41,7 +41,9 @@ def episode_accuracies(heads: dict, prior, k: int, batches: int, batch_size: int
             logits = head(b.x_context, b.y_context, b.x_query, class_mask=b.class_mask, **side).logits
             out[name].append((logits.argmax(-1) == y).float().mean(1).numpy())
         scores = initial_base_scores(b.x_context, b.y_context, b.x_query, torch.full((y.shape[1],), k),
-                                     config.n_classes, b.x_names, b.names_mask, b.x_unlabeled, None, steps=2)
+                                     config.n_classes, b.x_names, b.names_mask, b.x_unlabeled, None, steps=2,
+                                     name_weight=config.max_name_weight / 2,
+                                     unlabeled_weight=config.max_unlabeled_weight / 2)
         out[BASE].append((scores.masked_fill(~b.class_mask[:, None, :], float("-inf")).argmax(-1) == y)
                          .float().mean(1).numpy())
     return {name: np.concatenate(accs) for name, accs in out.items()}

@@ -242,12 +242,15 @@ class WithSideInputs:
 
 
 class SideBase:
-    """The side-input head's base alone (`tart.head.model.side_mean_scores` with its initial weights: a
-    name counts as one example, an unlabelled point half, 2 rounds of soft k-means), projected as
-    TartClassifier projects; `base:side` in the suite."""
+    """The side-input head's base alone (`tart.head.model.side_mean_scores` with fixed weights: by default a
+    head's initial ones, a name counts as one example, an unlabelled point half, 2 rounds of soft k-means),
+    projected as TartClassifier projects (`shrunk_std`: as a head with that config); `base:side` in the
+    suite, e.g. `base:side,names=1,pool=1,shrunk_std=1,shrinkage=1,name_weight=2,unlabeled_weight=1`."""
 
-    def __init__(self, n_dims: int = 64, shrinkage: float = DEFAULT_SHRINKAGE, max_unlabeled: int = 64, steps: int = 2):
+    def __init__(self, n_dims: int = 64, shrinkage: float = DEFAULT_SHRINKAGE, max_unlabeled: int = 64, steps: int = 2,
+                 shrunk_std: bool = False, name_weight: float = 1.0, unlabeled_weight: float = 0.5):
         self.n_dims, self.shrinkage, self.max_unlabeled, self.steps = n_dims, shrinkage, max_unlabeled, steps
+        self.shrunk_std, self.name_weight, self.unlabeled_weight = shrunk_std, name_weight, unlabeled_weight
 
     def fit(self, X, y, unlabeled=None, name_vectors=None):
         import torch
@@ -262,7 +265,8 @@ class SideBase:
             U = unlabeled[np.sort(np.random.default_rng(0).permutation(len(unlabeled))[: self.max_unlabeled])]
         fit_on = [X] + ([name_vectors] if name_vectors is not None else [])  # as TartClassifier fits it
         fit_on = np.concatenate(fit_on)
-        self.projection_ = fit_task_projection(fit_on, self.n_dims, self.shrinkage, len(fit_on) >= MIN_POINTS_TO_STANDARDIZE)
+        self.projection_ = fit_task_projection(fit_on, self.n_dims, self.shrinkage,
+                                               len(fit_on) >= MIN_POINTS_TO_STANDARDIZE, bool(self.shrunk_std))
         as_batch = lambda A: None if A is None else torch.as_tensor(project(self.projection_, A))[None]
         self.S_, self.y_ = as_batch(X), torch.from_numpy(y_index)[None]
         self.names_, self.U_ = as_batch(name_vectors), as_batch(U)
@@ -278,7 +282,8 @@ class SideBase:
         C = len(self.classes_)
         names_mask = None if self.names_ is None else torch.ones(1, C, dtype=torch.bool)
         scores = initial_base_scores(self.S_, self.y_, Q, torch.tensor([self.S_.shape[1]]), C, self.names_, names_mask,
-                                     self.U_, None, self.steps)[0]
+                                     self.U_, None, self.steps, name_weight=float(self.name_weight),
+                                     unlabeled_weight=float(self.unlabeled_weight))[0]
         return self.classes_[scores.argmax(-1).numpy()]
 
 

@@ -34,9 +34,10 @@ from tart.head import projection
 from tart.head.model import TartReasoningModel
 
 
-def fit_task_projection(S: np.ndarray, n_dims: int, shrinkage: float, standardize: bool) -> projection.FittedProjection:
+def fit_task_projection(S: np.ndarray, n_dims: int, shrinkage: float, standardize: bool,
+                        shrunk_std: bool = False) -> projection.FittedProjection:
     return projection.fit_projection(torch.from_numpy(np.asarray(S, dtype=np.float64))[None], n_dims, shrinkage,
-                                     standardize)
+                                     standardize, shrunk_std=shrunk_std)
 
 
 def project(fitted: projection.FittedProjection, A: np.ndarray) -> torch.Tensor:

@@ -60,6 +60,10 @@ class TartConfig(PretrainedConfig):
         side_inputs: bool = False,
         refine_steps: int = 2,
         base_inputs: bool = False,
+        max_name_weight: float = 2.0,
+        max_unlabeled_weight: float = 1.0,
+        shrunk_std: bool = False,
+        projection_shrinkage: float | None = None,
         **kwargs,
     ):
         self.n_dims = n_dims  # input size: features are padded with zeros or projected to it
@@ -77,6 +81,13 @@ class TartConfig(PretrainedConfig):
         self.side_inputs = side_inputs
         self.refine_steps = refine_steps  # soft k-means steps of the base over the unlabelled points
         self.base_inputs = base_inputs  # the base's view as inputs (side-input heads): see the module docstring
+        # the base's weights, a name's and an unlabelled point's, range over (0, max); they start at half of it
+        self.max_name_weight = max_name_weight
+        self.max_unlabeled_weight = max_unlabeled_weight
+        # how the head's inputs are projected (tart.head.projection), as it was trained: shrunk standardisation,
+        # and the whitening's shrinkage (None: tart.defaults.DEFAULT_SHRINKAGE)
+        self.shrunk_std = shrunk_std
+        self.projection_shrinkage = projection_shrinkage
         super().__init__(**kwargs)
         self.validate()
 
@@ -241,16 +252,18 @@ def side_mean_scores(x_context, y_context, x_query, context_lengths, n_classes: 
 
 
 def initial_base_scores(x_context, y_context, x_query, context_lengths, n_classes: int, x_names, names_mask,
-                        x_unlabeled, unlabeled_mask, steps: int, temperature: torch.Tensor | float = 1.0) -> torch.Tensor:
-    """`side_mean_scores` with the weights a side-input head starts from (its read-out at zero: 2·sigmoid(0)
-    and sigmoid(0)): a name counts as one example, an unlabelled point as half of one. Unlabelled points
-    are all present unless `unlabeled_mask` says otherwise."""
+                        x_unlabeled, unlabeled_mask, steps: int, temperature: torch.Tensor | float = 1.0,
+                        name_weight: float = 1.0, unlabeled_weight: float = 0.5) -> torch.Tensor:
+    """`side_mean_scores` with the weights a side-input head starts from (its read-out at zero: half of
+    each maximum; TartConfig's defaults: a name counts as one example, an unlabelled point as half of one).
+    Unlabelled points are all present unless `unlabeled_mask` says otherwise."""
     B, q = x_query.shape[:2]
     if x_unlabeled is not None and unlabeled_mask is None:
         unlabeled_mask = torch.ones(x_unlabeled.shape[:2], dtype=torch.bool, device=x_unlabeled.device)
     return side_mean_scores(x_context, y_context, x_query, context_lengths, n_classes, x_names, names_mask,
-                            x_unlabeled, unlabeled_mask, name_weight=x_query.new_ones(B, q),
-                            unlabeled_weight=x_query.new_full((B, q), 0.5), steps=steps, temperature=temperature)
+                            x_unlabeled, unlabeled_mask, name_weight=x_query.new_full((B, q), name_weight),
+                            unlabeled_weight=x_query.new_full((B, q), unlabeled_weight), steps=steps,
+                            temperature=temperature)
 
 
 def _visible(k: int, context_lengths: torch.Tensor) -> torch.Tensor:
@@ -401,7 +414,8 @@ class TartReasoningModel(PreTrainedModel):
             scores = side_mean_scores(
                 x_context, y_context, x_query, context_lengths, self.config.n_classes,
                 side.x_names, side.names_mask, side.x_unlabeled, side.unlabeled_mask,
-                name_weight=2 * torch.sigmoid(gates[..., 0]), unlabeled_weight=torch.sigmoid(gates[..., 1]),
+                name_weight=self.config.max_name_weight * torch.sigmoid(gates[..., 0]),
+                unlabeled_weight=self.config.max_unlabeled_weight * torch.sigmoid(gates[..., 1]),
                 steps=self.config.refine_steps, temperature=self.refine_log_temperature.exp())
             logits = logits + (self.residual_scale * scores).to(logits.dtype)
         elif self.config.residual != "none":
@@ -435,7 +449,8 @@ class TartReasoningModel(PreTrainedModel):
         q, C = x_query.shape[1], self.config.n_classes
         scores = initial_base_scores(x_context, y_context, x_query, context_lengths, C, side.x_names, side.names_mask,
                                      side.x_unlabeled, side.unlabeled_mask, self.config.refine_steps,
-                                     self.refine_log_temperature.exp())
+                                     self.refine_log_temperature.exp(), self.config.max_name_weight / 2,
+                                     self.config.max_unlabeled_weight / 2)
         view = x_query.new_zeros(B, n_side + k + q, C + 1)
         view[:, n_side : n_side + k, C] = prequential_flags(x_context, y_context, C, side.x_names, side.names_mask)
         view[:, n_side + k :, :C] = base_probabilities(self.residual_scale * scores, y_context, context_lengths, C,

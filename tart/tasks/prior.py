@@ -78,6 +78,7 @@ class PriorSettings:
     # uniformly over tasks it would almost never be seen); False: uniformly over tasks
     bank_by_source: bool = False
     standardize: bool = True
+    shrunk_std: bool = False  # standardised by shrunk scales (tart.head.projection.shrunk_scales), as the head's config says
     # side inputs, for a head that reads them (TartConfig.side_inputs): names of the classes (gaussian and
     # bank tasks, each named with this probability) and U unlabelled points per task (U uniform in
     # [0, unlabeled_max] per step; drawn like the queries, their labels never shown)
@@ -366,7 +367,8 @@ def sample_prior_batch(batch_size: int, k: int, n_queries: int, n_dims: int, n_s
         if raw_names is not None and s.names_once:  # the rows past a task's C names count for nothing
             weights = torch.cat([torch.ones(B, k), (torch.arange(raw_names.shape[1]) < C[:, None]).float()], 1)
         fitted = projection.fit_projection(torch.cat(fit_on, 1), n_dims, s.shrinkage, s.standardize, weights,
-                                           standardize_from=MIN_POINTS_TO_STANDARDIZE if k == 0 else 0)
+                                           standardize_from=MIN_POINTS_TO_STANDARDIZE if k == 0 else 0,
+                                           shrunk_std=s.shrunk_std)
         x_ctx, x_q = projection.apply_projection(fitted, x[:, :k]), projection.apply_projection(fitted, x[:, k : k + q])
         x_u = projection.apply_projection(fitted, x[:, k + q:]) if U else None
         if raw_names is not None:
