@@ -123,3 +123,26 @@ def test_names_and_pool_the_librarys_way_and_zero_shot():
                  embedders=("minilm-l6",), tasks=("wordnet-animal-food",), progress=False)
     assert {r["method"] for r in report["results"]} == {"nearest-name", "base:side,names=1,pool=1"}
     assert all(r["mean"] > 0.8 for r in report["results"])  # animal vs food from the two words alone
+
+
+def test_weight_oracle_bounds_what_choosing_the_weights_per_task_can_gain():
+    """Two tasks, two seeds: the best single pair, each task's best pair and each episode's best pair, from
+    the suite's rows (every other pair of the grid scores 0)."""
+    import itertools
+
+    from tart.evaluate import weight_oracle
+
+    scores = {  # (name_weight, unlabeled_weight) -> {task: per-seed accuracies}
+        (2.0, 1.0): {"a": [0.6, 0.8], "b": [0.5, 0.5]},
+        (0.0, 0.0): {"a": [0.9, 0.5], "b": [0.4, 0.4]},
+        (4.0, 2.0): {"a": [0.5, 0.5], "b": [0.7, 0.5]},
+    }
+    results = [{"task": t, "embedder": "e", "method": weight_oracle.spec(*w), "k": 8,
+                "accs": scores.get(w, {}).get(t, [0.0, 0.0]),
+                "mean": float(np.mean(scores.get(w, {}).get(t, [0.0, 0.0])))}
+               for w in itertools.product(weight_oracle.NAME_WEIGHTS, weight_oracle.UNLABELED_WEIGHTS) for t in "ab"]
+    (row,) = weight_oracle.oracle({"embedders": ["e"], "ks": [8], "results": results})
+    assert row["fixed_mean"] == pytest.approx((0.7 + 0.5) / 2)
+    assert row["best_single"] == [2.0, 1.0] and row["best_single_mean"] == pytest.approx(0.6)
+    assert row["per_task_oracle"] == pytest.approx((0.7 + 0.6) / 2)  # a: (2, 1) or (0, 0); b: (4, 2)
+    assert row["per_episode_oracle"] == pytest.approx((0.9 + 0.8 + 0.7 + 0.5) / 4)
