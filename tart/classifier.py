@@ -19,7 +19,9 @@ What a user has besides labelled examples (issue 25):
   the pool is given at fit; `transductive=True` also adds each `predict_proba` call's own texts to it
   (so a text's answer then depends on what else is in its call).
 The projection is fitted on the support and the names, never on the pool (its many directions,
-whitened, would drown the support's few); the pool is projected by it.
+whitened, would drown the support's few); the pool is projected by it. It is the projection the head
+was trained with: its config's `shrunk_std` and `projection_shrinkage` (`shrinkage` given here wins;
+None: the head's, else tart.defaults.DEFAULT_SHRINKAGE).
 A head with `side_inputs` reads names and unlabelled points in tokens of its own; any other head reads
 each name as one more labelled example and ignores the unlabelled pool (`tart.head.ensemble`).
 - `embedder_backend` runs a named embedder in `auto` (per call, the fastest faithful runtime for its

@@ -102,3 +102,41 @@ def test_the_base_view_changes_the_answer_once_trained_and_starts_at_zero():
 def test_the_base_view_needs_a_side_input_head():
     with pytest.raises(ValueError, match="base_inputs needs a side-input head"):
         TartConfig(n_classes=5, residual="nearest-mean", base_inputs=True)
+
+
+def test_fixed_base_weights_ignore_the_gates_and_start_at_half_the_maximum():
+    """learn_base_weights = False: the base keeps (max_name_weight / 2, max_unlabeled_weight / 2) whatever the
+    gates read out, so a head with random gates answers as one whose gate read-out is zero; the default
+    head learns them (its answers move with the gates)."""
+    from tart.head.model import initial_base_scores
+
+    x, y, xq, names, names_mask, unlabeled = task()
+    side = dict(x_names=names, names_mask=names_mask, x_unlabeled=unlabeled)
+
+    def head(learn: bool, zero_gates: bool) -> TartReasoningModel:
+        torch.manual_seed(0)
+        config = TartConfig(n_dims=D, n_embd=32, n_layer=2, n_head=2, max_examples=16, n_classes=C,
+                            residual="nearest-mean", side_inputs=True, max_name_weight=4.0,
+                            max_unlabeled_weight=2.0, learn_base_weights=learn)
+        model = TartReasoningModel(config).eval()
+        with torch.no_grad():
+            model.read_out.bias[C:] = 3.0  # gates far from zero
+            model.read_out.weight[:C] = 0  # no logits of the Transformer's own: the base alone
+            model.read_out.bias[:C] = 0
+            if zero_gates:
+                model.read_out.weight[C:] = 0
+                model.read_out.bias[C:] = 0
+        return model
+
+    with torch.no_grad():
+        fixed = head(False, False)(x, y, xq, **side).logits
+        zero = head(True, True)(x, y, xq, **side).logits
+        learned = head(True, False)(x, y, xq, **side).logits
+        model = head(False, False)
+        base = model.residual_scale * initial_base_scores(x, y, xq, torch.full((xq.shape[1],), x.shape[1]), C, names,
+                                                          names_mask, unlabeled, None, model.config.refine_steps,
+                                                          model.refine_log_temperature.exp(), 2.0, 1.0)
+    torch.testing.assert_close(fixed, zero)
+    present = torch.isfinite(fixed)
+    torch.testing.assert_close(fixed[present], base[present])
+    assert not torch.allclose(learned[present], fixed[present])

@@ -62,6 +62,7 @@ class TartConfig(PretrainedConfig):
         base_inputs: bool = False,
         max_name_weight: float = 2.0,
         max_unlabeled_weight: float = 1.0,
+        learn_base_weights: bool = True,
         shrunk_std: bool = False,
         projection_shrinkage: float | None = None,
         **kwargs,
@@ -84,6 +85,7 @@ class TartConfig(PretrainedConfig):
         # the base's weights, a name's and an unlabelled point's, range over (0, max); they start at half of it
         self.max_name_weight = max_name_weight
         self.max_unlabeled_weight = max_unlabeled_weight
+        self.learn_base_weights = learn_base_weights  # False: the base keeps half of each maximum, whatever the gates say
         # how the head's inputs are projected (tart.head.projection), as it was trained: shrunk standardisation,
         # and the whitening's shrinkage (None: tart.defaults.DEFAULT_SHRINKAGE)
         self.shrunk_std = shrunk_std
@@ -411,6 +413,8 @@ class TartReasoningModel(PreTrainedModel):
         logits = out[..., : self.config.label_width]
         if self.config.side_inputs:
             gates = out[..., self.config.label_width:].float()
+            if not self.config.learn_base_weights:
+                gates = torch.zeros_like(gates)
             scores = side_mean_scores(
                 x_context, y_context, x_query, context_lengths, self.config.n_classes,
                 side.x_names, side.names_mask, side.x_unlabeled, side.unlabeled_mask,
