@@ -2,7 +2,9 @@
 without loading torch).
 
 - DEFAULT_HEAD: the shipped head that `TartClassifier`, `tart classify` and `tart serve` use (the pipeline
-  takes its head as `model=`, as every transformers pipeline does).
+  takes its head as `model=`, as every transformers pipeline does). `tart-base`, the side base with no
+  Transformer blocks (scripts/build_base_head.py): on the dev suite it leads every trained head, with
+  names and without (results/dev-suite/default-base-*.json; README, issue 25).
 - DEFAULT_EMBEDDER: the packaged embedder they (and the pipeline) use. MiniLM-L6 leads SmolLM2-135M on the
   dev suite at every k, for the probe and the head (results/dev-suite/default-head-*.json), and embeds ~3x
   faster.
@@ -22,7 +24,7 @@ without loading torch).
 - EMBED_BACKENDS: the embedder runtimes one may ask for; `auto` (the default) picks one per call from
   EMBED_BACKEND_TABLE (tart.lm.backends reads it).
 """
-DEFAULT_HEAD = "tart-residual"
+DEFAULT_HEAD = "tart-base"
 DEFAULT_EMBEDDER = "minilm-l6"
 DEFAULT_CAUSAL_LM = "smollm2-135m"
 PACKAGED_EMBEDDERS = (DEFAULT_EMBEDDER, DEFAULT_CAUSAL_LM)

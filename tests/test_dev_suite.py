@@ -83,6 +83,7 @@ def test_gaps_are_paired_over_tasks_and_seeds():
     diffs = np.array([0.1, 0.1, 0.0, -0.1])  # (task, seed) pairs
     assert g["diff"] == pytest.approx(0.025) and g["wins"] == 1 and g["tasks"] == 2
     assert g["se"] == pytest.approx(diffs.std(ddof=1) / 2)
+    assert g["se_tasks"] == pytest.approx(np.std([0.1, -0.05], ddof=1) / np.sqrt(2))  # per-task differences
 
 
 def test_label_names_join_the_support_set_on_text_tasks():

@@ -22,7 +22,7 @@ from local_server import LocalServer  # noqa: E402
 
 LIMITS = {"TART_MAX_EXAMPLES": "16", "TART_MAX_TEXTS": "8", "TART_MAX_TEXT_CHARS": "300", "TART_MAX_LABELS": "5",
           "TART_MAX_BODY_BYTES": "60000", "TART_MAX_NAME_CHARS": "40", "TART_N_PERMUTATIONS": "2",
-          "TART_MAX_EMBED_TOKENS": "1000", "TART_MAX_HEAD_TOKENS": "2000", "TART_EMBED_MAX_BATCH_SIZE": "32",
+          "TART_MAX_EMBED_TOKENS": "1000", "TART_MAX_HEAD_TOKENS": "300", "TART_EMBED_MAX_BATCH_SIZE": "32",
           "TART_BODY_TIMEOUT_S": "5"}
 
 ANIMALS = ["a cat sleeping on the sofa", "a dog barking at the mailman", "a horse in the field", "a small bird"]
@@ -196,10 +196,12 @@ def test_over_budget_requests_get_413_naming_the_limit(server):
     before = counters(server)
     r = post(server, "/classify", payload)
     assert r.status_code == 413 and "max_embed_tokens=1000" in r.json()["error"], r.text
+    # 10 one-vs-one problems, 2 sequences each (names as examples): 320 tokens for a head of one member
+    # (tart-base), 2560 for one of 8
     heavy = {"examples": [{"text": f"thing {i}", "label": f"l{i % 5}"} for i in range(15)], "texts": ["x"] * 8,
-             "options": {"multiclass": "ovo", "n_permutations": 8, "label_names": False}}
+             "options": {"multiclass": "ovo", "n_permutations": 8}}
     r = post(server, "/classify", heavy)
-    assert r.status_code == 413 and "max_head_tokens=2000" in r.json()["error"], r.text
+    assert r.status_code == 413 and "max_head_tokens=300" in r.json()["error"], r.text
     after = counters(server)
     assert after["embedder"]["texts"] == before["embedder"]["texts"]  # refused before embedding anything
     assert after["service"]["refused_over_budget"] - before["service"]["refused_over_budget"] == 2

@@ -40,11 +40,12 @@ def test_report_has_both_baselines():
     assert all(0.5 < r["logreg_cv"] <= 1 for r in report["results"])
 
 
-def test_default_head_is_near_logistic_regression_on_its_home_turf():
-    """TART's reference tasks (d = 16, alpha = 10): the shipped head within a few points of logistic
-    regression with C by CV on the same tasks (tart-residual: -2.7 / -3.4 at k = 16 / 64 on 2000 tasks),
-    far above chance."""
-    head = load_head()
+def test_the_synthetic_head_is_near_logistic_regression_on_its_home_turf():
+    """TART's reference tasks (d = 16, alpha = 10): tart-residual, the head trained on them, within a few
+    points of logistic regression with C by CV on the same tasks (-2.7 / -3.4 at k = 16 / 64 on 2000 tasks),
+    far above chance. (The default, tart-base, has no Transformer and sits lower here: class means are not
+    logistic regression; README, issue 25.)"""
+    head = load_head("tart-residual")
     tasks = sample_eval_tasks(40, 64, 50, d=16, n_dims=head.config.n_dims, alpha=10.0, seed=5)
     accs, _ = head_accuracy(head, tasks, [16, 64])
     cv = logreg_cv_accuracy(tasks, [16, 64], progress=False)

@@ -375,12 +375,14 @@ def _rows(results, method, k, embedder) -> dict:
 def paired_gap(a: dict, b: dict) -> dict:
     """Method a minus method b on the tasks both have ({task: row} each): the mean of the per-task
     differences, its standard error over every (task, seed) pair (both saw the same support and test
-    sets there), and on how many tasks a is ahead."""
+    sets there) and over tasks (`se_tasks`: the per-task differences as the sample, tasks as the unit),
+    and on how many tasks a is ahead."""
     tasks = [t for t in a if t in b]
     diffs = [a[t]["mean"] - b[t]["mean"] for t in tasks]
     pairs = np.concatenate([np.subtract(a[t]["accs"], b[t]["accs"]) for t in tasks]) if tasks else np.zeros(0)
     se = float(pairs.std(ddof=1) / np.sqrt(len(pairs))) if len(pairs) > 1 else float("nan")
-    return {"diff": float(np.mean(diffs)) if tasks else float("nan"), "se": se,
+    se_tasks = float(np.std(diffs, ddof=1) / np.sqrt(len(diffs))) if len(diffs) > 1 else float("nan")
+    return {"diff": float(np.mean(diffs)) if tasks else float("nan"), "se": se, "se_tasks": se_tasks,
             "wins": int(sum(d > 0 for d in diffs)), "tasks": len(tasks)}
 
 

@@ -138,7 +138,10 @@ def binary_problems(y: np.ndarray, n_classes: int, multiclass: str) -> list[tupl
 def plan(y: np.ndarray, n_classes: int, config, multiclass: str = "auto", n_members: int = 4,
          sign_flips: bool = True, seed=0, rank: np.ndarray | None = None) -> list[Sequence]:
     """Every member's sequences. Their number and lengths depend on the labels alone (`rank`, the
-    canonical class order, only moves native classes between slots)."""
+    canonical class order, only moves native classes between slots). A head with no Transformer blocks
+    (n_layer = 0: its base alone) gives every order, slot and sign the same answer: one member."""
+    if config.n_layer == 0:
+        n_members = 1
     rng = np.random.default_rng(seed)
     max_k, n_dims, n = config.max_examples, config.n_dims, len(y)
     ones = np.ones(n_dims)

@@ -63,6 +63,7 @@ class TartConfig(PretrainedConfig):
         max_name_weight: float = 2.0,
         max_unlabeled_weight: float = 1.0,
         learn_base_weights: bool = True,
+        base_temperature: bool = False,
         shrunk_std: bool = False,
         projection_shrinkage: float | None = None,
         **kwargs,
@@ -86,6 +87,8 @@ class TartConfig(PretrainedConfig):
         self.max_name_weight = max_name_weight
         self.max_unlabeled_weight = max_unlabeled_weight
         self.learn_base_weights = learn_base_weights  # False: the base keeps half of each maximum, whatever the gates say
+        # a third gate scales the base's logits per query (exp(gate)): calibration that keeps their order
+        self.base_temperature = base_temperature
         # how the head's inputs are projected (tart.head.projection), as it was trained: shrunk standardisation,
         # and the whitening's shrinkage (None: tart.defaults.DEFAULT_SHRINKAGE)
         self.shrunk_std = shrunk_std
@@ -97,7 +100,10 @@ class TartConfig(PretrainedConfig):
         for name in ("n_dims", "n_embd", "n_layer", "n_head", "mlp_ratio", "max_examples", "n_classes"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
-                raise ValueError(f"TartConfig.{name} must be a positive integer, got {value!r}")
+                if not (name == "n_layer" and value == 0):
+                    raise ValueError(f"TartConfig.{name} must be a positive integer, got {value!r}")
+        if self.n_layer == 0 and self.residual == "none":  # no blocks: the base alone answers
+            raise ValueError("TartConfig.n_layer = 0 (no Transformer blocks) needs a residual base")
         if self.n_embd % self.n_head:
             raise ValueError(f"TartConfig.n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
         if self.n_classes < 2:
@@ -109,6 +115,8 @@ class TartConfig(PretrainedConfig):
                              "residual='nearest-mean'")
         if self.base_inputs and not self.side_inputs:
             raise ValueError("TartConfig.base_inputs needs a side-input head (side_inputs=True)")
+        if self.base_temperature and not self.side_inputs:
+            raise ValueError("TartConfig.base_temperature needs a side-input head (side_inputs=True)")
 
     @property
     def multiclass(self) -> bool:
@@ -122,6 +130,11 @@ class TartConfig(PretrainedConfig):
     def n_flags(self) -> int:
         """Token-kind flags after the label code: query; and name, unlabelled for a side-input head."""
         return 3 if self.side_inputs else 1
+
+    @property
+    def n_gates(self) -> int:
+        """Read-out columns after the labels: the base's name and unlabelled weights (and its temperature)."""
+        return (2 + self.base_temperature) if self.side_inputs else 0
 
     @property
     def n_inputs(self) -> int:
@@ -347,7 +360,7 @@ class TartReasoningModel(PreTrainedModel):
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
         self.ln_f = nn.LayerNorm(config.n_embd)
         # a side-input head reads out two more numbers per query: the base's name and unlabelled weights
-        self.read_out = nn.Linear(config.n_embd, config.label_width + (2 if config.side_inputs else 0))
+        self.read_out = nn.Linear(config.n_embd, config.label_width + config.n_gates)
         if config.residual != "none":
             self.residual_scale = nn.Parameter(torch.ones(()))
         if config.side_inputs:
@@ -413,15 +426,16 @@ class TartReasoningModel(PreTrainedModel):
         logits = out[..., : self.config.label_width]
         if self.config.side_inputs:
             gates = out[..., self.config.label_width:].float()
-            if not self.config.learn_base_weights:
-                gates = torch.zeros_like(gates)
+            if not self.config.learn_base_weights:  # the weights' gates at zero; a temperature's stays
+                gates = torch.cat([torch.zeros_like(gates[..., :2]), gates[..., 2:]], -1)
             scores = side_mean_scores(
                 x_context, y_context, x_query, context_lengths, self.config.n_classes,
                 side.x_names, side.names_mask, side.x_unlabeled, side.unlabeled_mask,
                 name_weight=self.config.max_name_weight * torch.sigmoid(gates[..., 0]),
                 unlabeled_weight=self.config.max_unlabeled_weight * torch.sigmoid(gates[..., 1]),
                 steps=self.config.refine_steps, temperature=self.refine_log_temperature.exp())
-            logits = logits + (self.residual_scale * scores).to(logits.dtype)
+            scale = self.residual_scale * (gates[..., 2:3].exp() if self.config.base_temperature else 1.0)
+            logits = logits + (scale * scores).to(logits.dtype)
         elif self.config.residual != "none":
             scores = class_mean_scores(x_context, y_context, x_query, context_lengths, self.config.n_classes,
                                        lda=self.config.residual == "lda")

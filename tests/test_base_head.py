@@ -1,0 +1,50 @@
+"""tart-base, the default head: the side base with no Transformer blocks. The shipped checkpoint is what
+scripts/build_base_head.py writes, and through TartClassifier it answers as the dev suite's tuned side
+base (`base:side,shrunk_std=1,shrinkage=1,name_weight=2,unlabeled_weight=1`), with one ensemble member."""
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.datasets import load_wine
+
+from tart.classifier import TartClassifier
+from tart.defaults import DEFAULT_HEAD
+from tart.evaluate.dev_suite import SideBase
+from tart.head import ensemble
+from tart.head.load import load_head
+
+ROOT = Path(__file__).parent.parent
+
+
+def build_script():
+    spec = importlib.util.spec_from_file_location("build_base_head", ROOT / "scripts" / "build_base_head.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_shipped_tart_base_is_what_the_build_script_writes():
+    shipped, built = load_head("tart-base"), build_script().base_head()
+    assert DEFAULT_HEAD == "tart-base"
+    drop = {"transformers_version", "dtype", "torch_dtype", "_name_or_path", "architectures"}
+    assert {k: v for k, v in shipped.config.to_dict().items() if k not in drop} == \
+           {k: v for k, v in built.config.to_dict().items() if k not in drop}
+    assert shipped.config.n_layer == 0 and not shipped.config.learn_base_weights
+    for (name, a), (_, b) in zip(shipped.state_dict().items(), built.state_dict().items()):
+        torch.testing.assert_close(a, b, msg=name)
+
+
+def test_tart_base_answers_as_the_tuned_side_base_with_one_member():
+    X, y = load_wine(return_X_y=True)
+    rng = np.random.default_rng(0)
+    support = np.concatenate([rng.choice(np.flatnonzero(y == c), 6, replace=False) for c in range(3)])
+    rest = np.setdiff1d(np.arange(len(y)), support)
+    names = np.stack([X[y == c].mean(0) + rng.normal(scale=X.std(0)) for c in range(3)])  # noisy "names"
+    pool = X[rest[:40]]
+    base = SideBase(shrunk_std=True, shrinkage=1.0, name_weight=2.0, unlabeled_weight=1.0)
+    expected = base.fit(X[support], y[support], unlabeled=pool, name_vectors=names).predict(X[rest])
+    got = TartClassifier(head="tart-base", embedder=None).fit(X[support], y[support], unlabeled=pool, name_vectors=names).predict(X[rest])
+    np.testing.assert_array_equal(got, expected)
+    assert (got == y[rest]).mean() > 0.8
+    assert len(ensemble.plan(y[support], 3, load_head("tart-base").config, n_members=4)) == 1
