@@ -30,6 +30,7 @@ each name as one more labelled example and ignores the unlabelled pool (`tart.he
 """
 from __future__ import annotations
 
+import math
 import os
 from numbers import Integral, Real
 from pathlib import Path
@@ -99,6 +100,18 @@ def _unique_labels(y) -> np.ndarray:
     out = np.empty(len(seen), dtype=object)
     out[:] = seen
     return out
+
+
+def read_names(names: np.ndarray | None, S: np.ndarray, U: np.ndarray | None, name_norm: str,
+               shrinkage: float) -> tuple[np.ndarray | None, float]:
+    """The names as a head with `TartConfig.name_norm` reads them, and the projection's shrinkage. "texts":
+    each name at the mean norm of the task's texts (its support, else its pool, else the names), and from
+    names alone no whitening (inf) of their span: at k = 0 the nearest name is then the nearest by cosine."""
+    if names is None or name_norm != "texts":
+        return names, shrinkage
+    texts = S if len(S) else U if U is not None else names
+    names = names / np.maximum(np.linalg.norm(names, axis=1, keepdims=True), 1e-12) * np.linalg.norm(texts, axis=1).mean()
+    return names, shrinkage if len(S) else math.inf
 
 
 def _encode(y) -> tuple[np.ndarray, np.ndarray]:
@@ -312,18 +325,19 @@ class TartClassifier(ClassifierMixin, BaseEstimator):
         if self.transductive and Q is not None:  # the call's own texts join the pool, as many as it holds
             U = Q if U is None else np.concatenate([U, Q])
             U = U[self.unlabeled_sample(len(U))]
+        config = self.head_.config  # a head is served with the projection it was trained with
+        shrinkage = self.shrinkage if self.shrinkage is not None else config.projection_shrinkage
+        names, shrinkage = read_names(self.name_vectors_, S, U, config.name_norm,
+                                      DEFAULT_SHRINKAGE if shrinkage is None else shrinkage)
         # the names too: projected by a fit on the support alone, a name keeps only the support's few
         # directions. Not the unlabelled pool (see the module docstring): it is projected after.
         points = [S] + ([Q] if Q is not None and self.fit_projection_on == "support+queries" else [])
-        fit_on = np.concatenate(points + ([self.name_vectors_] if self.name_vectors_ is not None else []))
+        fit_on = np.concatenate(points + ([names] if names is not None else []))
         # a feature's spread over a handful of points is noise: dividing by it swamps the few directions
         # that matter (zero-shot from 2 names was below chance on animal-vs-food, standardised)
         standardize = self.standardize and len(fit_on) >= MIN_POINTS_TO_STANDARDIZE
-        config = self.head_.config  # a head is served with the projection it was trained with
-        shrinkage = self.shrinkage if self.shrinkage is not None else config.projection_shrinkage
-        fitted = ensemble.fit_task_projection(fit_on, config.n_dims, DEFAULT_SHRINKAGE if shrinkage is None else shrinkage,
-                                              standardize, config.shrunk_std)
-        side = ensemble.Side(None if self.name_vectors_ is None else ensemble.project(fitted, self.name_vectors_),
+        fitted = ensemble.fit_task_projection(fit_on, config.n_dims, shrinkage, standardize, config.shrunk_std)
+        side = ensemble.Side(None if names is None else ensemble.project(fitted, names),
                               None if U is None else ensemble.project(fitted, U))
         members = ensemble.Ensemble(self.head_, ensemble.project(fitted, S), self.y_index_, len(self.classes_),
                                      self.multiclass, self.n_permutations, self.sign_flips, self.random_state, side)

@@ -42,7 +42,7 @@ def test_tart_base_answers_as_the_tuned_side_base_with_one_member():
     rest = np.setdiff1d(np.arange(len(y)), support)
     names = np.stack([X[y == c].mean(0) + rng.normal(scale=X.std(0)) for c in range(3)])  # noisy "names"
     pool = X[rest[:40]]
-    base = SideBase(shrunk_std=True, shrinkage=1.0, name_weight=2.0, unlabeled_weight=1.0)
+    base = SideBase(shrunk_std=True, shrinkage=1.0, name_weight=2.0, unlabeled_weight=1.0, name_norm="texts")
     expected = base.fit(X[support], y[support], unlabeled=pool, name_vectors=names).predict(X[rest])
     got = TartClassifier(head="tart-base", embedder=None).fit(X[support], y[support], unlabeled=pool, name_vectors=names).predict(X[rest])
     np.testing.assert_array_equal(got, expected)

@@ -245,17 +245,20 @@ class SideBase:
     """The side-input head's base alone (`tart.head.model.side_mean_scores` with fixed weights: by default a
     head's initial ones, a name counts as one example, an unlabelled point half, 2 rounds of soft k-means),
     projected as TartClassifier projects (`shrunk_std`: as a head with that config); `base:side` in the
-    suite, e.g. `base:side,names=1,pool=1,shrunk_std=1,shrinkage=1,name_weight=2,unlabeled_weight=1`."""
+    suite, e.g. `base:side,names=1,pool=1,shrunk_std=1,shrinkage=1,name_weight=2,unlabeled_weight=1`;
+    `name_norm=texts` reads names as such a head does (TartConfig.name_norm)."""
 
     def __init__(self, n_dims: int = 64, shrinkage: float = DEFAULT_SHRINKAGE, max_unlabeled: int = 64, steps: int = 2,
-                 shrunk_std: bool = False, name_weight: float = 1.0, unlabeled_weight: float = 0.5):
+                 shrunk_std: bool = False, name_weight: float = 1.0, unlabeled_weight: float = 0.5,
+                 name_norm: str = "raw"):
         self.n_dims, self.shrinkage, self.max_unlabeled, self.steps = n_dims, shrinkage, max_unlabeled, steps
         self.shrunk_std, self.name_weight, self.unlabeled_weight = shrunk_std, name_weight, unlabeled_weight
+        self.name_norm = name_norm
 
     def fit(self, X, y, unlabeled=None, name_vectors=None):
         import torch
 
-        from tart.classifier import MIN_POINTS_TO_STANDARDIZE  # projected as TartClassifier projects
+        from tart.classifier import MIN_POINTS_TO_STANDARDIZE, read_names  # projected as TartClassifier projects
         from tart.head.ensemble import fit_task_projection, project
 
         self.classes_ = np.asarray(sorted_labels(list(y)) if len(y) else self.classes)  # k = 0: the named classes
@@ -263,9 +266,10 @@ class SideBase:
         U = None
         if unlabeled is not None:
             U = unlabeled[np.sort(np.random.default_rng(0).permutation(len(unlabeled))[: self.max_unlabeled])]
+        name_vectors, shrinkage = read_names(name_vectors, X, U, self.name_norm, self.shrinkage)
         fit_on = [X] + ([name_vectors] if name_vectors is not None else [])  # as TartClassifier fits it
         fit_on = np.concatenate(fit_on)
-        self.projection_ = fit_task_projection(fit_on, self.n_dims, self.shrinkage,
+        self.projection_ = fit_task_projection(fit_on, self.n_dims, shrinkage,
                                                len(fit_on) >= MIN_POINTS_TO_STANDARDIZE, bool(self.shrunk_std))
         as_batch = lambda A: None if A is None else torch.as_tensor(project(self.projection_, A))[None]
         self.S_, self.y_ = as_batch(X), torch.from_numpy(y_index)[None]

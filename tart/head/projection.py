@@ -21,6 +21,7 @@ projects a user's task (one task at a time: `tart.head.ensemble.fit_task_project
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -64,7 +65,8 @@ def fit_projection(X: torch.Tensor, n_dims: int, shrinkage: float = DEFAULT_SHRI
     supported = (torch.arange(m, device=X.device) < n_task[:, 0] - 1).to(X.dtype)  # (B, m)
     variances = s[:, :m] ** 2 / (n_task[:, 0] - 1) * supported
     average = variances.sum(1, keepdim=True) / supported.sum(1, keepdim=True)
-    scale = supported / torch.sqrt(variances + shrinkage * average + 1e-12)
+    # shrinkage = inf: no whitening, every component scaled alike (unit variance on average)
+    scale = supported / torch.sqrt((average if math.isinf(shrinkage) else variances + shrinkage * average) + 1e-12)
     components = Vh[:, :m].transpose(1, 2)
     # Deterministic signs (as scikit-learn's svd_flip): the largest loading of each component is positive.
     signs = torch.sign(components.gather(1, components.abs().argmax(1, keepdim=True)))
