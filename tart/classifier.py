@@ -110,8 +110,8 @@ def read_names(names: np.ndarray | None, S: np.ndarray, U: np.ndarray | None, na
     if names is None or name_norm != "texts":
         return names, shrinkage
     texts = S if len(S) else U if U is not None else names
-    names = names / np.maximum(np.linalg.norm(names, axis=1, keepdims=True), 1e-12) * np.linalg.norm(texts, axis=1).mean()
-    return names, shrinkage if len(S) else math.inf
+    norms = np.maximum(np.linalg.norm(names, axis=1, keepdims=True), 1e-12)
+    return names / norms * np.linalg.norm(texts, axis=1).mean(), shrinkage if len(S) else math.inf
 
 
 def _encode(y) -> tuple[np.ndarray, np.ndarray]:
