@@ -28,6 +28,8 @@ import torch
 
 from tart.defaults import DEFAULT_SHRINKAGE
 
+RANK_TOLERANCE = 1e-5  # singular values below this fraction of the largest are numerical zeros (float32 too)
+
 
 @dataclass
 class FittedProjection:
@@ -62,7 +64,10 @@ def fit_projection(X: torch.Tensor, n_dims: int, shrinkage: float = DEFAULT_SHRI
     std = torch.where(n_task >= standardize_from, std, torch.ones_like(std))
     m = min(n_dims, n - 1, D)
     _, s, Vh = torch.linalg.svd(w.sqrt() * (X - mean) / std, full_matrices=False)  # a weight-0 row adds nothing
-    supported = (torch.arange(m, device=X.device) < n_task[:, 0] - 1).to(X.dtype)  # (B, m)
+    # a component is supported by n points up to n - 1 of them, and only where the points vary: past the
+    # points' rank (constant features, as digits' blank pixels) it would scale up whatever a new point has there
+    supported = ((torch.arange(m, device=X.device) < n_task[:, 0] - 1)
+                 & (s[:, :m] > RANK_TOLERANCE * s[:, :1])).to(X.dtype)  # (B, m)
     variances = s[:, :m] ** 2 / (n_task[:, 0] - 1) * supported
     average = variances.sum(1, keepdim=True) / supported.sum(1, keepdim=True)
     # shrinkage = inf: no whitening, every component scaled alike (unit variance on average)
