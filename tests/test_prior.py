@@ -260,3 +260,5 @@ def test_components_past_the_points_rank_scale_nothing_up():
         ratio = projection.apply_projection(fitted, new).norm(dim=-1).mean() / \
             projection.apply_projection(fitted, S).norm(dim=-1).mean()
         assert ratio < 2, ratio  # measured 1.2 (before: over 1000)
+    same = projection.fit_projection(torch.ones(1, 4, 8, dtype=torch.float64), 4)  # no rank at all: zeros, no NaN
+    assert (projection.apply_projection(same, torch.randn(1, 3, 8, dtype=torch.float64)) == 0).all()

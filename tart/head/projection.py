@@ -69,7 +69,7 @@ def fit_projection(X: torch.Tensor, n_dims: int, shrinkage: float = DEFAULT_SHRI
     supported = ((torch.arange(m, device=X.device) < n_task[:, 0] - 1)
                  & (s[:, :m] > RANK_TOLERANCE * s[:, :1])).to(X.dtype)  # (B, m)
     variances = s[:, :m] ** 2 / (n_task[:, 0] - 1) * supported
-    average = variances.sum(1, keepdim=True) / supported.sum(1, keepdim=True)
+    average = variances.sum(1, keepdim=True) / supported.sum(1, keepdim=True).clamp_min(1)  # none: all points alike
     # shrinkage = inf: no whitening, every component scaled alike (unit variance on average)
     scale = supported / torch.sqrt((average if math.isinf(shrinkage) else variances + shrinkage * average) + 1e-12)
     components = Vh[:, :m].transpose(1, 2)
