@@ -206,6 +206,27 @@ def test_prior_run_trains_a_multiclass_head(tmp_path):
     assert head.config.n_classes == 4 and head.read_out.out_features == 4
 
 
+def test_margin_loss_scores_answers_not_confidence(tmp_path):
+    from tart.training.train import margin_loss
+
+    inf = float("-inf")
+    logits = torch.tensor([[[3.0, 0.0, inf], [0.0, 0.5, 2.0]]])  # right by 3; wrong by 2 (class 0 is the target)
+    assert margin_loss(logits, torch.tensor([[0, 0]])).item() == pytest.approx((0 + 3.0) / 2)
+    soft = torch.tensor([[[0.9, 0.1, 0.0], [0.6, 0.4, 0.0]]])  # soft targets: their most likely class
+    assert margin_loss(logits, soft).item() == pytest.approx(1.5)
+    # scaling up every logit lowers cross-entropy on a right answer; the margin loss is already 0 there
+    assert margin_loss(10 * logits[:, :1], torch.tensor([[0]])).item() == 0.0
+    path = tmp_path / "prior.toml"
+    margin = PRIOR.replace("warmup_steps = 5", 'warmup_steps = 5\nloss = "margin"')
+    margin = margin.replace("max_steps = 60", "max_steps = 20")
+    path.write_text(margin)
+    summary = train(load_config(path), tmp_path / "out", progress=False)
+    assert 0 <= summary["final_loss"] < 5
+    path.write_text(margin.replace("n_classes = 4", "n_classes = 2").replace("max_classes = 4", "max_classes = 2"))
+    with pytest.raises(ValueError, match="margin.*multi-class"):
+        load_config(path)
+
+
 def test_warm_start_widens_a_binary_head_and_refuses_other_shapes():
     from tart.head.load import load_head
     from tart.head.model import TartConfig, TartReasoningModel

@@ -44,6 +44,18 @@ def prior_k(gen: torch.Generator, task_cfg) -> int:
     return min(task_cfg.k.end, int(math.exp(lo + (hi - lo) * torch.rand(1, generator=gen).item())))
 
 
+def margin_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Multi-class hinge (Crammer-Singer) over the classes a query may take (masked ones are -inf): its
+    target class's logit should beat every other by 1. `target`: (B, q) labels or (B, q, C) probabilities
+    (their most likely class). Scaling logits up lowers it only for queries already right by a margin."""
+    if logits.dim() != 3:
+        raise ValueError("the margin loss needs a multi-class head's logits (B, q, C)")
+    label = target.argmax(-1) if target.dim() == 3 else target.long()
+    right = logits.gather(-1, label[..., None]).squeeze(-1)
+    others = logits.scatter(-1, label[..., None], float("-inf")).amax(-1)
+    return torch.relu(1 - (right - others)).mean()
+
+
 def step_seed(seed: int, step: int, process: int) -> int:
     return (seed * 1_000_003 + step) * 1_009 + process
 
@@ -148,12 +160,13 @@ def train(config: TrainConfig, output: Path, resume: bool = False, progress: boo
             with accelerator.autocast():
                 out = model(batch.x_context, batch.y_context, batch.x_query,
                             context_lengths=torch.arange(1, k + 1, device=device), labels=target)
-        accelerator.backward(out.loss)
+        loss = out.loss if opt_cfg.loss == "cross-entropy" else margin_loss(out.logits, target.to(device))
+        accelerator.backward(loss)
         if opt_cfg.grad_clip:
             accelerator.clip_grad_norm_(model.parameters(), opt_cfg.grad_clip)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        loss_value = accelerator.reduce(out.loss.detach(), reduction="mean").item()
+        loss_value = accelerator.reduce(loss.detach(), reduction="mean").item()
         done = step + 1
         bar.update()
         if not main:
