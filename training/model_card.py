@@ -100,7 +100,7 @@ gradient step on the user's task.{_residual(m)}
   batch {config.optim.batch_size}, {summary.get("steps")} steps, gradient clip {config.optim.grad_clip:g}.
 - Wall time: {summary.get("wall_time_s", 0):.0f} s ({hours:.2f} h) on {summary.get("machine", {}).get("processor", "?")}
   ({summary.get("machine", {}).get("device", "?")}, {summary.get("machine", {}).get("torch_threads", "?")} torch threads).
-- Final training loss: {summary.get("final_loss", float("nan")):.4f}. Full settings: `train_config.json`; loss curve: `train_log.csv`
+- Final training loss ({config.optim.loss}): {summary.get("final_loss", float("nan")):.4f}. Full settings: `train_config.json`; loss curve: `train_log.csv`
   (beside this card in the run's output folder; for a head shipped in `checkpoints/`, these, `train_summary.json`
   and `eval.png` are kept under `results/training/<name>/`).
 
