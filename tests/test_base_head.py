@@ -1,10 +1,12 @@
 """tart-base, the default head: the side base with no Transformer blocks. The shipped checkpoint is what
 scripts/build_base_head.py writes, and through TartClassifier it answers as the dev suite's tuned side
 base (`base:side,shrunk_std=1,shrinkage=1,name_weight=2,unlabeled_weight=1`), with one ensemble member."""
+import copy
 import importlib.util
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from sklearn.datasets import load_wine
 
@@ -13,6 +15,7 @@ from tart.defaults import DEFAULT_HEAD
 from tart.evaluate.dev_suite import SideBase
 from tart.head import ensemble
 from tart.head.load import load_head
+from tart.head.model import TartConfig
 
 ROOT = Path(__file__).parent.parent
 
@@ -48,3 +51,22 @@ def test_tart_base_answers_as_the_tuned_side_base_with_one_member():
     np.testing.assert_array_equal(got, expected)
     assert (got == y[rest]).mean() > 0.8
     assert len(ensemble.plan(y[support], 3, load_head("tart-base").config, n_members=4)) == 1
+
+
+def test_tart_base_logits_are_scaled_by_its_examples_weight():
+    """base_scale_per_example: logits times 200 / (examples + 2 per named class); the answers stay."""
+    X, y = load_wine(return_X_y=True)
+    X, y = X[y < 2], y[y < 2]
+    rng = np.random.default_rng(1)
+    support = np.concatenate([rng.choice(np.flatnonzero(y == c), 6, replace=False) for c in range(2)])
+    rest = np.setdiff1d(np.arange(len(y)), support)
+    names = np.stack([X[y == c].mean(0) for c in range(2)])
+    unscaled = copy.deepcopy(load_head("tart-base"))  # load_head's heads are shared: change a copy
+    unscaled.config.base_scale_per_example = 0.0
+    probas = [TartClassifier(head=h, embedder=None).fit(X[support], y[support], name_vectors=names)
+              .predict_proba(X[rest]) for h in ("tart-base", unscaled)]
+    log_odds = [np.log(p[:, 1] / p[:, 0]) for p in probas]
+    np.testing.assert_allclose(log_odds[0], 200 / (12 + 2 * 2) * log_odds[1], rtol=1e-3, atol=1e-3)
+    assert (probas[0].argmax(1) == probas[1].argmax(1)).all()
+    with pytest.raises(ValueError, match="base_scale_per_example"):
+        TartConfig(base_scale_per_example=1.0)

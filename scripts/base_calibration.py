@@ -1,0 +1,79 @@
+"""How well a head's probabilities match its accuracy on the dev suite's text tasks (issue 25): per
+embedder and k, the test log-loss (NLL) and mean confidence (the top probability) minus accuracy, with
+names and the test texts as unlabelled pool, as `tart:HEAD,names=1,pool=1` reads them; same splits and
+seeds as the dev suite. Written to choose tart-base's logit scale (TartConfig.base_scale_per_example);
+`--unscaled` adds each head with that scale off, as "HEAD (unscaled)".
+
+    python scripts/base_calibration.py --heads tart-base --unscaled --json F
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+
+import numpy as np
+
+from tart.classifier import TartClassifier
+from tart.data.splits import balanced_indices
+from tart.evaluate.dev_suite import EMBEDDERS, TEXT_TASKS, _embed_names, task_vectors
+from tart.head.load import load_head
+
+
+def unscaled(name: str):
+    head = copy.deepcopy(load_head(name))  # load_head's heads are shared: change a copy
+    head.config.base_scale_per_example = 0.0
+    return head
+
+
+def calibration(label: str, head, embedder: str, ks, seeds: int = 5, test_size: int = 200) -> list[dict]:
+    rows = []
+    for task in TEXT_TASKS:
+        X, y = task_vectors(task, embedder)
+        for k in ks:
+            nll, gap, acc = [], [], []
+            for seed in range(seeds):
+                support, test = balanced_indices(y, k, seed, min(test_size, len(y) - k), sampler="numpy")
+                clf = TartClassifier(head=head, embedder=None, random_state=seed)
+                clf.fit(X[support], y[support], unlabeled=X[test], name_vectors=_embed_names(list(y[support]), embedder))
+                proba = clf.predict_proba(X[test])
+                truth = np.searchsorted(clf.classes_, y[test])
+                right = proba.argmax(1) == truth
+                nll.append(float(-np.log(np.clip(proba[np.arange(len(test)), truth], 1e-12, None)).mean()))
+                gap.append(float(proba.max(1).mean() - right.mean()))
+                acc.append(float(right.mean()))
+            rows.append({"head": label, "embedder": embedder, "task": task, "k": k, "nll": float(np.mean(nll)),
+                         "confidence_minus_accuracy": float(np.mean(gap)), "accuracy": float(np.mean(acc))})
+    return rows
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--heads", required=True, help="comma-separated heads (names or folders)")
+    p.add_argument("--embedders", default=",".join(EMBEDDERS))
+    p.add_argument("--ks", default="8,16,32,64")
+    p.add_argument("--unscaled", action="store_true", help="also each head with its logit scale off")
+    p.add_argument("--json", required=True)
+    args = p.parse_args()
+    ks = [int(k) for k in args.ks.split(",")]
+    heads = {h: h for h in args.heads.split(",")}
+    if args.unscaled:
+        heads.update({f"{h} (unscaled)": unscaled(h) for h in args.heads.split(",")})
+    rows = [r for label, h in heads.items() for e in args.embedders.split(",") for r in calibration(label, h, e, ks)]
+    summary = []
+    for h in heads:
+        for e in args.embedders.split(","):
+            for k in ks:
+                mine = [r for r in rows if (r["head"], r["embedder"], r["k"]) == (h, e, k)]
+                summary.append({"head": h, "embedder": e, "k": k, "tasks": len(mine),
+                                **{m: float(np.mean([r[m] for r in mine]))
+                                   for m in ("nll", "confidence_minus_accuracy", "accuracy")}})
+                s = summary[-1]
+                print(f"{h:28s} {e:13s} k={k:3d}  NLL {s['nll']:.3f}  confidence - accuracy "
+                      f"{100 * s['confidence_minus_accuracy']:+5.1f}  accuracy {100 * s['accuracy']:.1f}")
+    with open(args.json, "w") as f:
+        json.dump({"tasks": list(TEXT_TASKS), "ks": ks, "seeds": 5, "summary": summary, "rows": rows}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
