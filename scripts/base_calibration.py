@@ -19,6 +19,8 @@ from tart.data.splits import balanced_indices
 from tart.evaluate.dev_suite import EMBEDDERS, TEXT_TASKS, _embed_names, task_vectors
 from tart.head.load import load_head
 
+SEEDS = 5  # the dev suite's
+
 
 def unscaled(name: str):
     head = copy.deepcopy(load_head(name))  # load_head's heads are shared: change a copy
@@ -26,16 +28,17 @@ def unscaled(name: str):
     return head
 
 
-def calibration(label: str, head, embedder: str, ks, seeds: int = 5, test_size: int = 200) -> list[dict]:
+def calibration(label: str, head, embedder: str, ks, seeds: int = SEEDS, test_size: int = 200) -> list[dict]:
     rows = []
     for task in TEXT_TASKS:
         X, y = task_vectors(task, embedder)
+        names = _embed_names(list(y), embedder)  # every class is in each balanced support
         for k in ks:
             nll, gap, acc = [], [], []
             for seed in range(seeds):
                 support, test = balanced_indices(y, k, seed, min(test_size, len(y) - k), sampler="numpy")
                 clf = TartClassifier(head=head, embedder=None, random_state=seed)
-                clf.fit(X[support], y[support], unlabeled=X[test], name_vectors=_embed_names(list(y[support]), embedder))
+                clf.fit(X[support], y[support], unlabeled=X[test], name_vectors=names)
                 proba = clf.predict_proba(X[test])
                 truth = np.searchsorted(clf.classes_, y[test])
                 right = proba.argmax(1) == truth
@@ -72,7 +75,7 @@ def main():
                 print(f"{h:28s} {e:13s} k={k:3d}  NLL {s['nll']:.3f}  confidence - accuracy "
                       f"{100 * s['confidence_minus_accuracy']:+5.1f}  accuracy {100 * s['accuracy']:.1f}")
     with open(args.json, "w") as f:
-        json.dump({"tasks": list(TEXT_TASKS), "ks": ks, "seeds": 5, "summary": summary, "rows": rows}, f, indent=1)
+        json.dump({"tasks": list(TEXT_TASKS), "ks": ks, "seeds": SEEDS, "summary": summary, "rows": rows}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -326,9 +326,8 @@ class TartClassifier(ClassifierMixin, BaseEstimator):
             U = Q if U is None else np.concatenate([U, Q])
             U = U[self.unlabeled_sample(len(U))]
         config = self.head_.config  # a head is served with the projection it was trained with
-        shrinkage = self.shrinkage if self.shrinkage is not None else config.projection_shrinkage
-        names, shrinkage = read_names(self.name_vectors_, S, U, config.name_norm,
-                                      DEFAULT_SHRINKAGE if shrinkage is None else shrinkage)
+        shrinkage = next(s for s in (self.shrinkage, config.projection_shrinkage, DEFAULT_SHRINKAGE) if s is not None)
+        names, shrinkage = read_names(self.name_vectors_, S, U, config.name_norm, shrinkage)
         # the names too: projected by a fit on the support alone, a name keeps only the support's few
         # directions. Not the unlabelled pool (see the module docstring): it is projected after.
         points = [S] + ([Q] if Q is not None and self.fit_projection_on == "support+queries" else [])

@@ -145,11 +145,13 @@ def train(config: TrainConfig, output: Path, resume: bool = False, progress: boo
             target = batch.p_query if task_cfg.soft_targets else batch.y_query
             if not model_cfg.multiclass:
                 target = target[..., 1] if task_cfg.soft_targets else target
+            target = target.to(device)
             with accelerator.autocast():
                 side = {name: getattr(batch, name).to(device) for name in ("x_names", "names_mask", "x_unlabeled")
                         if getattr(batch, name) is not None}  # a side-input head's names / unlabelled points
                 out = model(batch.x_context.to(device), batch.y_context.to(device), batch.x_query.to(device),
-                            labels=target.to(device), class_mask=batch.class_mask.to(device), **side)
+                            labels=target if opt_cfg.loss == "cross-entropy" else None,  # else scored below
+                            class_mask=batch.class_mask.to(device), **side)
         else:
             gen = make_generator(seed, device)
             batch = sample_tasks(local_batch, k, k, d=d, n_dims=n_dims, alpha=task_cfg.alpha,
@@ -160,7 +162,7 @@ def train(config: TrainConfig, output: Path, resume: bool = False, progress: boo
             with accelerator.autocast():
                 out = model(batch.x_context, batch.y_context, batch.x_query,
                             context_lengths=torch.arange(1, k + 1, device=device), labels=target)
-        loss = out.loss if opt_cfg.loss == "cross-entropy" else margin_loss(out.logits, target.to(device))
+        loss = out.loss if opt_cfg.loss == "cross-entropy" else margin_loss(out.logits, target)
         accelerator.backward(loss)
         if opt_cfg.grad_clip:
             accelerator.clip_grad_norm_(model.parameters(), opt_cfg.grad_clip)
