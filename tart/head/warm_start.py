@@ -26,6 +26,9 @@ def warm_start(model: TartReasoningModel, source: TartReasoningModel, name: str)
     +-logit/2, so on slots (2i, 2i+1) the new head starts out computing exactly the old one."""
     new, old = model.config, source.config
     target, given = model.state_dict(), source.state_dict()
+    if new.ridge_rule and not old.ridge_rule:  # the ridge rule is new: its gate's read-out row and scale fresh
+        given = {key: torch.cat([v, target[key][-1:]]) if key.startswith("read_out") else v for key, v in given.items()}
+        given["ridge_log_scale"] = target["ridge_log_scale"]
     if all(k in target and target[k].shape == v.shape for k, v in given.items()):
         # same shape; only a new head's residual_scale (starting at 1) may be missing from the old one
         missing = model.load_state_dict(given, strict=False).missing_keys

@@ -1,0 +1,90 @@
+"""The ridge rule beside a side-input head's class means (TartConfig.max_ridge_weight): least squares on the
+context each query sees, as numpy solves it; its share of the answer read out by the Transformer; a warm start from a
+head without it answers as that head when the share is 0."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from tart.head.model import (
+    RIDGE_GATE_GAIN,
+    RIDGE_GATE_START,
+    RIDGE_PENALTY,
+    TartConfig,
+    TartReasoningModel,
+    ridge_scores,
+)
+from tart.head.warm_start import warm_start
+
+C, D = 5, 6
+
+
+def task(seed=0, B=2, k=12, q=5):
+    gen = torch.Generator().manual_seed(seed)
+    x, xq = torch.randn(B, k, D, generator=gen), torch.randn(B, q, D, generator=gen)
+    y = torch.randint(0, 4, (B, k), generator=gen)
+    return x, y, xq
+
+
+def least_squares(x, y, xq, penalty=RIDGE_PENALTY):
+    """numpy: one-hot targets, intercept unpenalised, penalty * n * |W|^2."""
+    x, xq = np.asarray(x, dtype=np.float64), np.asarray(xq, dtype=np.float64)
+    targets = np.eye(C)[np.asarray(y)]
+    mx, my = x.mean(0), targets.mean(0)
+    w = np.linalg.solve((x - mx).T @ (x - mx) + penalty * len(x) * np.eye(D), (x - mx).T @ (targets - my))
+    return (xq - mx) @ w + my
+
+
+def test_ridge_scores_are_least_squares_on_the_points_each_query_sees():
+    x, y, xq = task()
+    full = ridge_scores(x, y, xq, torch.full((5,), 12), C)
+    lengths = torch.tensor([[0, 1, 2, 7, 12], [12, 3, 3, 9, 5]])
+    prefixes = ridge_scores(x, y, xq, lengths, C)
+    for b in range(2):
+        np.testing.assert_allclose(full[b].numpy(), least_squares(x[b], y[b], xq[b]), atol=1e-5)
+        for j, n in enumerate(lengths[b].tolist()):
+            expected = least_squares(x[b, :n], y[b, :n], xq[b, j:j + 1])[0] if n >= 2 else np.zeros(C)
+            np.testing.assert_allclose(prefixes[b, j].numpy(), expected, atol=1e-5)
+
+
+def ridge_head(ridge_rule: bool, seed: int = 0) -> TartReasoningModel:
+    torch.manual_seed(seed)
+    config = TartConfig(n_dims=D, n_embd=32, n_layer=2, n_head=2, max_examples=16, n_classes=C,
+                        residual="nearest-mean", side_inputs=True, ridge_rule=ridge_rule)
+    return TartReasoningModel(config).eval()
+
+
+def test_the_gate_shares_the_answer_between_the_class_means_and_the_ridge_rule():
+    """Warm-started from a head without the rule: with the share at 0 it answers exactly as that head; at
+    share s, (1 - s) of the class means' scores and s of the scaled ridge scores, over the same Transformer."""
+    x, y, xq = task()
+    lengths = torch.tensor([3, 12, 7, 12, 5])
+    old, new = ridge_head(False), ridge_head(True, seed=1)
+    warm_start(new, old, "old")
+
+    def answer(gate: float, log_scale: float | None = None) -> torch.Tensor:
+        with torch.no_grad():
+            new.read_out.weight[-1] = 0.0
+            new.read_out.bias[-1] = gate
+            if log_scale is not None:
+                new.ridge_log_scale.fill_(log_scale)
+            return new(x, y, xq, context_lengths=lengths).logits
+
+    with torch.no_grad():
+        before = old(x, y, xq, context_lengths=lengths).logits
+    present = torch.isfinite(before)
+    off, on, middle = answer(-100.0), answer(100.0), answer(0.5)
+    torch.testing.assert_close(off[present], before[present])
+    share = torch.sigmoid(torch.tensor(RIDGE_GATE_GAIN * 0.5 + RIDGE_GATE_START))
+    torch.testing.assert_close(middle[present], ((1 - share) * off + share * on)[present])
+    scale = new.ridge_log_scale.exp().item()
+    twice = answer(100.0, math.log(2 * scale))
+    torch.testing.assert_close((twice - on)[present], (scale * ridge_scores(x, y, xq, lengths, C))[present])
+
+
+def test_the_ridge_rule_needs_a_side_input_head_with_blocks():
+    with pytest.raises(ValueError, match="ridge_rule"):
+        TartConfig(n_classes=5, residual="nearest-mean", ridge_rule=True)
+    with pytest.raises(ValueError, match="ridge_rule"):
+        TartConfig(n_classes=5, n_layer=0, residual="nearest-mean", side_inputs=True, ridge_rule=True)
