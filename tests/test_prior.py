@@ -262,3 +262,20 @@ def test_components_past_the_points_rank_scale_nothing_up():
         assert ratio < 2, ratio  # measured 1.2 (before: over 1000)
     same = projection.fit_projection(torch.ones(1, 4, 8, dtype=torch.float64), 4)  # no rank at all: zeros, no NaN
     assert (projection.apply_projection(same, torch.randn(1, 3, 8, dtype=torch.float64)) == 0).all()
+
+
+def test_a_pools_presence_need_not_tell_the_family():
+    """p_unlabeled: some batches have no unlabelled points at all; tart_unlabeled: TART's tasks get them too,
+    more draws of the task's own inputs (its 16 active coordinates, the rest zero)."""
+    gen = torch.Generator().manual_seed(0)
+    tart = PriorSettings(weights={"tart": 1.0}, unlabeled_max=32, tart_unlabeled=True)
+    pools = [sample_prior_batch(4, 16, 8, 32, 10, tart, gen).x_unlabeled for _ in range(6)]
+    assert all(u is None or (u.shape[:2] in [(4, n) for n in range(33)]) for u in pools)
+    sized = [u for u in pools if u is not None and u.shape[1] > 0]
+    assert sized and all(u[..., 16:].abs().max() == 0 and u[..., :16].abs().max() > 0 for u in sized)
+    assert sample_prior_batch(4, 16, 8, 32, 10, PriorSettings(weights={"tart": 1.0}, unlabeled_max=32), gen).x_unlabeled is None
+    never = PriorSettings(weights={"gaussian": 1.0}, unlabeled_max=32, p_unlabeled=0.0)
+    assert all(sample_prior_batch(4, 16, 8, 32, 10, never, gen).x_unlabeled is None for _ in range(4))
+    sometimes = PriorSettings(weights={"gaussian": 1.0}, unlabeled_max=32, p_unlabeled=0.5)
+    kinds = {sample_prior_batch(4, 16, 8, 32, 10, sometimes, gen).x_unlabeled is None for _ in range(20)}
+    assert kinds == {True, False}

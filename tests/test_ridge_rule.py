@@ -80,7 +80,38 @@ def test_the_gate_shares_the_answer_between_the_class_means_and_the_ridge_rule()
     torch.testing.assert_close(middle[present], ((1 - share) * off + share * on)[present])
     scale = new.ridge_log_scale.exp().item()
     twice = answer(100.0, math.log(2 * scale))
-    torch.testing.assert_close((twice - on)[present], (scale * ridge_scores(x, y, xq, lengths, C))[present])
+    per_point = scale * lengths[:, None].float() * ridge_scores(x, y, xq, lengths, C)
+    torch.testing.assert_close((twice - on)[present], per_point[present])
+    few = torch.tensor([0, 1, 2, 12, 1])  # below 2 points least squares has nothing to fit: no share
+    with torch.no_grad():
+        without = old(x, y, xq, context_lengths=few).logits
+        new.read_out.bias[-1] = 100.0
+        with_share = new(x, y, xq, context_lengths=few).logits
+    alone = torch.isfinite(without[:, [0, 1, 4]])
+    torch.testing.assert_close(with_share[:, [0, 1, 4]][alone], without[:, [0, 1, 4]][alone])
+
+
+def test_a_gates_only_head_answers_as_its_base_whatever_its_transformer():
+    """TartConfig.gates_only: the Transformer's own logits are not used; with fixed base weights and no
+    ridge rule the head is exactly its base (a name counts max_name_weight / 2, ...)."""
+    from tart.head.model import initial_base_scores
+
+    x, y, xq = task()
+    names, names_mask = torch.randn(2, C, D), torch.tensor([[True, True, False, False, True]]).expand(2, C)
+    unlabeled = torch.randn(2, 7, D)
+    torch.manual_seed(0)
+    config = TartConfig(n_dims=D, n_embd=32, n_layer=2, n_head=2, max_examples=16, n_classes=C,
+                        residual="nearest-mean", side_inputs=True, learn_base_weights=False, gates_only=True)
+    model = TartReasoningModel(config).eval()
+    with torch.no_grad():
+        model.read_out.bias.normal_()  # a Transformer whose own logits are far from zero
+        logits = model(x, y, xq, x_names=names, names_mask=names_mask, x_unlabeled=unlabeled).logits
+        base = model.residual_scale * initial_base_scores(
+            x, y, xq, torch.full((xq.shape[1],), x.shape[1]), C, names, names_mask, unlabeled, None,
+            config.refine_steps, model.refine_log_temperature.exp(), config.max_name_weight / 2,
+            config.max_unlabeled_weight / 2)
+    present = torch.isfinite(logits)
+    torch.testing.assert_close(logits[present], base[present])
 
 
 def test_the_ridge_rule_needs_a_side_input_head_with_blocks():
@@ -88,3 +119,5 @@ def test_the_ridge_rule_needs_a_side_input_head_with_blocks():
         TartConfig(n_classes=5, residual="nearest-mean", ridge_rule=True)
     with pytest.raises(ValueError, match="ridge_rule"):
         TartConfig(n_classes=5, n_layer=0, residual="nearest-mean", side_inputs=True, ridge_rule=True)
+    with pytest.raises(ValueError, match="gates_only"):
+        TartConfig(n_classes=5, residual="nearest-mean", gates_only=True)

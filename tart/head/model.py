@@ -46,7 +46,7 @@ NAME_NORMS = ("raw", "texts")
 RIDGE_PENALTY = 0.1  # `ridge_scores`: per point, in the whitened input space (dev suite and TART tasks)
 RIDGE_GATE_START = -3.0  # the ridge rule's share at first: sigmoid(-3) = 0.047
 RIDGE_GATE_GAIN = 4.0  # its gate moves 4x as fast as the other read-outs: one number must travel far
-RIDGE_START_SCALE = 16.0  # the ridge scores' learned scale at first (they span about +-0.5)
+RIDGE_START_SCALE = 0.1  # the ridge scores' learned scale per context point at first
 
 
 class TartConfig(PretrainedConfig):
@@ -75,6 +75,7 @@ class TartConfig(PretrainedConfig):
         name_norm: str = "raw",
         base_scale_per_example: float = 0.0,
         ridge_rule: bool = False,
+        gates_only: bool = False,
         **kwargs,
     ):
         self.n_dims = n_dims  # input size: features are padded with zeros or projected to it
@@ -118,6 +119,9 @@ class TartConfig(PretrainedConfig):
         # they trail logistic regression by 7 points at k = 64, where least squares gets it back; on text it
         # costs 1-6 points. So the Transformer decides per task
         self.ridge_rule = ridge_rule
+        # side-input heads: the Transformer only reads out the gates (which rule, how much of each input); its
+        # own logits are not used, so where the gates leave the base alone the head answers as the base
+        self.gates_only = gates_only
         super().__init__(**kwargs)
         self.validate()
 
@@ -144,6 +148,8 @@ class TartConfig(PretrainedConfig):
             raise ValueError("TartConfig.base_temperature needs a side-input head (side_inputs=True)")
         if self.base_scale_per_example < 0 or (self.base_scale_per_example and not self.side_inputs):
             raise ValueError("TartConfig.base_scale_per_example must be >= 0, and > 0 only for a side-input head")
+        if self.gates_only and not self.side_inputs:
+            raise ValueError("TartConfig.gates_only needs a side-input head (side_inputs=True)")
         if self.ridge_rule and not (self.side_inputs and self.n_layer):
             raise ValueError("TartConfig.ridge_rule needs a side-input head with Transformer blocks (they read "
                              "out its share)")
@@ -513,9 +519,15 @@ class TartReasoningModel(PreTrainedModel):
                                                   side.names_mask)[..., None]
             scores = scale * scores
             if self.config.ridge_rule:  # the share of the least-squares rule, per query
-                share = torch.sigmoid(RIDGE_GATE_GAIN * gates[..., -1:] + RIDGE_GATE_START)
+                seen = context_lengths.expand(B, q).float()[..., None]
+                # no share where least squares has nothing to fit (fewer than 2 points: zero-shot)
+                share = torch.sigmoid(RIDGE_GATE_GAIN * gates[..., -1:] + RIDGE_GATE_START) * (seen >= 2)
                 ridge = ridge_scores(x_context, y_context, x_query, context_lengths, self.config.n_classes)
-                scores = (1 - share) * scores + share * self.ridge_log_scale.exp() * ridge
+                # its calibrated scale grows with the points seen (TART's tasks: 0.12 / 0.09 / 0.08 per point
+                # at k = 8 / 16 / 64)
+                scores = (1 - share) * scores + share * self.ridge_log_scale.exp() * seen * ridge
+            if self.config.gates_only:
+                logits = torch.zeros_like(logits)
             logits = logits + scores.to(logits.dtype)
         elif self.config.residual != "none":
             scores = class_mean_scores(x_context, y_context, x_query, context_lengths, self.config.n_classes,

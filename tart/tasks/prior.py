@@ -84,6 +84,11 @@ class PriorSettings:
     # [0, unlabeled_max] per step; drawn like the queries, their labels never shown)
     p_names: Annotated[float, Field(ge=0, le=1)] = 0.0
     unlabeled_max: Annotated[int, Field(ge=0)] = 0
+    # a batch has unlabelled points at all with this probability (a user often has none), and TART's tasks
+    # get them too with `tart_unlabeled` (more draws of the task's inputs): so that whether a pool is there
+    # tells a head nothing about the kind of task (tart-gate's gate had learned "no pool: TART's task")
+    p_unlabeled: Annotated[float, Field(ge=0, le=1)] = 1.0
+    tart_unlabeled: bool = False
     name_noise_min: float = 0.3  # gaussian: a name is its class mean + a shift shared by the task's names
     name_noise_max: float = 3.0  # + noise of this scale (log-uniform), in the class spread's units
     # the projection is fitted on the context and each of the task's C names once, as TartClassifier fits
@@ -318,7 +323,10 @@ def sample_prior_batch(batch_size: int, k: int, n_queries: int, n_dims: int, n_s
         w = torch.tensor([float(s.weights[f]) for f in names])
         family = names[int(torch.multinomial(w, 1, generator=gen))]
     side = n_slots > 2 and family != "tart"
-    U = _randint(gen, 0, s.unlabeled_max) if side and s.unlabeled_max else 0
+    pooled = (side or (n_slots > 2 and s.tart_unlabeled)) and s.unlabeled_max > 0
+    if pooled and s.p_unlabeled < 1:
+        pooled = bool(torch.rand(1, generator=gen) < s.p_unlabeled)
+    U = _randint(gen, 0, s.unlabeled_max) if pooled else 0
     # a batch is named (every task, all its classes) with probability p_names, so that the projection is
     # fitted on the names too, as TartClassifier fits it on a named task's support, pool and names
     named_batch = side and s.p_names > 0 and bool(torch.rand(1, generator=gen) < s.p_names)
@@ -326,11 +334,11 @@ def sample_prior_batch(batch_size: int, k: int, n_queries: int, n_dims: int, n_s
         k = 0  # zero-shot: what a user with label names and no example has
     raw_names = None
     if family == "tart":
-        t = sample_tasks(B, k, q, d=min(16, n_dims), n_dims=n_dims, alpha=s.tart_alpha, generator=gen)
-        y = torch.cat([t.y_context, t.y_query], 1).long()
-        p = torch.stack([1 - t.p_query, t.p_query], -1)
+        t = sample_tasks(B, k, q + U, d=min(16, n_dims), n_dims=n_dims, alpha=s.tart_alpha, generator=gen)
+        y = torch.cat([t.y_context, t.y_query[:, :q]], 1).long()
+        p = torch.stack([1 - t.p_query[:, :q], t.p_query[:, :q]], -1)
         C = torch.full((B,), 2)
-        x_ctx, x_q, x_u = t.x_context, t.x_query, None
+        x_ctx, x_q, x_u = t.x_context, t.x_query[:, :q], (t.x_query[:, q:] if U else None)
     else:
         C = _n_classes(gen, s, B, k) if n_slots > 2 else torch.full((B,), 2)
         qU = q + U  # the unlabelled points are drawn as queries are, then their labels dropped
