@@ -114,10 +114,31 @@ def test_a_gates_only_head_answers_as_its_base_whatever_its_transformer():
     torch.testing.assert_close(logits[present], base[present])
 
 
+def test_added_the_rule_leaves_the_base_whole():
+    """ridge_mix = "add": the base's scores stay as they are and s x the scaled rule is added."""
+    x, y, xq = task()
+    lengths = torch.tensor([3, 12, 7, 12, 5])
+    torch.manual_seed(0)
+    config = TartConfig(n_dims=D, n_embd=32, n_layer=2, n_head=2, max_examples=16, n_classes=C, residual="nearest-mean",
+                        side_inputs=True, ridge_rule=True, gates_only=True, ridge_mix="add")
+    model = TartReasoningModel(config).eval()
+    answers = []
+    with torch.no_grad():
+        model.read_out.weight[-1] = 0.0
+        for gate in (-100.0, 100.0):
+            model.read_out.bias[-1] = gate
+            answers.append(model(x, y, xq, context_lengths=lengths).logits)
+        rule = model.ridge_log_scale.exp() * lengths[:, None].float() * ridge_scores(x, y, xq, lengths, C)
+    present = torch.isfinite(answers[0])
+    torch.testing.assert_close((answers[1] - answers[0])[present], rule[present])
+
+
 def test_the_ridge_rule_needs_a_side_input_head_with_blocks():
     with pytest.raises(ValueError, match="ridge_rule"):
         TartConfig(n_classes=5, residual="nearest-mean", ridge_rule=True)
     with pytest.raises(ValueError, match="ridge_rule"):
         TartConfig(n_classes=5, n_layer=0, residual="nearest-mean", side_inputs=True, ridge_rule=True)
+    with pytest.raises(ValueError, match="ridge_mix"):
+        TartConfig(n_classes=5, residual="nearest-mean", side_inputs=True, ridge_rule=True, ridge_mix="blend")
     with pytest.raises(ValueError, match="gates_only"):
         TartConfig(n_classes=5, residual="nearest-mean", gates_only=True)

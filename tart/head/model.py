@@ -43,6 +43,7 @@ from transformers.utils import ModelOutput
 
 RESIDUALS = ("none", "nearest-mean", "lda")
 NAME_NORMS = ("raw", "texts")
+RIDGE_MIXES = ("share", "add")
 RIDGE_PENALTY = 0.1  # `ridge_scores`: per point, in the whitened input space (dev suite and TART tasks)
 RIDGE_GATE_START = -3.0  # the ridge rule's share at first: sigmoid(-3) = 0.047
 RIDGE_GATE_GAIN = 4.0  # its gate moves 4x as fast as the other read-outs: one number must travel far
@@ -76,6 +77,7 @@ class TartConfig(PretrainedConfig):
         base_scale_per_example: float = 0.0,
         ridge_rule: bool = False,
         gates_only: bool = False,
+        ridge_mix: str = "share",
         **kwargs,
     ):
         self.n_dims = n_dims  # input size: features are padded with zeros or projected to it
@@ -119,6 +121,9 @@ class TartConfig(PretrainedConfig):
         # they trail logistic regression by 7 points at k = 64, where least squares gets it back; on text it
         # costs 1-6 points. So the Transformer decides per task
         self.ridge_rule = ridge_rule
+        # how: "share", (1 - s) x the base + s x the rule; "add", the base + s x the rule (s cannot cool the base:
+        # as a share, s had also tempered the base, 0.7 on text without a pool for tart-gate)
+        self.ridge_mix = ridge_mix
         # side-input heads: the Transformer only reads out the gates (which rule, how much of each input); its
         # own logits are not used, so where the gates leave the base alone the head answers as the base
         self.gates_only = gates_only
@@ -150,6 +155,8 @@ class TartConfig(PretrainedConfig):
             raise ValueError("TartConfig.base_scale_per_example must be >= 0, and > 0 only for a side-input head")
         if self.gates_only and not self.side_inputs:
             raise ValueError("TartConfig.gates_only needs a side-input head (side_inputs=True)")
+        if self.ridge_mix not in RIDGE_MIXES:
+            raise ValueError(f"TartConfig.ridge_mix must be one of {RIDGE_MIXES}, got {self.ridge_mix!r}")
         if self.ridge_rule and not (self.side_inputs and self.n_layer):
             raise ValueError("TartConfig.ridge_rule needs a side-input head with Transformer blocks (they read "
                              "out its share)")
@@ -525,7 +532,8 @@ class TartReasoningModel(PreTrainedModel):
                 ridge = ridge_scores(x_context, y_context, x_query, context_lengths, self.config.n_classes)
                 # its calibrated scale grows with the points seen (TART's tasks: 0.12 / 0.09 / 0.08 per point
                 # at k = 8 / 16 / 64)
-                scores = (1 - share) * scores + share * self.ridge_log_scale.exp() * seen * ridge
+                rule = self.ridge_log_scale.exp() * seen * ridge
+                scores = scores + share * rule if self.config.ridge_mix == "add" else (1 - share) * scores + share * rule
             if self.config.gates_only:
                 logits = torch.zeros_like(logits)
             logits = logits + scores.to(logits.dtype)
