@@ -86,7 +86,8 @@ class PriorSettings:
     unlabeled_max: Annotated[int, Field(ge=0)] = 0
     # a batch has unlabelled points at all with this probability (a user often has none), and TART's tasks
     # get them too with `tart_unlabeled` (more draws of the task's inputs): so that whether a pool is there
-    # tells a head nothing about the kind of task (tart-gate's gate had learned "no pool: TART's task")
+    # tells a head nothing about the kind of task (issue 25, stage 20: it left tart-gate's share on text
+    # without a pool where it was)
     p_unlabeled: Annotated[float, Field(ge=0, le=1)] = 1.0
     tart_unlabeled: bool = False
     name_noise_min: float = 0.3  # gaussian: a name is its class mean + a shift shared by the task's names
