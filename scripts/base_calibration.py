@@ -2,7 +2,8 @@
 embedder and k, the test log-loss (NLL) and mean confidence (the top probability) minus accuracy, with
 names and the test texts as unlabelled pool, as `tart:HEAD,names=1,pool=1` reads them; same splits and
 seeds as the dev suite. Written to choose tart-base's logit scale (TartConfig.base_scale_per_example);
-`--unscaled` adds each head with that scale off, as "HEAD (unscaled)".
+`--unscaled` adds each head with that scale off, as "HEAD (unscaled)"; `--no-pool` reads no unlabelled
+texts (names only, as `tart:HEAD,names=1`).
 
     python scripts/base_calibration.py --heads tart-base --unscaled --json F
 """
@@ -28,7 +29,8 @@ def unscaled(name: str):
     return head
 
 
-def calibration(label: str, head, embedder: str, ks, seeds: int = SEEDS, test_size: int = 200) -> list[dict]:
+def calibration(label: str, head, embedder: str, ks, seeds: int = SEEDS, test_size: int = 200,
+                pool: bool = True) -> list[dict]:
     rows = []
     for task in TEXT_TASKS:
         X, y = task_vectors(task, embedder)
@@ -38,7 +40,7 @@ def calibration(label: str, head, embedder: str, ks, seeds: int = SEEDS, test_si
             for seed in range(seeds):
                 support, test = balanced_indices(y, k, seed, min(test_size, len(y) - k), sampler="numpy")
                 clf = TartClassifier(head=head, embedder=None, random_state=seed)
-                clf.fit(X[support], y[support], unlabeled=X[test], name_vectors=names)
+                clf.fit(X[support], y[support], unlabeled=X[test] if pool else None, name_vectors=names)
                 proba = clf.predict_proba(X[test])
                 truth = np.searchsorted(clf.classes_, y[test])
                 right = proba.argmax(1) == truth
@@ -56,13 +58,14 @@ def main():
     p.add_argument("--embedders", default=",".join(EMBEDDERS))
     p.add_argument("--ks", default="8,16,32,64")
     p.add_argument("--unscaled", action="store_true", help="also each head with its logit scale off")
+    p.add_argument("--no-pool", action="store_true", help="no unlabelled texts: names only")
     p.add_argument("--json", required=True)
     args = p.parse_args()
     ks = [int(k) for k in args.ks.split(",")]
     heads = {h: h for h in args.heads.split(",")}
     if args.unscaled:
         heads.update({f"{h} (unscaled)": unscaled(h) for h in args.heads.split(",")})
-    rows = [r for label, h in heads.items() for e in args.embedders.split(",") for r in calibration(label, h, e, ks)]
+    rows = [r for label, h in heads.items() for e in args.embedders.split(",") for r in calibration(label, h, e, ks, pool=not args.no_pool)]
     summary = []
     for h in heads:
         for e in args.embedders.split(","):
@@ -75,7 +78,8 @@ def main():
                 print(f"{h:28s} {e:13s} k={k:3d}  NLL {s['nll']:.3f}  confidence - accuracy "
                       f"{100 * s['confidence_minus_accuracy']:+5.1f}  accuracy {100 * s['accuracy']:.1f}")
     with open(args.json, "w") as f:
-        json.dump({"tasks": list(TEXT_TASKS), "ks": ks, "seeds": SEEDS, "summary": summary, "rows": rows}, f, indent=1)
+        json.dump({"tasks": list(TEXT_TASKS), "ks": ks, "seeds": SEEDS, "pool": not args.no_pool, "summary": summary,
+                   "rows": rows}, f, indent=1)
 
 
 if __name__ == "__main__":
