@@ -3,8 +3,9 @@
 Its answer is the side base alone (`tart.head.model.side_mean_scores`): class means in which each label's
 name counts as 2 examples, refined by 2 rounds of soft k-means over the unlabelled texts (each 1
 example), on a projection standardised by shrunk scales and whitened with shrinkage 1, each name at the texts' mean
-norm (zero-shot: the nearest name by cosine), its logits times 200 / (examples + 2 per name) so that its
-probabilities are not far too soft (scripts/base_calibration.py): the settings chosen
+norm (zero-shot: the nearest name by cosine), its logits times 200 / n, n = examples + 2 per name (without
+unlabelled texts 15 / sqrt(n)), so that its probabilities are neither far too soft nor, without a pool, too
+sure (scripts/base_calibration.py): the settings chosen
 on the dev suite (`python -m tart.evaluate.weight_oracle`, README issue 25). Nothing is trained: n_layer = 0,
 the read-in and read-out are zero, so it serves wherever a head does (TartClassifier, the service, the
 pipeline, `tart classify`). Its config.json and model.safetensors are written to the folder given.
@@ -22,7 +23,7 @@ from tart.head.model import TartConfig, TartReasoningModel
 BASE = dict(n_dims=64, n_embd=128, n_layer=0, n_head=4, max_examples=128, n_classes=10, residual="nearest-mean",
             side_inputs=True, refine_steps=2, max_name_weight=4.0, max_unlabeled_weight=2.0,
             learn_base_weights=False, shrunk_std=True, projection_shrinkage=1.0, name_norm="texts",
-            base_scale_per_example=200.0)
+            base_scale_per_example=200.0, base_scale_no_pool=15.0)
 
 
 def base_head() -> TartReasoningModel:

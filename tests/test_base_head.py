@@ -54,7 +54,8 @@ def test_tart_base_answers_as_the_tuned_side_base_with_one_member():
 
 
 def test_tart_base_logits_are_scaled_by_its_examples_weight():
-    """base_scale_per_example: logits times 200 / (examples + 2 per named class); the answers stay."""
+    """base_scale_per_example: logits times 200 / n, n = examples + 2 per named class; without unlabelled
+    points (base_scale_no_pool) times 15 / sqrt(n). The answers stay."""
     X, y = load_wine(return_X_y=True)
     X, y = X[y < 2], y[y < 2]
     rng = np.random.default_rng(1)
@@ -62,11 +63,15 @@ def test_tart_base_logits_are_scaled_by_its_examples_weight():
     rest = np.setdiff1d(np.arange(len(y)), support)
     names = np.stack([X[y == c].mean(0) for c in range(2)])
     unscaled = copy.deepcopy(load_head("tart-base"))  # load_head's heads are shared: change a copy
-    unscaled.config.base_scale_per_example = 0.0
-    probas = [TartClassifier(head=h, embedder=None).fit(X[support], y[support], name_vectors=names)
-              .predict_proba(X[rest]) for h in ("tart-base", unscaled)]
-    log_odds = [np.log(p[:, 1] / p[:, 0]) for p in probas]
-    np.testing.assert_allclose(log_odds[0], 200 / (12 + 2 * 2) * log_odds[1], rtol=1e-3, atol=1e-3)
-    assert (probas[0].argmax(1) == probas[1].argmax(1)).all()
+    unscaled.config.base_scale_per_example = unscaled.config.base_scale_no_pool = 0.0
+    n = 12 + 2 * 2
+    for pool, factor in ((None, 15 / np.sqrt(n)), (X[rest[:20]], 200 / n)):
+        probas = [TartClassifier(head=h, embedder=None).fit(X[support], y[support], unlabeled=pool, name_vectors=names)
+                  .predict_proba(X[rest]) for h in ("tart-base", unscaled)]
+        log_odds = [np.log(p[:, 1] / p[:, 0]) for p in probas]
+        np.testing.assert_allclose(log_odds[0], factor * log_odds[1], rtol=1e-3, atol=1e-3)
+        assert (probas[0].argmax(1) == probas[1].argmax(1)).all()
     with pytest.raises(ValueError, match="base_scale_per_example"):
         TartConfig(base_scale_per_example=1.0)
+    with pytest.raises(ValueError, match="base_scale_no_pool"):
+        TartConfig(n_classes=5, residual="nearest-mean", side_inputs=True, base_scale_no_pool=15.0)

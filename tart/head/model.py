@@ -75,6 +75,7 @@ class TartConfig(PretrainedConfig):
         projection_shrinkage: float | None = None,
         name_norm: str = "raw",
         base_scale_per_example: float = 0.0,
+        base_scale_no_pool: float = 0.0,
         ridge_rule: bool = False,
         gates_only: bool = False,
         ridge_mix: str = "share",
@@ -115,6 +116,10 @@ class TartConfig(PretrainedConfig):
         # the fewer the examples (text tasks, MiniLM: mean confidence 39 points under accuracy at k = 8, 25 at
         # k = 64): a head trained on top spent itself on that temperature
         self.base_scale_per_example = base_scale_per_example
+        # > 0: for tasks without unlabelled points, c / sqrt(n) instead of c / n. Without a pool tart-base was
+        # overconfident at c = 200 (MiniLM, k = 8: confidence 15.8 points over accuracy; with a pool 11 under),
+        # and the NLL-best scale falls more slowly with n there
+        self.base_scale_no_pool = base_scale_no_pool
         # side-input heads with blocks: a discriminative rule beside the class means, `ridge_scores` on the
         # context each query sees (times a learned scale), mixed in by a share the Transformer reads out (a
         # gate, near 0 at first). Class means are no discriminative rule: on TART's noise-free linear tasks
@@ -151,6 +156,8 @@ class TartConfig(PretrainedConfig):
             raise ValueError("TartConfig.base_inputs needs a side-input head (side_inputs=True)")
         if self.base_temperature and not self.side_inputs:
             raise ValueError("TartConfig.base_temperature needs a side-input head (side_inputs=True)")
+        if self.base_scale_no_pool < 0 or (self.base_scale_no_pool and not self.base_scale_per_example):
+            raise ValueError("TartConfig.base_scale_no_pool must be >= 0, and > 0 only with base_scale_per_example")
         if self.base_scale_per_example < 0 or (self.base_scale_per_example and not self.side_inputs):
             raise ValueError("TartConfig.base_scale_per_example must be >= 0, and > 0 only for a side-input head")
         if self.gates_only and not self.side_inputs:
@@ -341,12 +348,19 @@ def ridge_scores(x_context, y_context, x_query, context_lengths, n_classes: int,
     return (scores * (n >= 2)).float()
 
 
-def per_example_scale(c: float, context_lengths, name_weight, names_mask) -> torch.Tensor:
-    """(B, q): c / (the context points each query sees + name_weight per named class), or 1 where a query
-    sees no context point (zero-shot keeps the names' own scale). TartConfig.base_scale_per_example."""
+def per_example_scale(c: float, context_lengths, name_weight, names_mask, pooled=None,
+                      c_no_pool: float = 0.0) -> torch.Tensor:
+    """(B, q): c / n with n = the context points each query sees + name_weight per named class, or 1 where a
+    query sees no context point (zero-shot keeps the names' own scale). TartConfig.base_scale_per_example.
+    With c_no_pool, tasks without unlabelled points (pooled (B,) False) get c_no_pool / sqrt(n) instead."""
     seen = context_lengths.expand(name_weight.shape).float()
     named = 0.0 if names_mask is None else names_mask.float().sum(-1, keepdim=True) * name_weight.float()
-    return torch.where(seen > 0, c / (seen + named), torch.ones_like(seen))
+    n = seen + named
+    scale = c / n
+    if c_no_pool:
+        pooled = torch.zeros(n.shape[0], dtype=torch.bool, device=n.device) if pooled is None else pooled
+        scale = torch.where(pooled[:, None], scale, c_no_pool / n.clamp_min(1e-6).sqrt())
+    return torch.where(seen > 0, scale, torch.ones_like(seen))
 
 
 def initial_base_scores(x_context, y_context, x_query, context_lengths, n_classes: int, x_names, names_mask,
@@ -522,8 +536,9 @@ class TartReasoningModel(PreTrainedModel):
                 steps=self.config.refine_steps, temperature=self.refine_log_temperature.exp())
             scale = self.residual_scale * (gates[..., 2:3].exp() if self.config.base_temperature else 1.0)
             if self.config.base_scale_per_example:
+                pooled = None if side.unlabeled_mask is None else side.unlabeled_mask.any(-1)
                 scale = scale * per_example_scale(self.config.base_scale_per_example, context_lengths, name_weight,
-                                                  side.names_mask)[..., None]
+                                                  side.names_mask, pooled, self.config.base_scale_no_pool)[..., None]
             scores = scale * scores
             if self.config.ridge_rule:  # the share of the least-squares rule, per query
                 seen = context_lengths.expand(B, q).float()[..., None]
