@@ -1,6 +1,6 @@
-"""The ridge rule beside a side-input head's class means (TartConfig.max_ridge_weight): least squares on the
-context each query sees, as numpy solves it; its share of the answer read out by the Transformer; a warm start from a
-head without it answers as that head when the share is 0."""
+"""The ridge rule beside a side-input head's class means (TartConfig.ridge_rule): least squares on the context
+each query sees, as numpy solves it; its share of the answer read out by the Transformer; a warm start from
+a head without it answers as that head when the share is 0."""
 import math
 
 import numpy as np

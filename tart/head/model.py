@@ -548,7 +548,8 @@ class TartReasoningModel(PreTrainedModel):
                 # its calibrated scale grows with the points seen (TART's tasks: 0.12 / 0.09 / 0.08 per point
                 # at k = 8 / 16 / 64)
                 rule = self.ridge_log_scale.exp() * seen * ridge
-                scores = scores + share * rule if self.config.ridge_mix == "add" else (1 - share) * scores + share * rule
+                base_part = scores if self.config.ridge_mix == "add" else (1 - share) * scores
+                scores = base_part + share * rule
             if self.config.gates_only:
                 logits = torch.zeros_like(logits)
             logits = logits + scores.to(logits.dtype)
