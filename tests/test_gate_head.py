@@ -1,6 +1,7 @@
 """tart-gate: tart-base's class means, and a Transformer that reads the task and gives a least-squares rule
-its share of the answer (TartConfig.ridge_rule, gates_only). Its base is tart-base's to the last setting;
-zero-shot it answers as tart-base; on TART's synthetic tasks it takes least squares."""
+its share of the answer (TartConfig.ridge_rule, gates_only). Its base is tart-base's (but for the no-pool
+scale tart-base got after it was trained); zero-shot it answers as tart-base; on TART's synthetic tasks it
+takes least squares."""
 import numpy as np
 import torch
 
