@@ -65,7 +65,8 @@ def main():
     heads = {h: h for h in args.heads.split(",")}
     if args.unscaled:
         heads.update({f"{h} (unscaled)": unscaled(h) for h in args.heads.split(",")})
-    rows = [r for label, h in heads.items() for e in args.embedders.split(",") for r in calibration(label, h, e, ks, pool=not args.no_pool)]
+    rows = [r for label, h in heads.items() for e in args.embedders.split(",")
+            for r in calibration(label, h, e, ks, pool=not args.no_pool)]
     summary = []
     for h in heads:
         for e in args.embedders.split(","):

@@ -270,7 +270,7 @@ def test_a_pools_presence_need_not_tell_the_family():
     gen = torch.Generator().manual_seed(0)
     tart = PriorSettings(weights={"tart": 1.0}, unlabeled_max=32, tart_unlabeled=True)
     pools = [sample_prior_batch(4, 16, 8, 32, 10, tart, gen).x_unlabeled for _ in range(6)]
-    assert all(u is None or (u.shape[:2] in [(4, n) for n in range(33)]) for u in pools)
+    assert all(u is None or (u.shape[0] == 4 and u.shape[1] <= 32) for u in pools)
     sized = [u for u in pools if u is not None and u.shape[1] > 0]
     assert sized and all(u[..., 16:].abs().max() == 0 and u[..., :16].abs().max() > 0 for u in sized)
     assert sample_prior_batch(4, 16, 8, 32, 10, PriorSettings(weights={"tart": 1.0}, unlabeled_max=32), gen).x_unlabeled is None

@@ -334,8 +334,12 @@ def ridge_scores(x_context, y_context, x_query, context_lengths, n_classes: int,
         xx, xy = torch.einsum("bqk,bkd,bke->bqde", visible, x, x), torch.einsum("bqk,bkd,bkc->bqdc", visible, x, y)
         sx, sy, n = visible @ x, visible @ y, visible.sum(-1, keepdim=True)
     else:  # moments of every prefix, then each query's
-        at = (lengths - 1).clamp_min(0)
-        pick = lambda t: torch.stack([t[b, at[b]] for b in range(B)]) * (lengths > 0)[(...,) + (None,) * (t.dim() - 2)]
+        at, seen_any = (lengths - 1).clamp_min(0), lengths > 0
+
+        def pick(t):  # each query's prefix sum, (B, q, ...); 0 for a query that sees nothing
+            index = at.view(B, q, *[1] * (t.dim() - 2)).expand(B, q, *t.shape[2:])
+            return t.gather(1, index) * seen_any.view(B, q, *[1] * (t.dim() - 2))
+
         xx = pick(torch.einsum("bkd,bke->bkde", x, x).cumsum(1))
         xy = pick(torch.einsum("bkd,bkc->bkdc", x, y).cumsum(1))
         sx, sy, n = pick(x.cumsum(1)), pick(y.cumsum(1)), lengths[..., None].double()
