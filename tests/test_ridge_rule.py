@@ -142,3 +142,19 @@ def test_the_ridge_rule_needs_a_side_input_head_with_blocks():
         TartConfig(n_classes=5, residual="nearest-mean", side_inputs=True, ridge_rule=True, ridge_mix="blend")
     with pytest.raises(ValueError, match="gates_only"):
         TartConfig(n_classes=5, residual="nearest-mean", gates_only=True)
+
+
+def test_a_gates_only_ridge_head_learns_the_share_never_its_bases_settings():
+    """Training a gate (stage 23): the base's scale and soft k-means temperature stay tart-base's, the share's
+    read-out and the rule's scale move."""
+    x, y, xq = task()
+    torch.manual_seed(0)
+    config = TartConfig(n_dims=D, n_embd=32, n_layer=2, n_head=2, max_examples=16, n_classes=C, residual="nearest-mean",
+                        side_inputs=True, ridge_rule=True, gates_only=True, learn_base_weights=False)
+    model = TartReasoningModel(config)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.1)
+    labels = torch.nn.functional.one_hot(torch.randint(0, 4, xq.shape[:2]), C).float()
+    model(x, y, xq, x_unlabeled=torch.randn(2, 7, D), labels=labels).loss.backward()
+    optimizer.step()
+    assert model.residual_scale.item() == 1.0 and model.refine_log_temperature.item() == 0.0
+    assert model.ridge_log_scale.item() != math.log(0.1) and model.read_out.weight.grad[-1].abs().sum() > 0
