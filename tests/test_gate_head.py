@@ -1,7 +1,6 @@
 """tart-gate: tart-base's class means, and a Transformer that reads the task and gives a least-squares rule
-its share of the answer (TartConfig.ridge_rule, gates_only). Its base is tart-base's (but for the no-pool
-scale tart-base got after it was trained); zero-shot it answers as tart-base; on TART's synthetic tasks it
-takes least squares."""
+its share of the answer (TartConfig.ridge_rule, gates_only). Its base is tart-base's to the last setting;
+zero-shot it answers as tart-base; on TART's synthetic tasks it takes least squares."""
 import numpy as np
 import torch
 
@@ -11,7 +10,7 @@ from tart.head.load import load_head
 
 BASE_SETTINGS = ("n_dims", "n_classes", "residual", "side_inputs", "refine_steps", "max_name_weight",
                  "max_unlabeled_weight", "learn_base_weights", "shrunk_std", "projection_shrinkage", "name_norm",
-                 "base_scale_per_example")
+                 "base_scale_per_example", "base_scale_no_pool")
 
 
 def test_tart_gate_is_tart_base_with_a_gate():
