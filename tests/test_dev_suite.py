@@ -46,6 +46,29 @@ def test_suite_on_tables_compares_like_for_like_and_reuses_rows():
         key: r["accs"] for key, r in rows.items() if key[1] != "tart:tart-compact,n_permutations=1"}
 
 
+def test_rows_are_reused_only_on_the_same_vectors():
+    """A row computed on other vectors (another machine's float roundings, a re-embedded task) or on
+    unrecorded ones is computed again; on the same vectors it is taken as it is."""
+    import copy
+
+    report = run(["centroid"], ks=(8,), seeds=2, test_size=50, embedders=("none",), tasks=VECTORS, progress=False)
+    assert set(report["vectors"]) == {"none/sklearn:wine", "none/sklearn:iris"}
+    marked = copy.deepcopy(report)
+    for r in marked["results"]:
+        r["accs"] = [-1.0, -1.0]  # could never be computed: shows which rows were reused
+
+    def accs(reuse):
+        again = run(["centroid"], ks=(8,), seeds=2, test_size=50, embedders=("none",), tasks=VECTORS,
+                    progress=False, reuse=reuse)
+        return {r["task"]: r["accs"] for r in again["results"]}
+
+    assert accs(marked) == {t: [-1.0, -1.0] for t in VECTORS}
+    marked["vectors"]["none/sklearn:wine"] = "0" * 12
+    assert accs(marked)["sklearn:wine"] != [-1.0, -1.0] and accs(marked)["sklearn:iris"] == [-1.0, -1.0]
+    del marked["vectors"]
+    assert -1.0 not in sum(accs(marked).values(), [])
+
+
 def test_bad_method():
     with pytest.raises(ValueError, match="unknown method"):
         run(["forest"], tasks=VECTORS, embedders=("none",))

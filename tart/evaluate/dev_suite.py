@@ -41,6 +41,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -316,24 +317,39 @@ class ResidualBase:
         return self.classes_[scores.argmax(-1).numpy()]
 
 
+def vectors_digest(X: np.ndarray) -> str:
+    """A short digest of a task's vectors, recorded per (embedder, task) in each report."""
+    return hashlib.sha1(np.ascontiguousarray(X, dtype=np.float32).tobytes()).hexdigest()[:12]
+
+
 def run(methods, ks=(8, 16, 32, 64), seeds: int = 5, test_size: int = 200, embedders=EMBEDDERS,
         tasks=TEXT_TASKS + VECTOR_TASKS, progress: bool = True, reuse: dict | None = None) -> dict:
     """`reuse`: an earlier report of the same suite; its rows for any of `methods` are taken as they are
-    (same tasks, splits and seeds), so adding a method does not rerun the others."""
+    (same tasks, splits and seeds), so adding a method does not rerun the others. Only rows computed on the
+    very vectors this run reads are reused (the report's `vectors` digests): another machine embeds a task a
+    few float roundings apart, which flips a query here and there, and a gap between rows of two machines
+    would measure that too. Rows of a report without digests are computed again."""
     for spec in methods:
         make_method(spec, 0)  # a bad spec fails before any work
-    reused = []
+    candidates = []
     if reuse:
         if (reuse["seeds"], reuse["test_size"]) != (seeds, test_size):
             raise ValueError("--reuse: the earlier report used other seeds or test_size")
-        reused = [r for r in reuse["results"] if r["method"] in methods and r["k"] in ks and r["task"] in tasks]
-    done = {(r["task"], r["embedder"], r["k"], r["method"]) for r in reused}
+        candidates = [r for r in reuse["results"] if r["method"] in methods and r["k"] in ks and r["task"] in tasks]
     pairs = [(t, None if t.startswith("sklearn:") else e) for t in tasks for e in embedders]
     pairs = list(dict.fromkeys(pairs))  # vector tasks once
-    results = list(reused)
+    results, vectors, stale = [], {}, []
     bar = tqdm(total=len(pairs) * len(ks) * seeds * len(methods), desc="dev suite", disable=not progress)
     for task, embedder in pairs:
         X, y = task_vectors(task, embedder)
+        key = f"{embedder or 'none'}/{task}"
+        vectors[key] = vectors_digest(X)
+        rows = [r for r in candidates if (r["task"], r["embedder"]) == (task, embedder or "none")]
+        if rows and (reuse or {}).get("vectors", {}).get(key) != vectors[key]:
+            stale.append(key)
+            rows = []
+        results += rows
+        done = {(task, embedder or "none", r["k"], r["method"]) for r in rows}
         for k in ks:
             todo = [m for m in methods if (task, embedder or "none", k, m) not in done]
             if k == 0:  # zero-shot: the methods that read names, on the text tasks
@@ -365,8 +381,11 @@ def run(methods, ks=(8, 16, 32, 64), seeds: int = 5, test_size: int = 200, embed
                 results.append({"task": task, "embedder": embedder or "none", "method": m, "k": k, "accs": accs[m],
                                 "mean": float(np.mean(accs[m])), "seconds": seconds[m] / seeds})
     bar.close()
+    if stale:
+        print(f"reuse: rows of {len(stale)} task(s) computed again, the earlier report's vectors differ from "
+              f"these or are unrecorded: {', '.join(stale)}", file=sys.stderr)
     report = {"tasks": list(tasks), "embedders": list(embedders), "ks": list(ks), "seeds": seeds,
-              "test_size": test_size, "methods": list(methods), "results": results}
+              "test_size": test_size, "methods": list(methods), "results": results, "vectors": vectors}
     report.update(summarize(results, methods, ks, embedders))
     return report
 
@@ -436,9 +455,14 @@ def merge(reports: list[dict]) -> dict:
     ks = sorted({k for r in reports for k in r["ks"]})
     embedders = list(dict.fromkeys(e for r in reports for e in r["embedders"]))
     tasks = list(dict.fromkeys(t for r in reports for t in r["tasks"]))
+    vectors = {}
+    for r in reports:
+        for key, digest in r.get("vectors", {}).items():
+            if vectors.setdefault(key, digest) != digest:
+                raise ValueError(f"cannot merge dev-suite reports computed on other vectors of {key}")
     results = list(rows.values())
     report = {"tasks": tasks, "embedders": embedders, "ks": ks, "seeds": first["seeds"],
-              "test_size": first["test_size"], "methods": methods, "results": results}
+              "test_size": first["test_size"], "methods": methods, "results": results, "vectors": vectors}
     report.update(summarize(results, methods, ks, embedders))
     return report
 
