@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# tart-gate on the dev suite (issue 25), beside the rows of results/dev-suite/default-base-EMBEDDER.json: all 15
-# tasks, then the 11 text tasks with the paired gaps its model card reports (checkpoints/tart-gate/README.md).
+# tart-gate on the dev suite (issue 25), beside the methods of results/dev-suite/default-base-EMBEDDER.json (their
+# rows reused where computed on the same vectors, else run again: ~5 min per embedder on one core): all 15 tasks,
+# then the 11 text tasks with the paired gaps its model card reports (checkpoints/tart-gate/README.md).
 #     bash scripts/evaluate_tart_gate.sh minilm-l6     (then smollm2-135m)
 set -euo pipefail
 emb=$1
