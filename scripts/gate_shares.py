@@ -28,7 +28,7 @@ class ShareRecorder:
 
     def __init__(self, head):
         self.shares: list[torch.Tensor] = []
-        self.handle = head.read_out.register_forward_hook(self._record)
+        head.read_out.register_forward_hook(self._record)
 
     def _record(self, module, inputs, output):
         self.shares.append(torch.sigmoid(RIDGE_GATE_GAIN * output[..., -1].float() + RIDGE_GATE_START).flatten())
@@ -82,8 +82,8 @@ def main() -> None:
     recorder = ShareRecorder(head)
     report = {"head": args.head, "embedder": args.embedder, "ks": ks, "seeds": args.seeds,
               "synthetic": synthetic_shares(head, recorder, ks, args.synthetic_tasks, 1234)}
-    for mode, spec in (("text_names_pool", f"tart:{args.head},names=1,pool=1"), ("text_names", f"tart:{args.head},names=1")):
-        report[mode] = text_shares(spec, recorder, args.embedder, ks, args.seeds)
+    for mode, options in (("text_names_pool", "names=1,pool=1"), ("text_names", "names=1")):
+        report[mode] = text_shares(f"tart:{args.head},{options}", recorder, args.embedder, ks, args.seeds)
     with open(args.json, "w") as f:
         json.dump(report, f, indent=2)
     for key in ("synthetic", "text_names_pool", "text_names"):

@@ -468,7 +468,7 @@ class TartReasoningModel(PreTrainedModel):
             self.refine_log_temperature = nn.Parameter(torch.zeros(()))  # of the soft k-means assignments
         if config.ridge_rule:
             self.ridge_log_scale = nn.Parameter(torch.tensor(math.log(RIDGE_START_SCALE)))
-        if config.gates_only and config.ridge_rule:  # the base stays the tuned one (tart-base's): only the share learns it
+        if config.gates_only and config.ridge_rule:  # the base stays the tuned one (tart-base's): only the share learns
             for name in ("residual_scale", "refine_log_temperature"):
                 if hasattr(self, name):
                     getattr(self, name).requires_grad_(False)
