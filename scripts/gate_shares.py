@@ -51,19 +51,15 @@ def synthetic_shares(head, recorder, ks, n_tasks: int, seed: int) -> dict[int, f
 
 
 def text_shares(spec: str, recorder, embedder: str, ks, seeds: int, test_size: int = 200) -> dict[int, float]:
-    out = {}
-    for k in ks:
-        per_run = []
-        for task in TEXT_TASKS:
-            X, y = task_vectors(task, embedder)
-            if k < len(np.unique(y)):
-                continue
+    per_run = {k: [] for k in ks}
+    for task in TEXT_TASKS:
+        X, y = task_vectors(task, embedder)
+        for k in (k for k in ks if k >= len(np.unique(y))):
             for seed in range(seeds):
                 support, test = balanced_indices(y, k, seed, min(test_size, len(y) - k), sampler="numpy")
                 make_method(spec, seed, embedder).fit(X[support], y[support]).predict(X[test])
-                per_run.append(recorder.take())
-        out[k] = float(np.mean(per_run))
-    return out
+                per_run[k].append(recorder.take())
+    return {k: float(np.mean(runs)) for k, runs in per_run.items()}
 
 
 def main() -> None:

@@ -331,7 +331,7 @@ def run(methods, ks=(8, 16, 32, 64), seeds: int = 5, test_size: int = 200, embed
     would measure that too. Rows of a report without digests are computed again."""
     for spec in methods:
         make_method(spec, 0)  # a bad spec fails before any work
-    candidates = []
+    candidates, reused_vectors = [], (reuse or {}).get("vectors", {})
     if reuse:
         if (reuse["seeds"], reuse["test_size"]) != (seeds, test_size):
             raise ValueError("--reuse: the earlier report used other seeds or test_size")
@@ -345,13 +345,13 @@ def run(methods, ks=(8, 16, 32, 64), seeds: int = 5, test_size: int = 200, embed
         key = f"{embedder or 'none'}/{task}"
         vectors[key] = vectors_digest(X)
         rows = [r for r in candidates if (r["task"], r["embedder"]) == (task, embedder or "none")]
-        if rows and (reuse or {}).get("vectors", {}).get(key) != vectors[key]:
+        if rows and reused_vectors.get(key) != vectors[key]:
             stale.append(key)
             rows = []
         results += rows
-        done = {(task, embedder or "none", r["k"], r["method"]) for r in rows}
+        done = {(r["k"], r["method"]) for r in rows}
         for k in ks:
-            todo = [m for m in methods if (task, embedder or "none", k, m) not in done]
+            todo = [m for m in methods if (k, m) not in done]
             if k == 0:  # zero-shot: the methods that read names, on the text tasks
                 todo = [m for m in todo if embedder and reads_names(m)]
             else:  # the nearest name is a zero-shot baseline only
