@@ -158,3 +158,29 @@ def test_a_gates_only_ridge_head_learns_the_share_never_its_bases_settings():
     optimizer.step()
     assert model.residual_scale.item() == 1.0 and model.refine_log_temperature.item() == 0.0
     assert model.ridge_log_scale.item() != math.log(0.1) and model.read_out.weight.grad[-1].abs().sum() > 0
+
+
+def test_the_share_loss_pulls_the_gate_toward_the_rule_that_fit_the_episode():
+    """TartConfig.share_loss: the gate's extra loss is the binary cross-entropy against 1 on an episode where
+    least squares gave the labels a higher log-likelihood than the base, 0 where it gave them less."""
+    from tart.head.model import share_target_loss
+
+    labels = torch.nn.functional.one_hot(torch.tensor([[0, 1], [0, 1]]), 3).float()  # (B=2, q=2, C=3)
+    good = torch.tensor([[[5.0, 0, 0], [0, 5.0, 0]]] * 2)  # right on both queries
+    bad = torch.tensor([[[0, 5.0, 0], [5.0, 0, 0]]] * 2)
+    rule = torch.stack([good[0], bad[0]])  # least squares right on episode 0, wrong on episode 1
+    base = torch.stack([bad[0], good[0]])
+    fitted, class_mask = torch.ones(2, 2, dtype=torch.bool), torch.ones(2, 3, dtype=torch.bool)
+    gate = torch.tensor([[2.0, 2.0], [-2.0, -2.0]])  # each episode's gate already leans the right way
+    right = share_target_loss(gate, base, rule, fitted, labels, class_mask)
+    wrong = share_target_loss(-gate, base, rule, fitted, labels, class_mask)
+    torch.testing.assert_close(right, torch.nn.functional.softplus(torch.tensor(-2.0)))
+    assert wrong > right
+    # a query without a fit (fewer than 2 points) neither sets the target nor counts
+    fitted[0, 1] = False
+    torch.testing.assert_close(share_target_loss(gate, base, rule, fitted, labels, class_mask), right)
+
+
+def test_the_share_loss_needs_the_ridge_rule():
+    with pytest.raises(ValueError, match="share_loss"):
+        TartConfig(n_classes=C, residual="nearest-mean", side_inputs=True, share_loss=1.0)

@@ -79,6 +79,7 @@ class TartConfig(PretrainedConfig):
         ridge_rule: bool = False,
         gates_only: bool = False,
         ridge_mix: str = "share",
+        share_loss: float = 0.0,
         **kwargs,
     ):
         self.n_dims = n_dims  # input size: features are padded with zeros or projected to it
@@ -129,6 +130,10 @@ class TartConfig(PretrainedConfig):
         # how: "share", (1 - s) x the base + s x the rule; "add", the base + s x the rule (s cannot cool the base:
         # as a share, s had also tempered the base, 0.7 on text without a pool for tart-gate)
         self.ridge_mix = ridge_mix
+        # > 0: the ridge gate also learns, with this weight, whether least squares beat the base on its episode
+        # (a binary cross-entropy per query against one target per episode: the rule's mean log-likelihood of
+        # the queries' labels over the base's). Cross-entropy alone also used the share as a temperature
+        self.share_loss = share_loss
         # side-input heads: the Transformer only reads out the gates (which rule, how much of each input); its
         # own logits are not used, so where the gates leave the base alone the head answers as the base
         self.gates_only = gates_only
@@ -167,6 +172,8 @@ class TartConfig(PretrainedConfig):
         if self.ridge_rule and not (self.side_inputs and self.n_layer):
             raise ValueError("TartConfig.ridge_rule needs a side-input head with Transformer blocks (they read "
                              "out its share)")
+        if self.share_loss and not (self.ridge_rule and self.multiclass):
+            raise ValueError("TartConfig.share_loss needs a multi-class head with the ridge rule (ridge_rule=True)")
         if self.name_norm not in NAME_NORMS:
             raise ValueError(f"TartConfig.name_norm must be one of {NAME_NORMS}, got {self.name_norm!r}")
 
@@ -350,6 +357,22 @@ def ridge_scores(x_context, y_context, x_query, context_lengths, n_classes: int,
     w = torch.linalg.solve(scatter + penalty * m[..., None] * eye, cross)  # (B, q or 1, d, C)
     scores = torch.einsum("bqd,bqdc->bqc", x_query.double() - sx / m, w.expand(B, q, d, -1)) + sy / m
     return (scores * (n >= 2)).float()
+
+
+def share_target_loss(gate_logit, base_scores, rule_scores, fitted, labels, class_mask) -> torch.Tensor:
+    """TartConfig.share_loss: binary cross-entropy of each query's ridge gate (B, q) against its episode's
+    target, 1 where least squares gave the episode's queries (those with a fit) a higher mean log-likelihood
+    of their labels (B, q, C probabilities) than the base did."""
+    with torch.no_grad():
+        def log_likelihood(scores):
+            log_p = torch.log_softmax(scores.float().masked_fill(~class_mask[:, None, :], float("-inf")), -1)
+            return (labels * log_p.clamp_min(-1e4)).sum(-1)
+
+        gain = ((log_likelihood(rule_scores) - log_likelihood(base_scores)) * fitted).sum(-1)
+        target = (gain > 0).float()[:, None].expand_as(gate_logit)
+    weight = fitted.float()
+    losses = F.binary_cross_entropy_with_logits(gate_logit.float(), target, reduction="none")
+    return (losses * weight).sum() / weight.sum().clamp_min(1.0)
 
 
 def per_example_scale(c: float, context_lengths, name_weight, names_mask, pooled=None,
@@ -548,14 +571,17 @@ class TartReasoningModel(PreTrainedModel):
                 scale = scale * per_example_scale(self.config.base_scale_per_example, context_lengths, name_weight,
                                                   side.names_mask, pooled, self.config.base_scale_no_pool)[..., None]
             scores = scale * scores
+            share_view = None
             if self.config.ridge_rule:  # the share of the least-squares rule, per query
                 seen = context_lengths.expand(B, q).float()[..., None]
                 # no share where least squares has nothing to fit (fewer than 2 points: zero-shot)
-                share = torch.sigmoid(RIDGE_GATE_GAIN * gates[..., -1:] + RIDGE_GATE_START) * (seen >= 2)
+                gate_logit = RIDGE_GATE_GAIN * gates[..., -1:] + RIDGE_GATE_START
+                share = torch.sigmoid(gate_logit) * (seen >= 2)
                 ridge = ridge_scores(x_context, y_context, x_query, context_lengths, self.config.n_classes)
                 # its calibrated scale grows with the points seen (TART's tasks: 0.12 / 0.09 / 0.08 per point
                 # at k = 8 / 16 / 64)
                 rule = self.ridge_log_scale.exp() * seen * ridge
+                share_view = (gate_logit[..., 0], scores.detach(), rule, seen[..., 0] >= 2)
                 base_part = scores if self.config.ridge_mix == "add" else (1 - share) * scores
                 scores = base_part + share * rule
             if self.config.gates_only:
@@ -582,6 +608,8 @@ class TartReasoningModel(PreTrainedModel):
             if labels.dim() == 2:
                 labels = F.one_hot(labels.long(), self.config.n_classes).float()
             loss = -(labels.float() * log_p).sum(-1).mean()
+            if self.config.share_loss:
+                loss = loss + self.config.share_loss * share_target_loss(*share_view, labels.float(), class_mask)
         return TartOutput(loss=loss, logits=logits)
 
     @torch.no_grad()
