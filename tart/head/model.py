@@ -40,10 +40,13 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
 from transformers.utils import ModelOutput
 
+from tart.head.rule_choice import choose_least_squares
+
 
 RESIDUALS = ("none", "nearest-mean", "lda")
 NAME_NORMS = ("raw", "texts")
 RIDGE_MIXES = ("share", "add")
+RIDGE_GATES = ("none", "loo")
 RIDGE_PENALTY = 0.1  # `ridge_scores`: per point, in the whitened input space (dev suite and TART tasks)
 RIDGE_GATE_START = -3.0  # the ridge rule's share at first: sigmoid(-3) = 0.047
 RIDGE_GATE_GAIN = 4.0  # its gate moves 4x as fast as the other read-outs: one number must travel far
@@ -80,6 +83,7 @@ class TartConfig(PretrainedConfig):
         gates_only: bool = False,
         ridge_mix: str = "share",
         share_loss: float = 0.0,
+        ridge_gate: str = "none",
         **kwargs,
     ):
         self.n_dims = n_dims  # input size: features are padded with zeros or projected to it
@@ -134,6 +138,10 @@ class TartConfig(PretrainedConfig):
         # (a binary cross-entropy per query against one target per episode: the rule's mean log-likelihood of
         # the queries' labels over the base's). Cross-entropy alone also used the share as a temperature
         self.share_loss = share_loss
+        # "loo" (side-input heads, no Transformer needed): a fixed choice per task between the base and least
+        # squares, whichever predicts the task's own labelled points better when each is left out
+        # (`tart.head.rule_choice`): TART's linear tasks want least squares, text wants the class means
+        self.ridge_gate = ridge_gate
         # side-input heads: the Transformer only reads out the gates (which rule, how much of each input); its
         # own logits are not used, so where the gates leave the base alone the head answers as the base
         self.gates_only = gates_only
@@ -172,6 +180,11 @@ class TartConfig(PretrainedConfig):
         if self.ridge_rule and not (self.side_inputs and self.n_layer):
             raise ValueError("TartConfig.ridge_rule needs a side-input head with Transformer blocks (they read "
                              "out its share)")
+        if self.ridge_gate not in RIDGE_GATES:
+            raise ValueError(f"TartConfig.ridge_gate must be one of {RIDGE_GATES}, got {self.ridge_gate!r}")
+        if self.ridge_gate == "loo" and (not self.side_inputs or self.ridge_rule):
+            raise ValueError("TartConfig.ridge_gate = 'loo' needs a side-input head without the learned share "
+                             "(side_inputs=True, ridge_rule=False)")
         if self.share_loss and not (self.ridge_rule and self.multiclass):
             raise ValueError("TartConfig.share_loss needs a multi-class head with the ridge rule (ridge_rule=True)")
         if self.name_norm not in NAME_NORMS:
@@ -288,18 +301,17 @@ def class_mean_scores(x_context: torch.Tensor, y_context: torch.Tensor, x_query:
     return (scores - centre) * seen
 
 
-def side_mean_scores(x_context, y_context, x_query, context_lengths, n_classes: int, x_names, names_mask,
-                     x_unlabeled, unlabeled_mask, name_weight, unlabeled_weight, steps: int,
-                     temperature: torch.Tensor | float = 1.0) -> torch.Tensor:
-    """The side-input head's base, per query: nearest class mean, where class c's mean counts the context
-    points the query sees, its name as `name_weight` more examples (if named), and the unlabelled points
-    by their soft assignment to the current means (`steps` rounds of soft k-means, each point weighted
-    `unlabeled_weight`; semi-supervised prototypes, arXiv 1803.00676). A class is present if the query
-    sees a context point of it or it is named; logits are centred over the present classes, 0 elsewhere.
-    name_weight, unlabeled_weight: (B, q). Returns (B, q, n_classes)."""
+def side_class_moments(x_context, y_context, context_lengths, n_classes: int, x_names, names_mask, x_unlabeled,
+                       unlabeled_mask, name_weight, unlabeled_weight, steps: int,
+                       temperature: torch.Tensor | float = 1.0):
+    """The side base's class sums (B, q, C, d) and counts (B, q, C) per query, and which classes are present
+    (B, q, C): the context points the query sees, each name as `name_weight` more examples (if named), and
+    the unlabelled points by their soft assignment to the current means (`steps` rounds of soft k-means, each
+    point weighted `unlabeled_weight`; semi-supervised prototypes, arXiv 1803.00676). A class is present if
+    the query sees a context point of it or it is named. name_weight, unlabeled_weight: (B, q)."""
     B, k, _ = x_context.shape
-    q = x_query.shape[1]
-    x_context, x_query = x_context.float(), x_query.float()
+    q = name_weight.shape[1]
+    x_context = x_context.float()
     visible = _visible(k, context_lengths).expand(B, q, k)
     onehot = F.one_hot(y_context.long(), n_classes).float()  # (B, k, C)
     sums = torch.einsum("bqk,bkc,bkd->bqcd", visible, onehot, x_context)
@@ -311,15 +323,33 @@ def side_mean_scores(x_context, y_context, x_query, context_lengths, n_classes: 
         sums = sums + w[..., None] * x_names.float()[:, None]
         counts = counts + w
         present = present | names_mask[:, None, :]
-    means = sums / counts.clamp_min(1e-6)[..., None]
     if x_unlabeled is not None and steps > 0 and x_unlabeled.shape[1] > 0:
         x_u = x_unlabeled.float()
         weight = unlabeled_mask.float()[:, None, :, None] * unlabeled_weight.float()[..., None, None]  # (B, q, U, 1)
+        labelled_sums, labelled_counts = sums, counts
         for _ in range(steps):
+            means = sums / counts.clamp_min(1e-6)[..., None]
             s_u = torch.einsum("bud,bqcd->bquc", x_u, means) - 0.5 * (means * means).sum(-1)[:, :, None, :]
             s_u = (s_u * temperature).masked_fill(~present[:, :, None, :], float("-inf"))
             r = torch.softmax(s_u, -1).nan_to_num(0.0) * weight  # (B, q, U, C)
-            means = (sums + torch.einsum("bquc,bud->bqcd", r, x_u)) / (counts + r.sum(2)).clamp_min(1e-6)[..., None]
+            sums, counts = labelled_sums + torch.einsum("bquc,bud->bqcd", r, x_u), labelled_counts + r.sum(2)
+    return sums, counts, present
+
+
+def side_mean_scores(x_context, y_context, x_query, context_lengths, n_classes: int, x_names, names_mask,
+                     x_unlabeled, unlabeled_mask, name_weight, unlabeled_weight, steps: int,
+                     temperature: torch.Tensor | float = 1.0) -> torch.Tensor:
+    """The side-input head's base, per query: nearest class mean, the means of `side_class_moments` (names
+    and unlabelled points included); logits centred over the present classes, 0 elsewhere.
+    name_weight, unlabeled_weight: (B, q). Returns (B, q, n_classes)."""
+    sums, counts, present = side_class_moments(x_context, y_context, context_lengths, n_classes, x_names, names_mask,
+                                               x_unlabeled, unlabeled_mask, name_weight, unlabeled_weight, steps,
+                                               temperature)
+    return nearest_mean_scores(x_query.float(), sums / counts.clamp_min(1e-6)[..., None], present)
+
+
+def nearest_mean_scores(x_query, means, present) -> torch.Tensor:
+    """-|x_q - m_c|^2 / 2 up to a per-query constant, centred over the present classes, 0 elsewhere: (B, q, C)."""
     scores = torch.einsum("bqd,bqcd->bqc", x_query, means) - 0.5 * (means * means).sum(-1)
     seen = present.float()
     centre = (scores * seen).sum(-1, keepdim=True) / seen.sum(-1, keepdim=True).clamp_min(1)
@@ -559,18 +589,22 @@ class TartReasoningModel(PreTrainedModel):
             if not self.config.learn_base_weights:  # the weights' gates at zero; a temperature's stays
                 gates = torch.cat([torch.zeros_like(gates[..., :2]), gates[..., 2:]], -1)
             name_weight = self.config.max_name_weight * torch.sigmoid(gates[..., 0])
-            scores = side_mean_scores(
-                x_context, y_context, x_query, context_lengths, self.config.n_classes,
+            sums, counts, present = side_class_moments(
+                x_context, y_context, context_lengths, self.config.n_classes,
                 side.x_names, side.names_mask, side.x_unlabeled, side.unlabeled_mask,
                 name_weight=name_weight,
                 unlabeled_weight=self.config.max_unlabeled_weight * torch.sigmoid(gates[..., 1]),
                 steps=self.config.refine_steps, temperature=self.refine_log_temperature.exp())
+            scores = nearest_mean_scores(x_query.float(), sums / counts.clamp_min(1e-6)[..., None], present)
             scale = self.residual_scale * (gates[..., 2:3].exp() if self.config.base_temperature else 1.0)
             if self.config.base_scale_per_example:
                 pooled = None if side.unlabeled_mask is None else side.unlabeled_mask.any(-1)
                 scale = scale * per_example_scale(self.config.base_scale_per_example, context_lengths, name_weight,
                                                   side.names_mask, pooled, self.config.base_scale_no_pool)[..., None]
             scores = scale * scores
+            if self.config.ridge_gate == "loo":
+                scores = self._loo_gated(scores, x_context, y_context, x_query, context_lengths, sums, counts, present,
+                                         side.names_mask)
             share_view = None
             if self.config.ridge_rule:  # the share of the least-squares rule, per query
                 seen = context_lengths.expand(B, q).float()[..., None]
@@ -611,6 +645,28 @@ class TartReasoningModel(PreTrainedModel):
             if self.config.share_loss:
                 loss = loss + self.config.share_loss * share_target_loss(*share_view, labels.float(), class_mask)
         return TartOutput(loss=loss, logits=logits)
+
+    def _loo_gated(self, scores, x_context, y_context, x_query, context_lengths, sums, counts, present, names_mask):
+        """TartConfig.ridge_gate = "loo": least squares, at its own scale, instead of the base's scores on the tasks
+        where it predicts the labelled points better (`tart.head.rule_choice`). Each task's queries must see
+        the same points (a prefix of its context: the ensemble pads tasks of different sizes)."""
+        B, q = scores.shape[:2]
+        lengths = context_lengths.expand(B, q)
+        if (lengths != lengths[:, :1]).any():
+            raise ValueError("TartConfig.ridge_gate = 'loo' needs each task's queries to see the same context points")
+        out = scores
+        for n in lengths[:, 0].unique().tolist():
+            rows = (lengths[:, 0] == n).nonzero()[:, 0]
+            named = None if names_mask is None else names_mask[rows].any(-1)
+            use, scale = choose_least_squares(x_context[rows, :n], y_context[rows, :n], sums[rows, 0], counts[rows, 0],
+                                              present[rows, 0], self.config.n_classes, RIDGE_PENALTY, named)
+            if not use.any():
+                continue
+            rows, scale = rows[use], scale[use]
+            ridge = ridge_scores(x_context[rows], y_context[rows], x_query[rows], context_lengths.expand(B, q)[rows],
+                                 self.config.n_classes)
+            out = out.index_put((rows,), (scale[:, None, None] * ridge).to(scores.dtype).masked_fill(~present[rows], 0.0))
+        return out
 
     @torch.no_grad()
     def _base_view(self, x_context, y_context, x_query, context_lengths, side, n_side: int) -> torch.Tensor:
