@@ -6,7 +6,9 @@ example), on a projection standardised by shrunk scales and whitened with shrink
 norm (zero-shot: the nearest name by cosine), its logits times 200 / n, n = examples + 2 per name (without
 unlabelled texts 15 / sqrt(n)), so that its probabilities are neither far too soft nor, without a pool, too
 sure (scripts/base_calibration.py): the settings chosen
-on the dev suite (`python -m tart.evaluate.weight_oracle`, README issue 25). Nothing is trained: n_layer = 0,
+on the dev suite (`python -m tart.evaluate.weight_oracle`, README issue 25). Where a task's own labelled points
+say least squares predicts them better (leave-one-out; `ridge_gate = "loo"`, `tart.head.rule_choice`), least
+squares answers instead: TART's linear tasks, not text. Nothing is trained: n_layer = 0,
 the read-in and read-out are zero, so it serves wherever a head does (TartClassifier, the service, the
 pipeline, `tart classify`). Its config.json and model.safetensors are written to the folder given.
 
@@ -23,7 +25,7 @@ from tart.head.model import TartConfig, TartReasoningModel
 BASE = dict(n_dims=64, n_embd=128, n_layer=0, n_head=4, max_examples=128, n_classes=10, residual="nearest-mean",
             side_inputs=True, refine_steps=2, max_name_weight=4.0, max_unlabeled_weight=2.0,
             learn_base_weights=False, shrunk_std=True, projection_shrinkage=1.0, name_norm="texts",
-            base_scale_per_example=200.0, base_scale_no_pool=15.0)
+            base_scale_per_example=200.0, base_scale_no_pool=15.0, ridge_gate="loo")
 
 
 def base_head() -> TartReasoningModel:
