@@ -663,8 +663,7 @@ class TartReasoningModel(PreTrainedModel):
             if not use.any():
                 continue
             rows, scale = rows[use], scale[use]
-            ridge = ridge_scores(x_context[rows], y_context[rows], x_query[rows], context_lengths.expand(B, q)[rows],
-                                 self.config.n_classes)
+            ridge = ridge_scores(x_context[rows], y_context[rows], x_query[rows], lengths[rows], self.config.n_classes)
             out = out.index_put((rows,), (scale[:, None, None] * ridge).to(scores.dtype).masked_fill(~present[rows], 0.0))
         return out
 

@@ -79,8 +79,8 @@ def choose_least_squares(x_context, y_context, sums, counts, present, n_classes:
     if not eligible.any():
         return eligible, torch.ones(B, dtype=torch.float64, device=x.device)
     base, _ = best_log_likelihoods(left_out_class_means(x, y, sums.double(), counts.double(), present), y)
-    ridge_scores = left_out_least_squares(x, y, n_classes, penalty).masked_fill(~present[:, None], float("-inf"))
-    ridge, scale = best_log_likelihoods(ridge_scores, y)
+    ridge_left_out = left_out_least_squares(x, y, n_classes, penalty).masked_fill(~present[:, None], float("-inf"))
+    ridge, scale = best_log_likelihoods(ridge_left_out, y)
     gain = ridge - base
     se = gain.std(1) / k ** 0.5
     threshold = torch.full((B,), z, dtype=gain.dtype, device=gain.device)
