@@ -17,7 +17,7 @@ import torch
 
 from tart.evaluate.synthetic import head_accuracy, sample_eval_tasks
 from tart.head.load import load_head
-from tart.head.model import RIDGE_PENALTY, ridge_scores
+from tart.head.model import RIDGE_PENALTY, ridge_scores, side_class_moments
 from tart.head.rule_choice import choose_least_squares
 
 
@@ -30,10 +30,10 @@ def least_squares_accuracy(tasks, k: int) -> float:
 def least_squares_share(head, tasks, k: int) -> float:
     """The share of tasks whose leave-one-out choice is least squares (the base's moments: no names, no pool)."""
     x, y = tasks.x_context[:, :k], tasks.y_context[:, :k].long()
-    C = head.config.n_classes
-    onehot = torch.nn.functional.one_hot(y, C).float()
-    sums, counts = torch.einsum("bkc,bkd->bcd", onehot, x.float()), onehot.sum(1)
-    use, _ = choose_least_squares(x, y, sums, counts, counts > 0, C, RIDGE_PENALTY)
+    B, C = x.shape[0], head.config.n_classes
+    sums, counts, present = side_class_moments(x, y, torch.tensor([k]), C, None, None, None, None,
+                                               torch.zeros(B, 1), torch.zeros(B, 1), steps=0)
+    use, _ = choose_least_squares(x, y, sums[:, 0], counts[:, 0], present[:, 0], C, RIDGE_PENALTY)
     return use.float().mean().item()
 
 

@@ -328,7 +328,7 @@ def side_class_moments(x_context, y_context, context_lengths, n_classes: int, x_
         weight = unlabeled_mask.float()[:, None, :, None] * unlabeled_weight.float()[..., None, None]  # (B, q, U, 1)
         labelled_sums, labelled_counts = sums, counts
         for _ in range(steps):
-            means = sums / counts.clamp_min(1e-6)[..., None]
+            means = class_means(sums, counts)
             s_u = torch.einsum("bud,bqcd->bquc", x_u, means) - 0.5 * (means * means).sum(-1)[:, :, None, :]
             s_u = (s_u * temperature).masked_fill(~present[:, :, None, :], float("-inf"))
             r = torch.softmax(s_u, -1).nan_to_num(0.0) * weight  # (B, q, U, C)
@@ -345,7 +345,12 @@ def side_mean_scores(x_context, y_context, x_query, context_lengths, n_classes: 
     sums, counts, present = side_class_moments(x_context, y_context, context_lengths, n_classes, x_names, names_mask,
                                                x_unlabeled, unlabeled_mask, name_weight, unlabeled_weight, steps,
                                                temperature)
-    return nearest_mean_scores(x_query.float(), sums / counts.clamp_min(1e-6)[..., None], present)
+    return nearest_mean_scores(x_query.float(), class_means(sums, counts), present)
+
+
+def class_means(sums, counts) -> torch.Tensor:
+    """Class means from `side_class_moments`' sums (…, C, d) and counts (…, C); an absent class's stays 0."""
+    return sums / counts.clamp_min(1e-6)[..., None]
 
 
 def nearest_mean_scores(x_query, means, present) -> torch.Tensor:
@@ -464,7 +469,7 @@ def prequential_flags(x_context, y_context, n_classes: int, x_names, names_mask)
         sums = sums + named[..., None] * x_names.float()[:, None]
         counts = counts + named
     present = counts > 0
-    means = sums / counts.clamp_min(1e-6)[..., None]
+    means = class_means(sums, counts)
     scores = torch.einsum("bkd,bkcd->bkc", x, means) - 0.5 * (means * means).sum(-1)
     guess = scores.masked_fill(~present, float("-inf")).argmax(-1)
     y = y_context.long()
@@ -595,7 +600,7 @@ class TartReasoningModel(PreTrainedModel):
                 name_weight=name_weight,
                 unlabeled_weight=self.config.max_unlabeled_weight * torch.sigmoid(gates[..., 1]),
                 steps=self.config.refine_steps, temperature=self.refine_log_temperature.exp())
-            scores = nearest_mean_scores(x_query.float(), sums / counts.clamp_min(1e-6)[..., None], present)
+            scores = nearest_mean_scores(x_query.float(), class_means(sums, counts), present)
             scale = self.residual_scale * (gates[..., 2:3].exp() if self.config.base_temperature else 1.0)
             if self.config.base_scale_per_example:
                 pooled = None if side.unlabeled_mask is None else side.unlabeled_mask.any(-1)
