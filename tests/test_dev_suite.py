@@ -69,6 +69,28 @@ def test_rows_are_reused_only_on_the_same_vectors():
     assert -1.0 not in sum(accs(marked).values(), [])
 
 
+def test_a_heads_rows_are_reused_only_while_the_head_is_unchanged():
+    """A head whose config or weights changed since the earlier report has its rows computed again."""
+    import copy
+
+    spec = "tart:tart-compact,n_permutations=1"
+    report = run(["centroid", spec], ks=(8,), seeds=1, test_size=30, embedders=("none",), tasks=VECTORS[:1],
+                 progress=False)
+    assert set(report["heads"]) == {"tart-compact"}
+    marked = copy.deepcopy(report)
+    for r in marked["results"]:
+        r["accs"] = [-1.0]
+
+    def reused(reuse):
+        again = run(["centroid", spec], ks=(8,), seeds=1, test_size=30, embedders=("none",), tasks=VECTORS[:1],
+                    progress=False, reuse=reuse)
+        return {r["method"] for r in again["results"] if r["accs"] == [-1.0]}
+
+    assert reused(marked) == {"centroid", spec}
+    marked["heads"]["tart-compact"] = "0" * 12
+    assert reused(marked) == {"centroid"}
+
+
 def test_bad_method():
     with pytest.raises(ValueError, match="unknown method"):
         run(["forest"], tasks=VECTORS, embedders=("none",))

@@ -52,7 +52,8 @@ from tart.data.datasets import load_dataset
 from tart.data.labels import LabelledTexts, sorted_labels
 from tart.data.splits import balanced_indices
 from tart.defaults import DEFAULT_CAUSAL_LM, DEFAULT_EMBEDDER, DEFAULT_SHRINKAGE
-from tart.methods import split_specs
+from tart.head.load import head_digest
+from tart.methods import parse_spec, split_specs
 
 TEXT_TASKS = ("wordnet-animal-food", "wordnet-act-state", "wordnet-artifact-person", "wordnet-plant-communication",
               "fortunes-computers-politics", "opinion-sentiment", "wordnet-6way", "fortunes-4way")
@@ -328,14 +329,21 @@ def run(methods, ks=(8, 16, 32, 64), seeds: int = 5, test_size: int = 200, embed
     (same tasks, splits and seeds), so adding a method does not rerun the others. Only rows computed on the
     very vectors this run reads are reused (the report's `vectors` digests): another machine embeds a task a
     few float roundings apart, which flips a query here and there, and a gap between rows of two machines
-    would measure that too. Rows of a report without digests are computed again."""
+    would measure that too. Rows of a report without digests are computed again. So are a head's rows where
+    its config or weights changed since (the report's `heads` digests)."""
     for spec in methods:
         make_method(spec, 0)  # a bad spec fails before any work
+    heads = {h: head_digest(h) for h in dict.fromkeys(filter(None, map(_head_of, methods)))}
     candidates, reused_vectors = [], (reuse or {}).get("vectors", {})
     if reuse:
         if (reuse["seeds"], reuse["test_size"]) != (seeds, test_size):
             raise ValueError("--reuse: the earlier report used other seeds or test_size")
-        candidates = [r for r in reuse["results"] if r["method"] in methods and r["k"] in ks and r["task"] in tasks]
+        changed = [h for h in heads if (reuse.get("heads") or {}).get(h) != heads[h]]
+        if changed:
+            print(f"reuse: rows of {', '.join(changed)} computed again, the head changed since the earlier report "
+                  "or it is unrecorded", file=sys.stderr)
+        candidates = [r for r in reuse["results"] if r["method"] in methods and r["k"] in ks and r["task"] in tasks
+                      and _head_of(r["method"]) not in changed]
     pairs = [(t, None if t.startswith("sklearn:") else e) for t in tasks for e in embedders]
     pairs = list(dict.fromkeys(pairs))  # vector tasks once
     results, vectors, stale = [], {}, []
@@ -385,9 +393,16 @@ def run(methods, ks=(8, 16, 32, 64), seeds: int = 5, test_size: int = 200, embed
         print(f"reuse: rows of {len(stale)} task(s) computed again, the earlier report's vectors differ from "
               f"these or are unrecorded: {', '.join(stale)}", file=sys.stderr)
     report = {"tasks": list(tasks), "embedders": list(embedders), "ks": list(ks), "seeds": seeds,
-              "test_size": test_size, "methods": list(methods), "results": results, "vectors": vectors}
+              "test_size": test_size, "methods": list(methods), "results": results, "vectors": vectors,
+              "heads": heads}
     report.update(summarize(results, methods, ks, embedders))
     return report
+
+
+def _head_of(spec: str) -> str | None:
+    """The head a `tart:HEAD[,…]` method runs, else None."""
+    parsed = parse_spec(spec)
+    return parsed.arg if parsed.name == "tart" and parsed.arg else None
 
 
 def _rows(results, method, k, embedder) -> dict:
@@ -455,14 +470,18 @@ def merge(reports: list[dict]) -> dict:
     ks = sorted({k for r in reports for k in r["ks"]})
     embedders = list(dict.fromkeys(e for r in reports for e in r["embedders"]))
     tasks = list(dict.fromkeys(t for r in reports for t in r["tasks"]))
-    vectors = {}
+    vectors, heads = {}, {}
     for r in reports:
         for key, digest in r.get("vectors", {}).items():
             if vectors.setdefault(key, digest) != digest:
                 raise ValueError(f"cannot merge dev-suite reports computed on other vectors of {key}")
+        for head, digest in r.get("heads", {}).items():
+            if heads.setdefault(head, digest) != digest:
+                raise ValueError(f"cannot merge dev-suite reports computed with other versions of head {head}")
     results = list(rows.values())
     report = {"tasks": tasks, "embedders": embedders, "ks": ks, "seeds": first["seeds"],
-              "test_size": first["test_size"], "methods": methods, "results": results, "vectors": vectors}
+              "test_size": first["test_size"], "methods": methods, "results": results, "vectors": vectors,
+              "heads": heads}
     report.update(summarize(results, methods, ks, embedders))
     return report
 

@@ -5,6 +5,7 @@ data `tart/checkpoints/` (see pyproject.toml): a short name resolves in either p
 """
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from tart.defaults import DEFAULT_HEAD
@@ -47,6 +48,16 @@ def load_head(name_or_path: str | Path | None = None):
     new head). A folder whose weights or config were rewritten since loads again."""
     folder = resolve_checkpoint(name_or_path).resolve()
     return once(("head", str(folder), _saved_state(folder)), lambda: _load_head(folder))
+
+
+def head_digest(name_or_path: str | Path | None = None) -> str:
+    """A short digest of what a head computes with: its config and its weights (a report's rows name it)."""
+    folder = resolve_checkpoint(name_or_path)
+    sha = hashlib.sha1()
+    for p in sorted(p for p in folder.iterdir() if p.name == "config.json" or p.name.endswith(".safetensors")):
+        sha.update(p.name.encode())
+        sha.update(p.read_bytes())
+    return sha.hexdigest()[:12]
 
 
 def _saved_state(folder: Path) -> tuple:
