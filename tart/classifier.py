@@ -52,7 +52,7 @@ from tart.defaults import (
     EMBED_BACKENDS,
     MIN_POINTS_TO_STANDARDIZE,
 )
-from tart.head import ensemble
+from tart.head import ensemble, propagation
 from tart.head.load import load_head
 from tart.head.model import TartReasoningModel
 
@@ -224,9 +224,9 @@ class TartClassifier(ClassifierMixin, BaseEstimator):
             self.n_features_in_ = None if self.support_vectors_ is None else self.support_vectors_.shape[1]
         self.unlabeled_vectors_ = self._unlabeled(unlabeled, texts)
         # the task's work, once: projection and every member's context (unless the queries are needed too)
-        self.projection_ = self.ensemble_ = None
+        self.projection_ = self.ensemble_ = self.spreading_ = None
         if self.support_vectors_ is not None and self.fit_projection_on == "support" and not self.transductive:
-            self.projection_, self.ensemble_ = self._fit_task(self.support_vectors_)
+            self.projection_, self.ensemble_, self.spreading_ = self._fit_task(self.support_vectors_)
         return self
 
     def _embed_names(self, texts: bool, given=None) -> np.ndarray | None:
@@ -318,9 +318,10 @@ class TartClassifier(ClassifierMixin, BaseEstimator):
         return self.support_vectors_, self._validate_vectors(X, reset=False)
 
     def _fit_task(self, S, Q=None):
-        """The projection and the ensemble's contexts on the projected task. The projection is fitted on
-        S and the names (and Q with support+queries), as the prior fits it in training; the unlabelled
-        pool (with Q when transductive) is projected by it."""
+        """The projection, the ensemble's contexts on the projected task, and label spreading over the task's
+        own vectors where the head asks for it (`TartConfig.propagation`) and there is a pool, else None. The
+        projection is fitted on S and the names (and Q with support+queries), as the prior fits it in
+        training; the unlabelled pool (with Q when transductive) is projected by it."""
         U = self.unlabeled_vectors_
         if self.transductive and Q is not None:  # the call's own texts join the pool, as many as it holds
             U = Q if U is None else np.concatenate([U, Q])
@@ -340,7 +341,15 @@ class TartClassifier(ClassifierMixin, BaseEstimator):
                               None if U is None else ensemble.project(fitted, U))
         members = ensemble.Ensemble(self.head_, ensemble.project(fitted, S), self.y_index_, len(self.classes_),
                                      self.multiclass, self.n_permutations, self.sign_flips, self.random_state, side)
-        return fitted, members
+        spreading = None
+        # not zero-shot: spread from names alone it cost MiniLM 1.3 points (dev suite, tuning seeds)
+        if config.propagation and U is not None and len(S) and ensemble.reads_side_inputs(
+                config, len(self.classes_), self.multiclass):
+            # a name weighs in the spreading as the head's base starts it: half of its largest weight
+            spreading = propagation.fit_spreading(S, self.y_index_, len(self.classes_), self.name_vectors_,
+                                                  config.max_name_weight / 2, U, config.propagation_alpha,
+                                                  config.propagation_neighbours)
+        return fitted, members, spreading
 
     def plan(self, n_queries: int, y=None, n_unlabeled: int = 0) -> ensemble.HeadCost:
         """The head's work for `n_queries` queries, known before any of it runs: of the fitted task, or
@@ -373,13 +382,16 @@ class TartClassifier(ClassifierMixin, BaseEstimator):
         that stops asking stops the work (the service's cancellation: serving/headpool.py)."""
         check_is_fitted(self)  # NotFittedError (a ValueError) before fit
         S, Q = self._vectors(X)
-        projection, members = self.projection_, self.ensemble_
+        projection, members, spreading = self.projection_, self.ensemble_, self.spreading_
         if members is None:  # the projection, the pool or the support's embeddings depend on these queries
             takes_queries = self.fit_projection_on == "support+queries" or self.transductive
-            projection, members = self._fit_task(S, Q if takes_queries else None)
+            projection, members, spreading = self._fit_task(S, Q if takes_queries else None)
         Q_p = ensemble.project(projection, Q)
-        return (members.proba(Q_p[start:start + self.query_batch_size])
-                for start in range(0, len(Q_p), self.query_batch_size))
+        batches = [slice(start, start + self.query_batch_size) for start in range(0, len(Q_p), self.query_batch_size)]
+        if spreading is None:
+            return (members.proba(Q_p[b]) for b in batches)
+        share = self.head_.config.propagation
+        return (propagation.blend(members.proba(Q_p[b]), spreading.log_proba(Q[b]), share) for b in batches)
 
     def predict(self, X) -> np.ndarray:
         proba = self.predict_proba(X)

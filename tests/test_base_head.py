@@ -49,7 +49,9 @@ def test_tart_base_answers_as_the_tuned_side_base_with_one_member():
     pool = X[rest[:40]]
     base = SideBase(shrunk_std=True, shrinkage=1.0, name_weight=2.0, unlabeled_weight=1.0, name_norm="texts")
     expected = base.fit(X[support], y[support], unlabeled=pool, name_vectors=names).predict(X[rest])
-    got = TartClassifier(head="tart-base", embedder=None).fit(X[support], y[support], unlabeled=pool, name_vectors=names).predict(X[rest])
+    head = copy.deepcopy(load_head("tart-base"))  # its answer before the blend with label spreading
+    head.config.propagation = 0.0
+    got = TartClassifier(head=head, embedder=None).fit(X[support], y[support], unlabeled=pool, name_vectors=names).predict(X[rest])
     np.testing.assert_array_equal(got, expected)
     assert (got == y[rest]).mean() > 0.8
     assert len(ensemble.plan(y[support], 3, load_head("tart-base").config, n_members=4)) == 1
@@ -64,12 +66,14 @@ def test_tart_base_logits_are_scaled_by_its_examples_weight():
     support = np.concatenate([rng.choice(np.flatnonzero(y == c), 6, replace=False) for c in range(2)])
     rest = np.setdiff1d(np.arange(len(y)), support)
     names = np.stack([X[y == c].mean(0) for c in range(2)])
-    unscaled = copy.deepcopy(load_head("tart-base"))  # load_head's heads are shared: change a copy
+    scaled = copy.deepcopy(load_head("tart-base"))  # load_head's heads are shared: change copies
+    scaled.config.propagation = 0.0  # the base's own logits, before the blend with label spreading
+    unscaled = copy.deepcopy(scaled)
     unscaled.config.base_scale_per_example = unscaled.config.base_scale_no_pool = 0.0
     n = 12 + 2 * 2
     for pool, factor in ((None, 15 / np.sqrt(n)), (X[rest[:20]], 200 / n)):
         probas = [TartClassifier(head=h, embedder=None).fit(X[support], y[support], unlabeled=pool, name_vectors=names)
-                  .predict_proba(X[rest]) for h in ("tart-base", unscaled)]
+                  .predict_proba(X[rest]) for h in (scaled, unscaled)]
         log_odds = [np.log(p[:, 1] / p[:, 0]) for p in probas]
         np.testing.assert_allclose(log_odds[0], factor * log_odds[1], rtol=1e-3, atol=1e-3)
         assert (probas[0].argmax(1) == probas[1].argmax(1)).all()

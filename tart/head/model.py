@@ -84,6 +84,9 @@ class TartConfig(PretrainedConfig):
         ridge_mix: str = "share",
         share_loss: float = 0.0,
         ridge_gate: str = "none",
+        propagation: float = 0.0,
+        propagation_alpha: float = 0.5,
+        propagation_neighbours: int = 10,
         **kwargs,
     ):
         self.n_dims = n_dims  # input size: features are padded with zeros or projected to it
@@ -142,6 +145,14 @@ class TartConfig(PretrainedConfig):
         # squares, whichever predicts the task's own labelled points better when each is left out
         # (`tart.head.rule_choice`): TART's linear tasks want least squares, text wants the class means
         self.ridge_gate = ridge_gate
+        # > 0 (side-input heads): where a task has unlabelled points, TartClassifier blends the head's
+        # log-probabilities with label spreading's over the task's own vectors, this share of the latter
+        # (`tart.head.propagation`: the pool read point by point, where the base reads one mean per class);
+        # propagation_alpha: how far labels spread (0: to their neighbours only; towards 1: everywhere), over a
+        # graph joining each point to its propagation_neighbours nearest
+        self.propagation = propagation
+        self.propagation_alpha = propagation_alpha
+        self.propagation_neighbours = propagation_neighbours
         # side-input heads: the Transformer only reads out the gates (which rule, how much of each input); its
         # own logits are not used, so where the gates leave the base alone the head answers as the base
         self.gates_only = gates_only
@@ -187,6 +198,13 @@ class TartConfig(PretrainedConfig):
                              "(side_inputs=True, ridge_rule=False)")
         if self.share_loss and not (self.ridge_rule and self.multiclass):
             raise ValueError("TartConfig.share_loss needs a multi-class head with the ridge rule (ridge_rule=True)")
+        if not 0 <= self.propagation <= 1 or (self.propagation and not self.side_inputs):
+            raise ValueError("TartConfig.propagation must be in [0, 1], and > 0 only for a side-input head")
+        if not 0 <= self.propagation_alpha < 1:
+            raise ValueError(f"TartConfig.propagation_alpha must be in [0, 1), got {self.propagation_alpha!r}")
+        if not isinstance(self.propagation_neighbours, int) or self.propagation_neighbours < 1:
+            raise ValueError(f"TartConfig.propagation_neighbours must be a positive integer, "
+                             f"got {self.propagation_neighbours!r}")
         if self.name_norm not in NAME_NORMS:
             raise ValueError(f"TartConfig.name_norm must be one of {NAME_NORMS}, got {self.name_norm!r}")
 
