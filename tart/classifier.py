@@ -23,7 +23,9 @@ whitened, would drown the support's few); the pool is projected by it. It is the
 was trained with: its config's `shrunk_std` and `projection_shrinkage` (`shrinkage` given here wins;
 None: the head's, else tart.defaults.DEFAULT_SHRINKAGE).
 A head with `side_inputs` reads names and unlabelled points in tokens of its own; any other head reads
-each name as one more labelled example and ignores the unlabelled pool (`tart.head.ensemble`).
+each name as one more labelled example and ignores the unlabelled pool (`tart.head.ensemble`). A head whose
+config asks for it (`propagation`, as tart-base) has its answer blended with label spreading over the task's
+own vectors, the pool included (`tart.head.propagation`), given at least one labelled example.
 - `embedder_backend` runs a named embedder in `auto` (per call, the fastest faithful runtime for its
   shape: tart.lm.backends), or forces torch, `onnx` or `onnx-int8` (ONNX Runtime, see tart.lm.onnx);
   None follows $TART_EMBED_BACKEND, else auto.
