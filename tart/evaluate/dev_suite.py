@@ -330,18 +330,19 @@ def run(methods, ks=(8, 16, 32, 64), seeds: int = 5, test_size: int = 200, embed
     very vectors this run reads are reused (the report's `vectors` digests): another machine embeds a task a
     few float roundings apart, which flips a query here and there, and a gap between rows of two machines
     would measure that too. Rows of a report without digests are computed again. So are a head's rows where
-    its config or weights changed since (the report's `heads` digests)."""
+    its config or weights, or the code that runs a head, changed since (the report's `heads` digests)."""
     for spec in methods:
         make_method(spec, 0)  # a bad spec fails before any work
-    heads = {h: head_digest(h) for h in dict.fromkeys(filter(None, map(_head_of, methods)))}
+    code = _head_code_digest()
+    heads = {h: f"{head_digest(h)}-{code}" for h in dict.fromkeys(filter(None, map(_head_of, methods)))}
     candidates, reused_vectors = [], (reuse or {}).get("vectors", {})
     if reuse:
         if (reuse["seeds"], reuse["test_size"]) != (seeds, test_size):
             raise ValueError("--reuse: the earlier report used other seeds or test_size")
         changed = [h for h in heads if (reuse.get("heads") or {}).get(h) != heads[h]]
         if changed:
-            print(f"reuse: rows of {', '.join(changed)} computed again, the head changed since the earlier report "
-                  "or it is unrecorded", file=sys.stderr)
+            print(f"reuse: rows of {', '.join(changed)} computed again, the head or the code that runs it changed "
+                  "since the earlier report, or it is unrecorded", file=sys.stderr)
         candidates = [r for r in reuse["results"] if r["method"] in methods and r["k"] in ks and r["task"] in tasks
                       and _head_of(r["method"]) not in changed]
     pairs = [(t, None if t.startswith("sklearn:") else e) for t in tasks for e in embedders]
@@ -397,6 +398,15 @@ def run(methods, ks=(8, 16, 32, 64), seeds: int = 5, test_size: int = 200, embed
               "heads": heads}
     report.update(summarize(results, methods, ks, embedders))
     return report
+
+
+def _head_code_digest() -> str:
+    """A short digest of the code between a head's files and its answers: tart/head and tart/classifier.py."""
+    package = Path(__file__).resolve().parent.parent
+    sha = hashlib.sha1()
+    for path in sorted((package / "head").glob("*.py")) + [package / "classifier.py"]:
+        sha.update(path.read_bytes())
+    return sha.hexdigest()[:12]
 
 
 def _head_of(spec: str) -> str | None:
