@@ -31,6 +31,53 @@ def test_labels_spread_along_each_moon_where_class_means_fail():
     assert spread_acc >= 0.95 and spread_acc > (nearest == y_q).mean() + 0.1
 
 
+def dense_spreading(X, Y, Q, alpha, neighbours, width=0.1):
+    """The textbook computation, dense: kNN graph, (I - alpha S)^-1 Y, each query from its nearest nodes."""
+    def unit(A):
+        return A / np.linalg.norm(A, axis=1, keepdims=True)
+
+    def knn(sim, n):
+        W = np.zeros_like(sim)
+        nearest = np.argsort(-sim, 1)[:, :n]
+        rows = np.arange(len(sim))[:, None]
+        W[rows, nearest] = np.exp((sim[rows, nearest] - 1) / width)
+        return W
+
+    Z, Zq = unit(X), unit(Q)
+    sim = Z @ Z.T
+    np.fill_diagonal(sim, -np.inf)
+    W = knn(sim, neighbours)
+    W = np.maximum(W, W.T)
+    d = 1 / np.sqrt(W.sum(1))
+    F = np.linalg.solve(np.eye(len(Z)) - alpha * d[:, None] * W * d[None], Y)
+    F /= F.sum(1, keepdims=True)
+    p = knn(Zq @ Z.T, neighbours) @ F
+    return np.log(p / p.sum(1, keepdims=True))
+
+
+def test_the_sparse_series_is_the_dense_solve():
+    rng = np.random.default_rng(3)
+    X, y = moons(260, rng)
+    X = X - X.mean(0)  # features of alike spread: the shrunk scales are then near one, as in dense_spreading
+    X /= X.std(0)
+    S, U, Q = X[:20], X[20:200], X[200:]
+    for alpha in (0.5, 0.9):
+        got = fit_spreading(S, y[:20], 2, None, 1.0, U, alpha=alpha, neighbours=7)
+        Y = np.zeros((200, 2))
+        Y[np.arange(20), y[:20]] = 1
+        scaled = lambda A: A / got.scales  # noqa: E731 (the same feature scaling, then the textbook graph)
+        expected = dense_spreading(scaled(X[:200]), Y, scaled(Q), alpha, 7)
+        np.testing.assert_allclose(got.log_proba(Q), np.maximum(expected, np.log(1e-6)), atol=1e-6)
+
+
+def test_a_large_pool_is_spread_in_sparse_form():
+    rng = np.random.default_rng(4)
+    X, y = moons(3200, rng, dims=32)
+    spreading = fit_spreading(X[:10], y[:10], 2, None, 1.0, X[10:3000], alpha=0.9, neighbours=10)
+    assert spreading.spread.shape == (3000, 2)
+    assert (spreading.log_proba(X[3000:]).argmax(1) == y[3000:]).mean() > 0.9
+
+
 def test_a_constant_feature_is_left_out_of_the_cosine():
     rng = np.random.default_rng(2)
     X, y = moons(300, rng)

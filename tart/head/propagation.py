@@ -19,18 +19,23 @@ Settings: scripts/propagation_tuning.py.
 
 Graph: cosine similarity, each node joined to its `neighbours` nearest with weight exp((cos - 1) / WIDTH),
 symmetrised; spread = (I - alpha S)^-1 Y with S = D^-1/2 W D^-1/2 and Y the labels (a name weighing as the
-head's base weighs it).
+head's base weighs it), summed as a series over the sparse graph: a pool of thousands costs seconds, not a
+dense solve.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy import sparse
 
 from tart.head.projection import shrunk_scales
 
 WIDTH = 0.1
+CHUNK = 1024  # rows of similarities held at once
+TOLERANCE = 1e-9  # of the spreading's series, relative to the labels
 FLOOR = 1e-6  # the least probability spreading gives a class: one far from every label cannot veto it
 
 
@@ -39,17 +44,24 @@ def _unit_rows(X: np.ndarray, scales: np.ndarray) -> np.ndarray:
     return Z / np.maximum(np.linalg.norm(Z, axis=1, keepdims=True), 1e-12)
 
 
-def _affinities(A: np.ndarray, B: np.ndarray, neighbours: int, exclude_self: bool = False) -> np.ndarray:
-    """(len(A), len(B)) weights of each row of A to its `neighbours` most similar rows of B (unit rows), 0 elsewhere."""
-    sim = A @ B.T
-    if exclude_self:
-        np.fill_diagonal(sim, -np.inf)
+def _affinities(A: np.ndarray, B: np.ndarray, neighbours: int, exclude_self: bool = False) -> sparse.csr_matrix:
+    """(len(A), len(B)) weights of each row of A to its `neighbours` most similar rows of B (unit rows), 0 elsewhere,
+    sparse; the similarities are computed CHUNK rows at a time, so memory stays O(CHUNK x len(B))."""
     n = min(neighbours, B.shape[0] - exclude_self)
-    nearest = np.argpartition(-sim, n - 1, axis=1)[:, :n]
-    rows = np.arange(len(A))[:, None]
-    W = np.zeros_like(sim)
-    W[rows, nearest] = np.exp((sim[rows, nearest] - 1) / WIDTH)
-    return W
+    rows, cols, weights = [], [], []
+    for start in range(0, len(A) if n > 0 else 0, CHUNK):
+        sim = A[start:start + CHUNK] @ B.T
+        here = np.arange(sim.shape[0])[:, None]
+        if exclude_self:
+            sim[here[:, 0], start + here[:, 0]] = -np.inf
+        nearest = np.argpartition(-sim, n - 1, axis=1)[:, :n]
+        rows.append(np.broadcast_to(start + here, nearest.shape).ravel())
+        cols.append(nearest.ravel())
+        weights.append(np.exp((sim[here, nearest] - 1) / WIDTH).ravel())
+    if not rows:
+        return sparse.csr_matrix((len(A), len(B)))
+    return sparse.csr_matrix((np.concatenate(weights), (np.concatenate(rows), np.concatenate(cols))),
+                             shape=(len(A), len(B)))
 
 
 @dataclass
@@ -61,7 +73,7 @@ class LabelSpreading:
 
     def log_proba(self, Q: np.ndarray) -> np.ndarray:
         """(len(Q), C) log-probabilities: each query's nearest nodes' spread labels, weighted by affinity."""
-        at_query = _affinities(_unit_rows(Q, self.scales), self.nodes, self.neighbours) @ self.spread
+        at_query = np.asarray(_affinities(_unit_rows(Q, self.scales), self.nodes, self.neighbours) @ self.spread)
         total = at_query.sum(1, keepdims=True)
         p = np.where(total > 0, at_query / np.maximum(total, 1e-12), 1.0 / self.spread.shape[1])
         return np.log(np.maximum(p, FLOOR))
@@ -87,9 +99,13 @@ def fit_spreading(S: np.ndarray, y_index: np.ndarray, n_classes: int, names: np.
     if names is not None:
         Y[len(S) + np.arange(n_classes), np.arange(n_classes)] = name_weight
     W = _affinities(nodes, nodes, neighbours, exclude_self=True)
-    W = np.maximum(W, W.T)
-    d = 1.0 / np.sqrt(np.maximum(W.sum(1), 1e-12))
-    spread = np.linalg.solve(np.eye(len(X)) - alpha * d[:, None] * W * d[None], Y).clip(min=0)
+    W = W.maximum(W.T)
+    d = sparse.diags(1.0 / np.sqrt(np.maximum(np.asarray(W.sum(1)).ravel(), 1e-12)))
+    S_norm = (d @ W @ d).tocsr()
+    # (I - alpha S)^-1 Y as its series Y + alpha S Y + ..., to TOLERANCE: sparse, so a large pool stays cheap
+    spread = Y.copy()
+    for _ in range(math.ceil(math.log(TOLERANCE) / math.log(alpha)) if alpha > 0 else 0):
+        spread = alpha * (S_norm @ spread) + Y
     spread = spread / np.maximum(spread.sum(1, keepdims=True), 1e-12)
     return LabelSpreading(scales, nodes, spread, neighbours)
 
