@@ -6,7 +6,7 @@ share, alpha and neighbours (pool of 64, the library's default), then larger poo
 here as it would be. Mean accuracy per embedder, task kind (text / vector) and k; prints the gain
 over share 0 and writes every mean.
 
-    python scripts/propagation_tuning.py --json results/dev-suite/propagation-tuning.json     (~20 min, 1 core)
+    python scripts/propagation_tuning.py --json results/dev-suite/propagation-tuning.json     (~6 min, 1 core)
 """
 from __future__ import annotations
 
