@@ -14,6 +14,7 @@ import argparse
 import copy
 import json
 import sys
+from collections import defaultdict
 from itertools import product
 
 import numpy as np
@@ -21,8 +22,7 @@ from tqdm.auto import tqdm
 
 from tart.classifier import TartClassifier
 from tart.data.labels import sorted_labels
-from tart.data.splits import balanced_indices
-from tart.evaluate.dev_suite import EMBEDDERS, TEXT_TASKS, VECTOR_TASKS, _embed_names, task_vectors
+from tart.evaluate.dev_suite import EMBEDDERS, TEXT_TASKS, VECTOR_TASKS, _embed_names, suite_split, task_vectors
 from tart.head import propagation
 from tart.head.load import load_head
 
@@ -34,34 +34,25 @@ CHOSEN = (0.4, 0.5, 10)
 POOLS = (64, 128, 200)
 
 
-def split(y, k: int, seed: int):
-    if k:
-        return balanced_indices(y, k, seed, min(200, len(y) - k), sampler="numpy")
-    return [], sorted(np.random.default_rng(seed).permutation(len(y))[:200].tolist())  # as the suite's zero-shot
-
-
 def accuracies(task: str, embedder: str | None, k: int, seed: int, head) -> dict:
     """{(share, alpha, neighbours, pool): accuracy} on one split."""
     X, y = task_vectors(task, embedder)
-    support, test = split(y, k, seed)
+    support, test = suite_split(y, k, seed)
     labels = sorted_labels(list(y[support]) if k else list(y))
     names = _embed_names(labels, embedder) if embedder else None
     label_names = ({c: str(c) for c in labels} if k == 0 else "auto") if names is not None else None
     settings = [(a, n, 64) for a, n in GRAPHS] + [(CHOSEN[1], CHOSEN[2], u) for u in POOLS[1:]]
     out = {}
     for alpha, neighbours, pool in settings:
-        config = head.config
-        config.propagation, config.propagation_alpha, config.propagation_neighbours = 1.0, alpha, neighbours
+        head.config.propagation = 0.0  # the head's own answer; the spreading is fitted below, as the library fits it
         clf = TartClassifier(head=head, embedder=None, random_state=seed, label_names=label_names, max_unlabeled=pool)
-        clf.fit(X[support], y[support], unlabeled=X[test], name_vectors=names)  # the share is read at predict
-        spreading = clf.spreading_
-        if k == 0:  # the library does not spread zero-shot; measured here as it would
-            spreading = propagation.fit_spreading(X[support], clf.y_index_, len(clf.classes_), clf.name_vectors_,
-                                                  config.max_name_weight / 2, clf.unlabeled_vectors_, alpha, neighbours)
-        head.config.propagation = 0.0
-        proba = clf.predict_proba(X[test])
+        proba = clf.fit(X[support], y[support], unlabeled=X[test], name_vectors=names).predict_proba(X[test])
+        # zero-shot too, where the library does not spread: measured here as it would
+        spreading = propagation.fit_spreading(X[support], clf.y_index_, len(clf.classes_), clf.name_vectors_,
+                                              head.config.max_name_weight / 2, clf.unlabeled_vectors_, alpha, neighbours)
+        spread = spreading.log_proba(X[test])
         for share in SHARES if pool == 64 else (0.0, CHOSEN[0]):
-            blended = propagation.blend(proba, spreading.log_proba(X[test]), share)
+            blended = propagation.blend(proba, spread, share)
             out[(share, alpha, neighbours, pool)] = float((clf.classes_[blended.argmax(1)] == y[test]).mean())
     return out
 
@@ -83,15 +74,14 @@ def main() -> None:
                 share, alpha, neighbours, pool = key
                 rows.append({"task": task, "embedder": embedder or "none", "k": k, "share": share, "alpha": alpha,
                              "neighbours": neighbours, "pool": pool, "mean": float(np.mean([a[key] for a in per_seed]))})
-    summary = []
-    for embedder, kind in [(e, "text") for e in EMBEDDERS] + [("none", "vector")]:
-        mine = [r for r in rows if r["embedder"] == embedder]
-        for k in KS:
-            settings = {(r["share"], r["alpha"], r["neighbours"], r["pool"]) for r in mine if r["k"] == k}
-            for s in sorted(settings):
-                at = [r["mean"] for r in mine if r["k"] == k and (r["share"], r["alpha"], r["neighbours"], r["pool"]) == s]
-                summary.append({"embedder": embedder, "kind": kind, "k": k, "share": s[0], "alpha": s[1],
-                                "neighbours": s[2], "pool": s[3], "mean": float(np.mean(at)), "tasks": len(at)})
+    groups = defaultdict(list)  # (embedder, k, share, alpha, neighbours, pool): the tasks' means
+    for r in rows:
+        groups[(r["embedder"], r["k"], r["share"], r["alpha"], r["neighbours"], r["pool"])].append(r["mean"])
+    order = {e: i for i, e in enumerate(EMBEDDERS + ("none",))}
+    summary = [{"embedder": key[0], "kind": "vector" if key[0] == "none" else "text",
+                **dict(zip(("k", "share", "alpha", "neighbours", "pool"), key[1:])),
+                "mean": float(np.mean(means)), "tasks": len(means)}
+               for key, means in sorted(groups.items(), key=lambda g: (order[g[0][0]], *g[0][1:]))]
     base = {(s["embedder"], s["k"], s["pool"]): s["mean"] for s in summary if s["share"] == 0.0}
     for s in summary:
         s["gain"] = s["mean"] - base[(s["embedder"], s["k"], s["pool"])]

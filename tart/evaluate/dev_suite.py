@@ -372,11 +372,7 @@ def run(methods, ks=(8, 16, 32, 64), seeds: int = 5, test_size: int = 200, embed
             accs = {m: [] for m in todo}
             seconds = {m: 0.0 for m in todo}
             for seed in range(seeds):
-                if k:
-                    support, test = balanced_indices(y, k, seed, min(test_size, len(y) - k), sampler="numpy")
-                else:  # zero-shot: a seeded sample of test texts, no support
-                    support = []
-                    test = sorted(np.random.default_rng(seed).permutation(len(y))[:test_size].tolist())
+                support, test = suite_split(y, k, seed, test_size)
                 for m in todo:
                     start = time.perf_counter()
                     method = make_method(m, seed, embedder)
@@ -398,6 +394,14 @@ def run(methods, ks=(8, 16, 32, 64), seeds: int = 5, test_size: int = 200, embed
               "heads": heads}
     report.update(summarize(results, methods, ks, embedders))
     return report
+
+
+def suite_split(y, k: int, seed: int, test_size: int = 200) -> tuple[list, list]:
+    """The suite's (support, test) indices for one (task, k, seed): a class-balanced support of k and up to
+    test_size test points from the rest; zero-shot (k = 0), no support and a seeded sample of test points."""
+    if k:
+        return balanced_indices(y, k, seed, min(test_size, len(y) - k), sampler="numpy")
+    return [], sorted(np.random.default_rng(seed).permutation(len(y))[:test_size].tolist())
 
 
 def _head_code_digest() -> str:

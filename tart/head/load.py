@@ -52,18 +52,21 @@ def load_head(name_or_path: str | Path | None = None):
 
 def head_digest(name_or_path: str | Path | None = None) -> str:
     """A short digest of what a head computes with: its config and its weights (a report's rows name it)."""
-    folder = resolve_checkpoint(name_or_path)
     sha = hashlib.sha1()
-    for p in sorted(p for p in folder.iterdir() if p.name == "config.json" or p.name.endswith(".safetensors")):
+    for p in _head_files(resolve_checkpoint(name_or_path)):
         sha.update(p.name.encode())
         sha.update(p.read_bytes())
     return sha.hexdigest()[:12]
 
 
+def _head_files(folder: Path) -> list[Path]:
+    """The files a head loads from: its config and its safetensors weights."""
+    return sorted(p for p in folder.iterdir() if p.name == "config.json" or ".safetensors" in p.name)
+
+
 def _saved_state(folder: Path) -> tuple:
     """Name and stamp (size, modification time) of the files a head loads from: they change when it is re-saved."""
-    files = sorted(p for p in folder.iterdir() if p.name == "config.json" or ".safetensors" in p.name)
-    return tuple((p.name, file_stamp(p)) for p in files)
+    return tuple((p.name, file_stamp(p)) for p in _head_files(folder))
 
 
 def _load_head(folder: Path):
