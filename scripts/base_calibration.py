@@ -2,10 +2,14 @@
 embedder and k, the test log-loss (NLL) and mean confidence (the top probability) minus accuracy, with
 names and the test texts as unlabelled pool, as `tart:HEAD,names=1,pool=1` reads them; same splits and
 seeds as the dev suite. Written to choose tart-base's logit scale (TartConfig.base_scale_per_example);
-`--unscaled` adds each head with that scale off, as "HEAD (unscaled)"; `--no-pool` reads no unlabelled
-texts (names only, as `tart:HEAD,names=1`).
+`--unscaled` adds each head with that scale off, as "HEAD (unscaled)"; `--vary KEY=V1,V2,...` adds a copy of
+each head per value of one config key, as "HEAD (KEY=V)"; `--no-pool` reads no unlabelled texts (names only,
+as `tart:HEAD,names=1`). `--seeds`: the dev suite's reported seeds 0-4 by default; choose settings on its
+tuning seeds, 5-9.
 
     python scripts/base_calibration.py --heads tart-base --unscaled --json F
+    python scripts/base_calibration.py --heads tart-base --seeds 5,6,7,8,9 \
+        --vary base_scale_per_example=100,150,200,300,400 --json results/dev-suite/calibration-scale-tuning.json
 """
 from __future__ import annotations
 
@@ -20,16 +24,18 @@ from tart.data.splits import balanced_indices
 from tart.evaluate.dev_suite import EMBEDDERS, TEXT_TASKS, _embed_names, task_vectors
 from tart.head.load import load_head
 
-SEEDS = 5  # the dev suite's
+SEEDS = (0, 1, 2, 3, 4)  # the dev suite's reported seeds
 
 
-def unscaled(name: str):
+def with_setting(name: str, key: str, value: float):
     head = copy.deepcopy(load_head(name))  # load_head's heads are shared: change a copy
-    head.config.base_scale_per_example = 0.0
+    if not hasattr(head.config, key):
+        raise SystemExit(f"{name}'s config has no {key!r}")
+    setattr(head.config, key, value)
     return head
 
 
-def calibration(label: str, head, embedder: str, ks, seeds: int = SEEDS, test_size: int = 200,
+def calibration(label: str, head, embedder: str, ks, seeds=SEEDS, test_size: int = 200,
                 pool: bool = True) -> list[dict]:
     rows = []
     for task in TEXT_TASKS:
@@ -37,7 +43,7 @@ def calibration(label: str, head, embedder: str, ks, seeds: int = SEEDS, test_si
         names = _embed_names(list(y), embedder)  # every class is in each balanced support
         for k in ks:
             nll, gap, acc = [], [], []
-            for seed in range(seeds):
+            for seed in seeds:
                 support, test = balanced_indices(y, k, seed, min(test_size, len(y) - k), sampler="numpy")
                 clf = TartClassifier(head=head, embedder=None, random_state=seed)
                 clf.fit(X[support], y[support], unlabeled=X[test] if pool else None, name_vectors=names)
@@ -58,15 +64,23 @@ def main():
     p.add_argument("--embedders", default=",".join(EMBEDDERS))
     p.add_argument("--ks", default="8,16,32,64")
     p.add_argument("--unscaled", action="store_true", help="also each head with its logit scale off")
+    p.add_argument("--vary", action="append", default=[], metavar="KEY=V1,V2",
+                   help="also each head with this config key at each value")
+    p.add_argument("--seeds", default=",".join(map(str, SEEDS)))
     p.add_argument("--no-pool", action="store_true", help="no unlabelled texts: names only")
     p.add_argument("--json", required=True)
     args = p.parse_args()
     ks = [int(k) for k in args.ks.split(",")]
+    seeds = [int(s) for s in args.seeds.split(",")]
     heads = {h: h for h in args.heads.split(",")}
     if args.unscaled:
-        heads.update({f"{h} (unscaled)": unscaled(h) for h in args.heads.split(",")})
+        heads.update({f"{h} (unscaled)": with_setting(h, "base_scale_per_example", 0.0) for h in args.heads.split(",")})
+    for setting in args.vary:
+        key, values = setting.split("=", 1)
+        heads.update({f"{h} ({key}={v})": with_setting(h, key, float(v))
+                      for h in args.heads.split(",") for v in values.split(",")})
     rows = [r for label, h in heads.items() for e in args.embedders.split(",")
-            for r in calibration(label, h, e, ks, pool=not args.no_pool)]
+            for r in calibration(label, h, e, ks, seeds, pool=not args.no_pool)]
     summary = []
     for h in heads:
         for e in args.embedders.split(","):
@@ -79,7 +93,7 @@ def main():
                 print(f"{h:28s} {e:13s} k={k:3d}  NLL {s['nll']:.3f}  confidence - accuracy "
                       f"{100 * s['confidence_minus_accuracy']:+5.1f}  accuracy {100 * s['accuracy']:.1f}")
     with open(args.json, "w") as f:
-        json.dump({"tasks": list(TEXT_TASKS), "ks": ks, "seeds": SEEDS, "pool": not args.no_pool, "summary": summary,
+        json.dump({"tasks": list(TEXT_TASKS), "ks": ks, "seeds": seeds, "pool": not args.no_pool, "summary": summary,
                    "rows": rows}, f, indent=1)
 
 
