@@ -10,7 +10,7 @@ default blend is right (a bound on any gate between them). Dev suite, names and 
 the library reads them, seeds 5-9 (the tuning seeds, not the reported 0-4); gains over the default blend in
 points, averaged over seeds per task, ± SE across tasks.
 
-    python scripts/spreading_gate.py --json results/dev-suite/spreading-gate.json     (~6 min, 1 core)
+    python scripts/spreading_gate.py --json results/dev-suite/spreading-gate.json     (~8 min, 1 core)
 """
 from __future__ import annotations
 
@@ -73,9 +73,14 @@ def features(e: dict) -> np.ndarray:
     return np.stack(cols + [agree.astype(float), np.full(n, np.log(e["k"])), np.full(n, np.log(n_classes))], 1)
 
 
-def accuracy(e: dict, share) -> float:
+def right(e: dict, share) -> np.ndarray:
+    """Per query, whether the blend at `share` (one for all, or one per query) names the true class."""
     share = np.broadcast_to(share, e["truth"].shape)[:, None]
-    return float((((1 - share) * e["head"] + share * e["spread"]).argmax(1) == e["truth"]).mean())
+    return ((1 - share) * e["head"] + share * e["spread"]).argmax(1) == e["truth"]
+
+
+def accuracy(e: dict, share) -> float:
+    return float(right(e, share).mean())
 
 
 def fit_gate(train: list[dict], start: float) -> tuple[np.ndarray, float]:
@@ -119,8 +124,7 @@ def main() -> None:
                     continue
                 base = np.mean([accuracy(e, default) for e in mine])
                 gates = [1 / (1 + np.exp(-(features(e) @ w + b))) for e in mine]
-                either = [np.mean((e["head"].argmax(1) == e["truth"]) | (
-                    ((1 - default) * e["head"] + default * e["spread"]).argmax(1) == e["truth"])) for e in mine]
+                either = [np.mean(right(e, 0.0) | right(e, default)) for e in mine]
                 row = per_task[(embedder, k)]
                 row["head alone"].append(np.mean([accuracy(e, 0.0) for e in mine]) - base)
                 row["spreading alone"].append(np.mean([accuracy(e, 1.0) for e in mine]) - base)
