@@ -20,8 +20,7 @@ import json
 import numpy as np
 
 from tart.classifier import TartClassifier
-from tart.data.splits import balanced_indices
-from tart.evaluate.dev_suite import EMBEDDERS, TEXT_TASKS, _embed_names, task_vectors
+from tart.evaluate.dev_suite import EMBEDDERS, TEXT_TASKS, _embed_names, suite_split, task_vectors
 from tart.head.load import load_head
 
 SEEDS = (0, 1, 2, 3, 4)  # the dev suite's reported seeds
@@ -44,7 +43,7 @@ def calibration(label: str, head, embedder: str, ks, seeds=SEEDS, test_size: int
         for k in ks:
             nll, gap, acc = [], [], []
             for seed in seeds:
-                support, test = balanced_indices(y, k, seed, min(test_size, len(y) - k), sampler="numpy")
+                support, test = suite_split(y, k, seed, test_size)
                 clf = TartClassifier(head=head, embedder=None, random_state=seed)
                 clf.fit(X[support], y[support], unlabeled=X[test] if pool else None, name_vectors=names)
                 proba = clf.predict_proba(X[test])

@@ -32,18 +32,6 @@ DEFAULT = "tart-base,names=1,pool=1"
 VIEWS = ("last layer", "two layers")
 
 
-def task_texts(task: str) -> list[str]:
-    """The texts of a suite task, in the order `dev_suite.task_vectors` embeds them."""
-    data = suite._user_text(task.split(":", 1)[1]) if task.startswith("user-text:") else suite.load_dataset(task)
-    if len(data) > suite.POOL:  # the suite's stratified subset, drawn as it draws it
-        labels = np.asarray(data.labels)
-        rng = np.random.default_rng(0)
-        keep = np.concatenate([rng.choice(np.flatnonzero(labels == c), round(suite.POOL * np.mean(labels == c)),
-                                          replace=False) for c in sorted_labels(data.labels)])
-        data = data.subset(sorted(keep.tolist()))
-    return data.texts
-
-
 def both(last: np.ndarray, earlier: np.ndarray) -> np.ndarray:
     unit = lambda A: A / np.maximum(np.linalg.norm(A, axis=1, keepdims=True), 1e-12)
     return np.concatenate([unit(np.asarray(last)), unit(np.asarray(earlier))], 1).astype(np.float32)
@@ -76,7 +64,7 @@ def main() -> None:
     per_task = defaultdict(list)  # (view, method, k) -> per-task mean over seeds
     for task in tqdm(suite.TEXT_TASKS, desc="tasks"):
         X, y = suite.task_vectors(task, args.embedder)
-        views = {VIEWS[0]: X, VIEWS[1]: both(X, earlier.embed(task_texts(task)))}
+        views = {VIEWS[0]: X, VIEWS[1]: both(X, earlier.embed(suite.task_texts(task).texts))}
         for k in KS:
             accs = defaultdict(list)
             for seed in SEEDS:

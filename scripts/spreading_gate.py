@@ -88,8 +88,8 @@ def fit_gate(train: list[dict], start: float) -> tuple[np.ndarray, float]:
     torch.manual_seed(0)
     parts = [(torch.tensor(features(e), dtype=torch.float32), torch.tensor(e["head"], dtype=torch.float32),
               torch.tensor(e["spread"], dtype=torch.float32), torch.tensor(e["truth"])) for e in train]
-    mean = torch.cat([f for f, *_ in parts]).mean(0)
-    std = torch.cat([f for f, *_ in parts]).std(0).clamp_min(1e-6)
+    every = torch.cat([f for f, *_ in parts])
+    mean, std = every.mean(0), every.std(0).clamp_min(1e-6)
     w = torch.zeros(len(mean), requires_grad=True)
     b = torch.tensor(float(np.log(start / (1 - start))), requires_grad=True)
     opt = torch.optim.Adam([w, b], lr=0.05)

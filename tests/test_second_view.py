@@ -1,4 +1,4 @@
-"""scripts/second_view.py: its texts are the suite's, in the suite's order, and its two views are unit parts."""
+"""scripts/second_view.py reads the suite's texts (dev_suite.task_texts) in the suite's order; its two views are unit parts."""
 import importlib.util
 from pathlib import Path
 
@@ -15,7 +15,7 @@ spec.loader.exec_module(second_view)
 def test_texts_line_up_with_the_suite_vectors():
     task = "fortunes-4way"  # a bundled set (the user-text sets need their snapshots), subsampled by the suite
     X, _ = dev_suite.task_vectors(task, "minilm-l6")
-    texts = second_view.task_texts(task)
+    texts = dev_suite.task_texts(task).texts
     assert len(texts) == len(X)
     again = np.asarray(dev_suite._embedder("minilm-l6").embed(texts[:3] + texts[-3:]))
     np.testing.assert_allclose(again, np.concatenate([X[:3], X[-3:]]), atol=1e-4)

@@ -83,13 +83,7 @@ def task_vectors(task: str, embedder: str | None) -> tuple[np.ndarray, np.ndarra
 
         X, y, _ = sklearn_table(task.split(":", 1)[1])
         return X, y
-    data = _user_text(task.split(":", 1)[1]) if task.startswith("user-text:") else load_dataset(task)
-    if len(data) > POOL:  # stratified: every class keeps its share
-        labels = np.asarray(data.labels)
-        rng = np.random.default_rng(0)
-        keep = np.concatenate([rng.choice(np.flatnonzero(labels == c), round(POOL * np.mean(labels == c)), replace=False)
-                               for c in sorted_labels(data.labels)])
-        data = data.subset(sorted(keep.tolist()))
+    data = task_texts(task)
     digest = hashlib.sha1("\n".join(data.texts).encode()).hexdigest()[:12]
     from tart.lm.dtype import dtype_setting
 
@@ -101,6 +95,18 @@ def task_vectors(task: str, embedder: str | None) -> tuple[np.ndarray, np.ndarra
 
         save_array(path, _embedder(embedder).embed(data.texts))  # batched by tokens, with a progress bar
     return np.load(path), np.asarray(data.labels)
+
+
+def task_texts(task: str) -> LabelledTexts:
+    """A text task's labelled texts as the suite embeds them: at most POOL, a seeded stratified sample."""
+    data = _user_text(task.split(":", 1)[1]) if task.startswith("user-text:") else load_dataset(task)
+    if len(data) > POOL:  # stratified: every class keeps its share
+        labels = np.asarray(data.labels)
+        rng = np.random.default_rng(0)
+        keep = np.concatenate([rng.choice(np.flatnonzero(labels == c), round(POOL * np.mean(labels == c)), replace=False)
+                               for c in sorted_labels(data.labels)])
+        data = data.subset(sorted(keep.tolist()))
+    return data
 
 
 def _backend() -> str:
