@@ -5,7 +5,7 @@ seeds as the dev suite. Written to choose tart-base's logit scale (TartConfig.ba
 `--unscaled` adds each head with that scale off, as "HEAD (unscaled)"; `--vary KEY=V1,V2,...` adds a copy of
 each head per value of one config key, as "HEAD (KEY=V)"; `--no-pool` reads no unlabelled texts (names only,
 as `tart:HEAD,names=1`). `--seeds`: the dev suite's reported seeds 0-4 by default; choose settings on its
-tuning seeds, 5-9.
+tuning seeds, 5-9. Embedder `none`: the suite's vector tasks (tables, no names).
 
     python scripts/base_calibration.py --heads tart-base --unscaled --json F
     python scripts/base_calibration.py --heads tart-base --seeds 5,6,7,8,9 \
@@ -20,7 +20,7 @@ import json
 import numpy as np
 
 from tart.classifier import TartClassifier
-from tart.evaluate.dev_suite import EMBEDDERS, TEXT_TASKS, _embed_names, suite_split, task_vectors
+from tart.evaluate.dev_suite import EMBEDDERS, TEXT_TASKS, VECTOR_TASKS, _embed_names, suite_split, task_vectors
 from tart.head.load import load_head
 
 SEEDS = (0, 1, 2, 3, 4)  # the dev suite's reported seeds
@@ -37,14 +37,18 @@ def with_setting(name: str, key: str, value: float):
 def calibration(label: str, head, embedder: str, ks, seeds=SEEDS, test_size: int = 200,
                 pool: bool = True) -> list[dict]:
     rows = []
-    for task in TEXT_TASKS:
-        X, y = task_vectors(task, embedder)
-        names = _embed_names(list(y), embedder)  # every class is in each balanced support
+    vectors = embedder == "none"
+    for task in VECTOR_TASKS if vectors else TEXT_TASKS:
+        X, y = task_vectors(task, None if vectors else embedder)
+        names = None if vectors else _embed_names(list(y), embedder)  # every class is in each balanced support
         for k in ks:
+            if k < len(np.unique(y)):
+                continue
             nll, gap, acc = [], [], []
             for seed in seeds:
                 support, test = suite_split(y, k, seed, test_size)
-                clf = TartClassifier(head=head, embedder=None, random_state=seed)
+                clf = TartClassifier(head=head, embedder=None, random_state=seed,
+                                     label_names=None if vectors else "auto")
                 clf.fit(X[support], y[support], unlabeled=X[test] if pool else None, name_vectors=names)
                 proba = clf.predict_proba(X[test])
                 truth = np.searchsorted(clf.classes_, y[test])
@@ -60,7 +64,7 @@ def calibration(label: str, head, embedder: str, ks, seeds=SEEDS, test_size: int
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--heads", required=True, help="comma-separated heads (names or folders)")
-    p.add_argument("--embedders", default=",".join(EMBEDDERS))
+    p.add_argument("--embedders", default=",".join(EMBEDDERS), help="comma-separated; none: the vector tasks")
     p.add_argument("--ks", default="8,16,32,64")
     p.add_argument("--unscaled", action="store_true", help="also each head with its logit scale off")
     p.add_argument("--vary", action="append", default=[], metavar="KEY=V1,V2",
@@ -92,7 +96,7 @@ def main():
                 print(f"{h:28s} {e:13s} k={k:3d}  NLL {s['nll']:.3f}  confidence - accuracy "
                       f"{100 * s['confidence_minus_accuracy']:+5.1f}  accuracy {100 * s['accuracy']:.1f}")
     with open(args.json, "w") as f:
-        json.dump({"tasks": list(TEXT_TASKS), "ks": ks, "seeds": seeds, "pool": not args.no_pool, "summary": summary,
+        json.dump({"tasks": list(TEXT_TASKS) + (list(VECTOR_TASKS) if "none" in args.embedders.split(",") else []), "ks": ks, "seeds": seeds, "pool": not args.no_pool, "summary": summary,
                    "rows": rows}, f, indent=1)
 
 

@@ -10,7 +10,8 @@ on the dev suite (`python -m tart.evaluate.weight_oracle`, README issue 25). Whe
 say least squares predicts them better (leave-one-out; `ridge_gate = "loo"`, `tart.head.rule_choice`), least
 squares answers instead: TART's linear tasks, not text. Where the task has unlabelled texts and labelled
 examples, TartClassifier blends its answer with label spreading over the task's own embeddings, 0.4 of it
-(`propagation`, `tart.head.propagation`). Nothing is trained: n_layer = 0,
+(`propagation`, `tart.head.propagation`), and raises the blend to the task's own temperature, read by
+leave-one-out on its labelled points (`loo_temperature`, `tart.head.task_temperature`). Nothing is trained: n_layer = 0,
 the read-in and read-out are zero, so it serves wherever a head does (TartClassifier, the service, the
 pipeline, `tart classify`). Its config.json and model.safetensors are written to the folder given.
 
@@ -28,7 +29,7 @@ BASE = dict(n_dims=64, n_embd=128, n_layer=0, n_head=4, max_examples=128, n_clas
             side_inputs=True, refine_steps=2, max_name_weight=4.0, max_unlabeled_weight=2.0,
             learn_base_weights=False, shrunk_std=True, projection_shrinkage=1.0, name_norm="texts",
             base_scale_per_example=200.0, base_scale_no_pool=15.0, ridge_gate="loo", propagation=0.4,
-            propagation_alpha=0.5, propagation_neighbours=10)
+            propagation_alpha=0.5, propagation_neighbours=10, loo_temperature=0.5)
 
 
 def base_head() -> TartReasoningModel:

@@ -25,7 +25,9 @@ None: the head's, else tart.defaults.DEFAULT_SHRINKAGE).
 A head with `side_inputs` reads names and unlabelled points in tokens of its own; any other head reads
 each name as one more labelled example and ignores the unlabelled pool (`tart.head.ensemble`). A head whose
 config asks for it (`propagation`, as tart-base) has its answer blended with label spreading over the task's
-own vectors, the pool included (`tart.head.propagation`), given at least one labelled example.
+own vectors, the pool included (`tart.head.propagation`), given at least one labelled example, and
+(`loo_temperature`, as tart-base) raised to a temperature read from the task's own labelled points
+(`tart.head.task_temperature`).
 - `embedder_backend` runs a named embedder in `auto` (per call, the fastest faithful runtime for its
   shape: tart.lm.backends), or forces torch, `onnx` or `onnx-int8` (ONNX Runtime, see tart.lm.onnx);
   None follows $TART_EMBED_BACKEND, else auto.
@@ -54,7 +56,7 @@ from tart.defaults import (
     EMBED_BACKENDS,
     MIN_POINTS_TO_STANDARDIZE,
 )
-from tart.head import ensemble, propagation
+from tart.head import ensemble, propagation, task_temperature
 from tart.head.load import load_head
 from tart.head.model import TartReasoningModel
 
@@ -226,9 +228,9 @@ class TartClassifier(ClassifierMixin, BaseEstimator):
             self.n_features_in_ = None if self.support_vectors_ is None else self.support_vectors_.shape[1]
         self.unlabeled_vectors_ = self._unlabeled(unlabeled, texts)
         # the task's work, once: projection and every member's context (unless the queries are needed too)
-        self.projection_ = self.ensemble_ = self.spreading_ = None
+        self.projection_ = self.ensemble_ = self.spreading_ = self.temperature_ = None
         if self.support_vectors_ is not None and self.fit_projection_on == "support" and not self.transductive:
-            self.projection_, self.ensemble_, self.spreading_ = self._fit_task(self.support_vectors_)
+            self.projection_, self.ensemble_, self.spreading_, self.temperature_ = self._fit_task(self.support_vectors_)
         return self
 
     def _embed_names(self, texts: bool, given=None) -> np.ndarray | None:
@@ -320,8 +322,9 @@ class TartClassifier(ClassifierMixin, BaseEstimator):
         return self.support_vectors_, self._validate_vectors(X, reset=False)
 
     def _fit_task(self, S, Q=None):
-        """The projection, the ensemble's contexts on the projected task, and label spreading over the task's
-        own vectors where the head asks for it (`TartConfig.propagation`) and there is a pool, else None. The
+        """The projection, the ensemble's contexts on the projected task, label spreading over the task's
+        own vectors where the head asks for it (`TartConfig.propagation`) and there is a pool, else None, and
+        the task's temperature (`TartConfig.loo_temperature`; else 1). The
         projection is fitted on S and the names (and Q with support+queries), as the prior fits it in
         training; the unlabelled pool (with Q when transductive) is projected by it."""
         U = self.unlabeled_vectors_
@@ -351,7 +354,10 @@ class TartClassifier(ClassifierMixin, BaseEstimator):
             spreading = propagation.fit_spreading(S, self.y_index_, len(self.classes_), self.name_vectors_,
                                                   config.max_name_weight / 2, U, config.propagation_alpha,
                                                   config.propagation_neighbours)
-        return fitted, members, spreading
+        temperature = 1.0
+        if config.loo_temperature and ensemble.reads_side_inputs(config, len(self.classes_), self.multiclass):
+            temperature = task_temperature.loo_temperature(self.head_, *members.member(0))
+        return fitted, members, spreading, temperature
 
     def plan(self, n_queries: int, y=None, n_unlabeled: int = 0) -> ensemble.HeadCost:
         """The head's work for `n_queries` queries, known before any of it runs: of the fitted task, or
@@ -384,16 +390,21 @@ class TartClassifier(ClassifierMixin, BaseEstimator):
         that stops asking stops the work (the service's cancellation: serving/headpool.py)."""
         check_is_fitted(self)  # NotFittedError (a ValueError) before fit
         S, Q = self._vectors(X)
-        projection, members, spreading = self.projection_, self.ensemble_, self.spreading_
+        projection, members = self.projection_, self.ensemble_
+        spreading, temperature = self.spreading_, self.temperature_
         if members is None:  # the projection, the pool or the support's embeddings depend on these queries
             takes_queries = self.fit_projection_on == "support+queries" or self.transductive
-            projection, members, spreading = self._fit_task(S, Q if takes_queries else None)
+            projection, members, spreading, temperature = self._fit_task(S, Q if takes_queries else None)
         Q_p = ensemble.project(projection, Q)
         batches = [slice(start, start + self.query_batch_size) for start in range(0, len(Q_p), self.query_batch_size)]
-        if spreading is None:
-            return (members.proba(Q_p[b]) for b in batches)
-        share = self.head_.config.propagation
-        return (propagation.blend(members.proba(Q_p[b]), spreading.log_proba(Q[b]), share) for b in batches)
+
+        def answer(b: slice) -> np.ndarray:
+            proba = members.proba(Q_p[b])
+            if spreading is not None:
+                proba = propagation.blend(proba, spreading.log_proba(Q[b]), self.head_.config.propagation)
+            return task_temperature.sharpen(proba, temperature)
+
+        return (answer(b) for b in batches)
 
     def predict(self, X) -> np.ndarray:
         proba = self.predict_proba(X)

@@ -68,6 +68,7 @@ def test_tart_base_logits_are_scaled_by_its_examples_weight():
     names = np.stack([X[y == c].mean(0) for c in range(2)])
     scaled = copy.deepcopy(load_head("tart-base"))  # load_head's heads are shared: change copies
     scaled.config.propagation = 0.0  # the base's own logits, before the blend with label spreading
+    scaled.config.loo_temperature = 0.0  # and before the task's own temperature
     unscaled = copy.deepcopy(scaled)
     unscaled.config.base_scale_per_example = unscaled.config.base_scale_no_pool = 0.0
     n = 12 + 2 * 2

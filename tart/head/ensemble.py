@@ -226,6 +226,14 @@ class Ensemble:
         if tokens and side.unlabeled is not None and len(side.unlabeled):
             self.side["x_unlabeled"] = (side.unlabeled.float()[None].to(device) * self.signs[:, None, :])
 
+    def member(self, i: int = 0) -> tuple:
+        """Member i's context points (k, d), their label slots (k,), its names (slots, d) and unlabelled points
+        (U, d), None where the head reads none; on the CPU."""
+        n = int(self.lengths[i])
+        names, unlabeled = self.side.get("x_names"), self.side.get("x_unlabeled")
+        return (self.x[i, :n].cpu(), self.labels[i, :n].cpu(), None if names is None else names[i].cpu(),
+                None if unlabeled is None else unlabeled[i].cpu())
+
     @torch.inference_mode()
     def proba(self, Q_p: torch.Tensor) -> np.ndarray:
         """(n_queries, n_classes) probabilities, averaged over the members."""

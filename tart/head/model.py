@@ -87,6 +87,7 @@ class TartConfig(PretrainedConfig):
         propagation: float = 0.0,
         propagation_alpha: float = 0.5,
         propagation_neighbours: int = 10,
+        loo_temperature: float = 0.0,
         **kwargs,
     ):
         self.n_dims = n_dims  # input size: features are padded with zeros or projected to it
@@ -153,6 +154,10 @@ class TartConfig(PretrainedConfig):
         self.propagation = propagation
         self.propagation_alpha = propagation_alpha
         self.propagation_neighbours = propagation_neighbours
+        # > 0 (side-input heads with a fixed base and its per-example scale): TartClassifier raises the final
+        # answer of each task with unlabelled points to a temperature read from its own labelled points, this
+        # power of it (`tart.head.task_temperature`): no one scale fits MiniLM text, SmolLM2 text and tables
+        self.loo_temperature = loo_temperature
         # side-input heads: the Transformer only reads out the gates (which rule, how much of each input); its
         # own logits are not used, so where the gates leave the base alone the head answers as the base
         self.gates_only = gates_only
@@ -205,6 +210,11 @@ class TartConfig(PretrainedConfig):
         if not isinstance(self.propagation_neighbours, int) or self.propagation_neighbours < 1:
             raise ValueError(f"TartConfig.propagation_neighbours must be a positive integer, "
                              f"got {self.propagation_neighbours!r}")
+        if self.loo_temperature < 0 or (self.loo_temperature and not (
+                self.base_scale_per_example and not self.learn_base_weights and not self.base_temperature)):
+            raise ValueError("TartConfig.loo_temperature must be >= 0, and > 0 only for a side-input head with "
+                             "base_scale_per_example and fixed base weights (learn_base_weights = base_temperature "
+                             "= False)")
         if self.name_norm not in NAME_NORMS:
             raise ValueError(f"TartConfig.name_norm must be one of {NAME_NORMS}, got {self.name_norm!r}")
 
