@@ -5,7 +5,8 @@ seeds as the dev suite. Written to choose tart-base's logit scale (TartConfig.ba
 `--unscaled` adds each head with that scale off, as "HEAD (unscaled)"; `--vary KEY=V1,V2,...` adds a copy of
 each head per value of one config key, as "HEAD (KEY=V)"; `--no-pool` reads no unlabelled texts (names only,
 as `tart:HEAD,names=1`). `--seeds`: the dev suite's reported seeds 0-4 by default; choose settings on its
-tuning seeds, 5-9. Embedder `none`: the suite's vector tasks (tables, no names).
+tuning seeds, 5-9. Embedder `none`: the suite's vector tasks (tables, no names). `--plot F.png`: a reliability
+diagram per embedder (accuracy against confidence over all tasks, k and seeds, in BINS bins; one line per head).
 
     python scripts/base_calibration.py --heads tart-base --unscaled --json F
     python scripts/base_calibration.py --heads tart-base --seeds 5,6,7,8,9 \
@@ -24,6 +25,7 @@ from tart.evaluate.dev_suite import EMBEDDERS, TEXT_TASKS, VECTOR_TASKS, _embed_
 from tart.head.load import load_head
 
 SEEDS = (0, 1, 2, 3, 4)  # the dev suite's reported seeds
+BINS = np.linspace(0, 1, 11)  # of the top probability, for the reliability diagram
 
 
 def with_setting(name: str, key: str, value: float):
@@ -35,8 +37,10 @@ def with_setting(name: str, key: str, value: float):
 
 
 def calibration(label: str, head, embedder: str, ks, seeds=SEEDS, test_size: int = 200,
-                pool: bool = True) -> list[dict]:
-    rows = []
+                pool: bool = True) -> tuple[list[dict], dict]:
+    """Per (task, k): log-loss, confidence - accuracy and accuracy, averaged over seeds; and over every test
+    text, per bin of confidence (BINS): how many, their mean confidence, the share answered right."""
+    rows, confidence, correct = [], [], []
     vectors = embedder == "none"
     for task in VECTOR_TASKS if vectors else TEXT_TASKS:
         X, y = task_vectors(task, None if vectors else embedder)
@@ -56,9 +60,42 @@ def calibration(label: str, head, embedder: str, ks, seeds=SEEDS, test_size: int
                 nll.append(float(-np.log(np.clip(proba[np.arange(len(test)), truth], 1e-12, None)).mean()))
                 gap.append(float(proba.max(1).mean() - right.mean()))
                 acc.append(float(right.mean()))
+                confidence.append(proba.max(1))
+                correct.append(right)
             rows.append({"head": label, "embedder": embedder, "task": task, "k": k, "nll": float(np.mean(nll)),
                          "confidence_minus_accuracy": float(np.mean(gap)), "accuracy": float(np.mean(acc))})
-    return rows
+    confidence, correct = np.concatenate(confidence), np.concatenate(correct)
+    bin_of = np.clip(np.digitize(confidence, BINS) - 1, 0, len(BINS) - 2)
+    reliability = {"head": label, "embedder": embedder, "bins": [
+        {"low": float(BINS[b]), "high": float(BINS[b + 1]), "count": int((bin_of == b).sum()),
+         "confidence": float(confidence[bin_of == b].mean()), "accuracy": float(correct[bin_of == b].mean())}
+        for b in range(len(BINS) - 1) if (bin_of == b).any()]}
+    return rows, reliability
+
+
+def plot_reliability(reliability: list[dict], path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    embedders = list(dict.fromkeys(r["embedder"] for r in reliability))
+    fig, axes = plt.subplots(1, len(embedders), figsize=(4.2 * len(embedders), 4), squeeze=False)
+    for ax, e in zip(axes[0], embedders):
+        ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls=":")
+        for r in (r for r in reliability if r["embedder"] == e):
+            bins = [b for b in r["bins"] if b["count"] >= 20]  # a handful of texts is no rate
+            ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], "o-", ms=3, label=r["head"])
+        ax.set_xlabel("confidence (top probability)")
+        ax.set_ylabel("accuracy")
+        ax.set_title(e if e != "none" else "vector tasks")
+        ax.set_xlim(0.2, 1.0)
+        ax.set_ylim(0.2, 1.0)
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def main():
@@ -72,6 +109,7 @@ def main():
     p.add_argument("--seeds", default=",".join(map(str, SEEDS)))
     p.add_argument("--no-pool", action="store_true", help="no unlabelled texts: names only")
     p.add_argument("--json", required=True)
+    p.add_argument("--plot", help="also a reliability diagram, to this .png")
     args = p.parse_args()
     ks = [int(k) for k in args.ks.split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -82,8 +120,12 @@ def main():
         key, values = setting.split("=", 1)
         heads.update({f"{h} ({key}={v})": with_setting(h, key, float(v))
                       for h in args.heads.split(",") for v in values.split(",")})
-    rows = [r for label, h in heads.items() for e in args.embedders.split(",")
-            for r in calibration(label, h, e, ks, seeds, pool=not args.no_pool)]
+    rows, reliability = [], []
+    for label, h in heads.items():
+        for e in args.embedders.split(","):
+            these, bins = calibration(label, h, e, ks, seeds, pool=not args.no_pool)
+            rows += these
+            reliability.append(bins)
     summary = []
     for h in heads:
         for e in args.embedders.split(","):
@@ -95,9 +137,12 @@ def main():
                 s = summary[-1]
                 print(f"{h:28s} {e:13s} k={k:3d}  NLL {s['nll']:.3f}  confidence - accuracy "
                       f"{100 * s['confidence_minus_accuracy']:+5.1f}  accuracy {100 * s['accuracy']:.1f}")
+    tasks = list(TEXT_TASKS) + (list(VECTOR_TASKS) if "none" in args.embedders.split(",") else [])
     with open(args.json, "w") as f:
-        json.dump({"tasks": list(TEXT_TASKS) + (list(VECTOR_TASKS) if "none" in args.embedders.split(",") else []), "ks": ks, "seeds": seeds, "pool": not args.no_pool, "summary": summary,
-                   "rows": rows}, f, indent=1)
+        json.dump({"tasks": tasks, "ks": ks, "seeds": seeds, "pool": not args.no_pool, "summary": summary,
+                   "reliability": reliability, "rows": rows}, f, indent=1)
+    if args.plot:
+        plot_reliability(reliability, args.plot)
 
 
 if __name__ == "__main__":
