@@ -10,12 +10,12 @@ that fits those left-out labels best, over the scale the head applies, says how 
 task's answer should be. Over a few points that ratio is noisy (unbounded where every left-out point is
 right), so it is clipped to [1 / CLIP, CLIP] and taken to the power `loo_temperature`; the final answer
 (label spreading included) is raised to that temperature and renormalised, which keeps every answer's order.
-Only where the task has unlabelled points: there the one scale was furthest off, and the power 0.5 with the clip
-at 3 cut the summed test log-loss over MiniLM, SmolLM2 and the tables at k = 8-64 from 7.03 to 6.35 (0.33:
-6.45, 0.75: 6.39; tuning seeds, results/dev-suite/calibration-loo-temperature-tuning.json; clip 2 or 4, 6.39
-and 6.38 in a scratch run). Without a pool
-the scale 15 / sqrt(n) had been chosen on this log-loss itself, and the temperature cut it only from 6.10 to
-6.04 while raising MiniLM's at k = 8 from 0.556 to 0.592 (-no-pool.json).
+Only where the task has unlabelled points: there the one scale was furthest off, and the power 0.5 with the
+clip at 3 cut the summed test log-loss over MiniLM, SmolLM2 and the tables at k = 8-64 from 7.03 to 6.35
+(0.33: 6.45, 0.75: 6.39; tuning seeds, results/dev-suite/calibration-loo-temperature-tuning.json; clip 2 or 4:
+6.39, 6.38 in a scratch run). Without a pool the scale 15 / sqrt(n) had been chosen on this log-loss itself,
+and the temperature cut it only from 6.10 to 6.04 while raising MiniLM's at k = 8 from 0.556 to 0.592
+(calibration-loo-temperature-tuning-no-pool.json).
 """
 from __future__ import annotations
 
