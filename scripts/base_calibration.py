@@ -5,8 +5,10 @@ seeds as the dev suite. Written to choose tart-base's logit scale (TartConfig.ba
 `--unscaled` adds each head with that scale off, as "HEAD (unscaled)"; `--vary KEY=V1,V2,...` adds a copy of
 each head per value of one config key, as "HEAD (KEY=V)"; `--no-pool` reads no unlabelled texts (names only,
 as `tart:HEAD,names=1`). `--seeds`: the dev suite's reported seeds 0-4 by default; choose settings on its
-tuning seeds, 5-9. Embedder `none`: the suite's vector tasks (tables, no names). `--plot F.png`: a reliability
-diagram per embedder (accuracy against confidence over all tasks, k and seeds, in BINS bins; one line per head).
+tuning seeds, 5-9. Embedder `none`: the suite's vector tasks (tables, no names). `--baselines probe,centroid`:
+also these fixed rules of the suite on the same splits, each with the labels' names as one more example per
+class on text (the suite's spec `probe,names=1`; the vector tasks have no names). `--plot F.png`: a reliability diagram per embedder
+(accuracy against confidence over all tasks, k and seeds, in BINS bins; one line per head or baseline).
 
     python scripts/base_calibration.py --heads tart-base --unscaled --json F
     python scripts/base_calibration.py --heads tart-base --seeds 5,6,7,8,9 \
@@ -21,7 +23,8 @@ import json
 import numpy as np
 
 from tart.classifier import TartClassifier
-from tart.evaluate.dev_suite import EMBEDDERS, TEXT_TASKS, VECTOR_TASKS, _embed_names, suite_split, task_vectors
+from tart.evaluate.dev_suite import (EMBEDDERS, TEXT_TASKS, VECTOR_TASKS, _embed_names, make_method, suite_split,
+                                    task_vectors)
 from tart.head.load import load_head
 
 SEEDS = (0, 1, 2, 3, 4)  # the dev suite's reported seeds
@@ -37,9 +40,10 @@ def with_setting(name: str, key: str, value: float):
 
 
 def calibration(label: str, head, embedder: str, ks, seeds=SEEDS, test_size: int = 200,
-                pool: bool = True) -> tuple[list[dict], dict]:
+                pool: bool = True, baseline: str | None = None) -> tuple[list[dict], dict]:
     """Per (task, k): log-loss, confidence - accuracy and accuracy, averaged over seeds; and over every test
-    text, per bin of confidence (BINS): how many, their mean confidence, the share answered right."""
+    text, per bin of confidence (BINS): how many, their mean confidence, the share answered right. `head`
+    answers, read as TartClassifier reads it; or, with `baseline` (a suite method's spec), that method."""
     rows, confidence, correct = [], [], []
     vectors = embedder == "none"
     for task in VECTOR_TASKS if vectors else TEXT_TASKS:
@@ -51,9 +55,13 @@ def calibration(label: str, head, embedder: str, ks, seeds=SEEDS, test_size: int
             nll, gap, acc = [], [], []
             for seed in seeds:
                 support, test = suite_split(y, k, seed, test_size)
-                clf = TartClassifier(head=head, embedder=None, random_state=seed,
-                                     label_names=None if vectors else "auto")
-                clf.fit(X[support], y[support], unlabeled=X[test] if pool else None, name_vectors=names)
+                if baseline:
+                    clf = make_method(baseline, seed, None if vectors else embedder)
+                    clf.fit(X[support], y[support])
+                else:
+                    clf = TartClassifier(head=head, embedder=None, random_state=seed,
+                                         label_names=None if vectors else "auto")
+                    clf.fit(X[support], y[support], unlabeled=X[test] if pool else None, name_vectors=names)
                 proba = clf.predict_proba(X[test])
                 truth = np.searchsorted(clf.classes_, y[test])
                 right = proba.argmax(1) == truth
@@ -89,8 +97,8 @@ def plot_reliability(reliability: list[dict], path) -> None:
         ax.set_xlabel("confidence (top probability)")
         ax.set_ylabel("accuracy")
         ax.set_title(e if e != "none" else "vector tasks")
-        ax.set_xlim(0.2, 1.0)
-        ax.set_ylim(0.2, 1.0)
+        ax.set_xlim(0.0, 1.0)
+        ax.set_ylim(0.0, 1.0)
         ax.grid(alpha=0.3)
     axes[0][-1].legend(fontsize=7)
     fig.tight_layout()
@@ -108,6 +116,7 @@ def main():
                    help="also each head with this config key at each value")
     p.add_argument("--seeds", default=",".join(map(str, SEEDS)))
     p.add_argument("--no-pool", action="store_true", help="no unlabelled texts: names only")
+    p.add_argument("--baselines", default="", help="comma-separated suite baselines (probe, centroid) beside the heads")
     p.add_argument("--json", required=True)
     p.add_argument("--plot", help="also a reliability diagram, to this .png")
     args = p.parse_args()
@@ -120,14 +129,16 @@ def main():
         key, values = setting.split("=", 1)
         heads.update({f"{h} ({key}={v})": with_setting(h, key, float(v))
                       for h in args.heads.split(",") for v in values.split(",")})
+    baselines = {f"{b},names=1": f"{b},names=1" for b in args.baselines.split(",") if b}
     rows, reliability = [], []
-    for label, h in heads.items():
+    for label in [*heads, *baselines]:
         for e in args.embedders.split(","):
-            these, bins = calibration(label, h, e, ks, seeds, pool=not args.no_pool)
+            these, bins = calibration(label, heads.get(label), e, ks, seeds, pool=not args.no_pool,
+                                      baseline=baselines.get(label))
             rows += these
             reliability.append(bins)
     summary = []
-    for h in heads:
+    for h in [*heads, *baselines]:
         for e in args.embedders.split(","):
             for k in ks:
                 mine = [r for r in rows if (r["head"], r["embedder"], r["k"]) == (h, e, k)]

@@ -191,6 +191,13 @@ class WithLabelNames:
     def predict(self, X):
         return self.method.predict(X)
 
+    def predict_proba(self, X):
+        return self.method.predict_proba(X)
+
+    @property
+    def classes_(self):
+        return self.method.classes_
+
 
 def reads_names(spec: str) -> bool:
     """Whether a method spec can classify from the labels' names alone (k = 0)."""
