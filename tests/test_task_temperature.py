@@ -9,7 +9,7 @@ from sklearn.datasets import load_wine
 from tart.classifier import TartClassifier
 from tart.head.load import load_head
 from tart.head.model import TartConfig, side_class_moments
-from tart.head.task_temperature import CLIP, SCALES, loo_temperature, sharpen
+from tart.head.task_temperature import SCALES, SHARPEST, SOFTEST, loo_temperature, sharpen
 
 
 def base_head(power: float):
@@ -30,7 +30,7 @@ def test_separate_classes_sharpen_and_random_labels_soften():
     head = base_head(0.5)
     x, y = blobs(rng, 8, gap=20.0)
     pool, _ = blobs(rng, 10, gap=20.0)
-    assert loo_temperature(head, x, y, x_unlabeled=pool) == pytest.approx(CLIP ** 0.5)
+    assert loo_temperature(head, x, y, x_unlabeled=pool) == pytest.approx(SHARPEST ** 0.5)
     x, _ = blobs(rng, 8, gap=0.0)
     pool, _ = blobs(rng, 10, gap=0.0)
     assert loo_temperature(head, x, torch.from_numpy(rng.permutation(np.repeat([0, 1], 8))), x_unlabeled=pool) < 1
@@ -60,8 +60,8 @@ def test_the_ratio_is_the_left_out_scale_over_the_applied_one():
     z = scales[:, None, None] * scores[None]
     log_p = z - np.logaddexp(z[..., 0], z[..., 1])[..., None]
     best = scales[log_p[:, np.arange(len(Y)), Y].mean(1).argmax()]
-    expected = np.clip(best / (config.base_scale_per_example / len(X)), 1 / CLIP, CLIP)
-    assert 1 / CLIP < expected < CLIP  # the case is not decided by the clip
+    expected = np.clip(best / (config.base_scale_per_example / len(X)), SOFTEST, SHARPEST)
+    assert SOFTEST < expected < SHARPEST  # the case is not decided by the clip
     assert loo_temperature(head, x, y, x_unlabeled=pool) == pytest.approx(expected, rel=1e-6)
 
 
@@ -92,7 +92,7 @@ def test_the_default_head_changes_confidence_not_answers():
             for h in (head, base_head(0.0))]
     assert TartClassifier(head=head, embedder=None, random_state=0).fit(X[support], y[support]).temperature_ == 1.0
     assert fits[1].temperature_ == 1.0 and fits[0].temperature_ != 1.0
-    assert CLIP ** -0.5 <= fits[0].temperature_ <= CLIP ** 0.5
+    assert SOFTEST ** 0.5 <= fits[0].temperature_ <= SHARPEST ** 0.5
     with_t, without = (f.predict_proba(X[queries]) for f in fits)
     assert (with_t.argmax(1) == without.argmax(1)).all()
     np.testing.assert_allclose(with_t, sharpen(without, fits[0].temperature_), atol=1e-9)
