@@ -7,8 +7,9 @@ each head per value of one config key, as "HEAD (KEY=V)"; `--no-pool` reads no u
 as `tart:HEAD,names=1`). `--seeds`: the dev suite's reported seeds 0-4 by default; choose settings on its
 tuning seeds, 5-9. Embedder `none`: the suite's vector tasks (tables, no names). `--baselines probe,centroid`:
 also these fixed rules of the suite on the same splits, each with the labels' names as one more example per
-class on text (the suite's spec `probe,names=1`; the vector tasks have no names). `--plot F.png`: a reliability diagram per embedder
-(accuracy against confidence over all tasks, k and seeds, in BINS bins; one line per head or baseline).
+class on text (the suite's spec `probe,names=1`; the vector tasks have no names). `--plot F.png`: a reliability
+diagram per embedder (accuracy against confidence over all tasks, k and seeds, in BINS bins; one line per head
+or baseline).
 
     python scripts/base_calibration.py --heads tart-base --unscaled --json F
     python scripts/base_calibration.py --heads tart-base --seeds 5,6,7,8,9 \
@@ -129,12 +130,12 @@ def main():
         key, values = setting.split("=", 1)
         heads.update({f"{h} ({key}={v})": with_setting(h, key, float(v))
                       for h in args.heads.split(",") for v in values.split(",")})
-    baselines = {f"{b},names=1": f"{b},names=1" for b in args.baselines.split(",") if b}
+    baselines = [f"{b},names=1" for b in args.baselines.split(",") if b]  # each labelled by its spec
     rows, reliability = [], []
     for label in [*heads, *baselines]:
         for e in args.embedders.split(","):
             these, bins = calibration(label, heads.get(label), e, ks, seeds, pool=not args.no_pool,
-                                      baseline=baselines.get(label))
+                                      baseline=None if label in heads else label)
             rows += these
             reliability.append(bins)
     summary = []

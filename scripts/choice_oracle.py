@@ -19,6 +19,8 @@ import json
 
 import numpy as np
 
+from tart.evaluate.dev_suite import standard_error
+
 DEFAULT = "tart:tart-base,names=1,pool=1"
 CHOICES = (DEFAULT, "tart:tart-base,names=1", "base:side,names=1,pool=1", "probe,names=1", "centroid,names=1",
            "centroid-raw", "probe", "tart:tart-residual,names=1", "tart:tart-reader,names=1,pool=1")
@@ -40,7 +42,7 @@ def oracle_gains(report: dict, k: int) -> dict:
 
 def summary(gains: list[float]) -> dict:
     g = np.asarray(gains)
-    return {"mean": round(float(g.mean()), 2), "se_tasks": round(float(g.std(ddof=1) / np.sqrt(len(g))), 2)}
+    return {"mean": round(float(g.mean()), 2), "se_tasks": round(standard_error(g), 2)}
 
 
 def main() -> None:

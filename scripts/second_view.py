@@ -89,7 +89,7 @@ def main() -> None:
             gap = means[DEFAULT] - means[best]
             rows.append({"view": view, "k": k, "means": {m: round(float(a.mean()), 2) for m, a in sorted(means.items())},
                          "best_fixed": best, "default_minus_best_fixed": round(float(gap.mean()), 2),
-                         "se_tasks": round(float(gap.std(ddof=1) / np.sqrt(len(gap))), 2)})
+                         "se_tasks": round(suite.standard_error(gap), 2)})
             print(f"{view:>10} k={k:>2}: default {means[DEFAULT].mean():.2f}, best fixed rule {best} "
                   f"{means[best].mean():.2f}, gap {gap.mean():+.2f} ± {rows[-1]['se_tasks']:.2f}")
     if args.json:

@@ -15,7 +15,6 @@ points, averaged over seeds per task, ± SE across tasks.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 from collections import defaultdict
 
@@ -23,9 +22,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from tart.classifier import TartClassifier
+from tart.classifier import TartClassifier, head_alone
 from tart.data.labels import sorted_labels
-from tart.evaluate.dev_suite import EMBEDDERS, TEXT_TASKS, VECTOR_TASKS, _embed_names, suite_split, task_vectors
+from tart.evaluate.dev_suite import (EMBEDDERS, TEXT_TASKS, VECTOR_TASKS, _embed_names, standard_error, suite_split,
+                                    task_vectors)
 from tart.head import propagation
 from tart.head.load import load_head
 
@@ -37,8 +37,7 @@ STEPS = 300  # of Adam on the gate's 8 weights: the log-likelihood has flattened
 def episodes(head) -> list[dict]:
     """Per (task, embedder, k, seed): the head's and the spreading's log-probabilities on the test texts."""
     share = head.config.propagation
-    head = copy.deepcopy(head)  # load_head's heads are shared: change a copy
-    head.config.propagation = 0.0  # the head's own answer; the spreading is fitted below, as the library fits it
+    head = head_alone(head)  # the head's own answer; the spreading is fitted below, as the library fits it
     jobs = [(t, e) for e in EMBEDDERS for t in TEXT_TASKS] + [(t, None) for t in VECTOR_TASKS]
     out = []
     for task, embedder in tqdm(jobs, desc="tasks"):
@@ -139,7 +138,7 @@ def main() -> None:
                "mean gate share": round(float(np.mean(row["gate share"])), 3)}
         for name in ("head alone", "spreading alone", "learned gate", "oracle"):
             g = 100 * np.asarray(row[name])
-            out[name] = {"gain": round(float(g.mean()), 2), "se_tasks": round(float(g.std(ddof=1) / np.sqrt(len(g))), 2)}
+            out[name] = {"gain": round(float(g.mean()), 2), "se_tasks": round(standard_error(g), 2)}
         rows.append(out)
         print(f"{embedder:>13} k={k:>2} default {out['default']:.2f}: " + ", ".join(
             f"{name} {out[name]['gain']:+.2f}±{out[name]['se_tasks']:.2f}"

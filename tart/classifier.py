@@ -34,6 +34,7 @@ own vectors, the pool included (`tart.head.propagation`), given at least one lab
 """
 from __future__ import annotations
 
+import copy
 import math
 import os
 from numbers import Integral, Real
@@ -63,6 +64,14 @@ from tart.head.model import TartReasoningModel
 
 def _resolve_head(head) -> TartReasoningModel:
     return head.eval() if isinstance(head, TartReasoningModel) else load_head(head)  # loaded once per folder
+
+
+def head_alone(head) -> TartReasoningModel:
+    """A copy of `head` (a name, folder or model) that TartClassifier answers with as the head alone: no label
+    spreading blended in and no task temperature, the two steps it takes after the head (for studies of them)."""
+    head = copy.deepcopy(_resolve_head(head))  # load_head's heads are shared: change a copy
+    head.config.propagation = head.config.loo_temperature = 0.0
+    return head
 
 
 def _resolve_embedder(embedder, backend=None):

@@ -437,6 +437,12 @@ def _rows(results, method, k, embedder) -> dict:
     return {r["task"]: r for r in results if r["method"] == method and r["k"] == k and r["embedder"] in (embedder, "none")}
 
 
+def standard_error(values) -> float:
+    """The standard error of the mean of `values` (nan for fewer than 2)."""
+    values = np.asarray(values, dtype=float)
+    return float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else float("nan")
+
+
 def paired_gap(a: dict, b: dict) -> dict:
     """Method a minus method b on the tasks both have ({task: row} each): the mean of the per-task
     differences, its standard error over every (task, seed) pair (both saw the same support and test
@@ -445,9 +451,8 @@ def paired_gap(a: dict, b: dict) -> dict:
     tasks = [t for t in a if t in b]
     diffs = [a[t]["mean"] - b[t]["mean"] for t in tasks]
     pairs = np.concatenate([np.subtract(a[t]["accs"], b[t]["accs"]) for t in tasks]) if tasks else np.zeros(0)
-    se = float(pairs.std(ddof=1) / np.sqrt(len(pairs))) if len(pairs) > 1 else float("nan")
-    se_tasks = float(np.std(diffs, ddof=1) / np.sqrt(len(diffs))) if len(diffs) > 1 else float("nan")
-    return {"diff": float(np.mean(diffs)) if tasks else float("nan"), "se": se, "se_tasks": se_tasks,
+    return {"diff": float(np.mean(diffs)) if tasks else float("nan"), "se": standard_error(pairs),
+            "se_tasks": standard_error(diffs),
             "wins": int(sum(d > 0 for d in diffs)), "tasks": len(tasks)}
 
 
